@@ -1,0 +1,119 @@
+/**
+ * An independent check of every response against docs/api-specification.yaml: Ajv (JSON
+ * Schema 2020-12) over the spec itself, not Fastify's serializer or the generated TypeBox.
+ */
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import { parse } from 'yaml'
+import { Ajv2020 } from 'ajv/dist/2020.js'
+import addFormatsModule from 'ajv-formats'
+import type { ValidateFunction } from 'ajv'
+
+type Json = Record<string, any>
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const spec: Json = parse(readFileSync(path.join(root, 'docs', 'api-specification.yaml'), 'utf8'))
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true })
+addFormats(ajv)
+ajv.addSchema(spec, 'spec')
+
+const pointer = (...parts: string[]): string => parts.map(p => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/')
+const validators = new Map<string, ValidateFunction>()
+function validatorAt (ptr: string): ValidateFunction {
+  let v = validators.get(ptr)
+  if (!v) {
+    v = ajv.compile({ $ref: `spec#/${ptr}` })
+    validators.set(ptr, v)
+  }
+  return v
+}
+
+export interface Operation { method: string, path: string, operationId: string, op: Json, regex: RegExp, params: number }
+
+export const operations: Operation[] = []
+for (const [p, item] of Object.entries(spec.paths as Json)) {
+  for (const method of ['get', 'put', 'post', 'delete', 'patch']) {
+    const op = item[method]
+    if (!op) continue
+    const regex = new RegExp('^' + p.replace(/\{\w+\}/g, '[^/]+') + '$')
+    operations.push({ method: method.toUpperCase(), path: p, operationId: op.operationId, op, regex, params: (p.match(/\{/g) ?? []).length })
+  }
+}
+
+export function findOperation (method: string, url: string): Operation | undefined {
+  const pathname = url.split('?')[0] ?? ''
+  const m = method.toUpperCase() === 'HEAD' ? 'GET' : method.toUpperCase()
+  return operations.filter(o => o.method === m && o.regex.test(pathname)).sort((a, b) => a.params - b.params)[0]
+}
+
+/** (operationId, status) pairs seen by the tests of this process. */
+export const seen = new Map<string, Set<number>>()
+
+export interface ResponseLike { statusCode: number, headers: Record<string, unknown>, body: string }
+
+/** Returns a list of contract violations (empty when the response conforms). */
+export function checkResponse (method: string, url: string, res: ResponseLike): string[] {
+  const problems: string[] = []
+  const contentType = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
+  const where = `${method} ${url} → ${res.statusCode}`
+  const op = findOperation(method, url)
+  if (res.statusCode >= 500 && res.statusCode !== 503) problems.push(`${where}: server error ${res.body}`)
+  if (!op) {
+    // Not an operation of the spec: only 404 and 405 problems are acceptable.
+    if (![404, 405, 429].includes(res.statusCode)) problems.push(`${where}: not an operation of the spec`)
+    const ptr = pointer('components', 'schemas', 'Problem')
+    if (contentType !== 'application/problem+json') problems.push(`${where}: content type ${contentType}, expected application/problem+json`)
+    if (problems.length === 0 && !validatorAt(ptr)(JSON.parse(res.body))) problems.push(`${where}: ${ajv.errorsText(validatorAt(ptr).errors)}`)
+    return problems
+  }
+  const statuses = seen.get(op.operationId) ?? new Set<number>()
+  statuses.add(res.statusCode)
+  seen.set(op.operationId, statuses)
+  let declared = op.op.responses[String(res.statusCode)]
+  let base = pointer('paths', op.path, op.method.toLowerCase(), 'responses', String(res.statusCode))
+  if (!declared) {
+    problems.push(`${where}: status ${res.statusCode} is not documented for ${op.operationId}`)
+    return problems
+  }
+  if (declared.$ref) {
+    base = declared.$ref.replace(/^#\//, '')
+    declared = base.split('/').reduce((o: Json, k: string) => o[k.replace(/~1/g, '/').replace(/~0/g, '~')], spec)
+  }
+  const content: Json | undefined = declared.content
+  if (!content) {
+    if (res.body !== '') problems.push(`${where}: expected no body, got ${res.body.slice(0, 200)}`)
+    return problems
+  }
+  if (!content[contentType]) {
+    problems.push(`${where}: content type "${contentType}" not in ${Object.keys(content).join(', ')}`)
+    return problems
+  }
+  const ptr = `${base}/${pointer('content', contentType, 'schema')}`
+  let body: unknown
+  try {
+    body = JSON.parse(res.body)
+  } catch {
+    problems.push(`${where}: body is not JSON: ${res.body.slice(0, 200)}`)
+    return problems
+  }
+  const validate = validatorAt(ptr)
+  if (!validate(body)) problems.push(`${where}: body does not match the spec: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(body).slice(0, 500)}`)
+  return problems
+}
+
+/** Validates any value against a component schema of the spec. */
+export function validateComponent (name: string, value: unknown): string[] {
+  const v = validatorAt(pointer('components', 'schemas', name))
+  return v(value) ? [] : [ajv.errorsText(v.errors)]
+}
+
+/** Validates a value against the spec schema at a JSON pointer (e.g. a media-type example). */
+export function validateAt (ptr: string, value: unknown): string[] {
+  const v = validatorAt(ptr)
+  return v(value) ? [] : [ajv.errorsText(v.errors)]
+}
+
+export { pointer }
