@@ -1,0 +1,117 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
+import cors from '@fastify/cors'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { ulid } from 'ulid'
+import type { Config } from './config.js'
+import errorsPlugin from './plugins/errors.js'
+import dynamoPlugin from './plugins/dynamo.js'
+import passwordsPlugin from './plugins/passwords.js'
+import authPlugin from './plugins/auth.js'
+import rbacPlugin from './plugins/rbac.js'
+import rateLimitPlugin from './plugins/rate-limit.js'
+import docsPlugin from './plugins/docs.js'
+import healthModule from './modules/health/health.routes.js'
+import authModule from './modules/auth/auth.routes.js'
+import usersModule from './modules/users/users.routes.js'
+
+/** What buildApp needs beyond the environment: resolved by the server or the tests. */
+export interface AppOptions {
+  /** The JWT signing secret (required: the server resolves one from config or DATA_DIR). */
+  jwtSecret: string
+  /** A DynamoDB endpoint URL or 'aws' (the server starts the embedded stand-in first). */
+  dynamodbEndpoint: string
+  /** `false` silences logging; a stream receives the JSON log lines (tests, log shippers). */
+  logger?: false | { stream: DestinationStream }
+}
+
+export type App = FastifyInstance
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+/** The one place that creates the Fastify instance and registers everything. */
+export async function buildApp (config: Config, opts: AppOptions): Promise<App> {
+  const app = Fastify({
+    logger: opts.logger === false
+      ? false
+      : {
+          level: config.logLevel,
+          ...(opts.logger?.stream ? { stream: opts.logger.stream } : {}),
+          // Defence in depth: the default serializers log no headers or bodies at all.
+          redact: {
+            paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', '*.password', '*.new_password', '*.current_password', '*.refresh_token', '*.access_token', '*.password_hash', '*.api_key'],
+            censor: '[redacted]'
+          }
+        },
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    requestTimeout: 30000,
+    connectionTimeout: 60000,
+    // Honour a caller's well-formed request id for tracing; otherwise make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : ulid()
+    },
+    ajv: {
+      customOptions: {
+        // Reject unknown properties (mass assignment) instead of silently stripping them.
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: true
+      }
+    },
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store')
+    reply.header('x-content-type-options', 'nosniff')
+  })
+
+  // JSON only; an empty body counts as no body (then the schema decides), anything else is 415.
+  app.removeContentTypeParser(['text/plain'])
+  const defaultJson = app.getDefaultJsonParser('error', 'error')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined)
+    defaultJson(request, body as string, done)
+  })
+
+  await app.register(errorsPlugin)
+  await app.register(dynamoPlugin, {
+    endpoint: opts.dynamodbEndpoint,
+    region: config.region,
+    tablePrefix: config.tablePrefix,
+    createTables: opts.dynamodbEndpoint !== 'aws',
+    cursorSecret: opts.jwtSecret
+  })
+  await app.register(passwordsPlugin, config.argon2)
+  await app.register(authPlugin, {
+    secret: opts.jwtSecret,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    accessTtlSeconds: config.jwt.accessTtlSeconds
+  })
+  await app.register(rbacPlugin)
+  await app.register(rateLimitPlugin, config.rateLimit)
+  if (config.corsOrigins.length) {
+    // Preflights carry no credentials (Fetch standard): the OPTIONS route @fastify/cors adds is public.
+    app.addHook('onRoute', (route) => {
+      if (route.method === 'OPTIONS' && !route.config?.policy) route.config = { ...route.config, policy: { kind: 'public' }, operationId: 'corsPreflight' }
+    })
+    await app.register(cors, {
+      origin: config.corsOrigins,
+      methods: ['GET', 'POST', 'PUT', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'X-Request-Id'],
+      exposedHeaders: ['ETag', 'Location', 'Retry-After', 'X-Request-Id'],
+      maxAge: 600
+    })
+  }
+  await app.register(docsPlugin)
+
+  await app.register(healthModule)
+  await app.register(authModule, { config })
+  await app.register(usersModule)
+  return app
+}

@@ -1,0 +1,105 @@
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+/**
+ * Environment schema: validated once at start-up, and the schema is the type.
+ * Variable names are part of the wire contract (docs/api-conventions: "Running it").
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DYNAMODB_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
+  AWS_REGION: Type.String({ minLength: 1, default: 'us-east-1' }),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  TABLE_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_.-]{0,64}$', default: 'monitoring-' }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'cloud-monitoring-api' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'cloud-monitoring-console' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 86400, default: 900 }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 2592000, default: 604800 }),
+  REFRESH_FAMILY_MAX_SECONDS: Type.Integer({ minimum: 300, maximum: 7776000, default: 2592000 }),
+  ADMIN_EMAIL: Type.String({ format: 'email', maxLength: 254, default: 'admin@example.com' }),
+  ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 12, maxLength: 128 })),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  CORS_ORIGINS: Type.String({ default: '' }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10485760, default: 102400 }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 600 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
+  LOCKOUT_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
+  LOCKOUT_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 1048576, default: 19456 }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
+  TRUST_PROXY: Type.Boolean({ default: false })
+})
+
+export type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  env: string
+  port: number
+  host: string
+  /** undefined: embedded stand-in; 'aws': real DynamoDB; otherwise an endpoint URL. */
+  dynamodbEndpoint: string | undefined
+  region: string
+  dataDir: string
+  tablePrefix: string
+  /** undefined outside production: the server generates one and keeps it in DATA_DIR. */
+  jwtSecret: string | undefined
+  jwt: { issuer: string, audience: string, accessTtlSeconds: number, refreshTtlSeconds: number, familyMaxSeconds: number }
+  admin: { email: string, password: string | undefined }
+  logLevel: Env['LOG_LEVEL']
+  corsOrigins: string[]
+  bodyLimit: number
+  rateLimit: { max: number, windowMs: number, authMax: number }
+  lockout: { threshold: number, windowSeconds: number }
+  argon2: { memoryCost: number, timeCost: number, parallelism: number }
+  trustProxy: boolean
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Validates the environment (after defaults and string→number/boolean conversion). */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value !== '') raw[key] = value
+  }
+  const converted = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw)) as Record<string, unknown>
+  if (!Value.Check(EnvSchema, converted)) {
+    // Name the variables only: values may be secrets.
+    const problems = [...Value.Errors(EnvSchema, converted)].map(e => `${e.instancePath.replace(/^\//, '') || 'environment'}: ${e.message}`)
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`)
+  }
+  const e = converted as Env
+  if (e.NODE_ENV === 'production' && !e.JWT_SECRET) throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production')
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    dynamodbEndpoint: e.DYNAMODB_ENDPOINT,
+    region: e.AWS_REGION,
+    dataDir: e.DATA_DIR,
+    tablePrefix: e.TABLE_PREFIX,
+    jwtSecret: e.JWT_SECRET,
+    jwt: {
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTtlSeconds: e.REFRESH_TOKEN_TTL_SECONDS,
+      familyMaxSeconds: e.REFRESH_FAMILY_MAX_SECONDS
+    },
+    admin: { email: e.ADMIN_EMAIL, password: e.ADMIN_PASSWORD },
+    logLevel: e.LOG_LEVEL,
+    corsOrigins: e.CORS_ORIGINS.split(',').map(s => s.trim()).filter(Boolean),
+    bodyLimit: e.BODY_LIMIT_BYTES,
+    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, authMax: e.AUTH_RATE_LIMIT_MAX },
+    lockout: { threshold: e.LOCKOUT_THRESHOLD, windowSeconds: e.LOCKOUT_WINDOW_SECONDS },
+    argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
+    trustProxy: e.TRUST_PROXY
+  }
+}

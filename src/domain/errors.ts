@@ -1,0 +1,50 @@
+/**
+ * Domain errors carry a stable machine-readable `code` and no HTTP status:
+ * src/plugins/errors.ts maps each code to a problem response in one table.
+ */
+export const ErrorCodes = [
+  'validation_failed',
+  'invalid_cursor',
+  'invalid_credentials',
+  'token_invalid',
+  'token_expired',
+  'token_revoked',
+  'account_locked',
+  'password_policy',
+  'forbidden',
+  'password_change_required',
+  'not_found',
+  'conflict',
+  'email_taken',
+  'last_admin',
+  'invalid_transition',
+  'invalid_assignee',
+  'event_has_task',
+  'precondition_failed',
+  'rate_limited'
+] as const
+
+export type ErrorCode = typeof ErrorCodes[number]
+
+export interface ErrorDetails {
+  /** Field-level problems, `path` as a JSON pointer into the request. */
+  errors?: Array<{ path: string, message: string }>
+  /** For rate limits and lockouts: when the caller may try again. */
+  retryAfterSeconds?: number
+  /** For event_has_task: the task that already exists. */
+  taskId?: string
+}
+
+export class DomainError extends Error {
+  readonly code: ErrorCode
+  readonly details: ErrorDetails
+
+  constructor (code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message)
+    this.name = 'DomainError'
+    this.code = code
+    this.details = details
+  }
+}
+
+export const isDomainError = (err: unknown): err is DomainError => err instanceof DomainError

@@ -1,0 +1,17 @@
+import { DomainError } from '../domain/errors.js'
+
+/** Strong ETag of a versioned resource. */
+export const etagOf = (version: number): string => `"v${version}"`
+
+/**
+ * The version an `If-Match` header asks for: undefined when absent or `*` (any), a number
+ * for one of our ETags. A list of ETags, or one we never issued, can never match: 412.
+ */
+export function versionFromIfMatch (header: string | undefined): number | undefined {
+  if (header === undefined) return undefined
+  const value = header.trim()
+  if (value === '*') return undefined
+  const match = /^(?:W\/)?"v(\d{1,10})"$/.exec(value)
+  if (!match?.[1]) throw new DomainError('precondition_failed', 'If-Match does not match the current ETag of the resource.')
+  return Number(match[1])
+}

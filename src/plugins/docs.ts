@@ -1,0 +1,22 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { specPath } from '../spec-path.js'
+
+/**
+ * Serves the contract itself: `/docs` (interactive UI) and `/docs/json` (the YAML file as
+ * JSON). Static mode: the served spec is docs/api-specification.yaml, not a re-description.
+ */
+export default fp(async (app) => {
+  await app.register(swagger, {
+    mode: 'static',
+    specification: { path: specPath, baseDir: '' }
+  })
+  await app.register(async (docs) => {
+    // The documentation is public; declare it like every other route (no URL exemptions).
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, policy: { kind: 'public' }, operationId: 'docs' }
+    })
+    await docs.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
+  })
+}, { name: 'docs' })

@@ -1,0 +1,61 @@
+import fp from 'fastify-plugin'
+import dynamoose from 'dynamoose'
+import type { DynamoDB } from '@aws-sdk/client-dynamodb'
+import { createDynamoClient } from '../db/client.js'
+import { initializeTables, getModels } from '../db/tables.js'
+import { createCursorCodec } from '../db/pagination.js'
+import { createUsersRepository, type UsersRepository } from '../modules/users/users.repository.js'
+import { createAuthRepository, type AuthRepository } from '../modules/auth/auth.repository.js'
+
+export interface Repositories {
+  users: UsersRepository
+  auth: AuthRepository
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: {
+      client: DynamoDB
+      repos: Repositories
+      /** Round-trip time of a cheap read, or throws when the database is unreachable. */
+      ping: () => Promise<number>
+    }
+  }
+}
+
+export interface DynamoPluginOptions {
+  /** A DynamoDB-compatible endpoint URL, or 'aws'. */
+  endpoint: string
+  region: string
+  tablePrefix: string
+  /** Create missing tables at start-up (the default for anything but real AWS). */
+  createTables: boolean
+  /** Signs list cursors. */
+  cursorSecret: string
+}
+
+export default fp<DynamoPluginOptions>(async (app, opts) => {
+  const client = createDynamoClient(opts.endpoint, opts.region)
+  // Dynamoose's client is process-wide; the app owns it for its lifetime.
+  dynamoose.aws.ddb.set(client)
+  const models = getModels(opts.tablePrefix)
+  const created = await initializeTables(client, models, { create: opts.createTables })
+  if (created.length) app.log.info({ tables: created }, 'created tables')
+  const cursors = createCursorCodec(opts.cursorSecret)
+  const pingTable = models.meta.table().name
+  app.decorate('db', {
+    client,
+    repos: {
+      users: createUsersRepository(models.users, models.meta, cursors),
+      auth: createAuthRepository(models.auth)
+    },
+    async ping () {
+      const started = performance.now()
+      await client.describeTable({ TableName: pingTable })
+      return performance.now() - started
+    }
+  })
+  app.addHook('onClose', async () => {
+    client.destroy()
+  })
+}, { name: 'dynamo', dependencies: ['errors'] })

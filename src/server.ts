@@ -1,0 +1,57 @@
+import path from 'node:path'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import { startEmbeddedDynamo, type EmbeddedDynamo } from './embedded-dynamodb.js'
+import { resolveJwtSecret } from './secrets.js'
+import { ensureFirstAdmin } from './modules/users/first-admin.js'
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+
+/** Process entry: config, embedded database if needed, first admin, listen, graceful close. */
+async function main (): Promise<void> {
+  const config = loadConfig()
+  let embedded: EmbeddedDynamo | undefined
+  if (!config.dynamodbEndpoint) embedded = await startEmbeddedDynamo({ path: path.join(config.dataDir, 'dynamodb') })
+  const app = await buildApp(config, {
+    jwtSecret: await resolveJwtSecret(config),
+    dynamodbEndpoint: config.dynamodbEndpoint ?? embedded!.endpoint
+  })
+  app.addHook('onClose', async () => { await embedded?.close() })
+
+  const admin = await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin)
+  if (admin.created) {
+    app.log.info({ email: admin.email }, 'created the first admin')
+    if (admin.generatedPassword) {
+      // Printed once, outside the structured log; it must be changed at first login.
+      process.stdout.write(`\n  First admin: ${admin.email}\n  Temporary password: ${admin.generatedPassword}\n  (shown once; you will be asked to change it)\n\n`)
+    }
+  }
+
+  let closing = false
+  const shutdown = (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down: finishing in-flight requests')
+    const force = setTimeout(() => process.exit(1), 10000)
+    force.unref()
+    app.close().then(() => process.exit(0), (err: unknown) => {
+      app.log.error({ err }, 'error during shutdown')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', shutdown)
+  process.on('SIGINT', shutdown)
+
+  const address = await app.listen({ port: config.port, host: config.host })
+  const where = embedded ? `embedded DynamoDB in ${path.resolve(config.dataDir, 'dynamodb')}` : `DynamoDB at ${config.dynamodbEndpoint}`
+  app.log.info(`API at ${address}/api, docs at ${address}/docs (${where})`)
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    console.error(err.message)
+  } else {
+    console.error(err)
+  }
+  process.exit(1)
+})
