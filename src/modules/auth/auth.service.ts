@@ -1,0 +1,153 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { ulid } from 'ulid'
+import { DomainError } from '../../domain/errors.js'
+import { assertPasswordAcceptable } from '../../domain/password-policy.js'
+import { normalizeEmail, type User } from '../../domain/users.js'
+import type { PasswordHasher } from '../../plugins/passwords.js'
+import type { AccessClaims } from '../../plugins/auth.js'
+import type { Repositories } from '../../plugins/dynamo.js'
+
+export interface AuthServiceOptions {
+  refreshTtlSeconds: number
+  familyMaxSeconds: number
+  lockout: { threshold: number, windowSeconds: number }
+  issueAccessToken: (user: Pick<User, 'id' | 'role' | 'session_version'>) => { token: string, expiresIn: number }
+}
+
+export interface Session {
+  accessToken: string
+  expiresIn: number
+  refreshToken: string
+  refreshExpiresIn: number
+  user: User
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('base64url')
+
+/** Refresh tokens are opaque: `<family id>.<secret>`; only a hash of the secret is stored. */
+const REFRESH_TOKEN = /^([0-9A-HJKMNP-TV-Z]{26})\.([A-Za-z0-9_-]{43})$/
+
+const invalidCredentials = (): DomainError => new DomainError('invalid_credentials', 'The e-mail or password is incorrect.')
+
+export function createAuthService (repos: Repositories, passwords: PasswordHasher, opts: AuthServiceOptions) {
+  const windowMs = opts.lockout.windowSeconds * 1000
+
+  async function startSession (user: User, now: number): Promise<Session> {
+    const familyId = ulid()
+    const secret = randomBytes(32).toString('base64url')
+    const maxExpiresAt = now + opts.familyMaxSeconds * 1000
+    const expiresAt = Math.min(now + opts.refreshTtlSeconds * 1000, maxExpiresAt)
+    await repos.auth.createFamily({
+      id: familyId,
+      user_id: user.id,
+      token_hash: sha256(secret),
+      session_version: user.session_version,
+      expires_at: expiresAt,
+      max_expires_at: maxExpiresAt
+    })
+    const access = opts.issueAccessToken(user)
+    return {
+      accessToken: access.token,
+      expiresIn: access.expiresIn,
+      refreshToken: `${familyId}.${secret}`,
+      refreshExpiresIn: Math.floor((expiresAt - now) / 1000),
+      user
+    }
+  }
+
+  async function lockedOut (email: string, now: number): Promise<void> {
+    const ms = await repos.auth.lockedFor(email, now)
+    if (ms > 0) throw new DomainError('account_locked', 'Too many failed logins for this account; try again later.', { retryAfterSeconds: ms / 1000 })
+  }
+
+  return {
+    /**
+     * Unknown e-mail, wrong password and deactivated account answer the same 401 after the
+     * same argon2 work (a dummy hash stands in for a missing user). Failures count toward a
+     * per-e-mail lockout stored in the database, so it holds across instances.
+     */
+    async login (rawEmail: string, password: string): Promise<Session> {
+      const email = normalizeEmail(rawEmail)
+      const now = Date.now()
+      await lockedOut(email, now)
+      const user = await repos.users.getByEmail(email)
+      const ok = await passwords.verify(user?.password_hash ?? null, password)
+      if (!user || !ok || !user.is_active) {
+        await repos.auth.recordFailure(email, now, opts.lockout.threshold, windowMs)
+        throw invalidCredentials()
+      }
+      const rehash = passwords.needsRehash(user.password_hash) ? await passwords.hash(password) : undefined
+      const [updated] = await Promise.all([
+        repos.users.update(user.id, { last_login_at: new Date(now).toISOString(), ...(rehash ? { password_hash: rehash } : {}) }),
+        repos.auth.clearFailures(email)
+      ])
+      return startSession(updated, now)
+    },
+
+    /**
+     * Rotates the refresh token. Presenting a token that was already rotated is treated as
+     * theft: the whole family (that login's sessions) is revoked.
+     */
+    async refresh (token: string): Promise<Session> {
+      const match = REFRESH_TOKEN.exec(token)
+      if (!match?.[1] || !match[2]) throw new DomainError('token_invalid', 'The refresh token is not valid.')
+      const familyId = match[1]
+      const now = Date.now()
+      const nextSecret = randomBytes(32).toString('base64url')
+      const result = await repos.auth.rotate(familyId, sha256(match[2]), sha256(nextSecret), now, opts.refreshTtlSeconds * 1000)
+      if (!result.ok) {
+        if (result.reason === 'reused') {
+          await repos.auth.revokeFamily(familyId, 'reuse_detected')
+          throw new DomainError('token_revoked', 'This refresh token was already used; the session has been revoked. Log in again.')
+        }
+        if (result.reason === 'expired') throw new DomainError('token_expired', 'The refresh token has expired; log in again.')
+        if (result.reason === 'revoked') throw new DomainError('token_revoked', 'The session has been revoked; log in again.')
+        throw new DomainError('token_invalid', 'The refresh token is not valid.')
+      }
+      const user = await repos.users.getById(result.family.user_id)
+      if (!user || !user.is_active || user.session_version !== result.family.session_version) {
+        await repos.auth.revokeFamily(familyId, 'session_ended')
+        throw new DomainError('token_revoked', 'The session is no longer valid; log in again.')
+      }
+      const access = opts.issueAccessToken(user)
+      return {
+        accessToken: access.token,
+        expiresIn: access.expiresIn,
+        refreshToken: `${familyId}.${nextSecret}`,
+        refreshExpiresIn: Math.floor((result.family.expires_at - now) / 1000),
+        user
+      }
+    },
+
+    /** Denylists the access token until it expires and revokes the caller's refresh family. */
+    async logout (claims: AccessClaims, refreshToken: string | undefined): Promise<void> {
+      await repos.auth.denylist(claims.jti, claims.exp * 1000)
+      const match = refreshToken ? REFRESH_TOKEN.exec(refreshToken) : null
+      if (!match?.[1] || !match[2]) return
+      const family = await repos.auth.getFamily(match[1])
+      const presented = Buffer.from(sha256(match[2]))
+      // Only the caller's own, matching token: a stranger's token is ignored, not revoked.
+      if (family && family.user_id === claims.sub && presented.length === family.token_hash.length &&
+          timingSafeEqual(presented, Buffer.from(family.token_hash))) {
+        await repos.auth.revokeFamily(family.id, 'logout')
+      }
+    },
+
+    /** Changes the password; every existing session of the user ends (log in again). */
+    async changePassword (user: User, current: string, next: string): Promise<void> {
+      const now = Date.now()
+      await lockedOut(user.email, now)
+      if (!(await passwords.verify(user.password_hash, current))) {
+        await repos.auth.recordFailure(user.email, now, opts.lockout.threshold, windowMs)
+        throw new DomainError('invalid_credentials', 'The current password is incorrect.', { errors: [{ path: '/body/current_password', message: 'incorrect password' }] })
+      }
+      if (current === next) {
+        throw new DomainError('password_policy', 'The new password must differ from the current one.', { errors: [{ path: '/body/new_password', message: 'must differ from the current password' }] })
+      }
+      assertPasswordAcceptable(next, 'body/new_password', { email: user.email, name: user.name })
+      await repos.users.update(user.id, { password_hash: await passwords.hash(next), must_change_password: false, bumpSession: true })
+    }
+  }
+}
+
+export type AuthService = ReturnType<typeof createAuthService>

@@ -1,0 +1,185 @@
+import dynamoose from 'dynamoose'
+import type { Role } from '../../../openapi/generated/schemas.js'
+import { DomainError } from '../../domain/errors.js'
+import type { User } from '../../domain/users.js'
+import { isConditionFailed } from '../../db/errors.js'
+import type { MetaModel } from '../../db/meta.model.js'
+import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import type { UserItem, UsersModel } from './users.model.js'
+
+export interface UserListQuery {
+  role?: Role
+  is_active?: boolean
+  search?: string
+  limit: number
+  cursor?: string
+}
+
+export type UserPatch = Partial<Pick<User, 'name' | 'role' | 'is_active' | 'must_change_password' | 'password_hash' | 'last_login_at'>>
+
+const ACTIVE_ADMINS = 'counter#active_admins'
+const STALE_CLAIM_MS = 60_000
+const emailClaim = (email: string): string => `email#${email}`
+
+const toUser = (item: UserItem): User => ({
+  id: item.id,
+  email: item.email,
+  name: item.name,
+  role: item.role,
+  is_active: item.is_active,
+  must_change_password: item.must_change_password,
+  password_hash: item.password_hash,
+  session_version: item.session_version,
+  version: item.version,
+  created_at: item.created_at,
+  updated_at: item.updated_at,
+  last_login_at: item.last_login_at ?? null
+})
+
+export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec) {
+  const getById = async (id: string): Promise<User | null> => {
+    const item = await users.get({ id }, { consistent: true })
+    return item ? toUser(item) : null
+  }
+
+  /** Takes the e-mail claim for `userId`; a claim left behind by a failed create is taken over. */
+  async function claimEmail (email: string, userId: string, now: string): Promise<void> {
+    try {
+      await meta.create({ pk: emailClaim(email), ref: userId, created_at: now }, { overwrite: false })
+      return
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err
+    }
+    const claim = await meta.get({ pk: emailClaim(email) }, { consistent: true })
+    // A claim whose user never appeared is stale only once its creator has surely given up.
+    const fresh = claim?.created_at && Date.parse(now) - Date.parse(claim.created_at) < STALE_CLAIM_MS
+    if (fresh || (claim?.ref && (await getById(claim.ref)))) throw new DomainError('email_taken', 'A user with this e-mail already exists.')
+    try {
+      await meta.update({ pk: emailClaim(email) }, { ref: userId, created_at: now }, {
+        condition: new dynamoose.Condition('ref').eq(claim?.ref)
+      })
+    } catch (err) {
+      if (isConditionFailed(err)) throw new DomainError('email_taken', 'A user with this e-mail already exists.')
+      throw err
+    }
+  }
+
+  return {
+    getById,
+
+    async getByEmail (email: string): Promise<User | null> {
+      const claim = await meta.get({ pk: emailClaim(email) }, { consistent: true })
+      if (!claim?.ref) return null
+      const user = await getById(claim.ref)
+      return user && user.email === email ? user : null
+    },
+
+    /**
+     * Creates a user. E-mail uniqueness is enforced by a conditional put of a claim item
+     * (no transactions needed); the claim is released again if the user write fails.
+     */
+    async create (user: User): Promise<User> {
+      await claimEmail(user.email, user.id, user.created_at)
+      try {
+        const { last_login_at: lastLogin, ...rest } = user
+        await users.create({ ...rest, ...(lastLogin ? { last_login_at: lastLogin } : {}), entity: 'user', name_lc: user.name.toLowerCase() }, { overwrite: false })
+      } catch (err) {
+        await meta.delete({ pk: emailClaim(user.email) }, { condition: new dynamoose.Condition('ref').eq(user.id) }).catch(() => {})
+        throw err
+      }
+      if (user.role === 'admin' && user.is_active) await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { n: 1 } })
+      return user
+    },
+
+    /**
+     * Writes only the named fields (no read-modify-write), bumps `version`, and, when
+     * `expectedVersion` is given, only if the stored version still matches (If-Match).
+     * `expect` adds conditions on the stored item (e.g. still an active admin).
+     */
+    async update (id: string, patch: UserPatch & { bumpSession?: boolean }, opts: { expectedVersion?: number, expect?: Partial<Pick<User, 'role' | 'is_active'>> } = {}): Promise<User> {
+      const { bumpSession, ...fields } = patch
+      const set: Record<string, unknown> = { ...fields, updated_at: new Date().toISOString() }
+      const remove: string[] = []
+      if ('last_login_at' in fields && fields.last_login_at === null) {
+        delete set.last_login_at
+        remove.push('last_login_at')
+      }
+      if (fields.name !== undefined) set.name_lc = fields.name.toLowerCase()
+      let condition = new dynamoose.Condition('id').exists()
+      if (opts.expectedVersion !== undefined) condition = condition.and().where('version').eq(opts.expectedVersion)
+      for (const [k, v] of Object.entries(opts.expect ?? {})) condition = condition.and().where(k).eq(v)
+      try {
+        const updated = await users.update({ id }, {
+          $SET: set,
+          $ADD: { version: 1, ...(bumpSession ? { session_version: 1 } : {}) },
+          ...(remove.length ? { $REMOVE: remove } : {})
+        } as never, { condition, returnValues: 'ALL_NEW' })
+        return toUser(updated)
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err
+        const current = await getById(id)
+        if (!current) throw new DomainError('not_found', 'User not found.')
+        if (opts.expectedVersion !== undefined && current.version !== opts.expectedVersion) {
+          throw new DomainError('precondition_failed', 'The user was changed by someone else (ETag mismatch).')
+        }
+        throw new DomainError('conflict', 'The user was changed concurrently; retry the request.')
+      }
+    },
+
+    /** Users newest first, by role when given; is_active and search filter the pages read. */
+    async list (q: UserListQuery): Promise<Page<User>> {
+      const fingerprint = { role: q.role, is_active: q.is_active, search: q.search?.toLowerCase() }
+      return readPage(cursors, fingerprint, q.limit, q.cursor, async (limit, startKey) => {
+        let query = q.role
+          ? users.query('role').eq(q.role).using('role-id-index')
+          : users.query('entity').eq('user').using('entity-id-index')
+        if (q.is_active !== undefined) query = query.and().where('is_active').eq(q.is_active)
+        const search = q.search?.toLowerCase()
+        if (search) query = query.and().parenthesis(c => c.where('name_lc').contains(search).or().where('email').contains(search))
+        query = query.sort('descending').limit(limit)
+        if (startKey) query = query.startAt(startKey as never)
+        const res = await query.exec()
+        return { items: res.map(toUser), lastKey: res.lastKey as Record<string, unknown> | undefined }
+      })
+    },
+
+    /**
+     * Last-admin guard: takes one active admin away from the counter only while more than
+     * one remains. Concurrent demotions of two admins can therefore never both succeed.
+     */
+    async reserveAdminRemoval (): Promise<void> {
+      try {
+        await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { n: -1 } }, { condition: new dynamoose.Condition('n').gt(1) })
+      } catch (err) {
+        if (isConditionFailed(err)) throw new DomainError('last_admin', 'The last active admin can be neither deactivated nor demoted.')
+        throw err
+      }
+    },
+
+    async adjustActiveAdmins (delta: number): Promise<void> {
+      await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { n: delta } })
+    },
+
+    /** Recounts active admins from the users table (start-up repair of the counter). */
+    async recountActiveAdmins (): Promise<number> {
+      let n = 0
+      let lastKey: unknown
+      do {
+        let query = users.query('role').eq('admin').using('role-id-index').and().where('is_active').eq(true)
+        if (lastKey) query = query.startAt(lastKey as never)
+        const res = await query.exec()
+        n += res.length
+        lastKey = res.lastKey
+      } while (lastKey)
+      await meta.update({ pk: ACTIVE_ADMINS }, { $SET: { n, updated_at: new Date().toISOString() } })
+      return n
+    },
+
+    async hasAnyAdmin (): Promise<boolean> {
+      const res = await users.query('role').eq('admin').using('role-id-index').limit(1).exec()
+      return res.length > 0 || Boolean(res.lastKey)
+    }
+  }
+}
+
+export type UsersRepository = ReturnType<typeof createUsersRepository>

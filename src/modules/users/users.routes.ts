@@ -1,0 +1,62 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { routes } from '../../../openapi/generated/routes.js'
+import { toProfile } from '../../domain/users.js'
+import { noContent } from '../../lib/http.js'
+import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { createUsersService } from './users.service.js'
+
+const usersModule: FastifyPluginAsyncTypebox = async (app) => {
+  const service = createUsersService(app.db.repos.users, app.passwords)
+
+  app.route({
+    ...routes.listUsers,
+    handler: async (request) => {
+      const { limit = 20, cursor, role, is_active: isActive, search } = request.query
+      const page = await service.list({ limit, cursor, role, is_active: isActive, search })
+      return { items: page.items.map(toProfile), next_cursor: page.next_cursor }
+    }
+  })
+
+  app.route({
+    ...routes.getUser,
+    handler: async (request, reply) => {
+      const user = await service.get(request.actor!, request.params.id)
+      reply.header('etag', etagOf(user.version))
+      return toProfile(user)
+    }
+  })
+
+  app.route({
+    ...routes.createUser,
+    handler: async (request, reply) => {
+      const { user, temporaryPassword } = await service.create(request.body)
+      reply.code(201).header('etag', etagOf(user.version)).header('location', `/api/users/${user.id}`)
+      return { user: toProfile(user), ...(temporaryPassword ? { temporary_password: temporaryPassword } : {}) }
+    }
+  })
+
+  app.route({
+    ...routes.updateUser,
+    handler: async (request, reply) => {
+      const expected = versionFromIfMatch(request.headers['if-match'])
+      const user = await service.update(request.actor!, request.params.id, request.body, expected)
+      reply.header('etag', etagOf(user.version))
+      return toProfile(user)
+    }
+  })
+
+  app.route({
+    ...routes.deactivateUser,
+    handler: async (request, reply) => {
+      await service.deactivate(request.actor!, request.params.id)
+      return noContent(reply)
+    }
+  })
+
+  app.route({
+    ...routes.resetUserPassword,
+    handler: async (request) => ({ temporary_password: await service.resetPassword(request.params.id) })
+  })
+}
+
+export default usersModule

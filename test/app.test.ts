@@ -1,0 +1,158 @@
+/** The app as a whole: health, docs, errors, policies at boot, logging, persistence, first start. */
+import { mkdtemp, rm, readFile, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { startEmbeddedDynamo } from '../src/embedded-dynamodb.js'
+import { ensureFirstAdmin } from '../src/modules/users/first-admin.js'
+import { resolveJwtSecret } from '../src/secrets.js'
+import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
+import { checkResponse } from './contract.js'
+
+t.test('health reports database readiness', async t => {
+  const api = await build(t)
+  const res = await api.request({ method: 'GET', url: '/api/health' })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { status: 'ok', database: { status: 'ok' } })
+  t.ok(res.headers['x-request-id'], 'every response carries a request id')
+  const traced = await api.request({ method: 'GET', url: '/api/health', headers: { 'x-request-id': 'trace-123' } })
+  t.equal(traced.headers['x-request-id'], 'trace-123', 'a caller\'s request id is kept')
+
+  // The database goes away: 503 with the same body shape, not a crash.
+  const doomed = await startEmbeddedDynamo()
+  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', TABLE_PREFIX: 'doomed-' }), { jwtSecret: JWT_SECRET, dynamodbEndpoint: doomed.endpoint, logger: false })
+  t.teardown(() => app.close())
+  await app.ready()
+  await doomed.close()
+  const down = await app.inject({ method: 'GET', url: '/api/health' })
+  t.same(checkResponse('GET', '/api/health', down), [], 'the 503 is the documented one')
+  t.equal(down.statusCode, 503)
+  t.match(down.json(), { status: 'degraded', database: { status: 'unavailable' } })
+})
+
+t.test('docs serve the spec itself', async t => {
+  const api = await build(t)
+  const json = await api.app.inject({ method: 'GET', url: '/docs/json' })
+  t.equal(json.statusCode, 200)
+  const served = json.json()
+  const { spec } = await import('./contract.js')
+  t.same(served.paths['/api/auth/login'].post.operationId, 'login')
+  t.equal(Object.keys(served.paths).length, Object.keys(spec.paths).length, 'every path of the YAML file')
+  t.equal(served.info.title, spec.info.title)
+  const ui = await api.app.inject({ method: 'GET', url: '/docs' })
+  t.ok([200, 302].includes(ui.statusCode), 'the UI answers')
+})
+
+t.test('unknown routes, wrong methods and bad requests are problems', async t => {
+  const api = await build(t)
+  const token = await api.adminToken()
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/nope' }), 404, 'not_found')
+  assertProblem(t, await api.request({ method: 'GET', url: '/nope?x=1' }), 404, 'not_found')
+  const wrong = await api.request({ method: 'PATCH', url: '/api/users' })
+  assertProblem(t, wrong, 405, 'method_not_allowed')
+  t.equal(wrong.headers.allow, 'GET, POST, HEAD')
+  const wrongId = await api.request({ method: 'POST', url: '/api/users/01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', headers: api.auth(token) })
+  assertProblem(t, wrongId, 405, 'method_not_allowed')
+  t.equal(wrongId.headers.allow, 'GET, PUT, DELETE, HEAD')
+  const loginGet = await api.request({ method: 'GET', url: '/api/auth/login' })
+  assertProblem(t, loginGet, 405, 'method_not_allowed')
+  t.equal(loginGet.headers.allow, 'POST')
+  // Problems never leak internals.
+  const res = await api.request({ method: 'POST', url: '/api/users', headers: { ...api.auth(token), 'content-type': 'application/json' }, payload: '{"email": "a@example.com", "name": "x", "role": "user", "__proto__": {"admin": true}}' })
+  t.equal(res.statusCode, 400, 'prototype pollution attempt refused')
+  t.notMatch(res.body, /at .*\.(ts|js):\d+/, 'no stack trace')
+})
+
+t.test('boot fails when a route declares no access policy', async t => {
+  const { endpoint } = await database()
+  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', TABLE_PREFIX: 'policy-' }), { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: false })
+  t.teardown(() => app.close())
+  app.get('/api/sneaky', async () => ({ ok: true }))
+  await t.rejects(async () => { await app.ready() }, /without an access policy.*GET \/api\/sneaky/)
+})
+
+t.test('logs carry request and user ids but never secrets', async t => {
+  const { endpoint } = await database()
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(String(chunk)); done() } })
+  const config = loadConfig({ LOG_LEVEL: 'trace', TABLE_PREFIX: 'logs-', ADMIN_EMAIL, ADMIN_PASSWORD })
+  const app = await buildApp(config, { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: { stream } })
+  t.teardown(() => app.close())
+  await app.ready()
+  await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin)
+  const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
+  const { access_token: access, refresh_token: refresh } = login.json()
+  const created = await app.inject({ method: 'POST', url: '/api/users', headers: { authorization: `Bearer ${access}` }, payload: { email: 'logged@example.com', name: 'Logged', role: 'user' } })
+  const temp = created.json().temporary_password
+  await app.inject({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: refresh } })
+  await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: 'a wrong password attempt' } })
+  const log = lines.join('')
+  t.ok(lines.length > 5, `${lines.length} log lines`)
+  for (const secret of [ADMIN_PASSWORD, access, refresh, refresh.split('.')[1], temp, JWT_SECRET, 'a wrong password attempt', '$argon2id']) {
+    t.notOk(log.includes(secret), `no ${secret.slice(0, 12)}… in the logs`)
+  }
+  const userLine = lines.map(l => JSON.parse(l)).find(l => l.user_id && l.reqId)
+  t.ok(userLine, 'authenticated request lines carry user_id and reqId')
+})
+
+t.test('CORS only for configured origins', async t => {
+  const api = await build(t, { CORS_ORIGINS: 'https://console.example.com' })
+  const pre = await api.app.inject({ method: 'OPTIONS', url: '/api/users', headers: { origin: 'https://console.example.com', 'access-control-request-method': 'GET' } })
+  t.equal(pre.statusCode, 204)
+  t.equal(pre.headers['access-control-allow-origin'], 'https://console.example.com')
+  const evil = await api.app.inject({ method: 'GET', url: '/api/health', headers: { origin: 'https://evil.example.com' } })
+  t.notOk(evil.headers['access-control-allow-origin'])
+  const plain = await build(t)
+  const none = await plain.app.inject({ method: 'GET', url: '/api/health', headers: { origin: 'https://console.example.com' } })
+  t.notOk(none.headers['access-control-allow-origin'], 'no CORS by default')
+})
+
+t.test('the embedded database keeps data on disk across restarts; first start creates the admin once', async t => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'monitoring-data-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const config = loadConfig({ LOG_LEVEL: 'silent', DATA_DIR: dir, ADMIN_EMAIL: 'first@example.com' })
+  const secret = await resolveJwtSecret(config)
+  t.equal(secret, await resolveJwtSecret(config), 'the generated JWT secret is kept')
+  t.equal((await stat(path.join(dir, 'jwt-secret'))).mode & 0o777, 0o600, 'secret file is private')
+
+  const start = async () => {
+    const db = await startEmbeddedDynamo({ path: path.join(dir, 'dynamodb') })
+    const app = await buildApp(config, { jwtSecret: secret, dynamodbEndpoint: db.endpoint, logger: false })
+    await app.ready()
+    return { app, stop: async () => { await app.close(); await db.close() } }
+  }
+  const one = await start()
+  const first = await ensureFirstAdmin(one.app.db.repos.users, one.app.passwords, config.admin)
+  t.equal(first.created, true)
+  t.match(first.generatedPassword, /^[A-Za-z0-9_-]{20,}$/, 'a generated password, printed once by the server')
+  const login = await one.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: 'first@example.com', password: first.generatedPassword } })
+  t.equal(login.statusCode, 200)
+  t.equal(login.json().user.must_change_password, true)
+  const token = login.json().access_token
+  await one.stop()
+
+  const two = await start()
+  t.teardown(two.stop)
+  const again = await ensureFirstAdmin(two.app.db.repos.users, two.app.passwords, config.admin)
+  t.equal(again.created, false, 'not created twice')
+  const me = await two.app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
+  t.equal(me.statusCode, 200, 'data and tokens survive the restart')
+  t.same(checkResponse('GET', '/api/auth/me', me), [])
+  t.ok((await readFile(path.join(dir, 'jwt-secret'), 'utf8')).trim().length >= 32)
+})
+
+t.test('concurrent first starts create exactly one admin', async t => {
+  const { endpoint } = await database()
+  const config = loadConfig({ LOG_LEVEL: 'silent', TABLE_PREFIX: 'race-' })
+  const app = await buildApp(config, { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: false })
+  t.teardown(() => app.close())
+  await app.ready()
+  const admin = { email: 'racing@example.com', password: ADMIN_PASSWORD }
+  const results = await Promise.all(Array.from({ length: 4 }, () => ensureFirstAdmin(app.db.repos.users, app.passwords, admin)))
+  t.equal(results.filter(r => r.created).length, 1, 'exactly one instance creates it')
+  t.ok(await app.db.repos.users.hasAnyAdmin())
+  t.equal(await app.db.repos.users.recountActiveAdmins(), 1, 'one admin in the end')
+})

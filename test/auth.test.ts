@@ -1,0 +1,272 @@
+/** Authentication (Phase 1): login, tokens, refresh rotation, logout, password change, lockout. */
+import { createHmac } from 'node:crypto'
+import t from 'tap'
+import { build, assertProblem, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
+
+const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+function jwt (payload: Record<string, unknown>, opts: { secret?: string, alg?: string, header?: Record<string, unknown> } = {}): string {
+  const header = b64({ alg: opts.alg ?? 'HS256', typ: 'JWT', ...opts.header })
+  const body = b64(payload)
+  if (opts.alg === 'none') return `${header}.${body}.`
+  const sig = createHmac(opts.alg === 'HS512' ? 'sha512' : 'sha256', opts.secret ?? JWT_SECRET).update(`${header}.${body}`).digest('base64url')
+  return `${header}.${body}.${sig}`
+}
+
+t.test('login', async t => {
+  const api = await build(t)
+  const res = await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL.toUpperCase(), password: ADMIN_PASSWORD } })
+  t.equal(res.statusCode, 200, 'e-mail is case-insensitive')
+  const body = res.json()
+  t.equal(body.token_type, 'Bearer')
+  t.equal(body.expires_in, 900)
+  t.match(body.refresh_token, /^[0-9A-Z]{26}\.[A-Za-z0-9_-]{43}$/)
+  t.equal(body.user.email, ADMIN_EMAIL)
+  t.equal(body.user.role, 'admin')
+  t.ok(body.user.last_login_at, 'last_login_at is set')
+  t.notMatch(res.body, /argon2|password_hash|session_version/, 'no secret in the response')
+  t.equal(res.headers['cache-control'], 'no-store')
+
+  const claims = JSON.parse(Buffer.from(body.access_token.split('.')[1], 'base64url').toString())
+  t.match(claims, { sub: body.user.id, iss: 'cloud-monitoring-api', aud: 'cloud-monitoring-console', token_use: 'access' })
+  t.ok(claims.jti && claims.exp && claims.iat)
+  t.equal(JSON.parse(Buffer.from(body.access_token.split('.')[0], 'base64url').toString()).alg, 'HS256')
+
+  const me = await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(body.access_token) })
+  t.equal(me.statusCode, 200)
+  t.equal(me.json().id, body.user.id)
+  t.match(String(me.headers.etag), /^"v\d+"$/)
+
+  // Unknown e-mail and wrong password: the same answer.
+  const unknown = await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: 'nobody@example.com', password: 'whatever password' } })
+  const wrong = await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: 'not the password' } })
+  assertProblem(t, unknown, 401, 'invalid_credentials')
+  assertProblem(t, wrong, 401, 'invalid_credentials')
+  t.same(unknown.json(), wrong.json(), 'same body for unknown e-mail and wrong password')
+  t.equal(unknown.headers['www-authenticate'], wrong.headers['www-authenticate'])
+
+  // Bad input is a 4xx problem, never a 5xx.
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL } }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: 'not-an-email', password: 'x' } }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD, role: 'admin' } }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: 'x'.repeat(129) } }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: 42, password: [] } }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"email":' }), 400, 'malformed_json')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: '' }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'text/plain' }, payload: 'email=a' }), 415, 'unsupported_media_type')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ email: ADMIN_EMAIL, password: 'p'.repeat(200 * 1024) }) }), 413, 'payload_too_large')
+  const errors = (await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD, extra: 1 } })).json().errors
+  t.match(errors, [{ path: '/body/extra' }], 'the problem names the offending field')
+})
+
+t.test('access tokens: only valid, unexpired, untampered HS256 tokens from us are accepted', async t => {
+  const api = await build(t)
+  const { token, body } = await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())
+  const now = Math.floor(Date.now() / 1000)
+  const me = (headers: Record<string, string>, url = '/api/auth/me') => api.request({ method: 'GET', url, headers })
+
+  const missing = await me({})
+  assertProblem(t, missing, 401, 'token_invalid')
+  t.equal(missing.headers['www-authenticate'], 'Bearer realm="api"')
+
+  const cases: Array<[string, string]> = [
+    ['garbage', 'not-a-jwt'],
+    ['alg none', jwt(claims, { alg: 'none' })],
+    ['HS512', jwt(claims, { alg: 'HS512' })],
+    ['wrong secret', jwt(claims, { secret: 'another-secret-that-is-also-long-enough!!' })],
+    ['edited payload', `${token.split('.')[0]}.${b64({ ...claims, role: 'admin', sub: 'someone-else' })}.${token.split('.')[2]}`],
+    ['wrong issuer', jwt({ ...claims, iss: 'evil' })],
+    ['no issuer', jwt({ ...claims, iss: undefined })],
+    ['wrong audience', jwt({ ...claims, aud: 'other-service' })],
+    ['no jti', jwt({ ...claims, jti: undefined })],
+    ['not an access token', jwt({ ...claims, token_use: 'refresh' })],
+    ['jku header', jwt(claims, { header: { jku: 'http://127.0.0.1:1/keys', kid: '../../etc/passwd' } }).replace(/\.[^.]+$/, '.x')],
+    ['refresh token as bearer', body.refresh_token]
+  ]
+  for (const [name, bad] of cases) {
+    const res = await me({ authorization: `Bearer ${bad}` })
+    assertProblem(t, res, 401)
+    t.match(res.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/, `${name}: WWW-Authenticate`)
+  }
+  assertProblem(t, await me({ authorization: `Bearer ${jwt({ ...claims, exp: now - 10, iat: now - 1000 })}` }), 401, 'token_expired')
+  assertProblem(t, await me({ authorization: token }), 401, 'token_invalid')
+  assertProblem(t, await me({ authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }), 401, 'token_invalid')
+  // A token in the query string is never read (it would end up in logs and proxies).
+  assertProblem(t, await me({}, `/api/auth/me?access_token=${token}`), 401, 'token_invalid')
+  assertProblem(t, await me({ authorization: `Bearer ${token}` }, `/api/auth/me?access_token=${token}`), 400, 'validation_failed')
+  t.equal((await me({ authorization: `Bearer ${token}` })).statusCode, 200, 'the real token still works')
+})
+
+t.test('refresh tokens rotate; reuse revokes the family; concurrent use lets one through', async t => {
+  const api = await build(t)
+  const first = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body
+  const refresh = (token: string) => api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: token } })
+
+  const second = await refresh(first.refresh_token)
+  t.equal(second.statusCode, 200)
+  const r2 = second.json()
+  t.not(r2.refresh_token, first.refresh_token, 'a new refresh token')
+  t.equal(r2.refresh_token.split('.')[0], first.refresh_token.split('.')[0], 'same family')
+  t.equal(r2.user.email, ADMIN_EMAIL)
+  t.equal((await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(r2.access_token) })).statusCode, 200)
+
+  const third = await refresh(r2.refresh_token)
+  t.equal(third.statusCode, 200)
+  // The stolen, already-used token comes back: the whole family is revoked.
+  assertProblem(t, await refresh(first.refresh_token), 401, 'token_revoked')
+  assertProblem(t, await refresh(third.json().refresh_token), 401, 'token_revoked', 'the newest token of the family is revoked too')
+
+  // Another login is another family, unaffected.
+  const other = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body
+  const results = await Promise.all(Array.from({ length: 8 }, () => refresh(other.refresh_token)))
+  t.equal(results.filter(r => r.statusCode === 200).length, 1, 'of 8 concurrent uses of one token exactly one succeeds')
+  t.ok(results.every(r => r.statusCode === 200 || r.statusCode === 401))
+
+  for (const bad of ['', 'x', 'A'.repeat(26) + '.' + 'b'.repeat(43), `${first.refresh_token}x`]) {
+    const res = await refresh(bad)
+    t.ok([400, 401].includes(res.statusCode), `malformed refresh token → 4xx (${res.statusCode})`)
+  }
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/refresh', payload: {} }), 400, 'validation_failed')
+})
+
+t.test('logout revokes the access token and the refresh token', async t => {
+  const api = await build(t)
+  const s = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body
+  const other = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body
+  const res = await api.request({ method: 'POST', url: '/api/auth/logout', headers: api.auth(s.access_token), payload: { refresh_token: s.refresh_token } })
+  t.equal(res.statusCode, 204)
+  t.equal(res.body, '')
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(s.access_token) }), 401, 'token_revoked')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: s.refresh_token } }), 401, 'token_revoked')
+  t.equal((await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(other.access_token) })).statusCode, 200, 'other sessions live on')
+
+  // Without a body; and with an empty JSON body.
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/logout', headers: api.auth(other.access_token) })).statusCode, 204)
+  const third = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/logout', headers: { ...api.auth(third.access_token), 'content-type': 'application/json' }, payload: '' })).statusCode, 204)
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/logout' }), 401)
+
+  // A refresh token of someone else is ignored, not revoked.
+  const user = await api.userWithRole('user')
+  const victim = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/logout', headers: api.auth(user.token), payload: { refresh_token: victim.refresh_token } })).statusCode, 204)
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: victim.refresh_token } })).statusCode, 200)
+})
+
+t.test('change password: policy, current password, and every session ends', async t => {
+  const api = await build(t)
+  const u = await api.userWithRole('user')
+  const other = (await api.login(u.email, u.password)).body
+  const change = (token: string, payload: object) => api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(token), payload })
+
+  const wrong = await change(u.token, { current_password: 'not my password at all', new_password: 'a brand new passphrase' })
+  t.ok([400, 401, 403].includes(wrong.statusCode), 'wrong current password is refused')
+  t.equal(wrong.json().code, 'invalid_credentials')
+  assertProblem(t, await change(u.token, { current_password: u.password, new_password: 'short' }), 400, 'validation_failed')
+  assertProblem(t, await change(u.token, { current_password: u.password, new_password: 'qwerty123456' }), 400, 'password_policy')
+  assertProblem(t, await change(u.token, { current_password: u.password, new_password: u.password }), 400, 'password_policy')
+  assertProblem(t, await change(u.token, { current_password: u.password }), 400, 'validation_failed')
+
+  t.equal((await change(u.token, { current_password: u.password, new_password: 'a brand new passphrase' })).statusCode, 204)
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(u.token) }), 401, 'token_revoked')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: other.refresh_token } }), 401, 'token_revoked')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } }), 401, 'invalid_credentials')
+  t.equal((await api.login(u.email, 'a brand new passphrase')).body.user.email, u.email)
+})
+
+t.test('temporary passwords must be changed before anything else', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const created = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email: 'temp@example.com', name: 'Temp', role: 'manager' } })
+  t.equal(created.statusCode, 201)
+  const temp = created.json().temporary_password
+  t.equal(created.json().user.must_change_password, true)
+  const { token } = await api.login('temp@example.com', temp)
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/users', headers: api.auth(token) }), 403, 'password_change_required')
+  t.equal((await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(token) })).json().must_change_password, true)
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(token), payload: { current_password: temp, new_password: 'my own secret passphrase' } })).statusCode, 204)
+  const again = await api.login('temp@example.com', 'my own secret passphrase')
+  t.equal(again.body.user.must_change_password, false)
+  t.equal((await api.request({ method: 'GET', url: '/api/users', headers: api.auth(again.token) })).statusCode, 200)
+})
+
+t.test('lockout after 5 failures per e-mail, held in the database', async t => {
+  const api = await build(t)
+  const u = await api.userWithRole('user')
+  const attempt = (password: string, email = u.email) => api.request({ method: 'POST', url: '/api/auth/login', payload: { email, password } })
+  // Concurrent failures are all counted.
+  const failures = await Promise.all(Array.from({ length: 5 }, (_, i) => attempt(`wrong password ${i}`)))
+  t.ok(failures.every(r => r.statusCode === 401))
+  const locked = await attempt(u.password)
+  assertProblem(t, locked, 429, 'account_locked')
+  t.ok(Number(locked.headers['retry-after']) > 0 && Number(locked.headers['retry-after']) <= 900, `Retry-After ${locked.headers['retry-after']}`)
+  t.equal((await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).body.user.role, 'admin', 'other accounts are not affected')
+
+  // Unknown e-mails lock the same way (no enumeration through lockout).
+  for (let i = 0; i < 5; i++) await attempt('wrong password', 'ghost@example.com')
+  assertProblem(t, await attempt('anything', 'ghost@example.com'), 429, 'account_locked')
+
+  // The lock is in the database: a second instance on the same tables sees it.
+  const second = await build(t, { TABLE_PREFIX: api.config.tablePrefix })
+  assertProblem(t, await second.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } }), 429, 'account_locked')
+})
+
+t.test('a failed-then-successful login resets the counter', async t => {
+  const api = await build(t, { LOCKOUT_THRESHOLD: '3' })
+  const u = await api.userWithRole('user')
+  const attempt = (password: string) => api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password } })
+  await attempt('wrong one here')
+  await attempt('wrong two here')
+  t.equal((await attempt(u.password)).statusCode, 200)
+  await attempt('wrong three here')
+  await attempt('wrong four here')
+  t.equal((await attempt(u.password)).statusCode, 200, 'not locked: the success reset the window')
+})
+
+t.test('per-client rate limit on credential endpoints', async t => {
+  const api = await build(t, { AUTH_RATE_LIMIT_MAX: '3' })
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) {
+    const res = await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: 'x' } })
+    statuses.push(res.statusCode)
+    if (res.statusCode === 429) {
+      assertProblem(t, res, 429, 'rate_limited')
+      t.ok(Number(res.headers['retry-after']) > 0, 'Retry-After')
+    }
+  }
+  t.same(statuses, [401, 401, 401, 429])
+})
+
+t.test('deactivation and role changes apply on the next request', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const u = await api.userWithRole('user')
+  const session = (await api.login(u.email, u.password)).body
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/users', headers: api.auth(u.token) }), 403, 'forbidden')
+  const promoted = await api.request({ method: 'PUT', url: `/api/users/${u.id}`, headers: api.auth(admin), payload: { role: 'manager' } })
+  t.equal(promoted.statusCode, 200)
+  t.equal((await api.request({ method: 'GET', url: '/api/users', headers: api.auth(u.token) })).statusCode, 200, 'the same token now has the new role')
+
+  t.equal((await api.request({ method: 'DELETE', url: `/api/users/${u.id}`, headers: api.auth(admin) })).statusCode, 204)
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(u.token) }), 401, 'token_revoked')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: session.refresh_token } }), 401, 'token_revoked')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } }), 401, 'invalid_credentials')
+
+  // Reactivated: must log in again (old sessions stay dead).
+  t.equal((await api.request({ method: 'PUT', url: `/api/users/${u.id}`, headers: api.auth(admin), payload: { is_active: true } })).statusCode, 200)
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(u.token) }), 401, 'token_revoked')
+  t.equal((await api.login(u.email, u.password)).body.user.is_active, true)
+})
+
+t.test('argon2id parameters are explicit, and outdated hashes are upgraded at login', async t => {
+  const weak = await build(t, { ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1' })
+  const u = await weak.userWithRole('user')
+  const before = await weak.app.db.repos.users.getById(u.id)
+  t.match(before!.password_hash, /^\$argon2id\$v=19\$m=4096,t=1,p=1\$/)
+  // The same tables, served with the default parameters: the next login rehashes.
+  const strong = await build(t, { TABLE_PREFIX: weak.config.tablePrefix })
+  await strong.login(u.email, u.password)
+  const after = await strong.app.db.repos.users.getById(u.id)
+  t.match(after!.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
+  t.equal((await strong.login(u.email, u.password)).body.user.id, u.id, 'the upgraded hash verifies')
+})

@@ -1,0 +1,215 @@
+/**
+ * The contract pipeline: the spec is valid OpenAPI 3.1 and follows the house rules, its
+ * examples validate, the generated TypeBox schemas are equivalent to it, and the app serves
+ * exactly the operations of the spec (minus an explicit pending list).
+ */
+import t from 'tap'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { spec, operations, validateAt, pointer } from './contract.js'
+import * as S from '../openapi/generated/schemas.js'
+import { routes } from '../openapi/generated/routes.js'
+import { generate, specPath } from '../scripts/generate-openapi.js'
+import { build } from './helper.js'
+
+type Json = Record<string, any>
+
+/** Operations that later issues implement. Must be empty when the API is complete. */
+export const PENDING = new Set([
+  // events (issue 4)
+  'listEvents', 'getEvent', 'deleteEvent', 'createTaskFromEvent', 'ingestEvents',
+  // tasks (issue 3)
+  'listTasks', 'getTask', 'createTask', 'updateTask', 'deleteTask', 'addTaskComment', 'listTaskComments', 'updateTaskStatus',
+  // dashboard and configuration (issue 5)
+  'getDashboardOverview', 'getEventsStats', 'getTasksStats', 'getUsersStats',
+  'listAwsAccounts', 'createAwsAccount', 'getAwsAccount', 'updateAwsAccount', 'deleteAwsAccount',
+  'testAwsAccountConnection', 'rotateAwsAccountKey', 'getMonitoringSettings', 'updateMonitoringSettings'
+])
+
+const ANNOTATIONS = ['description', 'title', 'examples', 'readOnly', 'writeOnly', 'deprecated', '$comment']
+
+function deref (schema: Json): Json {
+  if (Array.isArray(schema)) return schema.map(deref) as unknown as Json
+  if (!schema || typeof schema !== 'object') return schema
+  if (schema.$ref) {
+    const target = schema.$ref.replace(/^#\//, '').split('/').reduce((o: Json, k: string) => o[k], spec)
+    return deref(target)
+  }
+  return Object.fromEntries(Object.entries(schema).map(([k, v]) => [k, k === 'properties' ? Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, deref(s as Json)])) : deref(v as Json)]))
+}
+
+/**
+ * A canonical form in which two schemas that validate the same way compare equal:
+ * annotations dropped, `[T, 'null']` written as anyOf, string enums without `type`,
+ * `required` sorted, empty `properties`/`required` dropped.
+ */
+function canonical (schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(canonical)
+  if (!schema || typeof schema !== 'object') return schema
+  const s: Json = { ...(schema as Json) }
+  for (const k of ANNOTATIONS) delete s[k]
+  if (Array.isArray(s.type)) {
+    const { default: def, type, ...rest } = s
+    const base = (type as string[]).find(x => x !== 'null')
+    return canonical({ anyOf: [{ ...rest, type: base }, { type: 'null' }], ...(def !== undefined ? { default: def } : {}) })
+  }
+  if (s.enum && s.type === 'string') delete s.type
+  if (Array.isArray(s.required)) s.required = [...s.required].sort()
+  if (s.required?.length === 0) delete s.required
+  if (s.properties && Object.keys(s.properties).length === 0) delete s.properties
+  const out: Json = {}
+  for (const k of Object.keys(s).sort()) {
+    out[k] = k === 'properties' || k === 'patternProperties'
+      ? Object.fromEntries(Object.entries(s[k] as Json).map(([p, v]) => [p, canonical(v)]))
+      : canonical(s[k])
+  }
+  return out
+}
+
+const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x))
+
+t.test('the spec is valid OpenAPI 3.1 and follows the house rules', async t => {
+  const result = await new Validator().validate(specPath)
+  t.ok(result.valid, `valid OpenAPI 3.1: ${JSON.stringify(result.errors ?? '').slice(0, 2000)}`)
+  t.equal(spec.openapi, '3.1.0')
+
+  const problems: string[] = []
+  const walk = (schema: unknown, where: string, freeForm = false): void => {
+    if (Array.isArray(schema)) return schema.forEach((s, i) => walk(s, `${where}[${i}]`))
+    if (!schema || typeof schema !== 'object') return
+    const s = schema as Json
+    if ('example' in s && !('schema' in s)) problems.push(`${where}: schema keyword "example" (use examples)`)
+    if ('nullable' in s) problems.push(`${where}: "nullable" is not OpenAPI 3.1`)
+    const types = Array.isArray(s.type) ? s.type : [s.type]
+    if (types.includes('string') && !s.enum && s.const === undefined && s.maxLength === undefined) problems.push(`${where}: string without maxLength`)
+    if (types.includes('array') && s.maxItems === undefined) problems.push(`${where}: array without maxItems`)
+    if ((types.includes('integer') || types.includes('number')) && (s.minimum === undefined || s.maximum === undefined)) problems.push(`${where}: number without bounds`)
+    const isFree = s.additionalProperties === true
+    if (types.includes('object') && s.additionalProperties === undefined) problems.push(`${where}: object without additionalProperties`)
+    for (const [k, v] of Object.entries(s)) {
+      if (k === 'properties') for (const [p, ps] of Object.entries(v as Json)) walk(ps, `${where}.${p}`, isFree || freeForm)
+      else if (k !== 'examples' && k !== 'example' && k !== 'default') walk(v, `${where}.${k}`, isFree || freeForm)
+    }
+  }
+  for (const [name, schema] of Object.entries(spec.components.schemas as Json)) walk(schema, `schemas.${name}`)
+  for (const o of operations) walk(o.op.parameters ?? [], `${o.operationId}.parameters`)
+  t.same(problems, [], 'limits on every string, array and number; additionalProperties on every object')
+
+  const ids = operations.map(o => o.operationId)
+  t.equal(new Set(ids).size, ids.length, 'operationIds are unique')
+  for (const o of operations) {
+    const policies = [o.op['x-roles'] !== undefined, o.op['x-public'] === true, o.op['x-api-key'] === true].filter(Boolean).length
+    t.equal(policies, 1, `${o.operationId} declares exactly one access policy`)
+    t.ok(o.op.summary, `${o.operationId} has a summary`)
+    t.ok(o.op.responses['500'] && o.op.responses['429'], `${o.operationId} documents 429 and 500`)
+    if (o.op['x-roles']) t.ok(o.op.responses['401'], `${o.operationId} documents 401`)
+  }
+})
+
+t.test('every example in the spec validates against its schema', async t => {
+  let count = 0
+  const check = (content: Json | undefined, base: string) => {
+    for (const [type, media] of Object.entries(content ?? {}) as Array<[string, Json]>) {
+      const ptr = `${base}/${pointer('content', type, 'schema')}`
+      if (media.example !== undefined) {
+        count++
+        t.same(validateAt(ptr, media.example), [], `${base} ${type} example`)
+      }
+      for (const [name, ex] of Object.entries((media.examples ?? {}) as Json)) {
+        count++
+        t.same(validateAt(ptr, (ex as Json).value), [], `${base} ${type} example ${name}`)
+      }
+    }
+  }
+  for (const o of operations) {
+    const base = pointer('paths', o.path, o.method.toLowerCase())
+    if (o.op.requestBody?.content) check(o.op.requestBody.content, `${base}/requestBody`)
+    for (const [status, r] of Object.entries(o.op.responses as Json)) if (!r.$ref) check(r.content, `${base}/${pointer('responses', status)}`)
+  }
+  for (const [name, r] of Object.entries((spec.components.responses ?? {}) as Json)) check(r.content, pointer('components', 'responses', name))
+  for (const [name, schema] of Object.entries(spec.components.schemas as Json)) {
+    for (const [i, ex] of ((schema.examples ?? []) as unknown[]).entries()) {
+      count++
+      t.same(validateAt(pointer('components', 'schemas', name), ex), [], `schema ${name} example ${i}`)
+    }
+  }
+  t.ok(count > 40, `${count} examples checked`)
+  t.ok(operations.every(o => Object.entries(o.op.responses as Json).some(([s, r]) => s.startsWith('2') && (!r.content || r.content['application/json']?.example !== undefined))), 'every success response with a body has an example')
+})
+
+t.test('generated TypeBox schemas are equivalent to the spec (fidelity)', async t => {
+  const generated = S as unknown as Record<string, unknown>
+  const names = Object.keys(spec.components.schemas)
+  for (const name of names) {
+    t.same(canonical(plain(generated[name])), canonical(deref(spec.components.schemas[name])), `component ${name}`)
+  }
+  t.equal(Object.keys(generated).length, names.length, 'one generated schema per component, no extras')
+
+  for (const o of operations) {
+    const route = (routes as Record<string, any>)[o.operationId]
+    t.ok(route, `route entry for ${o.operationId}`)
+    if (!route) continue
+    t.equal(route.method, o.method)
+    t.equal(route.url, o.path.replace(/\{(\w+)\}/g, ':$1'))
+    t.same(route.config.policy, o.op['x-roles'] ? { kind: 'roles', roles: o.op['x-roles'] } : o.op['x-public'] ? { kind: 'public' } : { kind: 'apiKey' }, `${o.operationId} policy`)
+    const params = (o.op.parameters ?? []).map((p: Json) => deref(p))
+    for (const [where, key] of [['path', 'params'], ['query', 'querystring']] as const) {
+      const list = params.filter((p: Json) => p.in === where)
+      if (!list.length && where === 'path') { t.notOk(route.schema[key], `${o.operationId} has no ${key}`); continue }
+      const expected = {
+        type: 'object',
+        additionalProperties: false,
+        properties: Object.fromEntries(list.map((p: Json) => [p.name, p.schema])),
+        required: list.filter((p: Json) => p.required || where === 'path').map((p: Json) => p.name)
+      }
+      t.same(canonical(plain(route.schema[key])), canonical(expected), `${o.operationId} ${key}`)
+    }
+    const headers = params.filter((p: Json) => p.in === 'header')
+    for (const h of headers) {
+      t.same(canonical(plain(route.schema.headers.properties[h.name.toLowerCase()])), canonical(h.schema), `${o.operationId} header ${h.name}`)
+    }
+    const body = o.op.requestBody ? deref(o.op.requestBody) : undefined
+    if (body) {
+      const schema = body.content['application/json'].schema
+      const expected = body.required ? schema : { anyOf: [schema, { type: 'null' }] }
+      t.same(canonical(plain(route.schema.body)), canonical(expected), `${o.operationId} body`)
+    } else {
+      t.notOk(route.schema.body, `${o.operationId} takes no body`)
+    }
+    for (const [status, r] of Object.entries(o.op.responses as Json)) {
+      const res = deref(r)
+      const media = res.content && (res.content['application/json'] ?? res.content['application/problem+json'])
+      if (media) t.same(canonical(plain(route.schema.response[status])), canonical(media.schema), `${o.operationId} response ${status}`)
+      else t.notOk(route.schema.response?.[status], `${o.operationId} response ${status} has no body`)
+    }
+  }
+})
+
+t.test('the committed generated code is up to date', async t => {
+  const { readFile } = await import('node:fs/promises')
+  const files = await generate()
+  for (const [name, text] of Object.entries(files)) {
+    t.equal(await readFile(new URL(`../openapi/generated/${name}`, import.meta.url), 'utf8'), text, `${name} is fresh`)
+  }
+})
+
+t.test('the app serves exactly the operations of the spec (minus the pending list)', async t => {
+  const api = await build(t)
+  const catalog = api.app.routeCatalog()
+  const served = new Set(catalog.map(r => r.operationId))
+  for (const o of operations) {
+    if (PENDING.has(o.operationId)) {
+      t.notOk(served.has(o.operationId), `${o.operationId} is pending and not served`)
+    } else {
+      t.ok(served.has(o.operationId), `${o.operationId} is served`)
+      t.ok(api.app.hasRoute({ method: o.method as 'GET', url: o.path.replace(/\{(\w+)\}/g, ':$1') }), `${o.method} ${o.path} is routed`)
+    }
+  }
+  for (const id of PENDING) t.ok(operations.some(o => o.operationId === id), `pending ${id} is an operation of the spec`)
+  const specIds = new Set(operations.map(o => o.operationId))
+  for (const r of catalog) {
+    if (!r.url.startsWith('/api')) continue
+    if (r.method === 'HEAD' || r.operationId === 'methodNotAllowed') continue
+    t.ok(specIds.has(r.operationId ?? ''), `${r.method} ${r.url} (${r.operationId}) is in the spec`)
+  }
+  t.ok(catalog.every(r => r.operationId), 'every route declares an operation and a policy')
+})

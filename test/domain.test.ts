@@ -1,0 +1,165 @@
+/** Unit tests of framework-free rules: password policy, user policies, ETags, cursors, config. */
+import t from 'tap'
+import { passwordWeakness, assertPasswordAcceptable } from '../src/domain/password-policy.js'
+import { assertCanUpdateUser, assertCanViewUser, assertCanDeactivateUser, removesActiveAdmin, addsActiveAdmin, normalizeEmail, toProfile, type User } from '../src/domain/users.js'
+import { DomainError } from '../src/domain/errors.js'
+import { etagOf, versionFromIfMatch } from '../src/lib/etag.js'
+import { createCursorCodec, readPage } from '../src/db/pagination.js'
+import { loadConfig } from '../src/config.js'
+import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
+import { validateComponent } from './contract.js'
+
+const code = (fn: () => unknown): string | undefined => {
+  try {
+    fn()
+  } catch (err) {
+    return err instanceof DomainError ? err.code : `non-domain: ${String(err)}`
+  }
+  return undefined
+}
+
+t.test('password policy', async t => {
+  t.equal(passwordWeakness('short'), 'must be at least 12 characters')
+  t.equal(passwordWeakness('x'.repeat(129)), 'must be at most 128 characters')
+  t.equal(passwordWeakness('aaaaaaaaaaaaaaaa'), 'is too repetitive')
+  t.equal(passwordWeakness('qwerty123456'), 'is too common', 'a common password')
+  t.equal(passwordWeakness('password1234!'), 'is too common', 'a common stem with digits appended')
+  t.equal(passwordWeakness('abcdabcdabcd'), 'is too repetitive', 'a short unit repeated')
+  t.equal(passwordWeakness('harold.jones.at.work', { email: 'harold.jones.at.work@example.com' }), 'must not contain the e-mail address')
+  t.equal(passwordWeakness('my name is Grace Hopper', { name: 'Grace Hopper' }), 'must not contain the user name')
+  t.equal(passwordWeakness('correct horse battery staple'), null, 'a passphrase is fine')
+  t.equal(passwordWeakness('ÄÖÜ-ß-€-漢字-絵文字'), null, 'length counts characters, not bytes; no composition rules')
+  t.equal(code(() => assertPasswordAcceptable('short', 'body/password')), 'password_policy')
+  for (let i = 0; i < 20; i++) t.equal(passwordWeakness(generateTemporaryPassword()), null, 'generated passwords pass the policy')
+})
+
+t.test('user policies', async t => {
+  const admin = { id: 'A', role: 'admin' as const }
+  const manager = { id: 'M', role: 'manager' as const }
+  const user = { id: 'U', role: 'user' as const }
+  const target = { id: 'X', role: 'user' as const, is_active: true }
+
+  t.equal(code(() => assertCanViewUser(user, 'X')), 'forbidden', 'a user may not view others')
+  t.equal(code(() => assertCanViewUser(user, 'U')), undefined, 'a user may view itself')
+  t.equal(code(() => assertCanViewUser(manager, 'X')), undefined)
+
+  t.equal(code(() => assertCanUpdateUser(admin, target, { role: 'manager', is_active: false, name: 'n' })), undefined, 'admin: all fields')
+  t.equal(code(() => assertCanUpdateUser(manager, target, { name: 'n' })), undefined, 'manager: name')
+  t.equal(code(() => assertCanUpdateUser(manager, target, { role: 'admin' })), 'forbidden', 'manager: not role')
+  t.equal(code(() => assertCanUpdateUser(manager, target, { is_active: false })), 'forbidden', 'manager: not is_active')
+  t.equal(code(() => assertCanUpdateUser(user, { ...target, id: 'U' }, { name: 'n' })), 'forbidden', 'user: nothing, not even itself')
+  t.equal(code(() => assertCanUpdateUser(admin, { id: 'A', role: 'admin', is_active: true }, { role: 'user' })), 'forbidden', 'nobody sets their own role')
+  t.equal(code(() => assertCanUpdateUser(admin, { id: 'A', role: 'admin', is_active: true }, { role: 'admin', name: 'n' })), undefined, 'restating the own role is harmless')
+  t.equal(code(() => assertCanUpdateUser(admin, { id: 'A', role: 'admin', is_active: true }, { is_active: false })), 'forbidden', 'nobody deactivates themselves')
+  t.equal(code(() => assertCanDeactivateUser(admin, 'A')), 'forbidden')
+  t.equal(code(() => assertCanDeactivateUser(manager, 'X')), 'forbidden')
+  t.equal(code(() => assertCanDeactivateUser(admin, 'X')), undefined)
+
+  t.ok(removesActiveAdmin({ role: 'admin', is_active: true }, { role: 'manager', is_active: true }))
+  t.ok(removesActiveAdmin({ role: 'admin', is_active: true }, { role: 'admin', is_active: false }))
+  t.notOk(removesActiveAdmin({ role: 'admin', is_active: false }, { role: 'user', is_active: false }))
+  t.ok(addsActiveAdmin({ role: 'user', is_active: true }, { role: 'admin', is_active: true }))
+  t.ok(addsActiveAdmin({ role: 'admin', is_active: false }, { role: 'admin', is_active: true }))
+  t.notOk(addsActiveAdmin({ role: 'admin', is_active: true }, { role: 'admin', is_active: true }))
+  t.equal(normalizeEmail('  Grace.Hopper@Example.COM '), 'grace.hopper@example.com')
+
+  const u: User = {
+    id: '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV',
+    email: 'a@example.com',
+    name: 'A',
+    role: 'user',
+    is_active: true,
+    must_change_password: false,
+    password_hash: '$argon2id$secret',
+    session_version: 3,
+    version: 2,
+    created_at: '2026-11-25T12:00:00.000Z',
+    updated_at: '2026-11-25T12:00:00.000Z',
+    last_login_at: null
+  }
+  const profile = toProfile(u)
+  t.notOk('password_hash' in profile, 'the profile never carries the hash')
+  t.notOk('session_version' in profile)
+  t.same(validateComponent('UserProfile', profile), [], 'the profile matches the spec')
+})
+
+t.test('ETags and If-Match', async t => {
+  t.equal(etagOf(7), '"v7"')
+  t.equal(versionFromIfMatch(undefined), undefined)
+  t.equal(versionFromIfMatch('*'), undefined)
+  t.equal(versionFromIfMatch('"v7"'), 7)
+  t.equal(versionFromIfMatch('W/"v7"'), 7)
+  t.equal(code(() => versionFromIfMatch('"abc"')), 'precondition_failed')
+  t.equal(code(() => versionFromIfMatch('"v1", "v2"')), 'precondition_failed')
+})
+
+t.test('cursors are opaque, signed and bound to their query', async t => {
+  const codec = createCursorCodec('secret-one-that-is-long-enough-000000')
+  const other = createCursorCodec('secret-two-that-is-long-enough-000000')
+  const key = { id: '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', entity: 'user' }
+  const cursor = codec.encode(key, { role: 'admin' })
+  t.match(cursor, /^[A-Za-z0-9_-]+$/, 'URL-safe')
+  t.same(codec.decode(cursor, { role: 'admin' }), key, 'round trip')
+  t.same(codec.decode(cursor, { role: 'admin', search: undefined }), key, 'undefined filters do not matter')
+  t.equal(code(() => codec.decode(cursor, { role: 'user' })), 'invalid_cursor', 'another query')
+  t.equal(code(() => other.decode(cursor, { role: 'admin' })), 'invalid_cursor', 'another key')
+  t.equal(code(() => codec.decode(cursor.slice(0, -1) + (cursor.endsWith('A') ? 'B' : 'A'), { role: 'admin' })), 'invalid_cursor', 'edited signature')
+  t.equal(code(() => codec.decode('x' + cursor, { role: 'admin' })), 'invalid_cursor', 'edited payload')
+  t.equal(code(() => codec.decode('abc', {})), 'invalid_cursor', 'too short')
+  const forged = Buffer.from('not json').toString('base64url')
+  t.equal(code(() => codec.decode(forged + 'A'.repeat(22), {})), 'invalid_cursor')
+
+  // readPage fills short (filtered) rounds and stops at the bound.
+  const data = Array.from({ length: 50 }, (_, i) => i)
+  const calls: number[] = []
+  const round = async (limit: number, start: Record<string, unknown> | undefined) => {
+    calls.push(limit)
+    const from = start ? Number(start.i) : 0
+    const slice = data.slice(from, from + limit)
+    const next = from + limit < data.length ? { i: from + limit } : undefined
+    return { items: slice.filter(n => n % 2 === 0), lastKey: next }
+  }
+  const page = await readPage(codec, {}, 10, undefined, round)
+  t.equal(page.items.length, 10, 'filled from several rounds')
+  t.ok(page.next_cursor)
+  const all: number[] = [...page.items]
+  let cursorNext = page.next_cursor
+  while (cursorNext) {
+    const p = await readPage(codec, {}, 10, cursorNext, round)
+    all.push(...p.items)
+    cursorNext = p.next_cursor
+  }
+  t.same(all, data.filter(n => n % 2 === 0), 'a walk returns every item once')
+  let rounds = 0
+  const sparse = await readPage(codec, {}, 10, undefined, async (limit, start) => {
+    rounds++
+    return { items: [], lastKey: { i: Number(start?.i ?? 0) + limit } }
+  }, 3)
+  t.equal(rounds, 3, 'bounded rounds')
+  t.same(sparse.items, [], 'a selective filter returns a short page…')
+  t.ok(sparse.next_cursor, '…with a cursor, instead of reading on without bound')
+})
+
+t.test('configuration', async t => {
+  const c = loadConfig({})
+  t.equal(c.port, 3000)
+  t.equal(c.host, '127.0.0.1')
+  t.equal(c.tablePrefix, 'monitoring-')
+  t.equal(c.dynamodbEndpoint, undefined, 'embedded by default')
+  t.same(c.corsOrigins, [])
+  t.equal(c.argon2.memoryCost, 19456)
+  t.equal(c.argon2.timeCost, 2)
+  t.equal(c.argon2.parallelism, 1)
+  t.equal(c.bodyLimit, 102400)
+  t.same(loadConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins, ['https://a.example', 'https://b.example'])
+  t.equal(loadConfig({ PORT: '8080' }).port, 8080)
+  t.throws(() => loadConfig({ PORT: 'eighty' }), { name: 'ConfigError', message: /PORT/ })
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET is required/)
+  t.throws(() => loadConfig({ JWT_SECRET: 'short' }), { name: 'ConfigError', message: /JWT_SECRET/ })
+  try {
+    loadConfig({ JWT_SECRET: 'too-short-secret-value' })
+  } catch (err) {
+    t.notMatch(String(err), /too-short-secret-value/, 'errors never echo values (they may be secrets)')
+  }
+  t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).jwtSecret, 'x'.repeat(40))
+})
