@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { ulid } from 'ulid'
 import type { Config } from './config.js'
 import errorsPlugin from './plugins/errors.js'
+import { createValidatorCompiler } from './plugins/validation.js'
 import dynamoPlugin from './plugins/dynamo.js'
 import passwordsPlugin from './plugins/passwords.js'
 import authPlugin from './plugins/auth.js'
@@ -14,6 +15,7 @@ import docsPlugin from './plugins/docs.js'
 import healthModule from './modules/health/health.routes.js'
 import authModule from './modules/auth/auth.routes.js'
 import usersModule from './modules/users/users.routes.js'
+import tasksModule from './modules/tasks/tasks.routes.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
 export interface AppOptions {
@@ -52,17 +54,10 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : ulid()
     },
-    ajv: {
-      customOptions: {
-        // Reject unknown properties (mass assignment) instead of silently stripping them.
-        removeAdditional: false,
-        coerceTypes: 'array',
-        useDefaults: true,
-        allErrors: true
-      }
-    },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 }
   }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.setValidatorCompiler(createValidatorCompiler())
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -113,5 +108,6 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(healthModule)
   await app.register(authModule, { config })
   await app.register(usersModule)
+  await app.register(tasksModule)
   return app
 }

@@ -156,3 +156,32 @@ t.test('concurrent first starts create exactly one admin', async t => {
   t.ok(await app.db.repos.users.hasAnyAdmin())
   t.equal(await app.db.repos.users.recountActiveAdmins(), 1, 'one admin in the end')
 })
+
+t.test('operator scripts: seed the first admin, then recover a forgotten password', async t => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const run = promisify(execFile)
+  const dir = await mkdtemp(path.join(tmpdir(), 'monitoring-scripts-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const env = { ...process.env, DATA_DIR: dir, ADMIN_EMAIL: 'ops@example.com', LOG_LEVEL: 'silent' }
+  const tsx = path.resolve('node_modules/.bin/tsx')
+  const seeded = await run(tsx, ['scripts/seed-admin.ts'], { env })
+  const first = /Temporary password: (\S+)/.exec(seeded.stdout)?.[1]
+  t.ok(first, 'seed-admin prints a temporary password once')
+  t.match((await run(tsx, ['scripts/seed-admin.ts'], { env })).stdout, /already exists/, 'and does nothing the second time')
+  const reset = await run(tsx, ['scripts/reset-password.ts', 'OPS@example.com'], { env })
+  const second = /Temporary password: (\S+)/.exec(reset.stdout)?.[1]
+  t.ok(second && second !== first, 'reset-password prints a new temporary password')
+  await t.rejects(run(tsx, ['scripts/reset-password.ts', 'nobody@example.com'], { env }), 'an unknown e-mail fails')
+
+  const db = await startEmbeddedDynamo({ path: path.join(dir, 'dynamodb') })
+  const config = loadConfig({ LOG_LEVEL: 'silent', DATA_DIR: dir })
+  const app = await buildApp(config, { jwtSecret: await resolveJwtSecret(config), dynamodbEndpoint: db.endpoint, logger: false })
+  t.teardown(async () => { await app.close(); await db.close() })
+  await app.ready()
+  const old = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: 'ops@example.com', password: first } })
+  t.equal(old.statusCode, 401, 'the old password no longer works')
+  const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: 'ops@example.com', password: second } })
+  t.equal(login.statusCode, 200)
+  t.equal(login.json().user.must_change_password, true)
+})

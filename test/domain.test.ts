@@ -163,3 +163,36 @@ t.test('configuration', async t => {
   }
   t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).jwtSecret, 'x'.repeat(40))
 })
+
+t.test('layering: the dependency rules of the architecture hold', async t => {
+  const { readdir, readFile } = await import('node:fs/promises')
+  const path = await import('node:path')
+  const root = new URL('../src/', import.meta.url).pathname
+  const files: string[] = []
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name)
+      if (e.isDirectory()) await walk(p)
+      else if (p.endsWith('.ts')) files.push(p)
+    }
+  }
+  await walk(root)
+  t.ok(files.length > 20, `${files.length} source files`)
+  for (const file of files) {
+    const rel = path.relative(root, file)
+    const source = await readFile(file, 'utf8')
+    const imports = [...source.matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map(m => m[1] as string)
+    const runtime = [...source.matchAll(/^import (?!type )[^'"]*['"]([^'"]+)['"]/gm)].map(m => m[1] as string)
+    if (rel.startsWith('domain/')) {
+      t.same(runtime.filter(i => /fastify|dynamoose|@aws-sdk|argon2|\.\.\/(plugins|modules|db)\//.test(i)), [], `${rel}: domain imports no framework, database or outer layer`)
+    }
+    if (imports.includes('dynamoose')) {
+      t.ok(/\.(repository|model)\.ts$/.test(rel) || rel.startsWith('db/') || rel === 'plugins/dynamo.ts', `${rel}: only repositories, models and the data layer import dynamoose`)
+    }
+    const mod = /^modules\/([^/]+)\//.exec(rel)?.[1]
+    if (mod) {
+      const foreign = imports.filter(i => i.startsWith('../') && /modules\/|^\.\.\/[a-z-]+\//.test(i) && !i.startsWith('../../')).filter(i => !i.startsWith(`../${mod}/`))
+      t.same(foreign, [], `${rel}: modules never import each other`)
+    }
+  }
+})

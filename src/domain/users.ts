@@ -80,3 +80,8 @@ export const toProfile = (u: User): UserProfile => ({
   updated_at: u.updated_at,
   last_login_at: u.last_login_at
 })
+
+/** What other modules may ask about users (implemented by the users repository). */
+export interface UserLookup {
+  getById: (id: string) => Promise<User | null>
+}

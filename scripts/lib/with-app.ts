@@ -1,0 +1,24 @@
+import path from 'node:path'
+import { buildApp, type App } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { startEmbeddedDynamo } from '../../src/embedded-dynamodb.js'
+import { resolveJwtSecret } from '../../src/secrets.js'
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
+
+/**
+ * Runs an operator task against the configured database (the embedded one in DATA_DIR when
+ * DYNAMODB_ENDPOINT is unset: stop the server first, one process per data directory).
+ */
+export async function withApp<T> (task: (app: App, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' })
+  const embedded = config.dynamodbEndpoint ? undefined : await startEmbeddedDynamo({ path: path.join(config.dataDir, 'dynamodb') })
+  const app = await buildApp(config, { jwtSecret: await resolveJwtSecret(config), dynamodbEndpoint: config.dynamodbEndpoint ?? embedded!.endpoint })
+  try {
+    await app.ready()
+    return await task(app, config)
+  } finally {
+    await app.close()
+    await embedded?.close()
+  }
+}
