@@ -17,8 +17,6 @@ type Json = Record<string, any>
 export const PENDING = new Set([
   // events (issue 4)
   'listEvents', 'getEvent', 'deleteEvent', 'createTaskFromEvent', 'ingestEvents',
-  // tasks (issue 3)
-  'listTasks', 'getTask', 'createTask', 'updateTask', 'deleteTask', 'addTaskComment', 'listTaskComments', 'updateTaskStatus',
   // dashboard and configuration (issue 5)
   'getDashboardOverview', 'getEventsStats', 'getTasksStats', 'getUsersStats',
   'listAwsAccounts', 'createAwsAccount', 'getAwsAccount', 'updateAwsAccount', 'deleteAwsAccount',

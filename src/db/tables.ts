@@ -2,6 +2,7 @@ import type { DynamoDB } from '@aws-sdk/client-dynamodb'
 import { defineMetaModel } from './meta.model.js'
 import { defineUsersModel } from '../modules/users/users.model.js'
 import { defineAuthModel } from '../modules/auth/auth.model.js'
+import { defineCommentsModel, defineTasksModel } from '../modules/tasks/tasks.model.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -13,7 +14,9 @@ function define (prefix: string) {
   return {
     users: defineUsersModel(prefix),
     auth: defineAuthModel(prefix),
-    meta: defineMetaModel(prefix)
+    meta: defineMetaModel(prefix),
+    tasks: defineTasksModel(prefix),
+    comments: defineCommentsModel(prefix)
   }
 }
 

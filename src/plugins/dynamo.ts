@@ -6,10 +6,12 @@ import { initializeTables, getModels } from '../db/tables.js'
 import { createCursorCodec } from '../db/pagination.js'
 import { createUsersRepository, type UsersRepository } from '../modules/users/users.repository.js'
 import { createAuthRepository, type AuthRepository } from '../modules/auth/auth.repository.js'
+import { createTasksRepository, type TasksRepository } from '../modules/tasks/tasks.repository.js'
 
 export interface Repositories {
   users: UsersRepository
   auth: AuthRepository
+  tasks: TasksRepository
 }
 
 declare module 'fastify' {
@@ -47,7 +49,8 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
     client,
     repos: {
       users: createUsersRepository(models.users, models.meta, cursors),
-      auth: createAuthRepository(models.auth)
+      auth: createAuthRepository(models.auth),
+      tasks: createTasksRepository(models.tasks, models.comments, cursors)
     },
     async ping () {
       const started = performance.now()

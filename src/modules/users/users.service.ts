@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { ulid } from 'ulid'
+import { newId } from '../../lib/ids.js'
 import type { CreateUserRequest, UpdateUserRequest } from '../../../openapi/generated/schemas.js'
 import { DomainError } from '../../domain/errors.js'
 import { assertPasswordAcceptable, passwordWeakness } from '../../domain/password-policy.js'
@@ -66,7 +66,7 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
       password ??= temporaryPassword as string
       const now = new Date().toISOString()
       const user: User = {
-        id: ulid(),
+        id: newId(),
         email,
         name,
         role: input.role,

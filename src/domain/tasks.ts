@@ -1,0 +1,80 @@
+import type { StatusHistoryEntry, Task as TaskDto, TaskPriority, TaskStatus } from '../../openapi/generated/schemas.js'
+import { DomainError } from './errors.js'
+import type { Actor } from './users.js'
+
+/** A task as stored, with what never leaves the server (deletion marks). */
+export interface Task extends TaskDto {
+  status_history: StatusHistoryEntry[]
+  /** When the task first left `open` (for the time-to-first-action statistic). */
+  first_action_at: string | null
+  deleted_at: string | null
+  deleted_by: string | null
+}
+
+export type { TaskStatus, TaskPriority, StatusHistoryEntry }
+
+/** Which status may follow which: open → in_progress → closed, in_progress → open, closed → open. */
+export const TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
+  open: ['in_progress'],
+  in_progress: ['closed', 'open'],
+  closed: ['open']
+}
+
+export function assertTransition (from: TaskStatus, to: TaskStatus): void {
+  if (!TRANSITIONS[from].includes(to)) {
+    throw new DomainError('invalid_transition', `A task cannot move from ${from} to ${to}; allowed from ${from}: ${TRANSITIONS[from].join(', ') || 'none'}.`)
+  }
+}
+
+/** Effects of a status change on the task's own fields. */
+export function statusEffects (task: Pick<Task, 'first_action_at'>, to: TaskStatus, now: string): { closed_at: string | null, first_action_at?: string } {
+  return {
+    closed_at: to === 'closed' ? now : null,
+    ...(task.first_action_at ? {} : { first_action_at: now })
+  }
+}
+
+const isStaff = (actor: Actor): boolean => actor.role === 'admin' || actor.role === 'manager'
+
+/** Update and status change: admins, managers, the creator and the assignee. */
+export function assertCanModifyTask (actor: Actor, task: Pick<Task, 'created_by' | 'assigned_to'>): void {
+  if (isStaff(actor) || task.created_by === actor.id || task.assigned_to === actor.id) return
+  throw new DomainError('forbidden', 'Only the creator, the assignee, managers and admins may change this task.')
+}
+
+/** Delete: admins, managers and the creator. */
+export function assertCanDeleteTask (actor: Actor, task: Pick<Task, 'created_by'>): void {
+  if (isStaff(actor) || task.created_by === actor.id) return
+  throw new DomainError('forbidden', 'Only the creator, managers and admins may delete this task.')
+}
+
+/**
+ * Who the write itself must still allow (checked by the database at write time, so a
+ * concurrent reassignment cannot let a former assignee through): undefined for staff.
+ */
+export const writeGuard = (actor: Actor, kind: 'modify' | 'delete'): { actorId: string, asAssignee: boolean } | undefined =>
+  isStaff(actor) ? undefined : { actorId: actor.id, asAssignee: kind === 'modify' }
+
+/** Priority of a task created from an event of this severity (info → low). */
+export const priorityForSeverity = (severity: 'critical' | 'high' | 'medium' | 'low' | 'info'): TaskPriority =>
+  severity === 'info' ? 'low' : severity
+
+/** The public view of a task. */
+export const toTaskDto = (t: Task): TaskDto => ({
+  id: t.id,
+  title: t.title,
+  description: t.description,
+  status: t.status,
+  priority: t.priority,
+  assigned_to: t.assigned_to,
+  created_by: t.created_by,
+  event_id: t.event_id,
+  due_at: t.due_at,
+  closed_at: t.closed_at,
+  version: t.version,
+  created_at: t.created_at,
+  updated_at: t.updated_at
+})
+
+/** Timestamps are stored in one canonical form (UTC, milliseconds) so they compare as strings. */
+export const canonicalTime = (value: string): string => new Date(value).toISOString()

@@ -1,0 +1,82 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { routes } from '../../../openapi/generated/routes.js'
+import { toTaskDto } from '../../domain/tasks.js'
+import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { noContent } from '../../lib/http.js'
+import { createTasksService } from './tasks.service.js'
+
+const tasksModule: FastifyPluginAsyncTypebox = async (app) => {
+  const service = createTasksService(app.db.repos.tasks, app.db.repos.users)
+
+  app.route({
+    ...routes.listTasks,
+    handler: async (request) => {
+      const { limit = 20, ...filters } = request.query
+      const page = await service.list(request.actor!, { limit, ...filters })
+      return { items: page.items.map(toTaskDto), next_cursor: page.next_cursor }
+    }
+  })
+
+  app.route({
+    ...routes.getTask,
+    handler: async (request, reply) => {
+      const { task, comments, commentsCursor } = await service.get(request.params.id)
+      reply.header('etag', etagOf(task.version))
+      return { ...toTaskDto(task), comments, comments_next_cursor: commentsCursor, status_history: task.status_history }
+    }
+  })
+
+  app.route({
+    ...routes.createTask,
+    handler: async (request, reply) => {
+      const task = await service.create(request.actor!, request.body)
+      reply.code(201).header('etag', etagOf(task.version)).header('location', `/api/tasks/${task.id}`)
+      return toTaskDto(task)
+    }
+  })
+
+  app.route({
+    ...routes.updateTask,
+    handler: async (request, reply) => {
+      const task = await service.update(request.actor!, request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
+      reply.header('etag', etagOf(task.version))
+      return toTaskDto(task)
+    }
+  })
+
+  app.route({
+    ...routes.updateTaskStatus,
+    handler: async (request, reply) => {
+      const task = await service.changeStatus(request.actor!, request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
+      reply.header('etag', etagOf(task.version))
+      return toTaskDto(task)
+    }
+  })
+
+  app.route({
+    ...routes.deleteTask,
+    handler: async (request, reply) => {
+      await service.remove(request.actor!, request.params.id)
+      return noContent(reply)
+    }
+  })
+
+  app.route({
+    ...routes.listTaskComments,
+    handler: async (request) => {
+      const { limit = 20, cursor } = request.query
+      return service.listComments(request.params.id, limit, cursor)
+    }
+  })
+
+  app.route({
+    ...routes.addTaskComment,
+    handler: async (request, reply) => {
+      const comment = await service.addComment(request.actor!, request.params.id, request.body.body)
+      reply.code(201).header('location', `/api/tasks/${comment.task_id}/comments`)
+      return comment
+    }
+  })
+}
+
+export default tasksModule
