@@ -49,9 +49,13 @@ function options (schema: Json, keys: string[], extra: Record<string, string> = 
   return parts.length ? `{ ${parts.join(', ')} }` : ''
 }
 
+const jsonType = (v: unknown): string => (v === null ? 'null' : Number.isInteger(v) ? 'integer' : typeof v)
+
 function checkKeys (schema: Json, allowed: string[], where: string): void {
   for (const k of Object.keys(schema)) {
-    if (ANNOTATIONS.has(k) || k === 'type' || allowed.includes(k)) continue
+    if (ANNOTATIONS.has(k) || allowed.includes(k)) continue
+    // `type` belongs to the typed branches only; next to $ref/anyOf/enum/const it would be dropped.
+    if (k === 'type' && !['$ref', 'anyOf'].some(x => x in schema) && (!('const' in schema) || schema.type === jsonType(schema.const))) continue
     throw new Error(`${where}: unsupported schema keyword "${k}"`)
   }
 }
@@ -70,14 +74,13 @@ export function emitSchema (schema: Json, where: string, ns = ''): string {
     const inner = emitSchema({ ...rest, type: base }, where, ns)
     return `Type.Union([${inner}, Type.Null()]${def !== undefined ? `, { default: ${literal(def)} }` : ''})`
   }
-  for (const key of ['anyOf', 'oneOf'] as const) {
-    if (schema[key]) {
-      checkKeys(schema, [key, 'default'], where)
-      const members = (schema[key] as Json[]).map((s, i) => emitSchema(s, `${where}.${key}[${i}]`, ns)).join(', ')
-      const opts = schema.default !== undefined ? `, { default: ${literal(schema.default)} }` : ''
-      // TypeBox's Union is anyOf; oneOf is kept as oneOf so the validation meaning does not change.
-      return key === 'anyOf' ? `Type.Union([${members}]${opts})` : `Type.Unsafe(Type.Union([${members}]), { oneOf: [${members}] })`
-    }
+  // oneOf ("exactly one") has no TypeBox counterpart that keeps its meaning: refuse it
+  // rather than weaken it to anyOf. Use anyOf with members that exclude each other.
+  if (schema.oneOf) throw new Error(`${where}: oneOf is not supported; use anyOf with disjoint members`)
+  if (schema.anyOf) {
+    checkKeys(schema, ['anyOf', 'default'], where)
+    const members = (schema.anyOf as Json[]).map((s, i) => emitSchema(s, `${where}.anyOf[${i}]`, ns)).join(', ')
+    return `Type.Union([${members}]${schema.default !== undefined ? `, { default: ${literal(schema.default)} }` : ''})`
   }
   if (schema.enum) {
     checkKeys(schema, ['enum', 'default'], where)

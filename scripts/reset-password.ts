@@ -27,8 +27,8 @@ await withApp(async (app) => {
   await users.update(user.id, { password_hash: await app.passwords.hash(temporary), must_change_password: true, bumpSession: true })
   if (!user.is_active) {
     await users.update(user.id, { is_active: true })
-    if (user.role === 'admin') await users.adjustActiveAdmins(1)
+    if (user.role === 'admin') await users.addActiveAdmin(user.id)
   }
-  await auth.clearFailures(user.email)
+  await auth.unlock(user.email)
   console.log(`Reset ${user.email} (${user.role}).\nTemporary password: ${temporary}\n(shown once; it must be changed at the next login)`)
 })

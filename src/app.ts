@@ -4,7 +4,7 @@ import cors from '@fastify/cors'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { ulid } from 'ulid'
 import type { Config } from './config.js'
-import errorsPlugin from './plugins/errors.js'
+import errorsPlugin, { sendProblem } from './plugins/errors.js'
 import { createValidatorCompiler } from './plugins/validation.js'
 import dynamoPlugin from './plugins/dynamo.js'
 import passwordsPlugin from './plugins/passwords.js'
@@ -16,6 +16,8 @@ import healthModule from './modules/health/health.routes.js'
 import authModule from './modules/auth/auth.routes.js'
 import usersModule from './modules/users/users.routes.js'
 import tasksModule from './modules/tasks/tasks.routes.js'
+import eventsModule from './modules/events/events.routes.js'
+import apiKeyPlugin from './plugins/api-key.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
 export interface AppOptions {
@@ -46,7 +48,8 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
           }
         },
     bodyLimit: config.bodyLimit,
-    trustProxy: config.trustProxy,
+    // A hop count is supported at run time; the overload's type omits it.
+    trustProxy: config.trustProxy as boolean | string,
     requestTimeout: 30000,
     connectionTimeout: 60000,
     // Honour a caller's well-formed request id for tracing; otherwise make one.
@@ -54,7 +57,9 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : ulid()
     },
-    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 }
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
+    // Malformed URLs (bad percent-encoding, oversized parameters) are problems like the rest.
+    frameworkErrors: (err, request, reply) => sendProblem(request, reply, err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'not_found' : 'validation_failed', err.message)
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(createValidatorCompiler())
@@ -88,8 +93,9 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     audience: config.jwt.audience,
     accessTtlSeconds: config.jwt.accessTtlSeconds
   })
-  await app.register(rbacPlugin)
+  await app.register(apiKeyPlugin)
   await app.register(rateLimitPlugin, config.rateLimit)
+  await app.register(rbacPlugin)
   if (config.corsOrigins.length) {
     // Preflights carry no credentials (Fetch standard): the OPTIONS route @fastify/cors adds is public.
     app.addHook('onRoute', (route) => {
@@ -109,5 +115,6 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(authModule, { config })
   await app.register(usersModule)
   await app.register(tasksModule)
+  await app.register(eventsModule)
   return app
 }

@@ -31,7 +31,7 @@ export const EnvSchema = Type.Object({
   LOCKOUT_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 1048576, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
-  TRUST_PROXY: Type.Boolean({ default: false })
+  TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -55,7 +55,8 @@ export interface Config {
   rateLimit: { max: number, windowMs: number, authMax: number }
   lockout: { threshold: number, windowSeconds: number }
   argon2: { memoryCost: number, timeCost: number, parallelism: number }
-  trustProxy: boolean
+  /** Fastify's trustProxy: false, a hop count, or trusted proxy addresses/CIDRs. */
+  trustProxy: boolean | number | string
 }
 
 export class ConfigError extends Error {
@@ -100,6 +101,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, authMax: e.AUTH_RATE_LIMIT_MAX },
     lockout: { threshold: e.LOCKOUT_THRESHOLD, windowSeconds: e.LOCKOUT_WINDOW_SECONDS },
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
-    trustProxy: e.TRUST_PROXY
+    trustProxy: parseTrustProxy(e.TRUST_PROXY)
   }
+}
+
+/**
+ * `false` (default), a number of proxy hops to trust, or a comma-separated list of proxy
+ * addresses/CIDRs. `true` (trust every hop) lets any client choose its own IP, and with it
+ * its rate-limit bucket: prefer a hop count or the proxies' addresses.
+ */
+function parseTrustProxy (value: string): boolean | number | string {
+  const v = value.trim()
+  if (v === '' || v === 'false') return false
+  if (v === 'true') return true
+  if (/^\d+$/.test(v)) return Number(v)
+  return v
 }

@@ -154,7 +154,7 @@ t.test('concurrent first starts create exactly one admin', async t => {
   const results = await Promise.all(Array.from({ length: 4 }, () => ensureFirstAdmin(app.db.repos.users, app.passwords, admin)))
   t.equal(results.filter(r => r.created).length, 1, 'exactly one instance creates it')
   t.ok(await app.db.repos.users.hasAnyAdmin())
-  t.equal(await app.db.repos.users.recountActiveAdmins(), 1, 'one admin in the end')
+  t.equal(await app.db.repos.users.repairAdminSet(), 1, 'one admin in the end')
 })
 
 t.test('operator scripts: seed the first admin, then recover a forgotten password', async t => {
@@ -184,4 +184,33 @@ t.test('operator scripts: seed the first admin, then recover a forgotten passwor
   const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: 'ops@example.com', password: second } })
   t.equal(login.statusCode, 200)
   t.equal(login.json().user.must_change_password, true)
+})
+
+t.test('hostile URLs and bodies stay within the contract; every request counts toward the rate limit', async t => {
+  const api = await build(t)
+  const token = await api.adminToken()
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/users/%ff', headers: api.auth(token) }), 400)
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/users/%', headers: api.auth(token) }), 400)
+  assertProblem(t, await api.request({ method: 'GET', url: `/api/${'x'.repeat(3000)}` }), 404, 'not_found')
+  const long = await api.request({ method: 'GET', url: `/api/users?${'p'.repeat(600)}=1`, headers: api.auth(token) })
+  assertProblem(t, long, 400, 'validation_failed')
+  t.ok(long.json().errors[0].path.length <= 512, 'error paths are cut to the spec limit')
+  const odd = await api.request({ method: 'GET', url: '/api/users?a%2Fb~c=1', headers: api.auth(token) })
+  t.equal(odd.json().errors[0].path, '/querystring/a~1b~0c', 'JSON pointer escaping')
+  const other = await api.userWithRole('user')
+  assertProblem(t, await api.request({ method: 'DELETE', url: `/api/users/${other.id}`, headers: { ...api.auth(token), 'content-type': 'text/plain' }, payload: 'x' }), 415)
+  assertProblem(t, await api.request({ method: 'DELETE', url: `/api/users/${other.id}`, headers: { ...api.auth(token), 'content-type': 'application/json' }, payload: JSON.stringify({ pad: 'x'.repeat(200 * 1024) }) }), 413)
+
+  const limited = await build(t, { RATE_LIMIT_MAX: '3' })
+  for (const [name, req] of [
+    ['404', { method: 'GET', url: '/api/nothing' }],
+    ['401', { method: 'GET', url: '/api/users', headers: { authorization: 'Bearer x.y.z' } }],
+    ['405', { method: 'PATCH', url: '/api/users' }]
+  ] as const) {
+    const fresh = await build(t, { RATE_LIMIT_MAX: '3' })
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) statuses.push((await fresh.request(req as never)).statusCode)
+    t.equal(statuses[3], 429, `${name}s are rate limited too (${statuses.join(', ')})`)
+  }
+  t.ok(limited)
 })

@@ -196,7 +196,7 @@ t.test('lockout after 5 failures per e-mail, held in the database', async t => {
   const attempt = (password: string, email = u.email) => api.request({ method: 'POST', url: '/api/auth/login', payload: { email, password } })
   // Concurrent failures are all counted.
   const failures = await Promise.all(Array.from({ length: 5 }, (_, i) => attempt(`wrong password ${i}`)))
-  t.ok(failures.every(r => r.statusCode === 401))
+  t.same(failures.map(r => r.statusCode), [401, 401, 401, 401, 401], 'five failures: 401 each')
   const locked = await attempt(u.password)
   assertProblem(t, locked, 429, 'account_locked')
   t.ok(Number(locked.headers['retry-after']) > 0 && Number(locked.headers['retry-after']) <= 900, `Retry-After ${locked.headers['retry-after']}`)
@@ -269,4 +269,50 @@ t.test('argon2id parameters are explicit, and outdated hashes are upgraded at lo
   const after = await strong.app.db.repos.users.getById(u.id)
   t.match(after!.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
   t.equal((await strong.login(u.email, u.password)).body.user.id, u.id, 'the upgraded hash verifies')
+})
+
+t.test('hardening: token lifetime, races with password changes, parallel guessing, reuse', async t => {
+  const api = await build(t, { LOCKOUT_THRESHOLD: '5' })
+  const { token } = await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString())
+  t.equal(claims.exp - claims.iat, 900, 'access tokens live ACCESS_TOKEN_TTL_SECONDS (15 min), not longer')
+  const now = Math.floor(Date.now() / 1000)
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(jwt({ ...claims, iat: now - 1000, exp: now + 1000 })) }), 401, undefined, 'a token older than the lifetime is refused (maxAge)')
+
+  // Logins with the old password racing a password change: none of their sessions survive it.
+  const u = await api.userWithRole('user')
+  const logins = Array.from({ length: 6 }, (_, i) => new Promise<Awaited<ReturnType<typeof api.request>>>(resolve => {
+    setTimeout(() => { resolve(api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })) }, i * 5)
+  }))
+  const change = api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(u.token), payload: { current_password: u.password, new_password: 'a completely new passphrase' } })
+  const [changed, ...results] = await Promise.all([change, ...logins])
+  t.equal(changed.statusCode, 204)
+  for (const r of results) {
+    if (r.statusCode !== 200) continue
+    const session = r.json()
+    assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(session.access_token) }), 401, 'token_revoked', 'an old-password session is dead after the change')
+    assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: session.refresh_token } }), 401, 'token_revoked')
+  }
+
+  // 40 parallel guesses: at most the threshold get a verdict, the rest are locked out.
+  const v = await api.userWithRole('user')
+  const guesses = await Promise.all(Array.from({ length: 40 }, (_, i) => api.request({ method: 'POST', url: '/api/auth/login', payload: { email: v.email, password: `guess number ${i}` } })))
+  const verdicts = guesses.filter(r => r.statusCode === 401).length
+  t.ok(verdicts <= 5, `only ${verdicts} of 40 parallel guesses were checked (threshold 5)`)
+  t.equal(guesses.filter(r => r.statusCode === 429).length, 40 - verdicts, 'the rest are 429')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: v.email, password: v.password } }), 429, 'account_locked', 'even the right password waits')
+
+  // Refresh-token reuse ends the thief's access token too.
+  const w = await api.userWithRole('manager')
+  const victim = (await api.login(w.email, w.password)).body
+  const thief = (await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: victim.refresh_token } })).json()
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: victim.refresh_token } }), 401, 'token_revoked')
+  assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(thief.access_token) }), 401, 'token_revoked', 'the thief\'s access token is revoked')
+
+  // JSON bodies are not type-coerced.
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: [ADMIN_EMAIL], password: ADMIN_PASSWORD } }), 400, 'validation_failed')
+  assertProblem(t, await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: 123456789012 } }), 400, 'validation_failed')
+  const admin = await api.adminToken()
+  assertProblem(t, await api.request({ method: 'PUT', url: `/api/users/${w.id}`, headers: api.auth(admin), payload: { is_active: null } }), 400, 'validation_failed', 'null is not false')
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/login', headers: { authorization: 'bearer x' }, payload: { email: w.email, password: w.password } })).statusCode, 200)
 })

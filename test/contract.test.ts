@@ -15,8 +15,6 @@ type Json = Record<string, any>
 
 /** Operations that later issues implement. Must be empty when the API is complete. */
 export const PENDING = new Set([
-  // events (issue 4)
-  'listEvents', 'getEvent', 'deleteEvent', 'createTaskFromEvent', 'ingestEvents',
   // dashboard and configuration (issue 5)
   'getDashboardOverview', 'getEventsStats', 'getTasksStats', 'getUsersStats',
   'listAwsAccounts', 'createAwsAccount', 'getAwsAccount', 'updateAwsAccount', 'deleteAwsAccount',

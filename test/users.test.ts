@@ -238,10 +238,18 @@ t.test('the last active admin can be neither deactivated nor demoted', async t =
     }
   }
 
-  // The guard itself (as another admin would meet it): reserve refuses below one.
+  // The guard itself: the last id cannot leave the set; an id not in it is 'absent'.
   const repo = api.app.db.repos.users
-  await t.rejects(repo.reserveAdminRemoval(), { code: 'last_admin' }, 'the counter never goes below one active admin')
-  t.equal(await repo.recountActiveAdmins(), 1)
+  await t.rejects(repo.reserveAdminRemoval(rootId), { code: 'last_admin' }, 'the set never loses its last active admin')
+  t.equal(await repo.reserveAdminRemoval('01JDQ2Z5Y3K4M5N6P7Q8R9S0TV'), 'absent')
+  t.equal(await repo.repairAdminSet(), 1)
+
+  // Concurrent DELETEs of one admin: idempotent, all 204, and the other admin remains.
+  const extra = await api.userWithRole('admin')
+  const root2 = (await api.login(ADMIN_EMAIL, ADMIN_PASSWORD)).token
+  const dels = await Promise.all(Array.from({ length: 3 }, () => api.request({ method: 'DELETE', url: `/api/users/${extra.id}`, headers: api.auth(root2) })))
+  t.same(dels.map(r => r.statusCode), [204, 204, 204], 'concurrent deletes of one admin are all 204')
+  await t.rejects(repo.reserveAdminRemoval(rootId), { code: 'last_admin' }, 'the root is the last admin again')
 })
 
 t.test('deactivate and reset password', async t => {

@@ -64,7 +64,7 @@ export const routes = {
   deactivateUser: {
     method: "DELETE" as const,
     url: "/api/users/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
     config: { operationId: "deactivateUser", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   resetUserPassword: {
@@ -94,7 +94,7 @@ export const routes = {
   deleteEvent: {
     method: "DELETE" as const,
     url: "/api/events/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
     config: { operationId: "deleteEvent", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   createTaskFromEvent: {
@@ -130,7 +130,7 @@ export const routes = {
   deleteTask: {
     method: "DELETE" as const,
     url: "/api/tasks/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
     config: { operationId: "deleteTask", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   listTaskComments: {
@@ -202,7 +202,7 @@ export const routes = {
   deleteAwsAccount: {
     method: "DELETE" as const,
     url: "/api/config/aws-accounts/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
     config: { operationId: "deleteAwsAccount", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   testAwsAccountConnection: {

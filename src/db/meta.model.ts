@@ -7,22 +7,39 @@ import type { Item } from 'dynamoose/dist/Item.js'
  * | item                      | purpose                                                   |
  * | ------------------------- | --------------------------------------------------------- |
  * | `email#<email>`           | uniqueness claim: conditional put; `ref` = the user id     |
- * | `counter#<name>`          | atomic counters (`ADD`), e.g. active admins for the last-admin guard |
+ * | `admins#active`           | the set of active admin ids and its size (`ids`, `n`): the last-admin guard |
+ * | `awsaccount#<number>`     | uniqueness claim of a monitored AWS account number        |
+ * | `apikey#<sha256>`         | ingestion API key → AWS account record id                 |
+ * | `settings#monitoring`     | the monitoring settings (`data` JSON, `version`)          |
+ * | `envelope#<acct>#<id>`    | EventBridge envelope seen (idempotency; `state` processing/done) |
+ * | `dedup#<sha256>`          | the open event of a dedup key                             |
  */
 export interface MetaItem extends Item {
   pk: string
   ref?: string
   n?: number
+  ids?: Set<string>
+  data?: string
+  state?: string
+  version?: number
+  claimed_at?: number
   created_at?: string
   updated_at?: string
+  ttl?: number
 }
 
 const schema = new dynamoose.Schema({
   pk: { type: String, hashKey: true },
   ref: String,
   n: Number,
+  ids: { type: Set, schema: [String] },
+  data: String,
+  state: String,
+  version: Number,
+  claimed_at: Number,
   created_at: String,
-  updated_at: String
+  updated_at: String,
+  ttl: Number
 })
 
 export const defineMetaModel = (prefix: string) =>

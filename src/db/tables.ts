@@ -3,6 +3,8 @@ import { defineMetaModel } from './meta.model.js'
 import { defineUsersModel } from '../modules/users/users.model.js'
 import { defineAuthModel } from '../modules/auth/auth.model.js'
 import { defineCommentsModel, defineTasksModel } from '../modules/tasks/tasks.model.js'
+import { defineEventsModel } from '../modules/events/events.model.js'
+import { defineAwsAccountsModel } from '../modules/settings/settings.model.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -16,7 +18,9 @@ function define (prefix: string) {
     auth: defineAuthModel(prefix),
     meta: defineMetaModel(prefix),
     tasks: defineTasksModel(prefix),
-    comments: defineCommentsModel(prefix)
+    comments: defineCommentsModel(prefix),
+    events: defineEventsModel(prefix),
+    awsAccounts: defineAwsAccountsModel(prefix)
   }
 }
 

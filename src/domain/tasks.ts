@@ -1,6 +1,6 @@
 import type { StatusHistoryEntry, Task as TaskDto, TaskPriority, TaskStatus } from '../../openapi/generated/schemas.js'
 import { DomainError } from './errors.js'
-import type { Actor } from './users.js'
+import type { Actor, UserLookup } from './users.js'
 
 /** A task as stored, with what never leaves the server (deletion marks). */
 export interface Task extends TaskDto {
@@ -78,3 +78,43 @@ export const toTaskDto = (t: Task): TaskDto => ({
 
 /** Timestamps are stored in one canonical form (UTC, milliseconds) so they compare as strings. */
 export const canonicalTime = (value: string): string => new Date(value).toISOString()
+
+/** An assignee must be an existing, active user. */
+export async function assertAssignable (users: UserLookup, userId: string | null | undefined): Promise<void> {
+  if (!userId) return
+  const user = await users.getById(userId)
+  if (!user || !user.is_active) {
+    throw new DomainError('invalid_assignee', 'assigned_to must be an active user.', { errors: [{ path: '/body/assigned_to', message: 'unknown or inactive user' }] })
+  }
+}
+
+export interface NewTaskInput {
+  title: string
+  description?: string | null
+  priority?: TaskPriority
+  assigned_to?: string | null
+  due_at?: string | null
+}
+
+/** A new open task created by `actor` (with `eventId` when created from an event). */
+export function newTask (id: string, now: string, actor: Actor, input: NewTaskInput, eventId: string | null): Task {
+  return {
+    id,
+    title: input.title,
+    description: input.description ?? null,
+    status: 'open',
+    priority: input.priority ?? 'medium',
+    assigned_to: input.assigned_to ?? null,
+    created_by: actor.id,
+    event_id: eventId,
+    due_at: input.due_at ? canonicalTime(input.due_at) : null,
+    closed_at: null,
+    version: 1,
+    created_at: now,
+    updated_at: now,
+    status_history: [],
+    first_action_at: null,
+    deleted_at: null,
+    deleted_by: null
+  }
+}

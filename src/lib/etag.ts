@@ -11,7 +11,8 @@ export function versionFromIfMatch (header: string | undefined): number | undefi
   if (header === undefined) return undefined
   const value = header.trim()
   if (value === '*') return undefined
-  const match = /^(?:W\/)?"v(\d{1,10})"$/.exec(value)
+  // If-Match uses the strong comparison (RFC 9110): a weak ETag never matches.
+  const match = /^"v(\d{1,10})"$/.exec(value)
   if (!match?.[1]) throw new DomainError('precondition_failed', 'If-Match does not match the current ETag of the resource.')
   return Number(match[1])
 }

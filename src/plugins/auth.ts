@@ -44,7 +44,7 @@ export interface AuthPluginOptions {
   accessTtlSeconds: number
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i
 
 /**
  * Access tokens: HS256 only (pinned), `iss`, `aud`, `exp`, `sub`, `jti` required, read from
@@ -54,13 +54,14 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/
 export default fp<AuthPluginOptions>(async (app, opts) => {
   await app.register(fastifyJwt, {
     secret: opts.secret,
-    sign: { algorithm: 'HS256', iss: opts.issuer, aud: opts.audience, expiresIn: opts.accessTtlSeconds * 1000 },
+    // @fastify/jwt reads plain numbers as seconds.
+    sign: { algorithm: 'HS256', iss: opts.issuer, aud: opts.audience, expiresIn: opts.accessTtlSeconds },
     verify: {
       algorithms: ['HS256'],
       allowedIss: opts.issuer,
       allowedAud: opts.audience,
       requiredClaims: ['iss', 'aud', 'exp', 'iat', 'sub', 'jti'],
-      maxAge: opts.accessTtlSeconds * 1000
+      maxAge: opts.accessTtlSeconds
     },
     decode: { complete: false }
   })

@@ -7,11 +7,17 @@ import { createCursorCodec } from '../db/pagination.js'
 import { createUsersRepository, type UsersRepository } from '../modules/users/users.repository.js'
 import { createAuthRepository, type AuthRepository } from '../modules/auth/auth.repository.js'
 import { createTasksRepository, type TasksRepository } from '../modules/tasks/tasks.repository.js'
+import { createEventsRepository, type EventsRepository } from '../modules/events/events.repository.js'
+import { createAwsAccountsRepository, type AwsAccountsRepository } from '../modules/settings/aws-accounts.repository.js'
+import { createMonitoringSettingsRepository, type MonitoringSettingsRepository } from '../modules/settings/monitoring-settings.repository.js'
 
 export interface Repositories {
   users: UsersRepository
   auth: AuthRepository
   tasks: TasksRepository
+  events: EventsRepository
+  awsAccounts: AwsAccountsRepository
+  settings: MonitoringSettingsRepository
 }
 
 declare module 'fastify' {
@@ -50,7 +56,10 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
     repos: {
       users: createUsersRepository(models.users, models.meta, cursors),
       auth: createAuthRepository(models.auth),
-      tasks: createTasksRepository(models.tasks, models.comments, cursors)
+      tasks: createTasksRepository(models.tasks, models.comments, cursors),
+      events: createEventsRepository(models.events, models.meta, cursors),
+      awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
+      settings: createMonitoringSettingsRepository(models.meta)
     },
     async ping () {
       const started = performance.now()

@@ -16,15 +16,19 @@ export const STATUS_BY_CODE: Record<ProblemCode, number> = {
   invalid_cursor: 400,
   invalid_assignee: 400,
   password_policy: 400,
+  unsupported_event: 400,
   invalid_credentials: 401,
+  invalid_api_key: 401,
   token_invalid: 401,
   token_expired: 401,
   token_revoked: 401,
   forbidden: 403,
   password_change_required: 403,
+  account_mismatch: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  aws_account_exists: 409,
   email_taken: 409,
   last_admin: 409,
   invalid_transition: 409,
@@ -68,23 +72,26 @@ declare module 'fastify' {
   }
 }
 
-function sendProblem (request: FastifyRequest, reply: FastifyReply, code: ProblemCode, detail: string, details: ErrorDetails = {}): FastifyReply {
+export function sendProblem (request: FastifyRequest, reply: FastifyReply, code: ProblemCode, detail: string, details: ErrorDetails = {}): FastifyReply {
   const status = STATUS_BY_CODE[code]
+  // Never longer than the spec allows, whatever the request contained.
   const body: Problem = {
     type: 'about:blank',
     title: STATUS_CODES[status] ?? 'Error',
     status,
     code,
-    detail,
-    instance: request.url.split('?')[0]
+    detail: detail.slice(0, 2000),
+    instance: (request.url.split('?')[0] ?? '/').slice(0, 2048)
   }
-  if (details.errors?.length) body.errors = details.errors.slice(0, 100)
+  if (details.errors?.length) body.errors = details.errors.slice(0, 100).map(e => ({ path: e.path.slice(0, 512), message: e.message.slice(0, 512) }))
   if (details.taskId) body.task_id = details.taskId
   if (details.retryAfterSeconds !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(details.retryAfterSeconds))))
   if (status === 401) {
     const error = code === 'invalid_credentials' ? '' : `, error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`
     const missing = code === 'token_invalid' && !request.headers.authorization
-    reply.header('www-authenticate', missing ? 'Bearer realm="api"' : `Bearer realm="api"${error}`)
+    reply.header('www-authenticate', code === 'invalid_api_key'
+      ? 'ApiKey realm="ingestion", header="X-Api-Key"'
+      : missing ? 'Bearer realm="api"' : `Bearer realm="api"${error}`)
   }
   return reply.code(status).type('application/problem+json').send(body)
 }
@@ -96,7 +103,7 @@ function validationErrors (err: FastifyError): Array<{ path: string, message: st
   return ((err.validation ?? []) as AjvError[]).map(v => {
     let path = v.instancePath ?? ''
     const extra = v.params?.additionalProperty ?? v.params?.missingProperty
-    if (typeof extra === 'string') path += `/${extra}`
+    if (typeof extra === 'string') path += `/${extra.replace(/~/g, '~0').replace(/\//g, '~1')}`
     return { path: `/${context}${path}`, message: v.message ?? 'is invalid' }
   })
 }

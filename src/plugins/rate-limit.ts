@@ -9,21 +9,23 @@ export interface RateLimitOptions {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance {
-    /** Route-level rate-limit config for credential endpoints. */
-    authRateLimit: { max: number, timeWindow: number }
+  interface FastifyContextConfig {
+    /** 'credentials': the strict per-client limit of login, refresh and password change. */
+    rateLimitClass?: 'credentials'
   }
 }
 
 /**
- * A global per-client limit on every route (the 404 handler included), and a strict one
- * that credential routes opt into through their route config. Exceeding either is a 429
+ * A per-client limit on every request (404s, 405s and refused tokens included), and a
+ * stricter one for the credential routes (route config `rateLimitClass: 'credentials'`). Exceeding either is a 429
  * problem with `Retry-After`. The store is in-process: with several instances each one
  * counts for itself.
  */
 export default fp<RateLimitOptions>(async (app, opts) => {
   await app.register(rateLimit, {
-    global: true,
+    // Applied below as the first onRequest hook, so that requests refused later (401, 404,
+    // 405) are counted too, and an over-limit request costs no database read.
+    global: false,
     max: opts.max,
     timeWindow: opts.windowMs,
     hook: 'onRequest',
@@ -36,5 +38,10 @@ export default fp<RateLimitOptions>(async (app, opts) => {
       return err
     }
   })
-  app.decorate('authRateLimit', { max: opts.authMax, timeWindow: opts.windowMs })
+  const general = app.rateLimit({ max: opts.max, timeWindow: opts.windowMs })
+  const credentials = app.rateLimit({ max: opts.authMax, timeWindow: opts.windowMs })
+  app.addHook('onRequest', async function (request, reply) {
+    const limiter = request.routeOptions.config.rateLimitClass === 'credentials' ? credentials : general
+    await limiter.call(this, request, reply)
+  })
 }, { name: 'rate-limit', dependencies: ['errors'] })

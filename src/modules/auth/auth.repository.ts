@@ -96,48 +96,63 @@ export function createAuthRepository (auth: AuthModel) {
       return Boolean(item && (item.expires_at ?? 0) > now)
     },
 
-    /** Milliseconds the e-mail is still locked out for, or 0. */
-    async lockedFor (email: string, now: number): Promise<number> {
-      const item = await auth.get({ pk: lock(email) }, { consistent: true })
-      return item?.locked_until && item.locked_until > now ? item.locked_until - now : 0
-    },
-
     /**
-     * Counts one failed login in a fixed window with atomic ADD (concurrent failures are all
-     * counted); reaching `threshold` locks the e-mail for `windowMs`. Returns the lock in ms.
+     * Reserves one login attempt for the e-mail *before* the password is checked, so parallel
+     * guesses cannot slip past the limit while the check runs: at most `threshold` attempts
+     * per window get through; then the e-mail is locked for `windowMs`. A successful login
+     * gives its reservation back (`clearFailures`). Returns how long the e-mail is locked
+     * (0 when the attempt may proceed).
      */
-    async recordFailure (email: string, now: number, threshold: number, windowMs: number): Promise<number> {
+    async reserveAttempt (email: string, now: number, threshold: number, windowMs: number): Promise<number> {
       const key = { pk: lock(email) }
-      let failures: number | undefined
-      for (let attempt = 0; attempt < 3 && failures === undefined; attempt++) {
+      for (let round = 0; round < 10; round++) {
         try {
-          const updated = await auth.update(key, { $ADD: { failures: 1 } }, {
-            condition: new dynamoose.Condition('window_started_at').gt(now - windowMs),
-            returnValues: 'ALL_NEW'
+          await auth.update(key, { $ADD: { failures: 1 } }, {
+            condition: new dynamoose.Condition('window_started_at').gt(now - windowMs)
+              .and().where('failures').lt(threshold)
+              .and().where('locked_until').le(now)
           })
-          failures = updated.failures ?? 1
+          return 0
         } catch (err) {
           if (!isConditionFailed(err)) throw err
+        }
+        const item = await auth.get(key, { consistent: true })
+        if (item?.locked_until && item.locked_until > now) return item.locked_until - now
+        if (!item || (item.window_started_at ?? 0) <= now - windowMs) {
           try {
-            // No window, or an expired one: start a new window (only one concurrent writer wins).
+            // No window, or an expired one: this attempt opens a new window.
             await auth.update(key, { failures: 1, window_started_at: now, locked_until: 0, ttl: epochSeconds(now + 2 * windowMs) }, {
               condition: new dynamoose.Condition('pk').not().exists().or().where('window_started_at').le(now - windowMs)
             })
-            failures = 1
-          } catch (err2) {
-            if (!isConditionFailed(err2)) throw err2
+            return 0
+          } catch (err) {
+            if (!isConditionFailed(err)) throw err
+            continue
           }
         }
-      }
-      if ((failures ?? 0) >= threshold) {
-        const lockedUntil = now + windowMs
-        await auth.update(key, { locked_until: lockedUntil, ttl: epochSeconds(lockedUntil + windowMs) })
+        // Someone else opened the window meanwhile: try to take an attempt from it again.
+        if ((item.failures ?? 0) < threshold) continue
+        // The window's attempts are used up: lock the e-mail (once per window).
+        try {
+          await auth.update(key, { locked_until: now + windowMs, ttl: epochSeconds(now + 2 * windowMs) }, {
+            condition: new dynamoose.Condition('window_started_at').eq(item.window_started_at).and().where('locked_until').le(now)
+          })
+        } catch (err) {
+          if (!isConditionFailed(err)) throw err
+        }
         return windowMs
       }
-      return 0
+      return windowMs
     },
 
-    async clearFailures (email: string): Promise<void> {
+    /** A successful login returns its reservation: the window starts over (unless locked). */
+    async clearFailures (email: string, now = Date.now()): Promise<void> {
+      await auth.delete({ pk: lock(email) }, { condition: new dynamoose.Condition('locked_until').le(now).or().where('locked_until').not().exists() })
+        .catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
+    },
+
+    /** Operator recovery: lifts a lockout whatever its state. */
+    async unlock (email: string): Promise<void> {
       await auth.delete({ pk: lock(email) })
     }
   }

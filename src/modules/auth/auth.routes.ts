@@ -22,8 +22,8 @@ const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     lockout: config.lockout,
     issueAccessToken: app.issueAccessToken
   })
-  // Credentials must never be cached by browsers or proxies.
-  const credentialRoute = { rateLimit: app.authRateLimit }
+  // Login, refresh and password change get the stricter per-client rate limit.
+  const credentialRoute = { rateLimitClass: 'credentials' as const }
 
   app.route({
     ...routes.login,

@@ -50,13 +50,14 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       accessToken: access.token,
       expiresIn: access.expiresIn,
       refreshToken: `${familyId}.${secret}`,
-      refreshExpiresIn: Math.floor((expiresAt - now) / 1000),
+      refreshExpiresIn: Math.max(1, Math.floor((expiresAt - now) / 1000)),
       user
     }
   }
 
-  async function lockedOut (email: string, now: number): Promise<void> {
-    const ms = await repos.auth.lockedFor(email, now)
+  /** Takes one attempt from the e-mail's allowance, or refuses with 429 while it is locked. */
+  async function reserveAttempt (email: string, now: number): Promise<void> {
+    const ms = await repos.auth.reserveAttempt(email, now, opts.lockout.threshold, windowMs)
     if (ms > 0) throw new DomainError('account_locked', 'Too many failed logins for this account; try again later.', { retryAfterSeconds: ms / 1000 })
   }
 
@@ -69,18 +70,23 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     async login (rawEmail: string, password: string): Promise<Session> {
       const email = normalizeEmail(rawEmail)
       const now = Date.now()
-      await lockedOut(email, now)
+      await reserveAttempt(email, now)
       const user = await repos.users.getByEmail(email)
       const ok = await passwords.verify(user?.password_hash ?? null, password)
-      if (!user || !ok || !user.is_active) {
-        await repos.auth.recordFailure(email, now, opts.lockout.threshold, windowMs)
-        throw invalidCredentials()
-      }
+      if (!user || !ok || !user.is_active) throw invalidCredentials()
       const rehash = passwords.needsRehash(user.password_hash) ? await passwords.hash(password) : undefined
-      const [updated] = await Promise.all([
-        repos.users.update(user.id, { last_login_at: new Date(now).toISOString(), ...(rehash ? { password_hash: rehash } : {}) }),
-        repos.auth.clearFailures(email)
-      ])
+      let updated: User
+      try {
+        // Only if nothing changed since the password was checked: a password change, reset or
+        // deactivation that lands meanwhile must not be outlived by this session.
+        updated = await repos.users.update(user.id, { last_login_at: new Date(now).toISOString(), ...(rehash ? { password_hash: rehash } : {}) }, {
+          expect: { session_version: user.session_version, password_hash: user.password_hash, is_active: true }
+        })
+      } catch (err) {
+        if (err instanceof DomainError) throw invalidCredentials()
+        throw err
+      }
+      await repos.auth.clearFailures(email, now)
       return startSession(updated, now)
     },
 
@@ -97,7 +103,9 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       const result = await repos.auth.rotate(familyId, sha256(match[2]), sha256(nextSecret), now, opts.refreshTtlSeconds * 1000)
       if (!result.ok) {
         if (result.reason === 'reused') {
+          // Possible theft: end the family and every session of the user, access tokens included.
           await repos.auth.revokeFamily(familyId, 'reuse_detected')
+          if (result.family) await repos.users.update(result.family.user_id, { bumpSession: true }).catch(() => {})
           throw new DomainError('token_revoked', 'This refresh token was already used; the session has been revoked. Log in again.')
         }
         if (result.reason === 'expired') throw new DomainError('token_expired', 'The refresh token has expired; log in again.')
@@ -114,7 +122,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
         accessToken: access.token,
         expiresIn: access.expiresIn,
         refreshToken: `${familyId}.${nextSecret}`,
-        refreshExpiresIn: Math.floor((result.family.expires_at - now) / 1000),
+        refreshExpiresIn: Math.max(1, Math.floor((result.family.expires_at - now) / 1000)),
         user
       }
     },
@@ -136,16 +144,18 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     /** Changes the password; every existing session of the user ends (log in again). */
     async changePassword (user: User, current: string, next: string): Promise<void> {
       const now = Date.now()
-      await lockedOut(user.email, now)
+      await reserveAttempt(user.email, now)
       if (!(await passwords.verify(user.password_hash, current))) {
-        await repos.auth.recordFailure(user.email, now, opts.lockout.threshold, windowMs)
         throw new DomainError('invalid_credentials', 'The current password is incorrect.', { errors: [{ path: '/body/current_password', message: 'incorrect password' }] })
       }
       if (current === next) {
         throw new DomainError('password_policy', 'The new password must differ from the current one.', { errors: [{ path: '/body/new_password', message: 'must differ from the current password' }] })
       }
+      await repos.auth.clearFailures(user.email, now)
       assertPasswordAcceptable(next, 'body/new_password', { email: user.email, name: user.name })
-      await repos.users.update(user.id, { password_hash: await passwords.hash(next), must_change_password: false, bumpSession: true })
+      await repos.users.update(user.id, { password_hash: await passwords.hash(next), must_change_password: false, bumpSession: true }, {
+        expect: { session_version: user.session_version, password_hash: user.password_hash }
+      })
     }
   }
 }

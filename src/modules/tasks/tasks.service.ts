@@ -2,7 +2,7 @@ import { decodeTime } from 'ulid'
 import type { CreateTaskRequest, UpdateTaskRequest, UpdateTaskStatusRequest } from '../../../openapi/generated/schemas.js'
 import { DomainError } from '../../domain/errors.js'
 import {
-  assertCanDeleteTask, assertCanModifyTask, assertTransition, canonicalTime, statusEffects, writeGuard, type Task
+  assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, canonicalTime, newTask, statusEffects, writeGuard, type Task
 } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
@@ -13,16 +13,12 @@ export const FIRST_COMMENTS = 50
 /** Status history entries shown with a task (the most recent ones). */
 export const HISTORY_SHOWN = 100
 
-export function createTasksService (repo: TasksRepository, users: UserLookup) {
-  /** An assignee must be an existing, active user. */
-  async function assertAssignable (userId: string | null | undefined): Promise<void> {
-    if (!userId) return
-    const user = await users.getById(userId)
-    if (!user || !user.is_active) {
-      throw new DomainError('invalid_assignee', 'assigned_to must be an active user.', { errors: [{ path: '/body/assigned_to', message: 'unknown or inactive user' }] })
-    }
-  }
+/** What tasks need to tell the events module: a deleted task frees its event. */
+export interface EventLinks {
+  detachTask: (eventId: string, taskId: string) => Promise<void>
+}
 
+export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks) {
   const time = (value: string | null | undefined): string | null | undefined => (value ? canonicalTime(value) : value)
 
   return {
@@ -39,31 +35,10 @@ export function createTasksService (repo: TasksRepository, users: UserLookup) {
       return { task: { ...task, status_history: task.status_history.slice(-HISTORY_SHOWN) }, comments: page.items, commentsCursor: page.next_cursor }
     },
 
-    /** Creates an open task by the caller; `eventId` links it to an event (create-task). */
-    async create (actor: Actor, input: CreateTaskRequest, eventId: string | null = null): Promise<Task> {
-      await assertAssignable(input.assigned_to)
+    async create (actor: Actor, input: CreateTaskRequest): Promise<Task> {
+      await assertAssignable(users, input.assigned_to)
       const id = newId()
-      const now = new Date(decodeTime(id)).toISOString()
-      const task: Task = {
-        id,
-        title: input.title,
-        description: input.description ?? null,
-        status: 'open',
-        priority: input.priority ?? 'medium',
-        assigned_to: input.assigned_to ?? null,
-        created_by: actor.id,
-        event_id: eventId,
-        due_at: time(input.due_at) ?? null,
-        closed_at: null,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        status_history: [],
-        first_action_at: null,
-        deleted_at: null,
-        deleted_by: null
-      }
-      return repo.create(task)
+      return repo.create(newTask(id, new Date(decodeTime(id)).toISOString(), actor, input, null))
     },
 
     /** Partial update: only the named fields are written (no read-modify-write of the item). */
@@ -73,7 +48,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup) {
       if (expectedVersion !== undefined && expectedVersion !== task.version) {
         throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
       }
-      if (patch.assigned_to !== undefined) await assertAssignable(patch.assigned_to)
+      if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
       return repo.update(id, {
         title: patch.title,
         description: patch.description,
@@ -107,7 +82,10 @@ export function createTasksService (repo: TasksRepository, users: UserLookup) {
     async remove (actor: Actor, id: string): Promise<Task> {
       const task = await repo.getLive(id)
       assertCanDeleteTask(actor, task)
-      return repo.softDelete(id, actor.id, { actor: writeGuard(actor, 'delete') })
+      const deleted = await repo.softDelete(id, actor.id, { actor: writeGuard(actor, 'delete') })
+      // The event may get a new task once this one is gone.
+      if (deleted.event_id) await events.detachTask(deleted.event_id, deleted.id)
+      return deleted
     },
 
     async addComment (actor: Actor, taskId: string, body: string): Promise<Comment> {

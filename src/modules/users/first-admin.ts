@@ -16,7 +16,10 @@ export interface FirstAdminResult {
  * exactly one create it.
  */
 export async function ensureFirstAdmin (repo: UsersRepository, passwords: PasswordHasher, admin: { email: string, password: string | undefined }): Promise<FirstAdminResult> {
-  if (await repo.hasAnyAdmin()) return { created: false, email: admin.email }
+  if (await repo.hasAnyAdmin()) {
+    await repo.repairAdminSet()
+    return { created: false, email: admin.email }
+  }
   const service = createUsersService(repo, passwords)
   try {
     const { user, temporaryPassword } = await service.create({

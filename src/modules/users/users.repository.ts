@@ -17,7 +17,7 @@ export interface UserListQuery {
 
 export type UserPatch = Partial<Pick<User, 'name' | 'role' | 'is_active' | 'must_change_password' | 'password_hash' | 'last_login_at'>>
 
-const ACTIVE_ADMINS = 'counter#active_admins'
+const ACTIVE_ADMINS = 'admins#active'
 const STALE_CLAIM_MS = 60_000
 const emailClaim = (email: string): string => `email#${email}`
 
@@ -87,7 +87,7 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
         await meta.delete({ pk: emailClaim(user.email) }, { condition: new dynamoose.Condition('ref').eq(user.id) }).catch(() => {})
         throw err
       }
-      if (user.role === 'admin' && user.is_active) await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { n: 1 } })
+      if (user.role === 'admin' && user.is_active) await this.addActiveAdmin(user.id)
       return user
     },
 
@@ -96,7 +96,7 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
      * `expectedVersion` is given, only if the stored version still matches (If-Match).
      * `expect` adds conditions on the stored item (e.g. still an active admin).
      */
-    async update (id: string, patch: UserPatch & { bumpSession?: boolean }, opts: { expectedVersion?: number, expect?: Partial<Pick<User, 'role' | 'is_active'>> } = {}): Promise<User> {
+    async update (id: string, patch: UserPatch & { bumpSession?: boolean }, opts: { expectedVersion?: number, expect?: Partial<Pick<User, 'role' | 'is_active' | 'session_version' | 'password_hash'>> } = {}): Promise<User> {
       const { bumpSession, ...fields } = patch
       const set: Record<string, unknown> = { ...fields, updated_at: new Date().toISOString() }
       const remove: string[] = []
@@ -144,34 +144,51 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
     },
 
     /**
-     * Last-admin guard: takes one active admin away from the counter only while more than
-     * one remains. Concurrent demotions of two admins can therefore never both succeed.
+     * Last-admin guard: the set of active admin ids, with its size kept in the same item.
+     * Taking an admin out of the set succeeds only while more than one remains, so two
+     * admins demoting each other at once can never both succeed. 'absent' means the id was
+     * not in the set (already being removed): nothing to guard.
      */
-    async reserveAdminRemoval (): Promise<void> {
+    async reserveAdminRemoval (id: string): Promise<'removed' | 'absent'> {
       try {
-        await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { n: -1 } }, { condition: new dynamoose.Condition('n').gt(1) })
+        await meta.update({ pk: ACTIVE_ADMINS }, { $DELETE: { ids: [id] }, $ADD: { n: -1 } } as never, {
+          condition: new dynamoose.Condition('ids').contains(id).and().where('n').gt(1)
+        })
+        return 'removed'
       } catch (err) {
-        if (isConditionFailed(err)) throw new DomainError('last_admin', 'The last active admin can be neither deactivated nor demoted.')
-        throw err
+        if (!isConditionFailed(err)) throw err
+      }
+      const item = await meta.get({ pk: ACTIVE_ADMINS }, { consistent: true })
+      if (!item?.ids?.has(id)) return 'absent'
+      throw new DomainError('last_admin', 'The last active admin can be neither deactivated nor demoted.')
+    },
+
+    /** Puts an admin (back) into the set; idempotent. */
+    async addActiveAdmin (id: string): Promise<void> {
+      try {
+        await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { ids: [id], n: 1 } } as never, {
+          condition: new dynamoose.Condition('ids').not().contains(id)
+        })
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err
       }
     },
 
-    async adjustActiveAdmins (delta: number): Promise<void> {
-      await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { n: delta } })
-    },
-
-    /** Recounts active admins from the users table (start-up repair of the counter). */
-    async recountActiveAdmins (): Promise<number> {
-      let n = 0
+    /**
+     * Start-up repair: adds every active admin of the users table to the set (a crash between
+     * a user write and the set update can only leave an admin out, never in). Returns the count.
+     */
+    async repairAdminSet (): Promise<number> {
       let lastKey: unknown
+      let n = 0
       do {
         let query = users.query('role').eq('admin').using('role-id-index').and().where('is_active').eq(true)
         if (lastKey) query = query.startAt(lastKey as never)
         const res = await query.exec()
+        for (const admin of res) await this.addActiveAdmin(admin.id)
         n += res.length
         lastKey = res.lastKey
       } while (lastKey)
-      await meta.update({ pk: ACTIVE_ADMINS }, { $SET: { n, updated_at: new Date().toISOString() } })
       return n
     },
 

@@ -26,13 +26,12 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
   }
 
   /**
-   * Applies an update that may take an active admin away. The last-admin counter is
-   * decremented first (refused when it would reach zero) and restored if the write fails.
+   * Applies an update that may take an active admin away. The admin leaves the active-admin
+   * set first (refused when it is the last one) and comes back if the write fails.
    */
   async function guardedUpdate (before: User, patch: Parameters<UsersRepository['update']>[1], expectedVersion: number | undefined): Promise<User> {
     const after = { role: patch.role ?? before.role, is_active: patch.is_active ?? before.is_active }
-    const removing = removesActiveAdmin(before, after)
-    if (removing) await repo.reserveAdminRemoval()
+    const removal = removesActiveAdmin(before, after) ? await repo.reserveAdminRemoval(before.id) : undefined
     let updated: User
     try {
       updated = await repo.update(before.id, patch, {
@@ -41,10 +40,10 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
         expect: { role: before.role, is_active: before.is_active }
       })
     } catch (err) {
-      if (removing) await repo.adjustActiveAdmins(1)
+      if (removal === 'removed') await repo.addActiveAdmin(before.id)
       throw err
     }
-    if (addsActiveAdmin(before, after)) await repo.adjustActiveAdmins(1)
+    if (addsActiveAdmin(before, after)) await repo.addActiveAdmin(before.id)
     return updated
   }
 
@@ -106,7 +105,13 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
       assertCanDeactivateUser(actor, id)
       const before = await load(id)
       if (!before.is_active) return
-      await guardedUpdate(before, { is_active: false, bumpSession: true }, undefined)
+      try {
+        await guardedUpdate(before, { is_active: false, bumpSession: true }, undefined)
+      } catch (err) {
+        // A concurrent DELETE of the same user got there first: DELETE is idempotent.
+        if (err instanceof DomainError && err.code === 'conflict' && !(await load(id)).is_active) return
+        throw err
+      }
     },
 
     async resetPassword (id: string): Promise<string> {

@@ -1,0 +1,64 @@
+import type { MonitoringEvent as MonitoringEventDto, MonitoringEventSummary } from '../../openapi/generated/schemas.js'
+import { severityRank, type Severity } from './monitoring-settings.js'
+
+/** An event as stored: the public fields plus concurrency and deletion marks. */
+export interface MonitoringEvent extends MonitoringEventDto {
+  version: number
+  deleted_at: string | null
+  deleted_by: string | null
+}
+
+export type EventStatus = MonitoringEventDto['status']
+
+/**
+ * A new occurrence of an unresolved event: the latest severity wins, and a rise in
+ * severity reopens an event that operators had acknowledged.
+ */
+export function occurrenceChanges (current: Pick<MonitoringEvent, 'status' | 'severity' | 'last_seen_at'>, incoming: { severity: Severity, time: string }): {
+  severity: Severity
+  status: EventStatus
+  last_seen_at: string
+} {
+  const rose = severityRank(incoming.severity) > severityRank(current.severity)
+  return {
+    severity: incoming.severity,
+    status: current.status === 'acknowledged' && rose ? 'open' : current.status,
+    last_seen_at: incoming.time > current.last_seen_at ? incoming.time : current.last_seen_at
+  }
+}
+
+export const toEventDto = (e: MonitoringEvent): MonitoringEventDto => ({
+  id: e.id,
+  dedup_key: e.dedup_key,
+  source: e.source,
+  detail_type: e.detail_type,
+  account_id: e.account_id,
+  region: e.region,
+  resources: e.resources,
+  title: e.title,
+  description: e.description,
+  severity: e.severity,
+  native_severity: e.native_severity,
+  source_state: e.source_state,
+  status: e.status,
+  occurrence_count: e.occurrence_count,
+  occurred_at: e.occurred_at,
+  last_seen_at: e.last_seen_at,
+  resolved_at: e.resolved_at,
+  task_id: e.task_id,
+  labels: e.labels,
+  raw: e.raw,
+  created_at: e.created_at,
+  updated_at: e.updated_at
+})
+
+export const toEventSummary = (e: MonitoringEvent): MonitoringEventSummary => ({
+  id: e.id,
+  title: e.title,
+  severity: e.severity,
+  source: e.source,
+  account_id: e.account_id,
+  status: e.status,
+  occurred_at: e.occurred_at,
+  last_seen_at: e.last_seen_at
+})

@@ -1,0 +1,256 @@
+import { createHash } from 'node:crypto'
+import dynamoose from 'dynamoose'
+import type { Condition } from 'dynamoose/dist/Condition.js'
+import { DomainError } from '../../domain/errors.js'
+import type { EventStatus, MonitoringEvent } from '../../domain/events.js'
+import type { Severity } from '../../domain/monitoring-settings.js'
+import { isConditionFailed } from '../../db/errors.js'
+import type { MetaModel } from '../../db/meta.model.js'
+import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import type { EventItem, EventsModel } from './events.model.js'
+
+export interface EventListQuery {
+  severity?: Severity
+  source?: MonitoringEvent['source']
+  account_id?: string
+  status?: EventStatus
+  from?: string
+  to?: string
+  time_field: 'occurred_at' | 'last_seen_at'
+  limit: number
+  cursor?: string
+}
+
+/** How long an envelope claimed by a delivery that then died blocks its retries. */
+const STALE_ENVELOPE_MS = 60_000
+/** Envelopes are remembered well past EventBridge's 24-hour retry window. */
+const ENVELOPE_TTL_S = 3 * 24 * 3600
+
+const dedupClaim = (dedupKey: string): string => `dedup#${createHash('sha256').update(dedupKey).digest('hex')}`
+const envelopeClaim = (account: string, id: string): string => `envelope#${account}#${id}`
+
+export const toEvent = (item: EventItem): MonitoringEvent => ({
+  id: item.id,
+  dedup_key: item.dedup_key,
+  source: item.source as MonitoringEvent['source'],
+  detail_type: item.detail_type,
+  account_id: item.account_id,
+  region: item.region,
+  resources: item.resources ?? [],
+  title: item.title,
+  description: item.description ?? null,
+  severity: item.severity as Severity,
+  native_severity: item.native_severity ?? null,
+  source_state: item.source_state as MonitoringEvent['source_state'],
+  status: item.status as EventStatus,
+  occurrence_count: item.occurrence_count,
+  occurred_at: item.occurred_at,
+  last_seen_at: item.last_seen_at,
+  resolved_at: item.resolved_at ?? null,
+  task_id: item.task_id ?? null,
+  labels: JSON.parse(item.labels) as Record<string, string>,
+  raw: JSON.parse(item.raw) as Record<string, unknown>,
+  created_at: item.created_at,
+  updated_at: item.updated_at,
+  version: item.version,
+  deleted_at: item.deleted_at ?? null,
+  deleted_by: item.deleted_by ?? null
+})
+
+export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec) {
+  const get = async (id: string): Promise<MonitoringEvent | null> => {
+    const item = await events.get({ id }, { consistent: true })
+    return item ? toEvent(item) : null
+  }
+  const live = (): Condition => new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
+
+  async function conditionalUpdate (id: string, update: Record<string, unknown>, condition: Condition): Promise<MonitoringEvent | null> {
+    try {
+      return toEvent(await events.update({ id }, update as never, { condition, returnValues: 'ALL_NEW' }))
+    } catch (err) {
+      if (isConditionFailed(err)) return null
+      throw err
+    }
+  }
+
+  return {
+    get,
+
+    async getLive (id: string): Promise<MonitoringEvent> {
+      const event = await get(id)
+      if (!event || event.deleted_at) throw new DomainError('not_found', 'Event not found.')
+      return event
+    },
+
+    /**
+     * Claims an envelope id for processing. 'duplicate' when it was processed already, or
+     * is being processed by a live delivery; a claim left by a delivery that died is taken over.
+     */
+    async claimEnvelope (account: string, envelopeId: string, now: number): Promise<'claimed' | 'duplicate'> {
+      try {
+        await meta.update({ pk: envelopeClaim(account, envelopeId) }, { state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S }, {
+          condition: new dynamoose.Condition('pk').not().exists()
+            .or().parenthesis(c => c.where('state').eq('processing').and().where('claimed_at').lt(now - STALE_ENVELOPE_MS))
+        })
+        return 'claimed'
+      } catch (err) {
+        if (isConditionFailed(err)) return 'duplicate'
+        throw err
+      }
+    },
+
+    async completeEnvelope (account: string, envelopeId: string): Promise<void> {
+      await meta.update({ pk: envelopeClaim(account, envelopeId) }, { state: 'done' })
+    },
+
+    /** Lets a failed delivery be retried at once. */
+    async releaseEnvelope (account: string, envelopeId: string): Promise<void> {
+      await meta.delete({ pk: envelopeClaim(account, envelopeId) }, { condition: new dynamoose.Condition('state').eq('processing') }).catch(() => {})
+    },
+
+    /** The id of the open (unresolved) event of a dedup key, if any. */
+    async openEventId (dedupKey: string): Promise<{ id: string, createdAt: string } | null> {
+      const claim = await meta.get({ pk: dedupClaim(dedupKey) }, { consistent: true })
+      return claim?.ref ? { id: claim.ref, createdAt: claim.created_at ?? new Date(0).toISOString() } : null
+    },
+
+    /**
+     * Makes `event` the open event of its dedup key and stores it. Returns false when another
+     * delivery holds the key (then record an occurrence on that event instead).
+     */
+    async createOpen (event: MonitoringEvent): Promise<boolean> {
+      try {
+        await meta.create({ pk: dedupClaim(event.dedup_key), ref: event.id, created_at: event.created_at }, { overwrite: false })
+      } catch (err) {
+        if (isConditionFailed(err)) return false
+        throw err
+      }
+      try {
+        const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
+        await events.create({
+          ...rest,
+          entity: 'event',
+          labels: JSON.stringify(labels),
+          raw: JSON.stringify(raw),
+          occurred_sk: `${event.occurred_at}#${event.id}`,
+          seen_sk: `${event.last_seen_at}#${event.id}`,
+          ...(description !== null ? { description } : {}),
+          ...(nativeSeverity !== null ? { native_severity: nativeSeverity } : {}),
+          ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
+          ...(taskId !== null ? { task_id: taskId } : {})
+        }, { overwrite: false })
+      } catch (err) {
+        await this.releaseDedup(event.dedup_key, event.id)
+        throw err
+      }
+      return true
+    },
+
+    /** Frees a dedup key so that the next trigger opens a new event. */
+    async releaseDedup (dedupKey: string, eventId: string): Promise<void> {
+      await meta.delete({ pk: dedupClaim(dedupKey) }, { condition: new dynamoose.Condition('ref').eq(eventId) }).catch((err: unknown) => {
+        if (!isConditionFailed(err)) throw err
+      })
+    },
+
+    /**
+     * One more occurrence of an unresolved event. Conditional on what the decision was based
+     * on (severity, last_seen_at, status); null when it changed meanwhile (read and retry).
+     * The count is an atomic ADD, so concurrent occurrences are all counted.
+     */
+    async addOccurrence (current: MonitoringEvent, changes: { severity: Severity, status: EventStatus, last_seen_at: string, native_severity: string | null }, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+      const now = new Date().toISOString()
+      const set: Record<string, unknown> = {
+        severity: changes.severity,
+        status: changes.status,
+        last_seen_at: changes.last_seen_at,
+        seen_sk: `${changes.last_seen_at}#${current.id}`,
+        source_state: 'active',
+        raw: JSON.stringify(raw),
+        updated_at: now
+      }
+      if (changes.native_severity !== null) set.native_severity = changes.native_severity
+      return conditionalUpdate(current.id, { $SET: set, $ADD: { occurrence_count: 1, version: 1 } },
+        live().and().where('status').eq(current.status).and().where('severity').eq(current.severity).and().where('last_seen_at').eq(current.last_seen_at))
+    },
+
+    /** The source says it is over: the event is resolved (once). */
+    async resolve (current: MonitoringEvent, time: string, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+      const now = new Date().toISOString()
+      const lastSeen = time > current.last_seen_at ? time : current.last_seen_at
+      return conditionalUpdate(current.id, {
+        $SET: { status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, raw: JSON.stringify(raw), updated_at: now },
+        $ADD: { version: 1 }
+      }, live().and().where('status').eq(current.status))
+    },
+
+    /**
+     * Links a task to the event, only if it has none yet: of two concurrent calls exactly one
+     * wins. An open event becomes acknowledged in the same write.
+     */
+    async attachTask (current: MonitoringEvent, taskId: string): Promise<MonitoringEvent | null> {
+      const now = new Date().toISOString()
+      const set: Record<string, unknown> = { task_id: taskId, updated_at: now }
+      if (current.status === 'open') set.status = 'acknowledged'
+      return conditionalUpdate(current.id, { $SET: set, $ADD: { version: 1 } },
+        live().and().where('task_id').not().exists().and().where('status').eq(current.status))
+    },
+
+    /** Unlinks a task (deleted, or its creation failed) if it is still the linked one. */
+    async detachTask (eventId: string, taskId: string): Promise<void> {
+      await conditionalUpdate(eventId, { $REMOVE: ['task_id'], $SET: { updated_at: new Date().toISOString() }, $ADD: { version: 1 } },
+        new dynamoose.Condition('task_id').eq(taskId))
+    },
+
+    async softDelete (id: string, by: string): Promise<MonitoringEvent> {
+      const now = new Date().toISOString()
+      const deleted = await conditionalUpdate(id, { $SET: { deleted_at: now, deleted_by: by, updated_at: now }, $ADD: { version: 1 } }, live())
+      if (!deleted) throw new DomainError('not_found', 'Event not found.')
+      // A deleted event no longer takes occurrences: the next trigger opens a new one.
+      await this.releaseDedup(deleted.dedup_key, id)
+      return deleted
+    },
+
+    /**
+     * Events newest first on `time_field`. One filter picks the index (severity, source,
+     * account, status, else all); from/to are key conditions on `<time>#<id>`.
+     */
+    async list (q: EventListQuery): Promise<Page<MonitoringEvent>> {
+      const { limit, cursor, ...filters } = q
+      const bySeen = q.time_field === 'last_seen_at'
+      const index = bySeen
+        ? { name: 'entity-seen-index', attr: 'entity', value: 'event', sk: 'seen_sk' }
+        : q.severity
+          ? { name: 'severity-occurred-index', attr: 'severity', value: q.severity, sk: 'occurred_sk' }
+          : q.account_id
+            ? { name: 'account-occurred-index', attr: 'account_id', value: q.account_id, sk: 'occurred_sk' }
+            : q.source
+              ? { name: 'source-occurred-index', attr: 'source', value: q.source, sk: 'occurred_sk' }
+              : q.status
+                ? { name: 'status-occurred-index', attr: 'status', value: q.status, sk: 'occurred_sk' }
+                : { name: 'entity-occurred-index', attr: 'entity', value: 'event', sk: 'occurred_sk' }
+      return readPage(cursors, { list: 'events', ...filters }, limit, cursor, async (n, startKey) => {
+        let query = events.query(index.attr).eq(index.value).using(index.name)
+        if (q.from && q.to) query = query.and().where(index.sk).between(q.from, q.to)
+        else if (q.from) query = query.and().where(index.sk).ge(q.from)
+        else if (q.to) query = query.and().where(index.sk).lt(q.to)
+        for (const attr of ['severity', 'account_id', 'source', 'status'] as const) {
+          const value = q[attr]
+          if (value !== undefined && attr !== index.attr) query = query.and().where(attr).eq(value)
+        }
+        query = query.and().where('deleted_at').not().exists().sort('descending').limit(n)
+        if (startKey) query = query.startAt(startKey as never)
+        const res = await query.exec()
+        return { items: res.map(toEvent), lastKey: res.lastKey as Record<string, unknown> | undefined }
+      })
+    },
+
+    /** The most recent live events (dashboard). */
+    async recent (limit: number): Promise<MonitoringEvent[]> {
+      const page = await this.list({ time_field: 'occurred_at', limit })
+      return page.items
+    }
+  }
+}
+
+export type EventsRepository = ReturnType<typeof createEventsRepository>

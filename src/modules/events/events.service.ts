@@ -1,0 +1,191 @@
+import { decodeTime } from 'ulid'
+import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IngestResult } from '../../../openapi/generated/schemas.js'
+import type { AwsAccount } from '../../domain/aws-accounts.js'
+import { DomainError } from '../../domain/errors.js'
+import { adaptEnvelope, type NormalizedEvent } from '../../domain/event-adapters.js'
+import { occurrenceChanges, type MonitoringEvent } from '../../domain/events.js'
+import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
+import { assertAssignable, canonicalTime, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
+import type { Actor, UserLookup } from '../../domain/users.js'
+import { newId } from '../../lib/ids.js'
+import type { EventListQuery, EventsRepository } from './events.repository.js'
+
+/** What events need from the tasks side: storing a task created from an event. */
+export interface TaskStore {
+  create: (task: Task) => Promise<Task>
+}
+
+/** How long a delivery waits for another one that is creating the same dedup key's event. */
+const CREATE_WAIT_MS = 10
+const MAX_ATTEMPTS = 40
+/** A dedup claim whose event never appeared is abandoned after this long. */
+const STALE_CLAIM_MS = 30_000
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
+
+export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup) {
+  function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent): MonitoringEvent {
+    const id = newId()
+    const now = new Date(decodeTime(id)).toISOString()
+    return {
+      id,
+      dedup_key: ev.dedup_key,
+      source: ev.source,
+      detail_type: ev.detail_type,
+      account_id: envelope.account,
+      region: envelope.region,
+      resources: ev.resources,
+      title: ev.title,
+      description: ev.description,
+      severity: ev.severity,
+      native_severity: ev.native_severity,
+      source_state: ev.source_state,
+      status: 'open',
+      occurrence_count: 1,
+      occurred_at: ev.occurred_at,
+      last_seen_at: ev.occurred_at,
+      resolved_at: null,
+      task_id: null,
+      labels: ev.labels,
+      raw: envelope as unknown as Record<string, unknown>,
+      created_at: now,
+      updated_at: now,
+      version: 1,
+      deleted_at: null,
+      deleted_by: null
+    }
+  }
+
+  /** The open event of the key: null when none, 'wait' while its creator is still writing it. */
+  async function openEvent (key: string): Promise<MonitoringEvent | null | 'wait'> {
+    const claim = await repo.openEventId(key)
+    if (!claim) return null
+    const current = await repo.get(claim.id)
+    if (!current) {
+      if (Date.now() - Date.parse(claim.createdAt) < STALE_CLAIM_MS) return 'wait'
+      await repo.releaseDedup(key, claim.id)
+      return null
+    }
+    if (current.deleted_at || current.status === 'resolved') {
+      await repo.releaseDedup(key, current.id)
+      return null
+    }
+    return current
+  }
+
+  /** A trigger: opens a new event, or counts one more occurrence of the open one. */
+  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent): Promise<Outcome> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await openEvent(ev.dedup_key)
+      if (current === 'wait') {
+        await sleep(CREATE_WAIT_MS)
+        continue
+      }
+      if (!current) {
+        const event = build(envelope, ev)
+        if (await repo.createOpen(event)) return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
+        continue
+      }
+      const changes = occurrenceChanges(current, { severity: ev.severity, time: ev.occurred_at })
+      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity }, envelope as unknown as Record<string, unknown>)
+      if (updated) return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
+      // Changed meanwhile (another occurrence, an operator, a resolution): decide again.
+    }
+    throw new Error(`could not record an occurrence of ${ev.dedup_key}: too much contention`)
+  }
+
+  /** A resolution: resolves the open event, if there is one. */
+  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent): Promise<Outcome> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await openEvent(ev.dedup_key)
+      if (current === 'wait') {
+        await sleep(CREATE_WAIT_MS)
+        continue
+      }
+      if (!current) return { event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
+      const resolved = await repo.resolve(current, ev.occurred_at, envelope as unknown as Record<string, unknown>)
+      if (resolved) {
+        await repo.releaseDedup(ev.dedup_key, resolved.id)
+        return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved' }
+      }
+    }
+    throw new Error(`could not resolve ${ev.dedup_key}: too much contention`)
+  }
+
+  const rejected = (index: number, envelope: EventBridgeEnvelope, status: number, code: string, detail: string): IngestResult => ({
+    index, envelope_id: envelope.id, event_id: null, dedup_key: null, action: 'rejected', error: { status, code, detail }
+  })
+
+  return {
+    /**
+     * Ingests one EventBridge envelope for `account`. Idempotent: a repeated envelope id is a
+     * `duplicate` and changes nothing; concurrent deliveries of one envelope count once.
+     */
+    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings): Promise<IngestResult> {
+      if (envelope.account !== account.account_id) {
+        return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
+      }
+      const adapted = adaptEnvelope(envelope, settings)
+      if (adapted.kind === 'unsupported') return rejected(index, envelope, 400, 'unsupported_event', adapted.detail)
+      const base = { index, envelope_id: envelope.id, error: null }
+      if (adapted.kind === 'ignored') return { ...base, event_id: null, dedup_key: null, action: 'ignored' }
+      const ev = adapted.event
+      const wanted = settings.enabled_sources.includes(ev.source) &&
+        (ev.source_state === 'resolved' || meetsMinSeverity(ev.severity, settings.min_severity))
+      if (!wanted) return { ...base, event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
+
+      if (await repo.claimEnvelope(account.account_id, envelope.id, Date.now()) === 'duplicate') {
+        return { ...base, event_id: (await repo.openEventId(ev.dedup_key))?.id ?? null, dedup_key: ev.dedup_key, action: 'duplicate' }
+      }
+      try {
+        const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev) : await trigger(envelope, ev)
+        await repo.completeEnvelope(account.account_id, envelope.id)
+        return { ...base, ...outcome }
+      } catch (err) {
+        // Let EventBridge's retry of this envelope be processed, not counted as a duplicate.
+        await repo.releaseEnvelope(account.account_id, envelope.id)
+        throw err
+      }
+    },
+
+    list: (q: EventListQuery) => repo.list({ ...q, from: q.from && canonicalTime(q.from), to: q.to && canonicalTime(q.to) }),
+
+    get: (id: string) => repo.getLive(id),
+
+    remove: (actor: Actor, id: string) => repo.softDelete(id, actor.id),
+
+    /**
+     * Creates the event's task. The link is claimed on the event first (conditional write),
+     * so of two concurrent calls exactly one creates a task; the other gets 409 with its id.
+     */
+    async createTask (actor: Actor, eventId: string, input: CreateTaskFromEventRequest | null | undefined): Promise<Task> {
+      let event = await repo.getLive(eventId)
+      const body = input ?? {}
+      await assertAssignable(users, body.assigned_to)
+      const id = newId()
+      const task = newTask(id, new Date(decodeTime(id)).toISOString(), actor, {
+        title: body.title ?? event.title.slice(0, 200),
+        description: body.description !== undefined ? body.description : event.description?.slice(0, 10000) ?? null,
+        priority: body.priority ?? priorityForSeverity(event.severity),
+        assigned_to: body.assigned_to ?? null,
+        due_at: body.due_at ?? null
+      }, event.id)
+      for (let attempt = 0; ; attempt++) {
+        if (event.task_id) throw new DomainError('event_has_task', 'This event already has a task.', { taskId: event.task_id })
+        if (await repo.attachTask(event, task.id)) break
+        if (attempt >= MAX_ATTEMPTS) throw new DomainError('conflict', 'The event is changing too often; retry.')
+        event = await repo.getLive(eventId)
+      }
+      try {
+        return await tasks.create(task)
+      } catch (err) {
+        await repo.detachTask(event.id, task.id)
+        throw err
+      }
+    }
+  }
+}
+
+export type EventsService = ReturnType<typeof createEventsService>
