@@ -17,6 +17,7 @@ import authModule from './modules/auth/auth.routes.js'
 import usersModule from './modules/users/users.routes.js'
 import tasksModule from './modules/tasks/tasks.routes.js'
 import eventsModule from './modules/events/events.routes.js'
+import settingsModule from './modules/settings/settings.routes.js'
 import apiKeyPlugin from './plugins/api-key.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
@@ -116,5 +117,6 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(usersModule)
   await app.register(tasksModule)
   await app.register(eventsModule)
+  await app.register(settingsModule, { sts: { region: config.region, ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}) } })
   return app
 }

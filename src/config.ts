@@ -31,6 +31,7 @@ export const EnvSchema = Type.Object({
   LOCKOUT_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 1048576, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
+  AWS_STS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
   TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' })
 })
 
@@ -57,6 +58,8 @@ export interface Config {
   argon2: { memoryCost: number, timeCost: number, parallelism: number }
   /** Fastify's trustProxy: false, a hop count, or trusted proxy addresses/CIDRs. */
   trustProxy: boolean | number | string
+  /** STS endpoint for connection tests (default: AWS's regional endpoint). */
+  stsEndpoint: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -101,7 +104,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, authMax: e.AUTH_RATE_LIMIT_MAX },
     lockout: { threshold: e.LOCKOUT_THRESHOLD, windowSeconds: e.LOCKOUT_WINDOW_SECONDS },
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
-    trustProxy: parseTrustProxy(e.TRUST_PROXY)
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
+    stsEndpoint: e.AWS_STS_ENDPOINT
   }
 }
 

@@ -171,7 +171,7 @@ export function boundedKey (key: string): string {
 }
 
 /** Unique non-blank strings of at most 2048 characters (longer ARNs are dropped, not cut), at most 50. */
-const resourcesOf = (...candidates: unknown[]): string[] => {
+const resourcesOf = (candidates: readonly unknown[]): string[] => {
   const out: string[] = []
   for (const candidate of candidates) {
     if (out.length >= EVENT_LIMITS.resources) break
@@ -181,7 +181,7 @@ const resourcesOf = (...candidates: unknown[]): string[] => {
   return out
 }
 
-const envelopeResources = (envelope: Json): string[] => resourcesOf(...list(envelope.resources))
+const envelopeResources = (envelope: Json): string[] => resourcesOf(list(envelope.resources))
 
 /** Collects labels in insertion order; the first value of a key wins; at most 50. */
 class Labels {
@@ -408,7 +408,7 @@ export const adaptCloudWatchAlarm: Adapter = guarded('aws.cloudwatch', ({ envelo
     native_severity: nativeSeverityOf(nativeSeverity),
     source_state: stateValue === 'ALARM' ? 'active' : 'resolved',
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf(alarmArn),
+    resources: resources.length > 0 ? resources : resourcesOf([alarmArn]),
     labels: labels.toObject()
   })
 })
@@ -468,7 +468,7 @@ export const adaptGuardDutyFinding: Adapter = guarded('aws.guardduty', ({ envelo
     native_severity: nativeSeverityOf(scalarText(detail.severity)),
     source_state: prop(service, 'archived') === true ? 'resolved' : 'active',
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf(arn, ...guardDutyResourceArns(detail, text(envelope.region))),
+    resources: resources.length > 0 ? resources : resourcesOf([arn, ...guardDutyResourceArns(detail, text(envelope.region))]),
     labels: labels.toObject()
   })
 })
@@ -532,7 +532,7 @@ export const adaptSecurityHubFindings: Adapter = guarded('aws.securityhub', ({ e
     native_severity: nativeSeverityOf(nativeSeverity),
     source_state: resolved ? 'resolved' : 'active',
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf(id, ...list(finding.Resources).map(r => prop(r, 'Id'))),
+    resources: resources.length > 0 ? resources : resourcesOf([id, ...list(finding.Resources).slice(0, EVENT_LIMITS.resources).map(r => prop(r, 'Id'))]),
     labels: labels.toObject()
   })
 })
@@ -596,7 +596,7 @@ export const adaptHealthEvent: Adapter = guarded('aws.health', ({ envelope, deta
     native_severity: nativeSeverityOf(category),
     source_state: sourceState,
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf(...list(detail.affectedEntities).map(e => prop(e, 'entityValue'))),
+    resources: resources.length > 0 ? resources : resourcesOf(list(detail.affectedEntities).map(e => prop(e, 'entityValue'))),
     labels: labels.toObject()
   })
 })

@@ -71,7 +71,7 @@ export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: M
       try {
         await meta.create({ pk: numberClaim(account.account_id), ref: account.id, created_at: account.created_at }, { overwrite: false })
       } catch (err) {
-        if (isConditionFailed(err)) throw new DomainError('conflict', `AWS account ${account.account_id} is already registered.`)
+        if (isConditionFailed(err)) throw new DomainError('aws_account_exists', `AWS account ${account.account_id} is already registered.`)
         throw err
       }
       try {

@@ -1,0 +1,89 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { routes } from '../../../openapi/generated/routes.js'
+import { toAwsAccountDto } from '../../domain/aws-accounts.js'
+import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { noContent } from '../../lib/http.js'
+import type { ConnectionTestOptions } from './connection-test.js'
+import { createSettingsService } from './settings.service.js'
+
+/** Configuration: the monitored AWS accounts and the monitoring settings. */
+const settingsModule: FastifyPluginAsyncTypebox<{ sts: ConnectionTestOptions }> = async (app, opts) => {
+  const service = createSettingsService(app.db.repos.awsAccounts, app.db.repos.settings, opts.sts)
+
+  app.route({
+    ...routes.listAwsAccounts,
+    handler: async (request) => {
+      const { limit = 20, cursor, enabled } = request.query
+      const page = await service.listAccounts({ limit, cursor, enabled })
+      return { items: page.items.map(toAwsAccountDto), next_cursor: page.next_cursor }
+    }
+  })
+
+  app.route({
+    ...routes.createAwsAccount,
+    handler: async (request, reply) => {
+      const { account, apiKey } = await service.createAccount(request.body)
+      reply.code(201).header('etag', etagOf(account.version)).header('location', `/api/config/aws-accounts/${account.id}`)
+      return { account: toAwsAccountDto(account), api_key: apiKey }
+    }
+  })
+
+  app.route({
+    ...routes.getAwsAccount,
+    handler: async (request, reply) => {
+      const account = await service.getAccount(request.params.id)
+      reply.header('etag', etagOf(account.version))
+      return toAwsAccountDto(account)
+    }
+  })
+
+  app.route({
+    ...routes.updateAwsAccount,
+    handler: async (request, reply) => {
+      const account = await service.updateAccount(request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
+      reply.header('etag', etagOf(account.version))
+      return toAwsAccountDto(account)
+    }
+  })
+
+  app.route({
+    ...routes.deleteAwsAccount,
+    handler: async (request, reply) => {
+      await service.deleteAccount(request.params.id)
+      return noContent(reply)
+    }
+  })
+
+  app.route({
+    ...routes.rotateAwsAccountKey,
+    handler: async (request) => {
+      const { account, apiKey } = await service.rotateKey(request.params.id)
+      return { api_key: apiKey, api_key_prefix: account.api_key_prefix }
+    }
+  })
+
+  app.route({
+    ...routes.testAwsAccountConnection,
+    handler: async (request) => service.testAccount(request.params.id)
+  })
+
+  app.route({
+    ...routes.getMonitoringSettings,
+    handler: async (_request, reply) => {
+      const settings = await service.getSettings()
+      reply.header('etag', etagOf(settings.version))
+      return settings
+    }
+  })
+
+  app.route({
+    ...routes.updateMonitoringSettings,
+    handler: async (request, reply) => {
+      const settings = await service.updateSettings(request.actor!, request.body, versionFromIfMatch(request.headers['if-match']))
+      reply.header('etag', etagOf(settings.version))
+      return settings
+    }
+  })
+}
+
+export default settingsModule

@@ -1,0 +1,78 @@
+import type { CreateAwsAccountRequest, UpdateAwsAccountRequest, UpdateMonitoringSettingsRequest } from '../../../openapi/generated/schemas.js'
+import { assertRoleInAccount, generateApiKey, type AwsAccount } from '../../domain/aws-accounts.js'
+import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
+import type { Actor } from '../../domain/users.js'
+import { newId } from '../../lib/ids.js'
+import type { AwsAccountsRepository } from './aws-accounts.repository.js'
+import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
+import { testConnection, type ConnectionTestOptions } from './connection-test.js'
+
+export function createSettingsService (accounts: AwsAccountsRepository, settings: MonitoringSettingsRepository, sts: ConnectionTestOptions) {
+  return {
+    listAccounts: (q: { enabled?: boolean, limit: number, cursor?: string }) => accounts.list(q),
+
+    getAccount: (id: string) => accounts.getLive(id),
+
+    /** Registers an account; its ingestion key is returned here only. */
+    async createAccount (input: CreateAwsAccountRequest): Promise<{ account: AwsAccount, apiKey: string }> {
+      assertRoleInAccount(input.role_arn, input.account_id)
+      const key = generateApiKey()
+      const now = new Date().toISOString()
+      const account: AwsAccount = {
+        id: newId(),
+        account_id: input.account_id,
+        name: input.name.trim() || input.account_id,
+        role_arn: input.role_arn,
+        external_id: input.external_id ?? null,
+        regions: input.regions ?? [],
+        enabled: input.enabled ?? true,
+        api_key_prefix: key.prefix,
+        api_key_hash: key.hash,
+        last_connection_test: null,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        deleted_at: null
+      }
+      return { account: await accounts.create(account), apiKey: key.key }
+    },
+
+    async updateAccount (id: string, patch: UpdateAwsAccountRequest, expectedVersion: number | undefined): Promise<AwsAccount> {
+      const current = await accounts.getLive(id)
+      if (patch.role_arn) assertRoleInAccount(patch.role_arn, current.account_id)
+      return accounts.update(id, {
+        name: patch.name?.trim() || undefined,
+        role_arn: patch.role_arn,
+        external_id: patch.external_id,
+        regions: patch.regions,
+        enabled: patch.enabled
+      }, expectedVersion)
+    },
+
+    async deleteAccount (id: string): Promise<void> {
+      await accounts.softDelete(await accounts.getLive(id))
+    },
+
+    async rotateKey (id: string): Promise<{ account: AwsAccount, apiKey: string }> {
+      const current = await accounts.getLive(id)
+      const key = generateApiKey()
+      return { account: await accounts.rotateKey(current, key), apiKey: key.key }
+    },
+
+    /** Runs the STS checks and keeps the result on the account. */
+    async testAccount (id: string) {
+      const current = await accounts.getLive(id)
+      const result = await testConnection(current, sts)
+      await accounts.update(id, { last_connection_test: result })
+      return result
+    },
+
+    getSettings: () => settings.get(),
+
+    async updateSettings (actor: Actor, patch: UpdateMonitoringSettingsRequest, expectedVersion: number | undefined): Promise<MonitoringSettings> {
+      const current = await settings.get()
+      const { version: _v, ...rest } = current
+      return settings.put({ ...rest, ...patch, updated_at: new Date().toISOString(), updated_by: actor.id }, expectedVersion ?? current.version)
+    }
+  }
+}
