@@ -18,7 +18,9 @@ import usersModule from './modules/users/users.routes.js'
 import tasksModule from './modules/tasks/tasks.routes.js'
 import eventsModule from './modules/events/events.routes.js'
 import settingsModule from './modules/settings/settings.routes.js'
+import dashboardModule from './modules/dashboard/dashboard.routes.js'
 import apiKeyPlugin from './plugins/api-key.js'
+import statsPlugin from './plugins/stats.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
 export interface AppOptions {
@@ -88,6 +90,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     cursorSecret: opts.jwtSecret
   })
   await app.register(passwordsPlugin, config.argon2)
+  await app.register(statsPlugin)
   await app.register(authPlugin, {
     secret: opts.jwtSecret,
     issuer: config.jwt.issuer,
@@ -117,6 +120,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(usersModule)
   await app.register(tasksModule)
   await app.register(eventsModule)
+  await app.register(dashboardModule)
   await app.register(settingsModule, { sts: { region: config.region, ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}) } })
   return app
 }

@@ -5,6 +5,7 @@ import { defineAuthModel } from '../modules/auth/auth.model.js'
 import { defineCommentsModel, defineTasksModel } from '../modules/tasks/tasks.model.js'
 import { defineEventsModel } from '../modules/events/events.model.js'
 import { defineAwsAccountsModel } from '../modules/settings/settings.model.js'
+import { defineStatsModel } from '../modules/dashboard/stats.model.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -20,7 +21,8 @@ function define (prefix: string) {
     tasks: defineTasksModel(prefix),
     comments: defineCommentsModel(prefix),
     events: defineEventsModel(prefix),
-    awsAccounts: defineAwsAccountsModel(prefix)
+    awsAccounts: defineAwsAccountsModel(prefix),
+    stats: defineStatsModel(prefix)
   }
 }
 

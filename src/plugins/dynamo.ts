@@ -10,6 +10,7 @@ import { createTasksRepository, type TasksRepository } from '../modules/tasks/ta
 import { createEventsRepository, type EventsRepository } from '../modules/events/events.repository.js'
 import { createAwsAccountsRepository, type AwsAccountsRepository } from '../modules/settings/aws-accounts.repository.js'
 import { createMonitoringSettingsRepository, type MonitoringSettingsRepository } from '../modules/settings/monitoring-settings.repository.js'
+import { createStatsRepository, type StatsRepository } from '../modules/dashboard/stats.repository.js'
 
 export interface Repositories {
   users: UsersRepository
@@ -18,6 +19,7 @@ export interface Repositories {
   events: EventsRepository
   awsAccounts: AwsAccountsRepository
   settings: MonitoringSettingsRepository
+  stats: StatsRepository
 }
 
 declare module 'fastify' {
@@ -59,7 +61,8 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
       tasks: createTasksRepository(models.tasks, models.comments, cursors),
       events: createEventsRepository(models.events, models.meta, cursors),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
-      settings: createMonitoringSettingsRepository(models.meta)
+      settings: createMonitoringSettingsRepository(models.meta),
+      stats: createStatsRepository(models.stats)
     },
     async ping () {
       const started = performance.now()

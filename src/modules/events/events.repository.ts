@@ -76,6 +76,18 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
   return {
     get,
 
+    /** Maintenance only (recounts, exports): every item, page by page. Never on a request path. */
+    async * scanAll (): AsyncGenerator<MonitoringEvent> {
+      let lastKey: unknown
+      do {
+        let scan = events.scan().limit(500)
+        if (lastKey) scan = scan.startAt(lastKey as never)
+        const res = await scan.exec()
+        for (const item of res) yield toEvent(item)
+        lastKey = res.lastKey
+      } while (lastKey)
+    },
+
     async getLive (id: string): Promise<MonitoringEvent> {
       const event = await get(id)
       if (!event || event.deleted_at) throw new DomainError('not_found', 'Event not found.')

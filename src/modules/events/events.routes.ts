@@ -13,7 +13,7 @@ const INGEST_BODY_LIMIT = 1024 * 1024
 
 const eventsModule: FastifyPluginAsyncTypebox = async (app) => {
   const { events, tasks, users, settings } = app.db.repos
-  const service = createEventsService(events, tasks, users)
+  const service = createEventsService(events, tasks, users, app.stats)
 
   app.route({
     ...routes.ingestEvents,

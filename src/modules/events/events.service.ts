@@ -8,6 +8,7 @@ import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitori
 import { assertAssignable, canonicalTime, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
+import type { StatsRecorder } from '../../plugins/stats.js'
 import type { EventListQuery, EventsRepository } from './events.repository.js'
 
 /** What events need from the tasks side: storing a task created from an event. */
@@ -25,7 +26,7 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 
 type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
 
-export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup) {
+export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup, stats: StatsRecorder) {
   function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent): MonitoringEvent {
     const id = newId()
     const now = new Date(decodeTime(id)).toISOString()
@@ -85,12 +86,18 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       }
       if (!current) {
         const event = build(envelope, ev)
-        if (await repo.createOpen(event)) return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
+        if (await repo.createOpen(event)) {
+          await stats.event(null, event)
+          return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
+        }
         continue
       }
       const changes = occurrenceChanges(current, { severity: ev.severity, time: ev.occurred_at })
       const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity }, envelope as unknown as Record<string, unknown>)
-      if (updated) return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
+      if (updated) {
+        await stats.event(current, updated)
+        return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
+      }
       // Changed meanwhile (another occurrence, an operator, a resolution): decide again.
     }
     throw new Error(`could not record an occurrence of ${ev.dedup_key}: too much contention`)
@@ -107,6 +114,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       if (!current) return { event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
       const resolved = await repo.resolve(current, ev.occurred_at, envelope as unknown as Record<string, unknown>)
       if (resolved) {
+        await stats.event(current, resolved)
         await repo.releaseDedup(ev.dedup_key, resolved.id)
         return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved' }
       }
@@ -154,7 +162,10 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
 
     get: (id: string) => repo.getLive(id),
 
-    remove: (actor: Actor, id: string) => repo.softDelete(id, actor.id),
+    async remove (actor: Actor, id: string): Promise<void> {
+      const deleted = await repo.softDelete(id, actor.id)
+      await stats.event({ ...deleted, deleted_at: null }, deleted)
+    },
 
     /**
      * Creates the event's task. The link is claimed on the event first (conditional write),
@@ -174,12 +185,18 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       }, event.id)
       for (let attempt = 0; ; attempt++) {
         if (event.task_id) throw new DomainError('event_has_task', 'This event already has a task.', { taskId: event.task_id })
-        if (await repo.attachTask(event, task.id)) break
+        const attached = await repo.attachTask(event, task.id)
+        if (attached) {
+          await stats.event(event, attached)
+          break
+        }
         if (attempt >= MAX_ATTEMPTS) throw new DomainError('conflict', 'The event is changing too often; retry.')
         event = await repo.getLive(eventId)
       }
       try {
-        return await tasks.create(task)
+        const created = await tasks.create(task)
+        await stats.task(null, created)
+        return created
       } catch (err) {
         await repo.detachTask(event.id, task.id)
         throw err

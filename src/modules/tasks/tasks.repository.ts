@@ -108,6 +108,18 @@ export function createTasksRepository (tasks: TasksModel, comments: CommentsMode
   }
 
   return {
+    /** Maintenance only (recounts, exports): every item, page by page. Never on a request path. */
+    async * scanAll (): AsyncGenerator<Task> {
+      let lastKey: unknown
+      do {
+        let scan = tasks.scan().limit(500)
+        if (lastKey) scan = scan.startAt(lastKey as never)
+        const res = await scan.exec()
+        for (const item of res) yield toTask(item)
+        lastKey = res.lastKey
+      } while (lastKey)
+    },
+
     /** A task that exists and is not deleted, or a `not_found` domain error. */
     async getLive (id: string): Promise<Task> {
       const task = await get(id)

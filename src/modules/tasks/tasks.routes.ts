@@ -6,7 +6,7 @@ import { noContent } from '../../lib/http.js'
 import { createTasksService } from './tasks.service.js'
 
 const tasksModule: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createTasksService(app.db.repos.tasks, app.db.repos.users, app.db.repos.events)
+  const service = createTasksService(app.db.repos.tasks, app.db.repos.users, app.db.repos.events, app.stats)
 
   app.route({
     ...routes.listTasks,

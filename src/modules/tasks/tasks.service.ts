@@ -6,6 +6,7 @@ import {
 } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
+import type { StatsRecorder } from '../../plugins/stats.js'
 import type { Comment, TaskListQuery, TasksRepository } from './tasks.repository.js'
 
 /** Comments shown with a task; the rest through GET /api/tasks/{id}/comments. */
@@ -18,7 +19,7 @@ export interface EventLinks {
   detachTask: (eventId: string, taskId: string) => Promise<void>
 }
 
-export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks) {
+export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks, stats: Pick<StatsRecorder, 'task'>) {
   const time = (value: string | null | undefined): string | null | undefined => (value ? canonicalTime(value) : value)
 
   return {
@@ -38,7 +39,9 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     async create (actor: Actor, input: CreateTaskRequest): Promise<Task> {
       await assertAssignable(users, input.assigned_to)
       const id = newId()
-      return repo.create(newTask(id, new Date(decodeTime(id)).toISOString(), actor, input, null))
+      const task = await repo.create(newTask(id, new Date(decodeTime(id)).toISOString(), actor, input, null))
+      await stats.task(null, task)
+      return task
     },
 
     /** Partial update: only the named fields are written (no read-modify-write of the item). */
@@ -49,13 +52,15 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
         throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
       }
       if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
-      return repo.update(id, {
+      const updated = await repo.update(id, {
         title: patch.title,
         description: patch.description,
         priority: patch.priority,
         assigned_to: patch.assigned_to,
         due_at: time(patch.due_at)
       }, { expectedVersion, actor: writeGuard(actor, 'modify') })
+      await stats.task(task, updated)
+      return updated
     },
 
     /**
@@ -72,17 +77,20 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
       assertTransition(task.status, input.status)
       const now = new Date().toISOString()
       const effects = statusEffects(task, input.status, now)
-      return repo.update(id, { status: input.status, ...effects }, {
+      const updated = await repo.update(id, { status: input.status, ...effects }, {
         expectedVersion,
         expectedStatus: task.status,
         actor: writeGuard(actor, 'modify')
       }, { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null })
+      await stats.task(task, updated)
+      return updated
     },
 
     async remove (actor: Actor, id: string): Promise<Task> {
       const task = await repo.getLive(id)
       assertCanDeleteTask(actor, task)
       const deleted = await repo.softDelete(id, actor.id, { actor: writeGuard(actor, 'delete') })
+      await stats.task(task, deleted)
       // The event may get a new task once this one is gone.
       if (deleted.event_id) await events.detachTask(deleted.event_id, deleted.id)
       return deleted

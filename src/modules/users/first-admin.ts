@@ -1,6 +1,7 @@
 import type { UsersRepository } from './users.repository.js'
 import { createUsersService } from './users.service.js'
 import type { PasswordHasher } from '../../plugins/passwords.js'
+import type { StatsRecorder } from '../../plugins/stats.js'
 import { DomainError } from '../../domain/errors.js'
 
 export interface FirstAdminResult {
@@ -15,12 +16,12 @@ export interface FirstAdminResult {
  * generated password. Safe to run from several instances at once: the e-mail claim lets
  * exactly one create it.
  */
-export async function ensureFirstAdmin (repo: UsersRepository, passwords: PasswordHasher, admin: { email: string, password: string | undefined }): Promise<FirstAdminResult> {
+export async function ensureFirstAdmin (repo: UsersRepository, passwords: PasswordHasher, admin: { email: string, password: string | undefined }, stats: Pick<StatsRecorder, 'user'>): Promise<FirstAdminResult> {
   if (await repo.hasAnyAdmin()) {
     await repo.repairAdminSet()
     return { created: false, email: admin.email }
   }
-  const service = createUsersService(repo, passwords)
+  const service = createUsersService(repo, passwords, stats)
   try {
     const { user, temporaryPassword } = await service.create({
       email: admin.email,

@@ -67,6 +67,18 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
   return {
     getById,
 
+    /** Maintenance only (recounts, exports): every item, page by page. Never on a request path. */
+    async * scanAll (): AsyncGenerator<User> {
+      let lastKey: unknown
+      do {
+        let scan = users.scan().limit(500)
+        if (lastKey) scan = scan.startAt(lastKey as never)
+        const res = await scan.exec()
+        for (const item of res) yield toUser(item)
+        lastKey = res.lastKey
+      } while (lastKey)
+    },
+
     async getByEmail (email: string): Promise<User | null> {
       const claim = await meta.get({ pk: emailClaim(email) }, { consistent: true })
       if (!claim?.ref) return null

@@ -6,7 +6,7 @@ import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
 import { createUsersService } from './users.service.js'
 
 const usersModule: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createUsersService(app.db.repos.users, app.passwords)
+  const service = createUsersService(app.db.repos.users, app.passwords, app.stats)
 
   app.route({
     ...routes.listUsers,

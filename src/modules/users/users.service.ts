@@ -8,6 +8,7 @@ import {
   normalizeEmail, removesActiveAdmin, type Actor, type User
 } from '../../domain/users.js'
 import type { PasswordHasher } from '../../plugins/passwords.js'
+import type { StatsRecorder } from '../../plugins/stats.js'
 import type { UserListQuery, UsersRepository } from './users.repository.js'
 
 /** A random password that satisfies the policy, shown to the admin once. */
@@ -18,7 +19,7 @@ export function generateTemporaryPassword (): string {
   }
 }
 
-export function createUsersService (repo: UsersRepository, passwords: PasswordHasher) {
+export function createUsersService (repo: UsersRepository, passwords: PasswordHasher, stats: Pick<StatsRecorder, 'user'>) {
   async function load (id: string): Promise<User> {
     const user = await repo.getById(id)
     if (!user) throw new DomainError('not_found', 'User not found.')
@@ -44,6 +45,7 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
       throw err
     }
     if (addsActiveAdmin(before, after)) await repo.addActiveAdmin(before.id)
+    await stats.user(before, updated)
     return updated
   }
 
@@ -79,6 +81,7 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
         last_login_at: null
       }
       await repo.create(user)
+      await stats.user(null, user)
       return temporaryPassword ? { user, temporaryPassword } : { user }
     },
 

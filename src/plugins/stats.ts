@@ -1,0 +1,54 @@
+import fp from 'fastify-plugin'
+import type { MonitoringEvent } from '../domain/events.js'
+import { eventDeltas, taskDeltas, userDeltas, type Deltas } from '../domain/stats.js'
+import type { Task } from '../domain/tasks.js'
+import type { User } from '../domain/users.js'
+
+/**
+ * Keeps the dashboard counters in step with the data: services report each write as the
+ * item before and after it, and the difference is applied with atomic ADDs. A failure here
+ * never fails the request (the item write is the truth); `npm run recount-stats` repairs
+ * counters after such a failure or a crash between the two writes.
+ */
+export interface StatsRecorder {
+  event: (before: MonitoringEvent | null, after: MonitoringEvent | null) => Promise<void>
+  task: (before: Task | null, after: Task | null) => Promise<void>
+  user: (before: User | null, after: User | null) => Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    stats: StatsRecorder
+  }
+}
+
+const eventFacts = (e: MonitoringEvent | null) => e && { severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null }
+const taskFacts = (t: Task | null) => t && {
+  status: t.status,
+  priority: t.priority,
+  assigned_to: t.assigned_to,
+  deleted: t.deleted_at !== null,
+  created_at: t.created_at,
+  first_action_at: t.first_action_at,
+  closed_at: t.closed_at
+}
+const userFacts = (u: User | null) => u && { role: u.role, is_active: u.is_active }
+
+export default fp(async (app) => {
+  const { stats } = app.db.repos
+  const apply = async (items: Array<[string, Deltas]>): Promise<void> => {
+    try {
+      await Promise.all(items.map(([pk, d]) => stats.apply(pk, d)))
+    } catch (err) {
+      app.log.error({ err, counters: items.map(([pk]) => pk) }, 'dashboard counters not updated; run npm run recount-stats')
+    }
+  }
+  app.decorate('stats', {
+    event: (before, after) => apply([['events', eventDeltas(eventFacts(before), eventFacts(after))]]),
+    task: (before, after) => {
+      const { global, perUser } = taskDeltas(taskFacts(before), taskFacts(after))
+      return apply([['tasks', global], ...Object.entries(perUser).map(([id, d]): [string, Deltas] => [`user#${id}`, d])])
+    },
+    user: (before, after) => apply([['users', userDeltas(userFacts(before), userFacts(after))]])
+  } satisfies StatsRecorder)
+}, { name: 'stats', dependencies: ['dynamo'] })
