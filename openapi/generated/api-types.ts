@@ -75,7 +75,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the profile of the caller */
+        /**
+         * Get the profile of the caller
+         * @description The caller's own profile, read fresh from the database (a role change shows at once). Allowed while `must_change_password` is set.
+         */
         get: operations["getMe"];
         put?: never;
         post?: never;
@@ -236,7 +239,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an event */
+        /**
+         * Get an event
+         * @description One monitoring event with its latest raw EventBridge envelope. Soft-deleted and expired (past retention) events are `404`.
+         */
         get: operations["getEvent"];
         put?: never;
         post?: never;
@@ -303,7 +309,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a task with its comments and status history */
+        /**
+         * Get a task with its comments and status history
+         * @description The task with the first page of its comments (oldest first; continue with `comments_next_cursor` on `GET /api/tasks/{id}/comments`) and its most recent status history.
+         */
         get: operations["getTask"];
         /**
          * Update a task
@@ -392,7 +401,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get event statistics */
+        /**
+         * Get event statistics
+         * @description Counts of live events by severity, source and status (kept by the writes, so the cost does not grow with the data), and the 10 most recent events.
+         */
         get: operations["getEventsStats"];
         put?: never;
         post?: never;
@@ -409,7 +421,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get task statistics */
+        /**
+         * Get task statistics
+         * @description Counts of live tasks by status and priority, the caller's open tasks, and the mean times to first action and to close (seconds; `null` while there is no data).
+         */
         get: operations["getTasksStats"];
         put?: never;
         post?: never;
@@ -426,7 +441,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get user statistics */
+        /**
+         * Get user statistics
+         * @description Counts of users: total, active, and by role.
+         */
         get: operations["getUsersStats"];
         put?: never;
         post?: never;
@@ -467,7 +485,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an AWS account */
+        /**
+         * Get an AWS account
+         * @description One registered AWS account. The ingestion API key itself is never returned again; `api_key_prefix` identifies it.
+         */
         get: operations["getAwsAccount"];
         /**
          * Update an AWS account
@@ -532,7 +553,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get the monitoring settings */
+        /**
+         * Get the monitoring settings
+         * @description The settings ingestion applies: enabled sources, minimum severity, default severities, retention. Before any change they are the defaults, at version 1.
+         */
         get: operations["getMonitoringSettings"];
         /**
          * Update the monitoring settings

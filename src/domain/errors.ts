@@ -51,4 +51,11 @@ export class DomainError extends Error {
   }
 }
 
+/** A time range's start must come before its end (`from` inclusive, `to` exclusive). */
+export function assertRange (from: string | undefined, to: string | undefined, names: [string, string]): void {
+  if (from && to && Date.parse(from) >= Date.parse(to)) {
+    throw new DomainError('validation_failed', `${names[0]} must be before ${names[1]}.`, { errors: [{ path: `/querystring/${names[1]}`, message: `must be after ${names[0]}` }] })
+  }
+}
+
 export const isDomainError = (err: unknown): err is DomainError => err instanceof DomainError

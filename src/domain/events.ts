@@ -4,6 +4,8 @@ import { severityRank, type Severity } from './monitoring-settings.js'
 /** An event as stored: the public fields plus concurrency and deletion marks. */
 export interface MonitoringEvent extends MonitoringEventDto {
   version: number
+  /** When retention ends (epoch seconds): the last write + retention days. */
+  ttl: number
   deleted_at: string | null
   deleted_by: string | null
 }
@@ -26,6 +28,15 @@ export function occurrenceChanges (current: Pick<MonitoringEvent, 'status' | 'se
     last_seen_at: incoming.time > current.last_seen_at ? incoming.time : current.last_seen_at
   }
 }
+
+/**
+ * The end of an event's retention, in epoch seconds: counted from when we last wrote it (not
+ * from the AWS event time, so a replayed old event is not dropped on arrival).
+ */
+export const retentionEnd = (writtenAtMs: number, retentionDays: number): number =>
+  Math.ceil(writtenAtMs / 1000) + retentionDays * 86400
+
+export const isExpired = (e: Pick<MonitoringEvent, 'ttl'>, nowMs = Date.now()): boolean => e.ttl * 1000 <= nowMs
 
 export const toEventDto = (e: MonitoringEvent): MonitoringEventDto => ({
   id: e.id,

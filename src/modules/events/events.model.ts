@@ -16,6 +16,9 @@ import type { Item } from 'dynamoose/dist/Item.js'
  * | envelope already ingested      | claim `envelope#<account>#<envelope id>` in the meta table |
  * | other filters                  | filter expressions on the pages read (and deleted)    |
  *
+ * `ttl` (epoch seconds) is the last write + the retention days of the monitoring settings: real
+ * DynamoDB deletes expired events (enable TTL on the table); reads hide them everywhere.
+ *
  * `labels` and `raw` are stored as JSON text: AWS payloads are arbitrary JSON and are
  * returned as they came, never interpreted by the database.
  */
@@ -44,6 +47,7 @@ export interface EventItem extends Item {
   labels: string
   raw: string
   version: number
+  ttl: number
   created_at: string
   updated_at: string
   deleted_at?: string
@@ -80,6 +84,7 @@ const schema = new dynamoose.Schema({
   labels: { type: String, required: true },
   raw: { type: String, required: true },
   version: { type: Number, required: true },
+  ttl: { type: Number, required: true },
   created_at: { type: String, required: true },
   updated_at: { type: String, required: true },
   deleted_at: String,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import dynamoose from 'dynamoose'
 import type { Condition } from 'dynamoose/dist/Condition.js'
 import { DomainError } from '../../domain/errors.js'
-import type { EventStatus, MonitoringEvent } from '../../domain/events.js'
+import { isExpired, type EventStatus, type MonitoringEvent } from '../../domain/events.js'
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
@@ -53,6 +53,7 @@ export const toEvent = (item: EventItem): MonitoringEvent => ({
   created_at: item.created_at,
   updated_at: item.updated_at,
   version: item.version,
+  ttl: item.ttl,
   deleted_at: item.deleted_at ?? null,
   deleted_by: item.deleted_by ?? null
 })
@@ -90,7 +91,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
 
     async getLive (id: string): Promise<MonitoringEvent> {
       const event = await get(id)
-      if (!event || event.deleted_at) throw new DomainError('not_found', 'Event not found.')
+      if (!event || event.deleted_at || isExpired(event)) throw new DomainError('not_found', 'Event not found.')
       return event
     },
 
@@ -111,8 +112,15 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       }
     },
 
-    async completeEnvelope (account: string, envelopeId: string): Promise<void> {
-      await meta.update({ pk: envelopeClaim(account, envelopeId) }, { state: 'done' })
+    /** Marks the envelope processed, remembering the event it went to (for duplicates). */
+    async completeEnvelope (account: string, envelopeId: string, eventId: string | null): Promise<void> {
+      await meta.update({ pk: envelopeClaim(account, envelopeId) }, { state: 'done', ...(eventId ? { ref: eventId } : {}) })
+    },
+
+    /** The event a processed envelope went to, if any. */
+    async envelopeEvent (account: string, envelopeId: string): Promise<string | null> {
+      const claim = await meta.get({ pk: envelopeClaim(account, envelopeId) }, { consistent: true })
+      return claim?.ref ?? null
     },
 
     /** Lets a failed delivery be retried at once. */
@@ -170,7 +178,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
      * on (severity, last_seen_at, status); null when it changed meanwhile (read and retry).
      * The count is an atomic ADD, so concurrent occurrences are all counted.
      */
-    async addOccurrence (current: MonitoringEvent, changes: { severity: Severity, status: EventStatus, last_seen_at: string, native_severity: string | null }, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+    async addOccurrence (current: MonitoringEvent, changes: { severity: Severity, status: EventStatus, last_seen_at: string, native_severity: string | null, ttl: number }, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
       const now = new Date().toISOString()
       const set: Record<string, unknown> = {
         severity: changes.severity,
@@ -178,6 +186,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
         last_seen_at: changes.last_seen_at,
         seen_sk: `${changes.last_seen_at}#${current.id}`,
         source_state: 'active',
+        ttl: changes.ttl,
         raw: JSON.stringify(raw),
         updated_at: now
       }
@@ -187,11 +196,11 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
     },
 
     /** The source says it is over: the event is resolved (once). */
-    async resolve (current: MonitoringEvent, time: string, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+    async resolve (current: MonitoringEvent, time: string, raw: Record<string, unknown>, ttl: number): Promise<MonitoringEvent | null> {
       const now = new Date().toISOString()
       const lastSeen = time > current.last_seen_at ? time : current.last_seen_at
       return conditionalUpdate(current.id, {
-        $SET: { status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, raw: JSON.stringify(raw), updated_at: now },
+        $SET: { status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, ttl, raw: JSON.stringify(raw), updated_at: now },
         $ADD: { version: 1 }
       }, live().and().where('status').eq(current.status))
     },
@@ -250,7 +259,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
           const value = q[attr]
           if (value !== undefined && attr !== index.attr) query = query.and().where(attr).eq(value)
         }
-        query = query.and().where('deleted_at').not().exists().sort('descending').limit(n)
+        query = query.and().where('deleted_at').not().exists().and().where('ttl').gt(Math.floor(Date.now() / 1000)).sort('descending').limit(n)
         if (startKey) query = query.startAt(startKey as never)
         const res = await query.exec()
         return { items: res.map(toEvent), lastKey: res.lastKey as Record<string, unknown> | undefined }

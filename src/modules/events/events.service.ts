@@ -1,9 +1,9 @@
 import { decodeTime } from 'ulid'
 import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IngestResult } from '../../../openapi/generated/schemas.js'
 import type { AwsAccount } from '../../domain/aws-accounts.js'
-import { DomainError } from '../../domain/errors.js'
+import { assertRange, DomainError } from '../../domain/errors.js'
 import { adaptEnvelope, type NormalizedEvent } from '../../domain/event-adapters.js'
-import { occurrenceChanges, type MonitoringEvent } from '../../domain/events.js'
+import { isExpired, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
 import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
 import { assertAssignable, canonicalTime, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
@@ -27,7 +27,7 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
 
 export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup, stats: StatsRecorder) {
-  function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent): MonitoringEvent {
+  function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): MonitoringEvent {
     const id = newId()
     const now = new Date(decodeTime(id)).toISOString()
     return {
@@ -54,6 +54,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       created_at: now,
       updated_at: now,
       version: 1,
+      ttl: retentionEnd(Date.parse(now), retentionDays),
       deleted_at: null,
       deleted_by: null
     }
@@ -69,7 +70,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       await repo.releaseDedup(key, claim.id)
       return null
     }
-    if (current.deleted_at || current.status === 'resolved') {
+    if (current.deleted_at || current.status === 'resolved' || isExpired(current)) {
       await repo.releaseDedup(key, current.id)
       return null
     }
@@ -77,7 +78,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A trigger: opens a new event, or counts one more occurrence of the open one. */
-  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent): Promise<Outcome> {
+  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await openEvent(ev.dedup_key)
       if (current === 'wait') {
@@ -85,7 +86,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         continue
       }
       if (!current) {
-        const event = build(envelope, ev)
+        const event = build(envelope, ev, retentionDays)
         if (await repo.createOpen(event)) {
           await stats.event(null, event)
           return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
@@ -93,7 +94,8 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         continue
       }
       const changes = occurrenceChanges(current, { severity: ev.severity, time: ev.occurred_at })
-      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity }, envelope as unknown as Record<string, unknown>)
+      const ttl = retentionEnd(Date.now(), retentionDays)
+      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl }, envelope as unknown as Record<string, unknown>)
       if (updated) {
         await stats.event(current, updated)
         return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
@@ -104,7 +106,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A resolution: resolves the open event, if there is one. */
-  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent): Promise<Outcome> {
+  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await openEvent(ev.dedup_key)
       if (current === 'wait') {
@@ -112,7 +114,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         continue
       }
       if (!current) return { event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
-      const resolved = await repo.resolve(current, ev.occurred_at, envelope as unknown as Record<string, unknown>)
+      const resolved = await repo.resolve(current, ev.occurred_at, envelope as unknown as Record<string, unknown>, retentionEnd(Date.now(), retentionDays))
       if (resolved) {
         await stats.event(current, resolved)
         await repo.releaseDedup(ev.dedup_key, resolved.id)
@@ -145,11 +147,11 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       if (!wanted) return { ...base, event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
 
       if (await repo.claimEnvelope(account.account_id, envelope.id, Date.now()) === 'duplicate') {
-        return { ...base, event_id: (await repo.openEventId(ev.dedup_key))?.id ?? null, dedup_key: ev.dedup_key, action: 'duplicate' }
+        return { ...base, event_id: await repo.envelopeEvent(account.account_id, envelope.id), dedup_key: ev.dedup_key, action: 'duplicate' }
       }
       try {
-        const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev) : await trigger(envelope, ev)
-        await repo.completeEnvelope(account.account_id, envelope.id)
+        const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev, settings.retention_days) : await trigger(envelope, ev, settings.retention_days)
+        await repo.completeEnvelope(account.account_id, envelope.id, outcome.event_id)
         return { ...base, ...outcome }
       } catch (err) {
         // Let EventBridge's retry of this envelope be processed, not counted as a duplicate.
@@ -158,7 +160,10 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       }
     },
 
-    list: (q: EventListQuery) => repo.list({ ...q, from: q.from && canonicalTime(q.from), to: q.to && canonicalTime(q.to) }),
+    list (q: EventListQuery) {
+      assertRange(q.from, q.to, ['from', 'to'])
+      return repo.list({ ...q, from: q.from && canonicalTime(q.from), to: q.to && canonicalTime(q.to) })
+    },
 
     get: (id: string) => repo.getLive(id),
 

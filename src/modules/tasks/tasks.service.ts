@@ -1,6 +1,6 @@
 import { decodeTime } from 'ulid'
 import type { CreateTaskRequest, UpdateTaskRequest, UpdateTaskStatusRequest } from '../../../openapi/generated/schemas.js'
-import { DomainError } from '../../domain/errors.js'
+import { assertRange, DomainError } from '../../domain/errors.js'
 import {
   assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, canonicalTime, newTask, statusEffects, writeGuard, type Task
 } from '../../domain/tasks.js'
@@ -26,6 +26,8 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     async list (actor: Actor, query: TaskListQuery) {
       const q = { ...query }
       if (q.assigned_to === 'me') q.assigned_to = actor.id
+      assertRange(q.created_from, q.created_to, ['created_from', 'created_to'])
+      assertRange(q.due_from, q.due_to, ['due_from', 'due_to'])
       for (const k of ['created_from', 'created_to', 'due_from', 'due_to'] as const) if (q[k]) q[k] = canonicalTime(q[k])
       return repo.list(q)
     },
