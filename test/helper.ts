@@ -13,6 +13,8 @@ import { ensureFirstAdmin } from '../src/modules/users/first-admin.js'
 import { checkResponse } from './contract.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
+// Tests never reach for cloud credentials (the SDK would otherwise probe the instance metadata service).
+process.env.AWS_EC2_METADATA_DISABLED = 'true'
 
 export const ADMIN_EMAIL = 'admin@example.com'
 export const ADMIN_PASSWORD = 'correct horse battery staple'
