@@ -46,7 +46,7 @@ t.test('a generated client runs login → task → ingest → create-task → da
   const account = await authed.POST('/api/config/aws-accounts', { body: { account_id: '123456789012', name: 'Production', role_arn: 'arn:aws:iam::123456789012:role/MonitoringReadOnly' } })
   t.equal(account.response.status, 201)
   const envelope = JSON.parse(readFileSync(new URL('./fixtures/events/cloudwatch-alarm.json', import.meta.url), 'utf8'))
-  const ingested = await client.POST('/api/events/ingest', { params: { header: { 'X-Api-Key': account.data!.api_key } }, body: envelope })
+  const ingested = await client.POST('/api/events/ingest', { headers: { 'X-Api-Key': account.data!.api_key }, body: envelope })
   t.equal(ingested.response.status, 202)
   t.equal(ingested.data?.results[0]?.action, 'created')
   const eventId = ingested.data!.results[0]!.event_id!
