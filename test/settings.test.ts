@@ -115,7 +115,7 @@ t.test('ingestion keys: rotation, disabling and deletion stop the old key at onc
   t.equal((await ingest(next.api_key, 'e-3')).statusCode, 202, 'the new key works')
 
   t.equal((await api.request({ method: 'PUT', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin), payload: { enabled: false } })).statusCode, 200)
-  assertProblem(t, await ingest(next.api_key, 'e-4'), 403, 'forbidden', 'a disabled account does not ingest')
+  assertProblem(t, await ingest(next.api_key, 'e-4'), 401, 'invalid_api_key', 'a disabled account does not ingest')
   await api.request({ method: 'PUT', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin), payload: { enabled: true } })
   t.equal((await ingest(next.api_key, 'e-5')).statusCode, 202)
   await api.request({ method: 'DELETE', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin) })

@@ -51,10 +51,10 @@ export class DomainError extends Error {
   }
 }
 
-/** A time range's start must come before its end (`from` inclusive, `to` exclusive). */
+/** A time range's start must not come after its end (`from` inclusive, `to` exclusive: equal is empty). */
 export function assertRange (from: string | undefined, to: string | undefined, names: [string, string]): void {
-  if (from && to && Date.parse(from) >= Date.parse(to)) {
-    throw new DomainError('validation_failed', `${names[0]} must be before ${names[1]}.`, { errors: [{ path: `/querystring/${names[1]}`, message: `must be after ${names[0]}` }] })
+  if (from && to && Date.parse(from) > Date.parse(to)) {
+    throw new DomainError('validation_failed', `${names[0]} must not be after ${names[1]}.`, { errors: [{ path: `/querystring/${names[1]}`, message: `must not be before ${names[0]}` }] })
   }
 }
 

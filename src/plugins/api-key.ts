@@ -22,7 +22,8 @@ export default fp(async (app) => {
     if (typeof key !== 'string' || !looksLikeApiKey(key)) throw new DomainError('invalid_api_key', 'Send the AWS account\'s ingestion key in X-Api-Key.')
     const account = await app.db.repos.awsAccounts.findByApiKey(key)
     if (!account) throw new DomainError('invalid_api_key', 'The API key is not valid.')
-    if (!account.enabled) throw new DomainError('forbidden', 'Ingestion is disabled for this AWS account.')
+    // As the spec says: a disabled account's key is not a valid credential for now.
+    if (!account.enabled) throw new DomainError('invalid_api_key', 'Ingestion is disabled for this AWS account.')
     request.awsAccount = account
     request.log = request.log.child({ aws_account: account.account_id })
   })

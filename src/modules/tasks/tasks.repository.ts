@@ -189,6 +189,8 @@ export function createTasksRepository (tasks: TasksModel, comments: CommentsMode
      */
     async list (q: TaskListQuery): Promise<Page<Task>> {
       const { limit, cursor, ...filters } = q
+      // [from, to) with from = to is empty (and not a valid key range).
+      if (q.created_from && q.created_to && Date.parse(q.created_from) >= Date.parse(q.created_to)) return { items: [], next_cursor: null }
       const index = q.event_id
         ? { name: 'event-id-index', attr: 'event_id', value: q.event_id }
         : q.assigned_to
