@@ -12,6 +12,7 @@ import authPlugin from './plugins/auth.js'
 import rbacPlugin from './plugins/rbac.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
 import docsPlugin from './plugins/docs.js'
+import consolePlugin from './plugins/console.js'
 import healthModule from './modules/health/health.routes.js'
 import authModule from './modules/auth/auth.routes.js'
 import usersModule from './modules/users/users.routes.js'
@@ -71,6 +72,12 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     reply.header('x-request-id', request.id)
     reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store')
     reply.header('x-content-type-options', 'nosniff')
+    reply.header('referrer-policy', 'no-referrer')
+    reply.header('x-frame-options', reply.getHeader('x-frame-options') ?? 'DENY')
+    // API responses are data: nothing in them may run or be framed (pages set their own policy).
+    if (/json/.test(String(reply.getHeader('content-type') ?? '')) && !reply.hasHeader('content-security-policy')) {
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+    }
   })
 
   // JSON only; an empty body counts as no body (then the schema decides), anything else is 415.
@@ -98,7 +105,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     accessTtlSeconds: config.jwt.accessTtlSeconds
   })
   await app.register(apiKeyPlugin)
-  await app.register(rateLimitPlugin, config.rateLimit)
+  await app.register(rateLimitPlugin, { ...config.rateLimit, redisUrl: config.redisUrl })
   await app.register(rbacPlugin)
   if (config.corsOrigins.length) {
     // Preflights carry no credentials (Fetch standard): the OPTIONS route @fastify/cors adds is public.
@@ -114,6 +121,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     })
   }
   await app.register(docsPlugin)
+  await app.register(consolePlugin)
 
   await app.register(healthModule)
   await app.register(authModule, { config })
