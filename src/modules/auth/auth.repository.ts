@@ -99,11 +99,11 @@ export function createAuthRepository (auth: AuthModel) {
     /**
      * Reserves one login attempt for the e-mail *before* the password is checked, so parallel
      * guesses cannot slip past the limit while the check runs: at most `threshold` attempts
-     * per window get through; then the e-mail is locked for `windowMs`. A successful login
-     * gives its reservation back (`clearFailures`). Returns how long the e-mail is locked
-     * (0 when the attempt may proceed).
+     * per window are verified. Returns 'ok', or how long to wait: `{ lockedMs }` while the
+     * e-mail is locked, `{ busyMs }` while the window's attempts are all in flight (they may
+     * still succeed, so that alone does not lock the e-mail).
      */
-    async reserveAttempt (email: string, now: number, threshold: number, windowMs: number): Promise<number> {
+    async reserveAttempt (email: string, now: number, threshold: number, windowMs: number): Promise<'ok' | { lockedMs: number } | { busyMs: number }> {
       const key = { pk: lock(email) }
       for (let round = 0; round < 10; round++) {
         try {
@@ -112,19 +112,19 @@ export function createAuthRepository (auth: AuthModel) {
               .and().where('failures').lt(threshold)
               .and().where('locked_until').le(now)
           })
-          return 0
+          return 'ok'
         } catch (err) {
           if (!isConditionFailed(err)) throw err
         }
         const item = await auth.get(key, { consistent: true })
-        if (item?.locked_until && item.locked_until > now) return item.locked_until - now
+        if (item?.locked_until && item.locked_until > now) return { lockedMs: item.locked_until - now }
         if (!item || (item.window_started_at ?? 0) <= now - windowMs) {
           try {
             // No window, or an expired one: this attempt opens a new window.
             await auth.update(key, { failures: 1, window_started_at: now, locked_until: 0, ttl: epochSeconds(now + 2 * windowMs) }, {
               condition: new dynamoose.Condition('pk').not().exists().or().where('window_started_at').le(now - windowMs)
             })
-            return 0
+            return 'ok'
           } catch (err) {
             if (!isConditionFailed(err)) throw err
             continue
@@ -132,15 +132,26 @@ export function createAuthRepository (auth: AuthModel) {
         }
         // Someone else opened the window meanwhile: try to take an attempt from it again.
         if ((item.failures ?? 0) < threshold) continue
-        // The window's attempts are used up: lock the e-mail (once per window).
-        try {
-          await auth.update(key, { locked_until: now + windowMs, ttl: epochSeconds(now + 2 * windowMs) }, {
-            condition: new dynamoose.Condition('window_started_at').eq(item.window_started_at).and().where('locked_until').le(now)
-          })
-        } catch (err) {
-          if (!isConditionFailed(err)) throw err
-        }
-        return windowMs
+        return { busyMs: 1000 }
+      }
+      return { busyMs: 1000 }
+    },
+
+    /**
+     * After a verified failure: when the window's failures reached the threshold, lock the
+     * e-mail for `windowMs` (once per window). Returns the lock in ms, or 0.
+     */
+    async lockIfExhausted (email: string, now: number, threshold: number, windowMs: number): Promise<number> {
+      const key = { pk: lock(email) }
+      const item = await auth.get(key, { consistent: true })
+      if (!item || (item.failures ?? 0) < threshold || (item.window_started_at ?? 0) <= now - windowMs) return 0
+      if (item.locked_until && item.locked_until > now) return item.locked_until - now
+      try {
+        await auth.update(key, { locked_until: now + windowMs, ttl: epochSeconds(now + 2 * windowMs) }, {
+          condition: new dynamoose.Condition('window_started_at').eq(item.window_started_at).and().where('locked_until').le(now)
+        })
+      } catch (err) {
+        if (!isConditionFailed(err)) throw err
       }
       return windowMs
     },

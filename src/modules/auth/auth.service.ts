@@ -55,10 +55,18 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     }
   }
 
-  /** Takes one attempt from the e-mail's allowance, or refuses with 429 while it is locked. */
+  /** Takes one attempt from the e-mail's allowance, or refuses with 429. */
   async function reserveAttempt (email: string, now: number): Promise<void> {
-    const ms = await repos.auth.reserveAttempt(email, now, opts.lockout.threshold, windowMs)
-    if (ms > 0) throw new DomainError('account_locked', 'Too many failed logins for this account; try again later.', { retryAfterSeconds: ms / 1000 })
+    const r = await repos.auth.reserveAttempt(email, now, opts.lockout.threshold, windowMs)
+    if (r === 'ok') return
+    if ('lockedMs' in r) throw new DomainError('account_locked', 'Too many failed logins for this account; try again later.', { retryAfterSeconds: r.lockedMs / 1000 })
+    throw new DomainError('rate_limited', 'Too many login attempts for this account are in progress; retry in a moment.', { retryAfterSeconds: r.busyMs / 1000 })
+  }
+
+  /** A verified failure: locks the e-mail once the window's failures reach the threshold. */
+  async function failed (email: string, now: number): Promise<never> {
+    await repos.auth.lockIfExhausted(email, now, opts.lockout.threshold, windowMs)
+    throw invalidCredentials()
   }
 
   return {
@@ -73,7 +81,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       await reserveAttempt(email, now)
       const user = await repos.users.getByEmail(email)
       const ok = await passwords.verify(user?.password_hash ?? null, password)
-      if (!user || !ok || !user.is_active) throw invalidCredentials()
+      if (!user || !ok || !user.is_active) return failed(email, now)
       const rehash = passwords.needsRehash(user.password_hash) ? await passwords.hash(password) : undefined
       let updated: User
       try {
@@ -146,6 +154,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       const now = Date.now()
       await reserveAttempt(user.email, now)
       if (!(await passwords.verify(user.password_hash, current))) {
+        await repos.auth.lockIfExhausted(user.email, now, opts.lockout.threshold, windowMs)
         throw new DomainError('invalid_credentials', 'The current password is incorrect.', { errors: [{ path: '/body/current_password', message: 'incorrect password' }] })
       }
       if (current === next) {
