@@ -6,7 +6,7 @@ import { isExpired, type EventStatus, type MonitoringEvent } from '../../domain/
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
-import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
 import type { EventItem, EventsModel } from './events.model.js'
 
 export interface EventListQuery {
@@ -77,17 +77,8 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
   return {
     get,
 
-    /** Maintenance only (recounts, exports): every item, page by page. Never on a request path. */
-    async * scanAll (): AsyncGenerator<MonitoringEvent> {
-      let lastKey: unknown
-      do {
-        let scan = events.scan().limit(500)
-        if (lastKey) scan = scan.startAt(lastKey as never)
-        const res = await scan.exec()
-        for (const item of res) yield toEvent(item)
-        lastKey = res.lastKey
-      } while (lastKey)
-    },
+    /** Maintenance only (recounts, exports): every item. Never on a request path. */
+    scanAll: () => scanAll(events, toEvent),
 
     async getLive (id: string): Promise<MonitoringEvent> {
       const event = await get(id)

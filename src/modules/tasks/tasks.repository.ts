@@ -4,7 +4,7 @@ import type { Condition } from 'dynamoose/dist/Condition.js'
 import { DomainError } from '../../domain/errors.js'
 import type { StatusHistoryEntry, Task, TaskPriority, TaskStatus } from '../../domain/tasks.js'
 import { isConditionFailed } from '../../db/errors.js'
-import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
 import type { CommentItem, CommentsModel, HistoryItem, TaskItem, TasksModel } from './tasks.model.js'
 
 export interface TaskListQuery {
@@ -108,17 +108,8 @@ export function createTasksRepository (tasks: TasksModel, comments: CommentsMode
   }
 
   return {
-    /** Maintenance only (recounts, exports): every item, page by page. Never on a request path. */
-    async * scanAll (): AsyncGenerator<Task> {
-      let lastKey: unknown
-      do {
-        let scan = tasks.scan().limit(500)
-        if (lastKey) scan = scan.startAt(lastKey as never)
-        const res = await scan.exec()
-        for (const item of res) yield toTask(item)
-        lastKey = res.lastKey
-      } while (lastKey)
-    },
+    /** Maintenance only (recounts, exports): every item. Never on a request path. */
+    scanAll: () => scanAll(tasks, toTask),
 
     /** A task that exists and is not deleted, or a `not_found` domain error. */
     async getLive (id: string): Promise<Task> {

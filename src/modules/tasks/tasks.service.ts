@@ -20,6 +20,16 @@ export interface EventLinks {
 }
 
 export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks, stats: Pick<StatsRecorder, 'task'>) {
+  /** The live task, if the actor may change it and If-Match (when given) still matches. */
+  async function loadForChange (actor: Actor, id: string, expectedVersion: number | undefined): Promise<Task> {
+    const task = await repo.getLive(id)
+    assertCanModifyTask(actor, task)
+    if (expectedVersion !== undefined && expectedVersion !== task.version) {
+      throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
+    }
+    return task
+  }
+
   const time = (value: string | null | undefined): string | null | undefined => (value ? canonicalTime(value) : value)
 
   return {
@@ -48,11 +58,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
 
     /** Partial update: only the named fields are written (no read-modify-write of the item). */
     async update (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> {
-      const task = await repo.getLive(id)
-      assertCanModifyTask(actor, task)
-      if (expectedVersion !== undefined && expectedVersion !== task.version) {
-        throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
-      }
+      const task = await loadForChange(actor, id, expectedVersion)
       if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
       const updated = await repo.update(id, {
         title: patch.title,
@@ -71,11 +77,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
      * the history (appended in the same write) matches the responses.
      */
     async changeStatus (actor: Actor, id: string, input: UpdateTaskStatusRequest, expectedVersion: number | undefined): Promise<Task> {
-      const task = await repo.getLive(id)
-      assertCanModifyTask(actor, task)
-      if (expectedVersion !== undefined && expectedVersion !== task.version) {
-        throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
-      }
+      const task = await loadForChange(actor, id, expectedVersion)
       assertTransition(task.status, input.status)
       const now = new Date().toISOString()
       const effects = statusEffects(task, input.status, now)

@@ -4,7 +4,7 @@ import { DomainError } from '../../domain/errors.js'
 import type { User } from '../../domain/users.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
-import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
 import type { UserItem, UsersModel } from './users.model.js'
 
 export interface UserListQuery {
@@ -67,17 +67,8 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
   return {
     getById,
 
-    /** Maintenance only (recounts, exports): every item, page by page. Never on a request path. */
-    async * scanAll (): AsyncGenerator<User> {
-      let lastKey: unknown
-      do {
-        let scan = users.scan().limit(500)
-        if (lastKey) scan = scan.startAt(lastKey as never)
-        const res = await scan.exec()
-        for (const item of res) yield toUser(item)
-        lastKey = res.lastKey
-      } while (lastKey)
-    },
+    /** Maintenance only (recounts, exports): every item. Never on a request path. */
+    scanAll: () => scanAll(users, toUser),
 
     async getByEmail (email: string): Promise<User | null> {
       const claim = await meta.get({ pk: emailClaim(email) }, { consistent: true })
