@@ -32,7 +32,8 @@ export const EnvSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 1048576, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   AWS_STS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
-  TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' })
+  TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 }))
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -60,6 +61,8 @@ export interface Config {
   trustProxy: boolean | number | string
   /** STS endpoint for connection tests (default: AWS's regional endpoint). */
   stsEndpoint: string | undefined
+  /** Shared rate-limit store (redis:// or rediss:// URL); undefined: in-process, per instance. */
+  redisUrl: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -105,7 +108,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     lockout: { threshold: e.LOCKOUT_THRESHOLD, windowSeconds: e.LOCKOUT_WINDOW_SECONDS },
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
-    stsEndpoint: e.AWS_STS_ENDPOINT
+    stsEndpoint: e.AWS_STS_ENDPOINT,
+    redisUrl: e.REDIS_URL
   }
 }
 

@@ -1,11 +1,15 @@
 import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
+import { Redis } from 'ioredis'
 
 export interface RateLimitOptions {
   max: number
   windowMs: number
   /** Stricter limit for credential endpoints (login, refresh), per client. */
   authMax: number
+  /** Shared store: the counters live in this Redis, so every instance counts together. */
+  redisUrl?: string | undefined
 }
 
 declare module 'fastify' {
@@ -15,13 +19,26 @@ declare module 'fastify' {
   }
 }
 
+/** Prefix of every rate-limit key in Redis. */
+export const REDIS_NAMESPACE = 'monitoring-rl:'
+/** How long start-up waits for Redis before going on without it. */
+const REDIS_CONNECT_TIMEOUT_MS = 2000
+/** A Redis that accepts the connection but does not answer must not hold requests up. */
+const REDIS_COMMAND_TIMEOUT_MS = 1000
+
 /**
  * A per-client limit on every request (404s, 405s and refused tokens included), and a
  * stricter one for the credential routes (route config `rateLimitClass: 'credentials'`). Exceeding either is a 429
- * problem with `Retry-After`. The store is in-process: with several instances each one
- * counts for itself.
+ * problem with `Retry-After`.
+ *
+ * Store: without `redisUrl` it is in-process, so with several instances each one counts for
+ * itself (the effective limit is the limit times the number of instances). With `redisUrl`
+ * (REDIS_URL) the counters live in Redis under `monitoring-rl:` and all instances share them.
+ * When Redis is down or slow the API stays up: `skipOnError` lets requests through
+ * unlimited (fail open) and the outage is logged once, with its recovery, until it is back.
  */
 export default fp<RateLimitOptions>(async (app, opts) => {
+  const redis = opts.redisUrl ? await connectRedis(app, opts.redisUrl) : undefined
   await app.register(rateLimit, {
     // Applied below as the first onRequest hook, so that requests refused later (401, 404,
     // 405) are counted too, and an over-limit request costs no database read.
@@ -30,6 +47,7 @@ export default fp<RateLimitOptions>(async (app, opts) => {
     timeWindow: opts.windowMs,
     hook: 'onRequest',
     keyGenerator: (request) => request.ip,
+    ...(redis ? { redis, nameSpace: REDIS_NAMESPACE, skipOnError: true } : {}),
     addHeadersOnExceeding: { 'x-ratelimit-limit': true, 'x-ratelimit-remaining': true, 'x-ratelimit-reset': true },
     addHeaders: { 'x-ratelimit-limit': true, 'x-ratelimit-remaining': true, 'x-ratelimit-reset': true, 'retry-after': true },
     errorResponseBuilder: (_request, context) => {
@@ -38,10 +56,53 @@ export default fp<RateLimitOptions>(async (app, opts) => {
       return err
     }
   })
-  const general = app.rateLimit({ max: opts.max, timeWindow: opts.windowMs })
-  const credentials = app.rateLimit({ max: opts.authMax, timeWindow: opts.windowMs })
+  // Each class counts under its own key: the Redis store gives both limiters the same key
+  // prefix (the in-process store gives each its own map), so the class is part of the key.
+  const general = app.rateLimit({ max: opts.max, timeWindow: opts.windowMs, keyGenerator: (request) => `general:${request.ip}` })
+  const credentials = app.rateLimit({ max: opts.authMax, timeWindow: opts.windowMs, keyGenerator: (request) => `credentials:${request.ip}` })
   app.addHook('onRequest', async function (request, reply) {
     const limiter = request.routeOptions.config.rateLimitClass === 'credentials' ? credentials : general
     await limiter.call(this, request, reply)
   })
 }, { name: 'rate-limit', dependencies: ['errors'] })
+
+/**
+ * Connects to the shared store. Start-up waits up to 2 s for it and goes on without it
+ * (logged) rather than refusing to serve; ioredis keeps reconnecting in the background.
+ * The URL is never logged (it may carry a password).
+ */
+async function connectRedis (app: FastifyInstance, url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    maxRetriesPerRequest: 1,
+    // Fail fast while disconnected instead of queueing every request's counter update.
+    enableOfflineQueue: false
+  })
+  let available = true
+  redis.on('error', (err: Error) => {
+    if (!available) return
+    available = false
+    app.log.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'rate-limit store (Redis) unavailable: requests are not rate limited until it is back')
+  })
+  redis.on('ready', () => {
+    if (!available) app.log.info('rate-limit store (Redis) available again')
+    available = true
+  })
+  app.addHook('onClose', async () => {
+    if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect())
+    else redis.disconnect()
+  })
+  if (redis.status !== 'ready') {
+    await new Promise<void>(resolve => {
+      const done = () => {
+        clearTimeout(timer)
+        redis.off('ready', done)
+        resolve()
+      }
+      const timer = setTimeout(done, REDIS_CONNECT_TIMEOUT_MS)
+      redis.once('ready', done)
+    })
+  }
+  return redis
+}
