@@ -4,14 +4,13 @@
  *   DYNAMODB_ENDPOINT=aws AWS_REGION=eu-west-1 TABLE_PREFIX=prod- npm run create-tables
  * Without DYNAMODB_ENDPOINT it prepares the embedded database in DATA_DIR.
  */
+import '../src/env.js'
 import path from 'node:path'
 import dynamoose from 'dynamoose'
 import { loadConfig } from '../src/config.js'
 import { createDynamoClient } from '../src/db/client.js'
 import { initializeTables, getModels } from '../src/db/tables.js'
 import { startEmbeddedDynamo } from '../src/embedded-dynamodb.js'
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
 const config = loadConfig()
 const embedded = config.dynamodbEndpoint ? undefined : await startEmbeddedDynamo({ path: path.join(config.dataDir, 'dynamodb') })

@@ -1,3 +1,4 @@
+import './env.js'
 import awsLambdaFastify, { type LambdaResponse } from '@fastify/aws-lambda'
 import { buildApp, type App } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
@@ -9,8 +10,6 @@ import { ConfigError, loadConfig } from './config.js'
  * tables (deploy them first: deploy/cloudformation/tables.yaml) and no first admin
  * (`npm run seed:admin`), and it needs JWT_SECRET: there is no DATA_DIR to keep one in.
  */
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-
 /** The parts of the Lambda context the adapter reads; the runtime passes the full object. */
 export interface LambdaContext {
   callbackWaitsForEmptyEventLoop?: boolean

@@ -1,11 +1,10 @@
+import './env.js'
 import path from 'node:path'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { startEmbeddedDynamo, type EmbeddedDynamo } from './embedded-dynamodb.js'
 import { resolveJwtSecret } from './secrets.js'
 import { ensureFirstAdmin } from './modules/users/first-admin.js'
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
 /** Process entry: config, embedded database if needed, first admin, listen, graceful close. */
 async function main (): Promise<void> {

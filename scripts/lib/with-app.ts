@@ -1,10 +1,9 @@
+import '../../src/env.js'
 import path from 'node:path'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { startEmbeddedDynamo } from '../../src/embedded-dynamodb.js'
 import { resolveJwtSecret } from '../../src/secrets.js'
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
 /**
  * Runs an operator task against the configured database (the embedded one in DATA_DIR when
