@@ -23,7 +23,7 @@ export function createCursorCodec (secret: string): CursorCodec {
   const sign = (payload: string, query: unknown): string =>
     createHmac('sha256', key).update(payload).update('\n').update(stableStringify(query)).digest().subarray(0, 16).toString('base64url')
   const invalid = (): DomainError => new DomainError('invalid_cursor', 'The cursor is malformed, expired or belongs to another query.', {
-    errors: [{ path: '/querystring/cursor', message: 'invalid cursor' }]
+    errors: [{ path: '/query/cursor', message: 'invalid cursor' }]
   })
   return {
     encode (lastKey, query) {

@@ -54,7 +54,7 @@ export class DomainError extends Error {
 /** A time range's start must not come after its end (`from` inclusive, `to` exclusive: equal is empty). */
 export function assertRange (from: string | undefined, to: string | undefined, names: [string, string]): void {
   if (from && to && Date.parse(from) > Date.parse(to)) {
-    throw new DomainError('validation_failed', `${names[0]} must not be after ${names[1]}.`, { errors: [{ path: `/querystring/${names[1]}`, message: `must not be before ${names[0]}` }] })
+    throw new DomainError('validation_failed', `${names[0]} must not be after ${names[1]}.`, { errors: [{ path: `/query/${names[1]}`, message: `must not be before ${names[0]}` }] })
   }
 }
 

@@ -98,8 +98,12 @@ export function sendProblem (request: FastifyRequest, reply: FastifyReply, code:
 
 interface AjvError { instancePath?: string, message?: string, keyword?: string, params?: Record<string, unknown> }
 
+/** The request part names the spec uses in error paths. */
+const PART: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'headers' }
+
 function validationErrors (err: FastifyError): Array<{ path: string, message: string }> {
-  const context = (err as FastifyError & { validationContext?: string }).validationContext ?? 'body'
+  const raw = (err as FastifyError & { validationContext?: string }).validationContext ?? 'body'
+  const context = PART[raw] ?? raw
   return ((err.validation ?? []) as AjvError[]).map(v => {
     let path = v.instancePath ?? ''
     const extra = v.params?.additionalProperty ?? v.params?.missingProperty
