@@ -4,7 +4,8 @@
  * connection, rotate the key (shown once), enable or disable, delete.
  */
 import { api, call } from '../api.js'
-import { h, fill, field, time, title, busy, formValues, submitting, secretBox, notice, showError, clearMessages } from '../dom.js'
+import { h, fill, field, time, title, busy, formValues, submitting, secretBox, notice } from '../dom.js'
+import { pagedTable } from '../paging.js'
 
 /** @typedef {import('../api.js').Schemas} Schemas */
 /** @typedef {Schemas['AwsAccount']} AwsAccount */
@@ -52,32 +53,16 @@ export async function render ({ view }) {
   const results = h('section', { class: 'card', 'aria-label': 'AWS accounts' })
   fill(view, title('AWS accounts'), secret, results, create)
 
-  /** @type {Array<string | undefined>} */
-  const pages = [undefined]
-  let page = 0
-  async function load () {
-    const cursor = pages[page]
-    const list = await call(api.GET('/api/config/aws-accounts', { params: { query: cursor ? { cursor } : {} } }))
-    if (list.next_cursor) pages[page + 1] = list.next_cursor
-    else pages.length = page + 1
-    /** @param {number} to */
-    const turn = (to) => () => {
-      page = to
-      clearMessages()
-      busy(view, load).catch(err => showError(err))
-    }
-    fill(results,
-      list.items.length
-        ? h('table', { class: 'list', id: 'accounts-table' },
-          h('thead', null, h('tr', null, ['Name', 'Account', 'Regions', 'State', 'API key', 'Last connection test', 'Actions'].map(c => h('th', null, c)))),
-          h('tbody', null, list.items.map(a => row(a, () => busy(view, load)))))
-        : h('p', { class: 'empty' }, 'No AWS account is registered yet.'),
-      h('nav', { class: 'pager', 'aria-label': 'Pages' },
-        h('button', { type: 'button', class: 'secondary', disabled: page === 0, onclick: turn(page - 1) }, '← Previous'),
-        h('span', { class: 'page-number' }, `Page ${page + 1}`),
-        h('button', { type: 'button', class: 'secondary', disabled: !list.next_cursor, onclick: turn(page + 1) }, 'Next →'))
-    )
-  }
+  /** @type {() => Promise<void>} */
+  const load = pagedTable({
+    view,
+    results,
+    id: 'accounts-table',
+    columns: ['Name', 'Account', 'Regions', 'State', 'API key', 'Last connection test', 'Actions'],
+    empty: 'No AWS account is registered yet.',
+    fetch: page => call(api.GET('/api/config/aws-accounts', { params: { query: page } })),
+    rows: items => items.map(a => row(a, () => busy(view, load)))
+  })
   await load()
 }
 

@@ -1,8 +1,9 @@
 // @ts-check
 /** Tasks list: filters (in the address: `#/tasks?status=open`), cursor paging, a new task. */
 import { api, call } from '../api.js'
-import { h, fill, field, select, choices, badge, time, title, busy, formValues, submitting, showError, clearMessages, fromLocalInput, PRIORITIES, TASK_STATUSES } from '../dom.js'
+import { h, fill, field, select, choices, badge, time, title, formValues, submitting, fromLocalInput, PRIORITIES, TASK_STATUSES } from '../dom.js'
 import { namesFor } from '../people.js'
+import { pagedTable, filtersToHash } from '../paging.js'
 
 /** @typedef {NonNullable<import('../api.js').paths['/api/tasks']['get']['parameters']['query']>} TaskQuery */
 /** @typedef {import('../api.js').Schemas['CreateTaskRequest']} CreateTask */
@@ -29,14 +30,7 @@ export async function render ({ view, query, user, go }) {
       h('button', { type: 'submit' }, 'Apply'),
       h('a', { class: 'button secondary', href: '#/tasks' }, 'Reset'))
   )
-  form.addEventListener('submit', event => {
-    event.preventDefault()
-    const v = formValues(form)
-    const params = new URLSearchParams()
-    for (const name of ['status', 'priority', 'assigned_to']) if (typeof v[name] === 'string') params.set(name, /** @type {string} */ (v[name]))
-    if (v.created_by_me === true) params.set('created_by', 'me')
-    go(`#/tasks${params.size ? `?${params}` : ''}`)
-  })
+  filtersToHash(form, '#/tasks', go, v => ({ status: v.status, priority: v.priority, assigned_to: v.assigned_to, created_by: v.created_by_me === true ? 'me' : undefined }))
 
   const create = h('form', { id: 'new-task', novalidate: true, 'aria-label': 'New task' },
     field('Title', h('input', { name: 'title', required: true, maxlength: 200 })),
@@ -64,38 +58,23 @@ export async function render ({ view, query, user, go }) {
   const results = h('section', { class: 'card', 'aria-label': 'Tasks' })
   fill(view, title('Tasks'), form, results, h('details', { class: 'card' }, h('summary', null, 'New task'), create))
 
-  /** @type {Array<string | undefined>} */
-  const pages = [undefined]
-  let page = 0
-  const load = async () => {
-    const cursor = pages[page]
-    const list = await call(api.GET('/api/tasks', { params: { query: { ...filters, ...(cursor ? { cursor } : {}) } } }))
-    if (list.next_cursor) pages[page + 1] = list.next_cursor
-    else pages.length = page + 1
-    const nameOf = await namesFor(list.items.map(t => t.assigned_to))
-    /** @param {number} to */
-    const turn = (to) => () => {
-      page = to
-      clearMessages()
-      busy(view, load).catch(err => showError(err))
+  const load = pagedTable({
+    view,
+    results,
+    id: 'tasks-table',
+    columns: ['Priority', 'Title', 'Status', 'Assignee', 'Due', 'Created'],
+    empty: 'No tasks match these filters.',
+    fetch: page => call(api.GET('/api/tasks', { params: { query: { ...filters, ...page } } })),
+    rows: async items => {
+      const nameOf = await namesFor(items.map(t => t.assigned_to))
+      return items.map(t => h('tr', { 'data-id': t.id },
+        h('td', null, badge('priority', t.priority)),
+        h('td', null, h('a', { href: `#/tasks/${t.id}` }, t.title), t.event_id ? h('span', { class: 'hint' }, ' · from an event') : null),
+        h('td', null, badge('status', t.status)),
+        h('td', null, nameOf(t.assigned_to)),
+        h('td', null, time(t.due_at)),
+        h('td', null, time(t.created_at))))
     }
-    fill(results,
-      list.items.length
-        ? h('table', { class: 'list', id: 'tasks-table' },
-          h('thead', null, h('tr', null, ['Priority', 'Title', 'Status', 'Assignee', 'Due', 'Created'].map(c => h('th', null, c)))),
-          h('tbody', null, list.items.map(t => h('tr', { 'data-id': t.id },
-            h('td', null, badge('priority', t.priority)),
-            h('td', null, h('a', { href: `#/tasks/${t.id}` }, t.title), t.event_id ? h('span', { class: 'hint' }, ' · from an event') : null),
-            h('td', null, badge('status', t.status)),
-            h('td', null, nameOf(t.assigned_to)),
-            h('td', null, time(t.due_at)),
-            h('td', null, time(t.created_at))))))
-        : h('p', { class: 'empty' }, 'No tasks match these filters.'),
-      h('nav', { class: 'pager', 'aria-label': 'Pages' },
-        h('button', { type: 'button', class: 'secondary', disabled: page === 0, onclick: turn(page - 1) }, '← Previous'),
-        h('span', { class: 'page-number' }, `Page ${page + 1}`),
-        h('button', { type: 'button', class: 'secondary', disabled: !list.next_cursor, onclick: turn(page + 1) }, 'Next →'))
-    )
-  }
+  })
   await load()
 }

@@ -4,7 +4,8 @@
  * reactivate, reset a password. Managers: read only.
  */
 import { api, call } from '../api.js'
-import { h, fill, field, select, choices, badge, time, title, busy, formValues, submitting, secretBox, notice, showError, clearMessages, ROLES } from '../dom.js'
+import { h, fill, field, select, choices, badge, time, title, busy, formValues, submitting, secretBox, notice, ROLES } from '../dom.js'
+import { pagedTable, filtersToHash } from '../paging.js'
 
 /** @typedef {import('../api.js').Schemas} Schemas */
 /** @typedef {Schemas['UserProfile']} UserProfile */
@@ -30,12 +31,7 @@ export async function render ({ view, query, user, go, reload }) {
       h('button', { type: 'submit' }, 'Apply'),
       h('a', { class: 'button secondary', href: '#/users' }, 'Reset'))
   )
-  form.addEventListener('submit', event => {
-    event.preventDefault()
-    const params = new URLSearchParams()
-    for (const [name, value] of Object.entries(formValues(form))) if (typeof value === 'string') params.set(name, value)
-    go(`#/users${params.size ? `?${params}` : ''}`)
-  })
+  filtersToHash(form, '#/users', go)
 
   const secret = h('div', { id: 'user-secret' })
   const create = h('form', { class: 'card form-wide', id: 'new-user', novalidate: true, 'aria-label': 'New user' },
@@ -73,32 +69,15 @@ export async function render ({ view, query, user, go, reload }) {
   const results = h('section', { class: 'card', 'aria-label': 'Users' })
   fill(view, title('Users'), admin ? null : h('p', { class: 'hint' }, 'Read only: only admins manage users.'), secret, form, results, admin ? create : null)
 
-  /** @type {Array<string | undefined>} */
-  const pages = [undefined]
-  let page = 0
-  async function load () {
-    const cursor = pages[page]
-    const list = await call(api.GET('/api/users', { params: { query: { ...filters, ...(cursor ? { cursor } : {}) } } }))
-    if (list.next_cursor) pages[page + 1] = list.next_cursor
-    else pages.length = page + 1
-    /** @param {number} to */
-    const turn = (to) => () => {
-      page = to
-      clearMessages()
-      busy(view, load).catch(err => showError(err))
-    }
-    fill(results,
-      list.items.length
-        ? h('table', { class: 'list', id: 'users-table' },
-          h('thead', null, h('tr', null, ['Name', 'E-mail', 'Role', 'State', 'Last login', admin ? 'Actions' : null].filter(Boolean).map(c => h('th', null, c)))),
-          h('tbody', null, list.items.map(u => row(u, user, admin, reload))))
-        : h('p', { class: 'empty' }, 'No users match these filters.'),
-      h('nav', { class: 'pager', 'aria-label': 'Pages' },
-        h('button', { type: 'button', class: 'secondary', disabled: page === 0, onclick: turn(page - 1) }, '← Previous'),
-        h('span', { class: 'page-number' }, `Page ${page + 1}`),
-        h('button', { type: 'button', class: 'secondary', disabled: !list.next_cursor, onclick: turn(page + 1) }, 'Next →'))
-    )
-  }
+  const load = pagedTable({
+    view,
+    results,
+    id: 'users-table',
+    columns: ['Name', 'E-mail', 'Role', 'State', 'Last login', ...(admin ? ['Actions'] : [])],
+    empty: 'No users match these filters.',
+    fetch: page => call(api.GET('/api/users', { params: { query: { ...filters, ...page } } })),
+    rows: items => items.map(u => row(u, user, admin, reload))
+  })
   await load()
 }
 
