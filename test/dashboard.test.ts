@@ -175,3 +175,37 @@ t.test('recount repairs counters that drifted', async t => {
   t.match(s, { total: 1, by_status: { open: 1 } })
   t.same(await api.app.db.repos.stats.read(['user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV']), { 'user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV': {} }, 'a stale per-user counter is zeroed')
 })
+
+t.test('counters stay exact when edits race each other, status changes and deletes', async t => {
+  const api = await build(t)
+  const admin = api.auth(await api.adminToken())
+  const ingestKey = await account(api, await api.adminToken())
+  for (let round = 0; round < 4; round++) {
+    const task = (await api.request({ method: 'POST', url: '/api/tasks', headers: admin, payload: { title: `race ${round}`, priority: 'low' } })).json()
+    await Promise.all([
+      api.request({ method: 'PUT', url: `/api/tasks/${task.id}`, headers: admin, payload: { priority: 'high' } }),
+      api.request({ method: 'PUT', url: `/api/tasks/${task.id}`, headers: admin, payload: { priority: 'critical' } }),
+      api.request({ method: 'PUT', url: `/api/tasks/${task.id}/status`, headers: admin, payload: { status: 'in_progress' } }),
+      ...(round % 2 ? [api.request({ method: 'DELETE', url: `/api/tasks/${task.id}`, headers: admin })] : [])
+    ])
+  }
+  // An event's severity changes while it is resolved or linked to a task at the same moment.
+  for (let round = 0; round < 4; round++) {
+    const name = `sev-race-${round}`
+    const first = await api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': ingestKey }, payload: alarm(name, 'ALARM', 'low') })
+    const id = first.json().results[0].event_id
+    await Promise.all([
+      api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': ingestKey }, payload: alarm(name, 'ALARM', 'critical') }),
+      round % 2
+        ? api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': ingestKey }, payload: alarm(name, 'OK') })
+        : api.request({ method: 'POST', url: `/api/events/${id}/create-task`, headers: admin })
+    ])
+  }
+  const live = await api.app.db.repos.stats.read(['tasks', 'events'])
+  const truth = await recountStats(api.app.db.repos)
+  for (const pk of ['tasks', 'events']) {
+    for (const k of new Set([...Object.keys(live[pk]!), ...Object.keys(truth[pk]!)])) {
+      t.equal(live[pk]![k] ?? 0, truth[pk]![k] ?? 0, `${pk} ${k} (raw value, negatives included)`)
+    }
+  }
+})

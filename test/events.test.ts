@@ -1020,3 +1020,48 @@ t.test('create a task from an event: defaults, overrides, conflicts, concurrency
   after = await mustEvent(c, admin.token, done.id)
   t.same([after.status, after.task_id], ['resolved', onResolved.json<Task>().id], 'still resolved, now linked')
 })
+
+t.test('review regressions: account isolation, late resolutions, in-flight retries, oversized and malformed envelopes', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const register = async (accountId: string) => (await api.request({ method: 'POST', url: '/api/config/aws-accounts', headers: api.auth(admin), payload: { account_id: accountId, name: accountId, role_arn: `arn:aws:iam::${accountId}:role/R` } })).json().api_key as string
+  const keyA = await register('123456789012')
+  const keyB = await register('210987654321')
+  const cw = (account: string, alarmAccount: string, id: string, state: 'ALARM' | 'OK', time: string) => ({
+    version: '0', id, 'detail-type': 'CloudWatch Alarm State Change', source: 'aws.cloudwatch', account, time, region: 'us-east-1',
+    resources: [`arn:aws:cloudwatch:us-east-1:${alarmAccount}:alarm:shared-name`],
+    detail: { alarmName: 'shared-name', state: { value: state, reason: state, timestamp: time }, previousState: { value: state === 'OK' ? 'ALARM' : 'OK' }, configuration: { metrics: [] } }
+  })
+  const ingest = (key: string, body: object) => api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': key }, payload: body })
+
+  // B's event cannot be touched through A's key, even with B's alarm ARN.
+  const b = (await ingest(keyB, cw('210987654321', '210987654321', 'b-1', 'ALARM', '2026-11-25T10:00:00Z'))).json().results[0]
+  const a1 = (await ingest(keyA, cw('123456789012', '210987654321', 'a-1', 'ALARM', '2026-11-25T10:01:00Z'))).json().results[0]
+  const a2 = (await ingest(keyA, cw('123456789012', '210987654321', 'a-2', 'OK', '2026-11-25T10:02:00Z'))).json().results[0]
+  t.not(a1.event_id, b.event_id, 'A opens its own event instead of updating B\'s')
+  t.equal(a2.event_id, a1.event_id, 'and resolves its own')
+  const bEvent = (await api.request({ method: 'GET', url: `/api/events/${b.event_id}`, headers: api.auth(admin) })).json()
+  t.match(bEvent, { status: 'open', occurrence_count: 1, account_id: '210987654321' }, 'B\'s event is untouched')
+
+  // A late, retried OK older than the latest occurrence does not resolve a firing alarm.
+  await ingest(keyB, cw('210987654321', '210987654321', 'b-2', 'ALARM', '2026-11-25T10:20:00Z'))
+  const late = (await ingest(keyB, cw('210987654321', '210987654321', 'b-3', 'OK', '2026-11-25T10:10:00Z'))).json().results[0]
+  t.equal(late.action, 'ignored')
+  t.equal((await api.request({ method: 'GET', url: `/api/events/${b.event_id}`, headers: api.auth(admin) })).json().status, 'open')
+
+  // Envelopes the database could not store, or that are malformed, are refused per envelope; the rest proceed.
+  const big = cw('123456789012', '123456789012', 'big-1', 'ALARM', '2026-11-25T11:00:00Z')
+  big.resources = ['arn:aws:cloudwatch:us-east-1:123456789012:alarm:big']
+  ;(big.detail as Record<string, unknown>).padding = 'p'.repeat(450_000)
+  const bigRes = await ingest(keyA, big)
+  t.equal(bigRes.statusCode, 202, 'a 450 KB envelope is ingested')
+  const bigEvent = (await api.request({ method: 'GET', url: `/api/events/${bigRes.json().results[0].event_id}`, headers: api.auth(admin) })).json()
+  t.match(bigEvent.raw.detail, { _truncated: true }, 'with its oversized detail left out of raw')
+  let deep: Record<string, unknown> = {}
+  const root = deep
+  for (let i = 0; i < 100; i++) { deep.next = {}; deep = deep.next as Record<string, unknown> }
+  const nested = { ...cw('123456789012', '123456789012', 'deep-1', 'ALARM', '2026-11-25T11:05:00Z'), detail: { ...cw('123456789012', '123456789012', 'x', 'ALARM', '2026-11-25T11:05:00Z').detail, nested: root } }
+  const batch = await ingest(keyA, { events: [nested, { ...cw('123456789012', '123456789012', 'ok-after', 'ALARM', '2026-11-25T11:06:00Z'), resources: ['arn:aws:cloudwatch:us-east-1:123456789012:alarm:after'] }, { ...cw('123456789012', '123456789012', '\ud800', 'ALARM', '2026-11-25T11:07:00Z'), resources: ['arn:aws:cloudwatch:us-east-1:123456789012:alarm:surrogate'] }] })
+  t.equal(batch.statusCode, 202)
+  t.same(batch.json().results.map((r: { action: string }) => r.action), ['rejected', 'created', 'rejected'], 'deep nesting and an ill-formed id are refused; the rest proceed')
+})

@@ -214,3 +214,21 @@ t.test('monitoring settings: defaults, RBAC, partial update with If-Match', asyn
   t.equal(racers.filter(r => r.statusCode === 200).length, 1)
   t.equal(racers.filter(r => r.statusCode === 412).length, 3)
 })
+
+t.test('review regressions: concurrent key rotations, concurrent settings edits without If-Match', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const { account } = await createAccount(api, admin)
+  const rotations = await Promise.all([1, 2].map(() => api.request({ method: 'POST', url: `/api/config/aws-accounts/${account.id}/rotate-key`, headers: api.auth(admin) })))
+  const won = rotations.filter(r => r.statusCode === 200)
+  t.equal(won.length, 1, 'one rotation wins')
+  t.equal(rotations.filter(r => r.statusCode === 409).length, 1, 'the other is a 409, not a key that never works')
+  t.equal((await api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': won[0]!.json().api_key }, payload: envelope('rot-1') })).statusCode, 202, 'the returned key works')
+
+  const edits = await Promise.all([
+    api.request({ method: 'PUT', url: '/api/config/monitoring', headers: api.auth(admin), payload: { retention_days: 90 } }),
+    api.request({ method: 'PUT', url: '/api/config/monitoring', headers: api.auth(admin), payload: { min_severity: 'low' } })
+  ])
+  t.same(edits.map(r => r.statusCode), [200, 200], 'edits of different fields without If-Match both apply')
+  t.match((await api.request({ method: 'GET', url: '/api/config/monitoring', headers: api.auth(admin) })).json(), { retention_days: 90, min_severity: 'low' })
+})

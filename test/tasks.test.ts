@@ -851,3 +851,14 @@ t.test('list tasks: every filter alone and combined, newest first, pagination, b
   assertProblem(t, await c.list(p.admin, qs({ status: 'open', limit: 4, cursor: tamper(cursor) })), 400, 'invalid_cursor', 'tampered')
   assertProblem(t, await c.list(p.admin, qs({ status: 'open', limit: 4, cursor: 'bm90LWEtY3Vyc29y' })), 400, 'invalid_cursor', 'made up')
 })
+
+t.test('review regressions: times the service cannot store are a 400, and lists keep working', async t => {
+  const api = await build(t)
+  const user = await api.userWithRole('user')
+  for (const due of ['9999-12-31T23:59:59-23:59', '2026-12-31T23:59:60Z']) {
+    assertProblem(t, await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(user.token), payload: { title: 'x', due_at: due } }), 400, 'validation_failed', `due_at ${due}`)
+    assertProblem(t, await api.request({ method: 'GET', url: `/api/tasks?due_to=${encodeURIComponent(due)}`, headers: api.auth(user.token) }), 400, 'validation_failed')
+    assertProblem(t, await api.request({ method: 'GET', url: `/api/events?from=${encodeURIComponent(due)}`, headers: api.auth(user.token) }), 400, 'validation_failed')
+  }
+  t.equal((await api.request({ method: 'GET', url: '/api/tasks', headers: api.auth(await api.adminToken()) })).statusCode, 200, 'the list still works')
+})

@@ -214,7 +214,7 @@ export const routes = {
   rotateAwsAccountKey: {
     method: "POST" as const,
     url: "/api/config/aws-accounts/:id/rotate-key",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.RotateKeyResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.RotateKeyResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
     config: { operationId: "rotateAwsAccountKey", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getMonitoringSettings: {

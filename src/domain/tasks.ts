@@ -1,5 +1,6 @@
 import type { StatusHistoryEntry, Task as TaskDto, TaskPriority, TaskStatus } from '../../openapi/generated/schemas.js'
 import { DomainError } from './errors.js'
+import { canonicalTime } from './time.js'
 import type { Actor, UserLookup } from './users.js'
 
 /** A task as stored, with what never leaves the server (deletion marks). */
@@ -76,8 +77,6 @@ export const toTaskDto = (t: Task): TaskDto => ({
   updated_at: t.updated_at
 })
 
-/** Timestamps are stored in one canonical form (UTC, milliseconds) so they compare as strings. */
-export const canonicalTime = (value: string): string => new Date(value).toISOString()
 
 /** An assignee must be an existing, active user. */
 export async function assertAssignable (users: UserLookup, userId: string | null | undefined): Promise<void> {
@@ -107,7 +106,7 @@ export function newTask (id: string, now: string, actor: Actor, input: NewTaskIn
     assigned_to: input.assigned_to ?? null,
     created_by: actor.id,
     event_id: eventId,
-    due_at: input.due_at ? canonicalTime(input.due_at) : null,
+    due_at: input.due_at ? canonicalTime(input.due_at, '/body/due_at') : null,
     closed_at: null,
     version: 1,
     created_at: now,

@@ -26,7 +26,8 @@ const STALE_ENVELOPE_MS = 60_000
 /** Envelopes are remembered well past EventBridge's 24-hour retry window. */
 const ENVELOPE_TTL_S = 3 * 24 * 3600
 
-const dedupClaim = (dedupKey: string): string => `dedup#${createHash('sha256').update(dedupKey).digest('hex')}`
+/** Per monitored account: one account's key can never reach another account's events. */
+const dedupClaim = (account: string, dedupKey: string): string => `dedup#${account}#${createHash('sha256').update(dedupKey).digest('hex')}`
 const envelopeClaim = (account: string, id: string): string => `envelope#${account}#${id}`
 
 export const toEvent = (item: EventItem): MonitoringEvent => ({
@@ -90,7 +91,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
      * Claims an envelope id for processing. 'duplicate' when it was processed already, or
      * is being processed by a live delivery; a claim left by a delivery that died is taken over.
      */
-    async claimEnvelope (account: string, envelopeId: string, now: number): Promise<'claimed' | 'duplicate'> {
+    async claimEnvelope (account: string, envelopeId: string, now: number): Promise<'claimed' | 'duplicate' | 'in_flight'> {
       try {
         await meta.update({ pk: envelopeClaim(account, envelopeId) }, { state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S }, {
           condition: new dynamoose.Condition('pk').not().exists()
@@ -98,9 +99,11 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
         })
         return 'claimed'
       } catch (err) {
-        if (isConditionFailed(err)) return 'duplicate'
-        throw err
+        if (!isConditionFailed(err)) throw err
       }
+      // Only a finished delivery makes this one a duplicate; one still in flight may yet fail.
+      const claim = await meta.get({ pk: envelopeClaim(account, envelopeId) }, { consistent: true })
+      return claim?.state === 'done' ? 'duplicate' : 'in_flight'
     },
 
     /** Marks the envelope processed, remembering the event it went to (for duplicates). */
@@ -120,8 +123,8 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
     },
 
     /** The id of the open (unresolved) event of a dedup key, if any. */
-    async openEventId (dedupKey: string): Promise<{ id: string, createdAt: string } | null> {
-      const claim = await meta.get({ pk: dedupClaim(dedupKey) }, { consistent: true })
+    async openEventId (account: string, dedupKey: string): Promise<{ id: string, createdAt: string } | null> {
+      const claim = await meta.get({ pk: dedupClaim(account, dedupKey) }, { consistent: true })
       return claim?.ref ? { id: claim.ref, createdAt: claim.created_at ?? new Date(0).toISOString() } : null
     },
 
@@ -131,7 +134,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
      */
     async createOpen (event: MonitoringEvent): Promise<boolean> {
       try {
-        await meta.create({ pk: dedupClaim(event.dedup_key), ref: event.id, created_at: event.created_at }, { overwrite: false })
+        await meta.create({ pk: dedupClaim(event.account_id, event.dedup_key), ref: event.id, created_at: event.created_at }, { overwrite: false })
       } catch (err) {
         if (isConditionFailed(err)) return false
         throw err
@@ -151,15 +154,15 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
           ...(taskId !== null ? { task_id: taskId } : {})
         }, { overwrite: false })
       } catch (err) {
-        await this.releaseDedup(event.dedup_key, event.id)
+        await this.releaseDedup(event.account_id, event.dedup_key, event.id)
         throw err
       }
       return true
     },
 
     /** Frees a dedup key so that the next trigger opens a new event. */
-    async releaseDedup (dedupKey: string, eventId: string): Promise<void> {
-      await meta.delete({ pk: dedupClaim(dedupKey) }, { condition: new dynamoose.Condition('ref').eq(eventId) }).catch((err: unknown) => {
+    async releaseDedup (account: string, dedupKey: string, eventId: string): Promise<void> {
+      await meta.delete({ pk: dedupClaim(account, dedupKey) }, { condition: new dynamoose.Condition('ref').eq(eventId) }).catch((err: unknown) => {
         if (!isConditionFailed(err)) throw err
       })
     },
@@ -183,7 +186,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       }
       if (changes.native_severity !== null) set.native_severity = changes.native_severity
       return conditionalUpdate(current.id, { $SET: set, $ADD: { occurrence_count: 1, version: 1 } },
-        live().and().where('status').eq(current.status).and().where('severity').eq(current.severity).and().where('last_seen_at').eq(current.last_seen_at))
+        live().and().where('account_id').eq(current.account_id).and().where('status').eq(current.status).and().where('severity').eq(current.severity).and().where('last_seen_at').eq(current.last_seen_at))
     },
 
     /** The source says it is over: the event is resolved (once). */
@@ -193,7 +196,9 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       return conditionalUpdate(current.id, {
         $SET: { status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, ttl, raw: JSON.stringify(raw), updated_at: now },
         $ADD: { version: 1 }
-      }, live().and().where('status').eq(current.status))
+      // Decided on `current`: a concurrent occurrence (severity, last_seen_at) makes us re-decide.
+      }, live().and().where('account_id').eq(current.account_id).and().where('status').eq(current.status)
+        .and().where('severity').eq(current.severity).and().where('last_seen_at').eq(current.last_seen_at))
     },
 
     /**
@@ -205,7 +210,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       const set: Record<string, unknown> = { task_id: taskId, updated_at: now }
       if (current.status === 'open') set.status = 'acknowledged'
       return conditionalUpdate(current.id, { $SET: set, $ADD: { version: 1 } },
-        live().and().where('task_id').not().exists().and().where('status').eq(current.status))
+        live().and().where('task_id').not().exists().and().where('status').eq(current.status).and().where('severity').eq(current.severity))
     },
 
     /** Unlinks a task (deleted, or its creation failed) if it is still the linked one. */
@@ -219,7 +224,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       const deleted = await conditionalUpdate(id, { $SET: { deleted_at: now, deleted_by: by, updated_at: now }, $ADD: { version: 1 } }, live())
       if (!deleted) throw new DomainError('not_found', 'Event not found.')
       // A deleted event no longer takes occurrences: the next trigger opens a new one.
-      await this.releaseDedup(deleted.dedup_key, id)
+      await this.releaseDedup(deleted.account_id, deleted.dedup_key, id)
       return deleted
     },
 

@@ -28,7 +28,8 @@ const eventsModule: FastifyPluginAsyncTypebox = async (app) => {
       for (const [index, envelope] of batch.entries()) results.push(await service.ingest(account, envelope, index, current))
       const single = !('events' in body) ? results[0] : undefined
       if (single?.action === 'rejected' && single.error) {
-        throw new DomainError(single.error.code as ErrorCode, single.error.detail)
+        // 429: the same envelope is in flight elsewhere; EventBridge retries a 429 later.
+        throw new DomainError(single.error.code as ErrorCode, single.error.detail, single.error.status === 429 ? { retryAfterSeconds: 5 } : {})
       }
       const count = (...actions: Array<IngestResult['action']>) => results.filter(r => actions.includes(r.action)).length
       return reply.code(202).send({

@@ -5,7 +5,8 @@ import { assertRange, DomainError } from '../../domain/errors.js'
 import { adaptEnvelope, type NormalizedEvent } from '../../domain/event-adapters.js'
 import { isExpired, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
 import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
-import { assertAssignable, canonicalTime, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
+import { assertAssignable, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
+import { canonicalTime } from '../../domain/time.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
@@ -16,13 +17,41 @@ export interface TaskStore {
   create: (task: Task) => Promise<Task>
 }
 
-/** How long a delivery waits for another one that is creating the same dedup key's event. */
-const CREATE_WAIT_MS = 10
-const MAX_ATTEMPTS = 40
+const MAX_ATTEMPTS = 60
+/** How long a delivery waits for the same envelope being processed by another delivery. */
+const IN_FLIGHT_WAIT_MS = 2000
+/** Deeper `detail` objects are refused (and could not be stored as JSON safely). */
+const MAX_DETAIL_DEPTH = 64
+/** A larger envelope is kept in `raw` without its `detail` (a DynamoDB item is at most 400 KB). */
+const MAX_RAW_BYTES = 300_000
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 /** A dedup claim whose event never appeared is abandoned after this long. */
 const STALE_CLAIM_MS = 30_000
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+/** Jittered back-off between attempts on a contended event (5–40 ms). */
+const backoff = (): Promise<void> => sleep(5 + Math.floor(Math.random() * 35))
+
+function depthOf (value: unknown): number {
+  let max = 0
+  const stack: Array<[unknown, number]> = [[value, 1]]
+  while (stack.length) {
+    const [v, d] = stack.pop()!
+    if (v && typeof v === 'object') {
+      max = Math.max(max, d)
+      if (max > MAX_DETAIL_DEPTH) return max
+      for (const child of Object.values(v)) stack.push([child, d + 1])
+    }
+  }
+  return max
+}
+
+/** What is kept as the event's `raw`: the envelope, without an oversized `detail`. */
+function rawOf (envelope: EventBridgeEnvelope): Record<string, unknown> {
+  const bytes = Buffer.byteLength(JSON.stringify(envelope))
+  if (bytes <= MAX_RAW_BYTES) return envelope as unknown as Record<string, unknown>
+  return { ...envelope, detail: { _truncated: true, _original_bytes: bytes } }
+}
 
 type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
 
@@ -50,7 +79,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       resolved_at: null,
       task_id: null,
       labels: ev.labels,
-      raw: envelope as unknown as Record<string, unknown>,
+      raw: rawOf(envelope),
       created_at: now,
       updated_at: now,
       version: 1,
@@ -61,17 +90,17 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** The open event of the key: null when none, 'wait' while its creator is still writing it. */
-  async function openEvent (key: string): Promise<MonitoringEvent | null | 'wait'> {
-    const claim = await repo.openEventId(key)
+  async function openEvent (account: string, key: string): Promise<MonitoringEvent | null | 'wait'> {
+    const claim = await repo.openEventId(account, key)
     if (!claim) return null
     const current = await repo.get(claim.id)
     if (!current) {
       if (Date.now() - Date.parse(claim.createdAt) < STALE_CLAIM_MS) return 'wait'
-      await repo.releaseDedup(key, claim.id)
+      await repo.releaseDedup(account, key, claim.id)
       return null
     }
     if (current.deleted_at || current.status === 'resolved' || isExpired(current)) {
-      await repo.releaseDedup(key, current.id)
+      await repo.releaseDedup(account, key, current.id)
       return null
     }
     return current
@@ -80,9 +109,9 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   /** A trigger: opens a new event, or counts one more occurrence of the open one. */
   async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await openEvent(ev.dedup_key)
+      const current = await openEvent(envelope.account, ev.dedup_key)
       if (current === 'wait') {
-        await sleep(CREATE_WAIT_MS)
+        await backoff()
         continue
       }
       if (!current) {
@@ -95,12 +124,13 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       }
       const changes = occurrenceChanges(current, { severity: ev.severity, time: ev.occurred_at })
       const ttl = retentionEnd(Date.now(), retentionDays)
-      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl }, envelope as unknown as Record<string, unknown>)
+      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl }, rawOf(envelope))
       if (updated) {
         await stats.event(current, updated)
         return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
       }
       // Changed meanwhile (another occurrence, an operator, a resolution): decide again.
+      await backoff()
     }
     throw new Error(`could not record an occurrence of ${ev.dedup_key}: too much contention`)
   }
@@ -108,16 +138,18 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   /** A resolution: resolves the open event, if there is one. */
   async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await openEvent(ev.dedup_key)
+      const current = await openEvent(envelope.account, ev.dedup_key)
       if (current === 'wait') {
-        await sleep(CREATE_WAIT_MS)
+        await backoff()
         continue
       }
       if (!current) return { event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
-      const resolved = await repo.resolve(current, ev.occurred_at, envelope as unknown as Record<string, unknown>, retentionEnd(Date.now(), retentionDays))
+      // A late (retried) resolution older than the latest occurrence does not resolve it.
+      if (ev.occurred_at < current.last_seen_at) return { event_id: current.id, dedup_key: ev.dedup_key, action: 'ignored' }
+      const resolved = await repo.resolve(current, ev.occurred_at, rawOf(envelope), retentionEnd(Date.now(), retentionDays))
       if (resolved) {
         await stats.event(current, resolved)
-        await repo.releaseDedup(ev.dedup_key, resolved.id)
+        await repo.releaseDedup(envelope.account, ev.dedup_key, resolved.id)
         return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved' }
       }
     }
@@ -137,6 +169,8 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       if (envelope.account !== account.account_id) {
         return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
       }
+      if (LONE_SURROGATE.test(envelope.id)) return rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')
+      if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)
       const adapted = adaptEnvelope(envelope, settings)
       if (adapted.kind === 'unsupported') return rejected(index, envelope, 400, 'unsupported_event', adapted.detail)
       const base = { index, envelope_id: envelope.id, error: null }
@@ -146,7 +180,14 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         (ev.source_state === 'resolved' || meetsMinSeverity(ev.severity, settings.min_severity))
       if (!wanted) return { ...base, event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
 
-      if (await repo.claimEnvelope(account.account_id, envelope.id, Date.now()) === 'duplicate') {
+      let claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
+      // The same envelope is being processed by another delivery: wait for its outcome.
+      for (let waited = 0; claim === 'in_flight' && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
+        await sleep(100)
+        claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
+      }
+      if (claim === 'in_flight') return rejected(index, envelope, 429, 'rate_limited', 'This envelope is being processed by another delivery; retry later.')
+      if (claim === 'duplicate') {
         return { ...base, event_id: await repo.envelopeEvent(account.account_id, envelope.id), dedup_key: ev.dedup_key, action: 'duplicate' }
       }
       try {
@@ -161,8 +202,10 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
     },
 
     list (q: EventListQuery) {
-      assertRange(q.from, q.to, ['from', 'to'])
-      return repo.list({ ...q, from: q.from && canonicalTime(q.from), to: q.to && canonicalTime(q.to) })
+      const from = q.from && canonicalTime(q.from, '/query/from')
+      const to = q.to && canonicalTime(q.to, '/query/to')
+      assertRange(from, to, ['from', 'to'])
+      return repo.list({ ...q, from, to })
     },
 
     get: (id: string) => repo.getLive(id),

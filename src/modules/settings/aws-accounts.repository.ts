@@ -35,7 +35,7 @@ export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: M
     return item ? toAccount(item) : null
   }
 
-  async function update (id: string, fields: AwsAccountFields, expectedVersion?: number): Promise<AwsAccount> {
+  async function update (id: string, fields: AwsAccountFields, expectedVersion?: number, expectedKeyHash?: string): Promise<AwsAccount> {
     const set: Record<string, unknown> = { updated_at: new Date().toISOString() }
     const remove: string[] = []
     for (const [k, v] of Object.entries(fields)) {
@@ -45,6 +45,7 @@ export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: M
     }
     let condition = new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
     if (expectedVersion !== undefined) condition = condition.and().where('version').eq(expectedVersion)
+    if (expectedKeyHash !== undefined) condition = condition.and().where('api_key_hash').eq(expectedKeyHash)
     try {
       const updated = await accounts.update({ id }, { $SET: set, $ADD: { version: 1 }, ...(remove.length ? { $REMOVE: remove } : {}) } as never, {
         condition,
@@ -55,6 +56,7 @@ export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: M
       if (!isConditionFailed(err)) throw err
       const current = await get(id)
       if (!current || current.deleted_at) throw new DomainError('not_found', 'AWS account not found.')
+      if (expectedKeyHash !== undefined && current.api_key_hash !== expectedKeyHash) throw new DomainError('conflict', 'The key was rotated concurrently; retry.')
       throw new DomainError('precondition_failed', 'The AWS account was changed by someone else (ETag mismatch).')
     }
   }
@@ -107,7 +109,14 @@ export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: M
     /** Replaces the ingestion key; the old one stops working at once (its hash no longer matches). */
     async rotateKey (account: AwsAccount, next: { hash: string, prefix: string }): Promise<AwsAccount> {
       await meta.create({ pk: keyClaim(next.hash), ref: account.id, created_at: new Date().toISOString() }, { overwrite: false })
-      const updated = await update(account.id, { api_key_hash: next.hash, api_key_prefix: next.prefix })
+      let updated: AwsAccount
+      try {
+        // Of two concurrent rotations only one replaces the key it read; the other is a 409.
+        updated = await update(account.id, { api_key_hash: next.hash, api_key_prefix: next.prefix }, undefined, account.api_key_hash)
+      } catch (err) {
+        await meta.delete({ pk: keyClaim(next.hash) }).catch(() => {})
+        throw err
+      }
       await meta.delete({ pk: keyClaim(account.api_key_hash) }).catch(() => {})
       return updated
     },

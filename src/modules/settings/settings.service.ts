@@ -1,5 +1,6 @@
 import type { CreateAwsAccountRequest, UpdateAwsAccountRequest, UpdateMonitoringSettingsRequest } from '../../../openapi/generated/schemas.js'
 import { assertRoleInAccount, generateApiKey, type AwsAccount } from '../../domain/aws-accounts.js'
+import { DomainError } from '../../domain/errors.js'
 import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
 import type { Actor } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
@@ -69,10 +70,17 @@ export function createSettingsService (accounts: AwsAccountsRepository, settings
 
     getSettings: () => settings.get(),
 
+    /** Without If-Match a concurrent change of other fields is merged (read again, retry). */
     async updateSettings (actor: Actor, patch: UpdateMonitoringSettingsRequest, expectedVersion: number | undefined): Promise<MonitoringSettings> {
-      const current = await settings.get()
-      const { version: _v, ...rest } = current
-      return settings.put({ ...rest, ...patch, updated_at: new Date().toISOString(), updated_by: actor.id }, expectedVersion ?? current.version)
+      for (let round = 0; ; round++) {
+        const current = await settings.get()
+        const { version: _v, ...rest } = current
+        try {
+          return await settings.put({ ...rest, ...patch, updated_at: new Date().toISOString(), updated_by: actor.id }, expectedVersion ?? current.version)
+        } catch (err) {
+          if (expectedVersion !== undefined || !(err instanceof DomainError) || err.code !== 'precondition_failed' || round >= 10) throw err
+        }
+      }
     }
   }
 }

@@ -1,8 +1,9 @@
 import { decodeTime } from 'ulid'
 import type { CreateTaskRequest, UpdateTaskRequest, UpdateTaskStatusRequest } from '../../../openapi/generated/schemas.js'
 import { assertRange, DomainError } from '../../domain/errors.js'
+import { canonicalTime } from '../../domain/time.js'
 import {
-  assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, canonicalTime, newTask, statusEffects, writeGuard, type Task
+  assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, newTask, statusEffects, writeGuard, type Task
 } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
@@ -30,7 +31,23 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     return task
   }
 
-  const time = (value: string | null | undefined): string | null | undefined => (value ? canonicalTime(value) : value)
+  /**
+   * Every write is pinned to the version it was decided on, so the dashboard counters are
+   * computed from exactly what it replaced. Without If-Match a concurrent change is not the
+   * client's problem: read again and re-decide (the write still names only its fields).
+   */
+  async function pinned<T> (expectedVersion: number | undefined, attempt: () => Promise<T>): Promise<T> {
+    for (let round = 0; ; round++) {
+      try {
+        return await attempt()
+      } catch (err) {
+        const retry = expectedVersion === undefined && err instanceof DomainError && err.code === 'precondition_failed' && round < 20
+        if (!retry) throw err
+      }
+    }
+  }
+
+  const time = (value: string | null | undefined, path: string): string | null | undefined => (value ? canonicalTime(value, path) : value)
 
   return {
     async list (actor: Actor, query: TaskListQuery) {
@@ -38,7 +55,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
       if (q.assigned_to === 'me') q.assigned_to = actor.id
       assertRange(q.created_from, q.created_to, ['created_from', 'created_to'])
       assertRange(q.due_from, q.due_to, ['due_from', 'due_to'])
-      for (const k of ['created_from', 'created_to', 'due_from', 'due_to'] as const) if (q[k]) q[k] = canonicalTime(q[k])
+      for (const k of ['created_from', 'created_to', 'due_from', 'due_to'] as const) if (q[k]) q[k] = canonicalTime(q[k], `/query/${k}`)
       return repo.list(q)
     },
 
@@ -57,7 +74,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     },
 
     /** Partial update: only the named fields are written (no read-modify-write of the item). */
-    async update (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> {
+    update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> => pinned(expectedVersion, async () => {
       const task = await loadForChange(actor, id, expectedVersion)
       if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
       const updated = await repo.update(id, {
@@ -65,40 +82,40 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
         description: patch.description,
         priority: patch.priority,
         assigned_to: patch.assigned_to,
-        due_at: time(patch.due_at)
-      }, { expectedVersion, actor: writeGuard(actor, 'modify') })
+        due_at: time(patch.due_at, '/body/due_at')
+      }, { expectedVersion: task.version, actor: writeGuard(actor, 'modify') })
       await stats.task(task, updated)
       return updated
-    },
+    }),
 
     /**
      * Moves the task along the transition table. The write is conditional on the status it
      * was decided from, so of concurrent changes from one status exactly one succeeds and
      * the history (appended in the same write) matches the responses.
      */
-    async changeStatus (actor: Actor, id: string, input: UpdateTaskStatusRequest, expectedVersion: number | undefined): Promise<Task> {
+    changeStatus: (actor: Actor, id: string, input: UpdateTaskStatusRequest, expectedVersion: number | undefined): Promise<Task> => pinned(expectedVersion, async () => {
       const task = await loadForChange(actor, id, expectedVersion)
       assertTransition(task.status, input.status)
       const now = new Date().toISOString()
       const effects = statusEffects(task, input.status, now)
       const updated = await repo.update(id, { status: input.status, ...effects }, {
-        expectedVersion,
+        expectedVersion: task.version,
         expectedStatus: task.status,
         actor: writeGuard(actor, 'modify')
       }, { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null })
       await stats.task(task, updated)
       return updated
-    },
+    }),
 
-    async remove (actor: Actor, id: string): Promise<Task> {
+    remove: (actor: Actor, id: string): Promise<Task> => pinned(undefined, async () => {
       const task = await repo.getLive(id)
       assertCanDeleteTask(actor, task)
-      const deleted = await repo.softDelete(id, actor.id, { actor: writeGuard(actor, 'delete') })
+      const deleted = await repo.softDelete(id, actor.id, { expectedVersion: task.version, actor: writeGuard(actor, 'delete') })
       await stats.task(task, deleted)
       // The event may get a new task once this one is gone.
       if (deleted.event_id) await events.detachTask(deleted.event_id, deleted.id)
       return deleted
-    },
+    }),
 
     async addComment (actor: Actor, taskId: string, body: string): Promise<Comment> {
       await repo.getLive(taskId)
