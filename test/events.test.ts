@@ -1028,7 +1028,13 @@ t.test('review regressions: account isolation, late resolutions, in-flight retri
   const keyA = await register('123456789012')
   const keyB = await register('210987654321')
   const cw = (account: string, alarmAccount: string, id: string, state: 'ALARM' | 'OK', time: string) => ({
-    version: '0', id, 'detail-type': 'CloudWatch Alarm State Change', source: 'aws.cloudwatch', account, time, region: 'us-east-1',
+    version: '0',
+    id,
+    'detail-type': 'CloudWatch Alarm State Change',
+    source: 'aws.cloudwatch',
+    account,
+    time,
+    region: 'us-east-1',
     resources: [`arn:aws:cloudwatch:us-east-1:${alarmAccount}:alarm:shared-name`],
     detail: { alarmName: 'shared-name', state: { value: state, reason: state, timestamp: time }, previousState: { value: state === 'OK' ? 'ALARM' : 'OK' }, configuration: { metrics: [] } }
   })

@@ -77,7 +77,6 @@ export const toTaskDto = (t: Task): TaskDto => ({
   updated_at: t.updated_at
 })
 
-
 /** An assignee must be an existing, active user. */
 export async function assertAssignable (users: UserLookup, userId: string | null | undefined): Promise<void> {
   if (!userId) return
