@@ -1,3 +1,4 @@
+import { isExpired } from '../../domain/events.js'
 import { eventCounts, openTaskOf, recount, taskCounts, userCounts, type Deltas } from '../../domain/stats.js'
 import type { Repositories } from '../../plugins/dynamo.js'
 
@@ -14,7 +15,8 @@ async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
  */
 export async function recountStats (repos: Pick<Repositories, 'users' | 'tasks' | 'events' | 'stats'>): Promise<Record<string, Deltas>> {
   const [users, tasks, events] = await Promise.all([collect(repos.users.scanAll()), collect(repos.tasks.scanAll()), collect(repos.events.scanAll())])
-  const eventFacts = events.map(e => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null }))
+  // Events past their retention no longer count (real DynamoDB deletes them; the stand-in hides them).
+  const eventFacts = events.map(e => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null || isExpired(e) }))
   const taskFacts = tasks.map(t => ({ status: t.status, priority: t.priority, assigned_to: t.assigned_to, deleted: t.deleted_at !== null, created_at: t.created_at, first_action_at: t.first_action_at, closed_at: t.closed_at }))
   const counters: Record<string, Deltas> = {
     events: recount(eventFacts, eventCounts),

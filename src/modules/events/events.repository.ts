@@ -64,7 +64,9 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
     const item = await events.get({ id }, { consistent: true })
     return item ? toEvent(item) : null
   }
+  /** Exists, not deleted, not past its retention. */
   const live = (): Condition => new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
+    .and().where('ttl').gt(Math.floor(Date.now() / 1000))
 
   async function conditionalUpdate (id: string, update: Record<string, unknown>, condition: Condition): Promise<MonitoringEvent | null> {
     try {
