@@ -43,7 +43,8 @@ export function getModels (prefix: string): Models {
  */
 export async function initializeTables (client: DynamoDB, models: Models, opts: { create: boolean }): Promise<string[]> {
   const created: string[] = []
-  for (const model of Object.values(models)) {
+  // Independent tables: check (and create) them in parallel, it shortens start-up.
+  await Promise.all(Object.values(models).map(async (model) => {
     const table = model.table()
     if (opts.create && !(await tableExists(client, table.name))) {
       try {
@@ -60,7 +61,7 @@ export async function initializeTables (client: DynamoDB, models: Models, opts: 
       }
     }
     await table.initialize()
-  }
+  }))
   return created
 }
 
