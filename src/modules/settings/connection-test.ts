@@ -1,4 +1,3 @@
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import type { AwsAccount, ConnectionTestResult } from '../../domain/aws-accounts.js'
 
@@ -24,6 +23,8 @@ const describe = (err: unknown): string => {
  * failure (no network, access denied, bad ARN, time-out) is reported as `ok: false`.
  */
 export async function testConnection (account: Pick<AwsAccount, 'role_arn' | 'external_id' | 'account_id'>, opts: ConnectionTestOptions): Promise<ConnectionTestResult> {
+  // Loaded on first use: most processes never test a connection, and start-up stays short.
+  const { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } = await import('@aws-sdk/client-sts')
   const timeoutMs = opts.timeoutMs ?? 5000
   const abort = AbortSignal.timeout(timeoutMs)
   const clientConfig = {
