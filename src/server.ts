@@ -43,7 +43,7 @@ async function main (): Promise<void> {
 
   const address = await app.listen({ port: config.port, host: config.host })
   const where = embedded ? `embedded DynamoDB in ${path.resolve(config.dataDir, 'dynamodb')}` : `DynamoDB at ${config.dynamodbEndpoint}`
-  app.log.info(`API at ${address}/api, docs at ${address}/docs (${where})`)
+  app.log.info(`API at ${address}/api, docs at ${address}/docs, console at ${address}/console/ (${where})`)
 }
 
 main().catch((err: unknown) => {
