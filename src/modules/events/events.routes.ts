@@ -23,9 +23,7 @@ const eventsModule: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body
       const batch: EventBridgeEnvelope[] = 'events' in body ? body.events : [body]
       const current = await settings.getCached()
-      const results: IngestResult[] = []
-      // In order: envelopes of one batch may be occurrences of the same alarm.
-      for (const [index, envelope] of batch.entries()) results.push(await service.ingest(account, envelope, index, current))
+      const results = await service.ingestBatch(account, batch, current)
       const single = !('events' in body) ? results[0] : undefined
       if (single?.action === 'rejected' && single.error) {
         // 429: the same envelope is in flight elsewhere; EventBridge retries a 429 later.

@@ -18,6 +18,8 @@ export interface TaskStore {
 }
 
 const MAX_ATTEMPTS = 60
+/** Envelopes of one batch processed at the same time (different alarms/findings only). */
+const BATCH_CONCURRENCY = 8
 /** How long a delivery waits for the same envelope being processed by another delivery. */
 const IN_FLIGHT_WAIT_MS = 2000
 /** Deeper `detail` objects are refused (and could not be stored as JSON safely). */
@@ -165,13 +167,12 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
      * Ingests one EventBridge envelope for `account`. Idempotent: a repeated envelope id is a
      * `duplicate` and changes nothing; concurrent deliveries of one envelope count once.
      */
-    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings): Promise<IngestResult> {
+    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted = adaptEnvelope(envelope, settings)): Promise<IngestResult> {
       if (envelope.account !== account.account_id) {
         return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
       }
       if (LONE_SURROGATE.test(envelope.id)) return rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')
       if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)
-      const adapted = adaptEnvelope(envelope, settings)
       if (adapted.kind === 'unsupported') return rejected(index, envelope, 400, 'unsupported_event', adapted.detail)
       const base = { index, envelope_id: envelope.id, error: null }
       if (adapted.kind === 'ignored') return { ...base, event_id: null, dedup_key: null, action: 'ignored' }
@@ -199,6 +200,30 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         await repo.releaseEnvelope(account.account_id, envelope.id)
         throw err
       }
+    },
+
+    /**
+     * Ingests a batch. Envelopes about the same thing (same dedup key, or same envelope id)
+     * are processed in their order; different ones concurrently, a few at a time.
+     */
+    async ingestBatch (account: AwsAccount, batch: EventBridgeEnvelope[], settings: MonitoringSettings, concurrency = BATCH_CONCURRENCY): Promise<IngestResult[]> {
+      const groups = new Map<string, Array<{ index: number, envelope: EventBridgeEnvelope, adapted: ReturnType<typeof adaptEnvelope> }>>()
+      for (const [index, envelope] of batch.entries()) {
+        const adapted = adaptEnvelope(envelope, settings)
+        const key = adapted.kind === 'event' ? `k:${adapted.event.dedup_key}` : `i:${envelope.id}`
+        const group = groups.get(key) ?? []
+        group.push({ index, envelope, adapted })
+        groups.set(key, group)
+      }
+      const results: IngestResult[] = new Array(batch.length)
+      const queue = [...groups.values()]
+      const worker = async (): Promise<void> => {
+        for (let group = queue.shift(); group; group = queue.shift()) {
+          for (const item of group) results[item.index] = await this.ingest(account, item.envelope, item.index, settings, item.adapted)
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+      return results
     },
 
     list (q: EventListQuery) {
