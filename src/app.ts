@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import cors from '@fastify/cors'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { ulid } from 'ulid'
+import { newId } from './lib/ids.js'
 import type { Config } from './config.js'
 import errorsPlugin, { sendProblem } from './plugins/errors.js'
 import { createValidatorCompiler } from './plugins/validation.js'
@@ -59,7 +59,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     // Honour a caller's well-formed request id for tracing; otherwise make one.
     genReqId: (req) => {
       const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : ulid()
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : newId()
     },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
     // Malformed URLs (bad percent-encoding, oversized parameters) are problems like the rest.

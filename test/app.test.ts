@@ -214,3 +214,20 @@ t.test('hostile URLs and bodies stay within the contract; every request counts t
   }
   t.ok(limited)
 })
+
+t.test('the embedded database closes its query iterators (dynalite 4 + abstract-level 3 leak)', async t => {
+  const { createRequire } = await import('node:module')
+  const fromLevel = createRequire(createRequire(import.meta.url).resolve('classic-level'))
+  const level = fromLevel('abstract-level') as Record<string, { prototype: Record<string, unknown> }>
+  await database()
+  for (const name of ['AbstractIterator', 'AbstractKeyIterator', 'AbstractValueIterator']) {
+    t.type(level[name]!.prototype.return, 'function', `${name} can be ended the way dynalite ends it`)
+  }
+  // And queries still page correctly through the patched iterators.
+  const api = await build(t)
+  const admin = await api.adminToken()
+  for (let i = 0; i < 3; i++) await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(admin), payload: { title: `iter ${i}` } })
+  const first = (await api.request({ method: 'GET', url: '/api/tasks?limit=2', headers: api.auth(admin) })).json()
+  const second = (await api.request({ method: 'GET', url: `/api/tasks?limit=2&cursor=${first.next_cursor}`, headers: api.auth(admin) })).json()
+  t.equal(first.items.length + second.items.length, 3)
+})

@@ -157,9 +157,11 @@ export function createAuthRepository (auth: AuthModel) {
     },
 
     /** A successful login returns its reservation: the window starts over (unless locked). */
-    async clearFailures (email: string, now = Date.now()): Promise<void> {
-      await auth.delete({ pk: lock(email) }, { condition: new dynamoose.Condition('locked_until').le(now).or().where('locked_until').not().exists() })
-        .catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
+    async clearFailures (email: string, now = Date.now(), windowMs = 15 * 60 * 1000): Promise<void> {
+      // A fresh window rather than no item: the next login then reserves with one write.
+      await auth.update({ pk: lock(email) }, { failures: 0, window_started_at: now, locked_until: 0, ttl: epochSeconds(now + 2 * windowMs) }, {
+        condition: new dynamoose.Condition('locked_until').le(now).or().where('locked_until').not().exists()
+      }).catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
     },
 
     /** Operator recovery: lifts a lockout whatever its state. */

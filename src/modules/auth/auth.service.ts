@@ -94,7 +94,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
         if (err instanceof DomainError) throw invalidCredentials()
         throw err
       }
-      await repos.auth.clearFailures(email, now)
+      await repos.auth.clearFailures(email, now, windowMs)
       return startSession(updated, now)
     },
 
@@ -160,7 +160,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       if (current === next) {
         throw new DomainError('password_policy', 'The new password must differ from the current one.', { errors: [{ path: '/body/new_password', message: 'must differ from the current password' }] })
       }
-      await repos.auth.clearFailures(user.email, now)
+      await repos.auth.clearFailures(user.email, now, windowMs)
       assertPasswordAcceptable(next, 'body/new_password', { email: user.email, name: user.name })
       await repos.users.update(user.id, { password_hash: await passwords.hash(next), must_change_password: false, bumpSession: true }, {
         expect: { session_version: user.session_version, password_hash: user.password_hash }

@@ -1,0 +1,584 @@
+/**
+ * The benchmark suite: `npm run bench` (about 7 minutes on 2 cores), `BENCH_QUICK=1 npm run bench`
+ * (a smoke run of about a minute; its report goes to the temporary directory, not to docs/).
+ *
+ * autocannon, in this process, drives real servers in child processes on 127.0.0.1, each with
+ * the embedded DynamoDB stand-in on disk (as `npm start` runs it). Every figure is a ratio of
+ * two measurements of the same run, taken alternately where they compete for the machine.
+ * Results: a table on stdout and docs/performance.md (see scripts/bench/notes.md for the
+ * analysis that goes with it).
+ *
+ * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,startup
+ * some phases only (the report then goes to the temporary directory); BENCH_PROFILE=always|never
+ * CPU-profile every scenario / none (default: the scenarios whose target is missed); BENCH_KEEP=1
+ * keep the temporary directory's databases too.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DynamoDB } from '@aws-sdk/client-dynamodb'
+import argon2 from 'argon2'
+import { loadConfig } from '../../src/config.js'
+import { freePort, serverEnv, sleep, startServerChild, timeToFirst200, type ServerChild } from './lib/child.js'
+import { envelopes, event, load, task, type LoadResult as DataLoad } from './lib/data.js'
+import { median, run, type LoadOptions, type LoadResult } from './lib/load.js'
+import { summarizeProfile, type ProfileSummary } from './lib/profile.js'
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
+
+const QUICK = process.env.BENCH_QUICK === '1'
+const PROFILE = process.env.BENCH_PROFILE ?? (QUICK ? 'never' : 'missed')
+const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup'] as const
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map(p => p.trim())) : undefined
+const want = (phase: typeof PHASES[number]): boolean => !ONLY || ONLY.has(phase)
+for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY: unknown phase ${phase} (known: ${PHASES.join(', ')})`)
+const root = findRoot(path.dirname(fileURLToPath(import.meta.url)))
+
+/** Sizes and durations: full run, and the smoke run. */
+const P = QUICK
+  ? { small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false }
+  : { small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true }
+
+const ADMIN = { email: 'admin@example.com', password: 'Saffron ledger 42 quiet harbor' }
+
+interface Row { figure: string, value: string, ratio: number | null, target: string, pass: boolean | null }
+const rows: Row[] = []
+const details: string[] = []
+const profiles: Array<{ title: string, summary: ProfileSummary, file: string }> = []
+const started = Date.now()
+
+function findRoot (from: string): string {
+  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'docs', 'api-specification.yaml')) && existsSync(path.join(dir, 'package.json'))) return dir
+  }
+  throw new Error('repository root not found')
+}
+
+const log = (message: string): void => { process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
+const ms = (v: number): string => `${v.toFixed(v < 10 ? 2 : 1)} ms`
+const fmt = (v: number, digits = 0): string => v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+const describe = (r: LoadResult): string => `${fmt(r.rps)} req/s, p50 ${ms(r.p50)}, p99 ${ms(r.p99)}${Number.isFinite(r.cpuPerRequest) ? `, server CPU ${fmt(r.cpuPerRequest)} µs/req` : ''}${r.failed || r.errors ? `, ${r.failed} non-2xx (${JSON.stringify(r.statusCodes)}), ${r.errors} errors` : ''}`
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers
+// ---------------------------------------------------------------------------------------------
+
+async function api<T = any> (base: string, method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number, body: T }> {
+  const res = await fetch(base + url, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+  })
+  const text = await res.text()
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T }
+}
+
+async function expectOk<T = any> (what: string, p: Promise<{ status: number, body: T }>): Promise<T> {
+  const res = await p
+  if (res.status >= 300) throw new Error(`${what}: ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`)
+  return res.body
+}
+
+async function login (base: string, email: string, password: string): Promise<string> {
+  const body = await expectOk<{ access_token: string }>(`login ${email}`, api(base, 'POST', '/api/auth/login', { email, password }))
+  return body.access_token
+}
+
+const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+function dbClient (endpoint: string): DynamoDB {
+  return new DynamoDB({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' }, maxAttempts: 5 })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement helpers
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Runs each scenario `pairs` times, alternating (A B A B …), after one warm-up run each, and
+ * returns the runs of each: two servers or two routes measured in the same minutes share the
+ * machine's noise.
+ */
+async function alternate (scenarios: Record<string, LoadOptions>, pairs = P.pairs): Promise<Record<string, LoadResult[]>> {
+  const out: Record<string, LoadResult[]> = {}
+  for (const [name, opts] of Object.entries(scenarios)) {
+    await run({ ...opts, seconds: 1 })
+    out[name] = []
+  }
+  for (let i = 0; i < pairs; i++) {
+    for (const [name, opts] of Object.entries(scenarios)) out[name]!.push(await run(opts))
+  }
+  return out
+}
+
+const medianOf = (runs: LoadResult[], key: 'rps' | 'p50' | 'p99' | 'cpuPerRequest'): number => median(runs.map(r => r[key]))
+
+function checkClean (label: string, runs: LoadResult[]): void {
+  for (const r of runs) {
+    if (r.failed > 0 || r.errors > 0) details.push(`- **warning** ${label}: ${r.failed} non-2xx responses ${JSON.stringify(r.statusCodes)}, ${r.errors} errors/timeouts`)
+  }
+}
+
+/** CPU profile of the server while `scenario` runs (the V8 sampling profiler, as --cpu-prof). */
+async function profiled (title: string, server: ServerChild, file: string, scenario: () => Promise<unknown>): Promise<void> {
+  if (PROFILE === 'never') return
+  await server.profileStart()
+  await scenario()
+  await server.profileStop(file)
+  const summary = await summarizeProfile(file)
+  profiles.push({ title, summary, file })
+  log(`profile "${title}": top ${summary.top.slice(0, 3).map(t => `${t.frame} ${(t.share * 100).toFixed(1)}%`).join('; ')}`)
+}
+
+const shouldProfile = (pass: boolean | null): boolean => PROFILE === 'always' || (PROFILE !== 'never' && pass === false)
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+function buildIfStale (): void {
+  const outputs = ['dist/src/server.js', 'dist/scripts/bench/server-child.js', 'dist/scripts/bench/bare-server.js'].map(f => path.join(root, f))
+  const newest = (dir: string): number => {
+    let t = 0
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name)
+      t = Math.max(t, entry.isDirectory() ? newest(p) : statSync(p).mtimeMs)
+    }
+    return t
+  }
+  const sources = Math.max(...['src', 'openapi', 'scripts'].map(d => newest(path.join(root, d))))
+  const built = Math.min(...outputs.map(f => (existsSync(f) ? statSync(f).mtimeMs : 0)))
+  if (built >= sources) return
+  log('compiling (tsc -p tsconfig.build.json): the servers run the compiled build, as npm start does')
+  try {
+    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'pipe' })
+  } catch (err) {
+    // tsc emits despite type errors (someone else's work in progress); only missing output is fatal.
+    if (!outputs.every(f => existsSync(f) && statSync(f).mtimeMs >= sources - 1)) throw err
+    log(`warning: tsc reported errors but emitted the build:\n${String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 1000)}`)
+  }
+}
+
+/** What the phases share: the two servers, their database clients and admin tokens. */
+interface Ctx {
+  work: string
+  small: ServerChild
+  big: ServerChild
+  smallDb: DynamoDB
+  bigDb: DynamoDB
+  smallToken: string
+  bigToken: string
+  hashMs: number
+  poolRate: number
+}
+
+const table = (s: ServerChild, t: string): string => `${s.ready.tablePrefix}${t}`
+const taskIds = Array.from({ length: 50 }, (_, i) => task(i * 13).item.id!.S!)
+const ENDPOINTS = {
+  'GET /api/tasks?status=open&limit=20': '/api/tasks?status=open&limit=20',
+  'GET /api/events?severity=high&limit=20': '/api/events?severity=high&limit=20',
+  'GET /api/dashboard/overview': '/api/dashboard/overview'
+} as const
+const loads: string[] = []
+const sizes = { bigTasks: P.small, bigEvents: P.small }
+const K = (n: number): string => `${fmt(n / 1000)}k`
+
+async function grow (s: ServerChild, db: DynamoDB, what: 'tasks' | 'events', from: number, to: number): Promise<void> {
+  if (to <= from) return
+  const r: DataLoad = await load(db, table(s, what), table(s, 'stats'), what === 'tasks' ? task : event, from, to)
+  loads.push(`${fmt(r.items)} ${what} in ${r.seconds.toFixed(1)} s (${fmt(r.perSecond)} items/s)`)
+  log(`loaded ${loads[loads.length - 1]}`)
+}
+
+const getMany = (base: string, urls: string[], token: string, connections: number, seconds: number): LoadOptions =>
+  ({ url: base, connections, seconds, requests: urls.map(u => ({ method: 'GET', path: u, headers: bearer(token) })) })
+
+/** p50 of one read on the big server against the small one, alternately. */
+async function compareSizes (c: Ctx, label: string, endpoint: keyof typeof ENDPOINTS, bigLabel: string): Promise<Row> {
+  const runs = await alternate({
+    small: getMany(c.small.url, [ENDPOINTS[endpoint]], c.smallToken, P.latencyConnections, P.seconds),
+    big: getMany(c.big.url, [ENDPOINTS[endpoint]], c.bigToken, P.latencyConnections, P.seconds)
+  })
+  checkClean(label, [...runs.small!, ...runs.big!])
+  const a = medianOf(runs.small!, 'p50')
+  const b = medianOf(runs.big!, 'p50')
+  details.push(`- ${label}: 1k ${runs.small!.map(describe).join(' | ')}; ${bigLabel} ${runs.big!.map(describe).join(' | ')}`)
+  const row = { figure: label, value: `${ms(a)} → ${ms(b)}`, ratio: b / a, target: '≤ 1.3', pass: b / a <= 1.3 }
+  rows.push(row)
+  log(`${label}: ${row.value} (×${row.ratio.toFixed(2)})`)
+  return row
+}
+
+/** 2. Cost independent of data size; the big server grows in place between the measurements. */
+async function phaseSize (c: Ctx): Promise<void> {
+  const measure = want('size')
+  if (measure && P.control) {
+    const row = await compareSizes(c, 'Control: task list p50, 1k vs the same 1k on the second server', 'GET /api/tasks?status=open&limit=20', '1k')
+    row.target = '≈ 1 (noise)'
+    row.pass = null
+  }
+  await grow(c.big, c.bigDb, 'tasks', P.small, P.mid)
+  if (measure) await compareSizes(c, `Task list p50, ${K(P.mid)} vs 1k tasks`, 'GET /api/tasks?status=open&limit=20', K(P.mid))
+  await grow(c.big, c.bigDb, 'tasks', P.mid, P.bigTasks)
+  await grow(c.big, c.bigDb, 'events', P.small, P.bigEvents)
+  sizes.bigTasks = P.bigTasks
+  sizes.bigEvents = P.bigEvents
+  const overview = await expectOk<{ tasks: { total: number }, events: { total: number } }>('overview', api(c.big.url, 'GET', '/api/dashboard/overview', undefined, bearer(c.bigToken)))
+  if (overview.tasks.total !== P.bigTasks || overview.events.total !== P.bigEvents) {
+    throw new Error(`loaded data and counters disagree: the overview says ${overview.tasks.total} tasks, ${overview.events.total} events`)
+  }
+  if (!measure) return
+  const dataRows: Row[] = []
+  for (const endpoint of Object.keys(ENDPOINTS) as Array<keyof typeof ENDPOINTS>) {
+    dataRows.push(await compareSizes(c, `${endpoint} p50, ${K(P.bigTasks)} vs 1k items`, endpoint, K(P.bigTasks)))
+  }
+  if (dataRows.some(r => shouldProfile(r.pass))) {
+    await profiled(`the three reads at ${K(P.bigTasks)} items`, c.big, path.join(c.work, 'data-size.cpuprofile'),
+      () => run(getMany(c.big.url, Object.values(ENDPOINTS), c.bigToken, P.latencyConnections, P.profileSeconds)))
+  }
+}
+
+/** 6. RSS after the big load, then three runs of mixed reads (leak check). */
+async function phaseMemory (c: Ctx): Promise<void> {
+  const mixed = getMany(c.big.url, [...taskIds.slice(0, 5).map(id => `/api/tasks/${id}`), ...Object.values(ENDPOINTS), '/api/health'], c.bigToken, 4, P.memSeconds)
+  const m0 = await c.big.memory()
+  const mem: Array<{ rss: number, heapUsed: number, load: LoadResult }> = []
+  for (let i = 0; i < 3; i++) {
+    const r = await run(mixed)
+    checkClean(`memory run ${i + 1}`, [r])
+    const m = await c.big.memory()
+    mem.push({ rss: m.rss, heapUsed: m.heapUsed, load: r })
+    log(`memory run ${i + 1}: RSS ${fmt(m.rss / 2 ** 20)} MB, heap after GC ${fmt(m.heapUsed / 2 ** 20, 1)} MB (${describe(r)})`)
+  }
+  const mb = (b: number): string => `${fmt(b / 2 ** 20)} MB`
+  const [r1, r2, r3] = mem as [typeof mem[0], typeof mem[0], typeof mem[0]]
+  rows.push({ figure: `RSS after ${K(sizes.bigEvents)} events + ${3 * P.memSeconds} s of load (3 runs)`, value: `${mb(r3.rss)} (heap ${mb(r3.heapUsed)}; after loading ${mb(m0.rss)})`, ratio: r3.rss / m0.rss, target: 'report', pass: null })
+  rows.push({ figure: 'Leak check: heap after GC, run 3 vs run 1', value: `${mb(r1.heapUsed)} → ${mb(r2.heapUsed)} → ${mb(r3.heapUsed)}`, ratio: r3.heapUsed / r1.heapUsed, target: '≤ 1.10', pass: r3.heapUsed / r1.heapUsed <= 1.1 })
+  rows.push({ figure: 'Leak check: RSS, run 3 vs run 1', value: `${mb(r1.rss)} → ${mb(r2.rss)} → ${mb(r3.rss)}`, ratio: r3.rss / r1.rss, target: '≤ 1.10', pass: r3.rss / r1.rss <= 1.1 })
+  details.push(`- memory load runs (4 connections, ${P.memSeconds} s each; task reads, the three lists, health in turn): ${mem.map(m => describe(m.load)).join(' | ')}`)
+}
+
+/** 1. Our GET /api/tasks/{id} against one GetItem, in the same process, on the same table. */
+async function phaseOverhead (c: Ctx): Promise<void> {
+  const byId = (base: string, prefix: string, headers: Record<string, string>, seconds = P.seconds): LoadOptions => ({
+    url: base, connections: P.connections, seconds, cpu: c.small.cpu, requests: taskIds.map(id => ({ method: 'GET', path: `${prefix}${id}`, headers }))
+  })
+  const o = await alternate({
+    ours: byId(c.small.url, '/api/tasks/', bearer(c.smallToken)),
+    bare: byId(c.small.bareUrl, '/tasks/', {}),
+    plain: byId(c.small.url, '/bench/plain/', {})
+  }, P.overheadPairs)
+  checkClean('framework overhead', [...o.ours!, ...o.bare!, ...o.plain!])
+  const ours = medianOf(o.ours!, 'rps')
+  const bare = medianOf(o.bare!, 'rps')
+  const plain = medianOf(o.plain!, 'rps')
+  const row: Row = { figure: 'GET /api/tasks/{id} throughput vs bare Fastify + one GetItem (same process)', value: `${fmt(ours)} vs ${fmt(bare)} req/s`, ratio: ours / bare, target: '≥ 0.75', pass: ours / bare >= 0.75 }
+  rows.push(row)
+  const cpuOurs = medianOf(o.ours!, 'cpuPerRequest')
+  const cpuBare = medianOf(o.bare!, 'cpuPerRequest')
+  rows.push({ figure: '  same, as server CPU time per request (bare ÷ ours; less sensitive to a busy machine)', value: `${fmt(cpuOurs)} vs ${fmt(cpuBare)} µs`, ratio: cpuBare / cpuOurs, target: 'info', pass: null })
+  rows.push({ figure: '  same, vs a plain route on our app (global hooks, no auth/validation)', value: `${fmt(ours)} vs ${fmt(plain)} req/s`, ratio: ours / plain, target: 'info', pass: null })
+  rows.push({ figure: '  plain route on our app vs bare Fastify (cost of the global hooks)', value: `${fmt(plain)} vs ${fmt(bare)} req/s`, ratio: plain / bare, target: 'info', pass: null })
+  details.push(`- framework overhead (${P.connections} connections, ${P.seconds} s × ${P.overheadPairs}, alternating): ours ${o.ours!.map(describe).join(' | ')}; bare ${o.bare!.map(describe).join(' | ')}; plain ${o.plain!.map(describe).join(' | ')}`)
+  log(`framework overhead: ${row.value} (×${row.ratio!.toFixed(2)}); plain route ${fmt(plain)} req/s`)
+  if (shouldProfile(row.pass)) {
+    await profiled('GET /api/tasks/{id}', c.small, path.join(c.work, 'get-task.cpuprofile'), () => run(byId(c.small.url, '/api/tasks/', bearer(c.smallToken), P.profileSeconds)))
+  }
+}
+
+/** 3. A flood of logins at the configured argon2 parameters; /api/health probed meanwhile. */
+async function phaseLogin (c: Ctx): Promise<void> {
+  const users: Array<{ email: string, password: string }> = []
+  for (let i = 0; i < P.loginUsers; i++) {
+    const u = { email: `bench-login-${i}@example.com`, password: `Quartz meadow ${i} lantern orbit` }
+    await expectOk('create user', api(c.small.url, 'POST', '/api/users', { email: u.email, name: `Bench Login ${i}`, role: 'user', password: u.password }, bearer(c.smallToken)))
+    users.push(u)
+  }
+  const probe = (seconds: number): LoadOptions => ({ url: c.small.url, connections: 2, overallRate: 40, seconds, requests: [{ method: 'GET', path: '/api/health' }] })
+  const idle = await run(probe(Math.max(3, P.seconds)))
+  let next = 0
+  const flood = (seconds: number): LoadOptions => ({
+    url: c.small.url,
+    connections: 8,
+    seconds,
+    cpu: c.small.cpu,
+    requests: [{
+      method: 'POST',
+      path: '/api/auth/login',
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (req) => ({ ...req, body: JSON.stringify(users[next++ % users.length]) })
+    }]
+  })
+  const [logins, busy] = await Promise.all([run(flood(P.loginSeconds)), sleep(1000).then(() => run(probe(P.loginSeconds - 2)))])
+  checkClean('login flood', [logins])
+  checkClean('health during the flood', [busy])
+  const cores = os.cpus().length
+  const capacity = cores / (c.hashMs / 1000)
+  const health: Row = { figure: 'GET /api/health p99 during a login flood', value: `${ms(busy.p99)} (idle ${ms(idle.p99)})`, ratio: busy.p99 / idle.p99, target: 'p99 < 50 ms', pass: busy.p99 < 50 }
+  const login: Row = { figure: 'Login throughput vs cores ÷ single-hash time', value: `${fmt(logins.rps, 1)}/s vs ${cores} ÷ ${ms(c.hashMs)} = ${fmt(capacity, 1)}/s`, ratio: logins.rps / capacity, target: '≥ 0.80', pass: logins.rps / capacity >= 0.8 }
+  rows.push(health, login)
+  rows.push({ figure: '  argon2 verifies/s in the bench process alone (what the machine gives now)', value: `${fmt(c.poolRate, 1)}/s`, ratio: c.poolRate / capacity, target: 'info', pass: null })
+  rows.push({ figure: '  server CPU per login, all threads (one hash ÷ it: the share that is hashing)', value: `${ms(logins.cpuPerRequest / 1000)} vs ${ms(c.hashMs)}`, ratio: c.hashMs / (logins.cpuPerRequest / 1000), target: 'info', pass: null })
+  details.push(`- login flood (8 connections, ${P.loginSeconds} s, ${users.length} users in turn): ${describe(logins)}; health during it (40 req/s): ${describe(busy)}; health idle: ${describe(idle)}`)
+  log(`logins: ${login.value} (×${login.ratio!.toFixed(2)}); health p99 ${health.value}`)
+  if (shouldProfile(login.pass) || shouldProfile(health.pass)) {
+    await profiled('login flood', c.small, path.join(c.work, 'login.cpuprofile'), () => run(flood(P.profileSeconds)))
+  }
+}
+
+/** 4. Batches of 100 envelopes against raw BatchWriteItem on the same stand-in. */
+async function phaseIngest (c: Ctx): Promise<void> {
+  const account = await expectOk<{ api_key: string }>('create AWS account', api(c.big.url, 'POST', '/api/config/aws-accounts', { account_id: '999999999999', name: 'Bench ingestion', role_arn: 'arn:aws:iam::999999999999:role/bench' }, bearer(c.bigToken)))
+  const runId = `b${Date.now().toString(36)}`
+  const sample = await expectOk<{ accepted: number }>('ingest', api(c.big.url, 'POST', '/api/events/ingest', { events: envelopes('999999999999', `${runId}-check`, 0, 100) }, { 'x-api-key': account.api_key }))
+  if (sample.accepted !== 100) throw new Error(`ingestion accepted ${sample.accepted} of 100`)
+  let batch = 0
+  const ingest = (prefix: string, batches: number): LoadOptions => ({
+    url: c.big.url,
+    connections: 4,
+    cpu: c.big.cpu,
+    seconds: 0,
+    amount: batches,
+    timeout: 300,
+    requests: [{
+      method: 'POST',
+      path: '/api/events/ingest',
+      headers: { 'content-type': 'application/json', 'x-api-key': account.api_key },
+      setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: envelopes('999999999999', `${runId}-${prefix}`, 100 * batch++, 100) }) })
+    }]
+  })
+  const r = await run(ingest('m', P.ingestBatches))
+  checkClean('ingestion', [r])
+  const raw = await load(c.bigDb, table(c.big, 'events'), null, event, 10_000_000, 10_000_000 + P.rawItems, 4)
+  const perSecond = (r.ok * 100) / r.seconds
+  const row: Row = { figure: 'Ingestion events/s (batches of 100) vs raw BatchWriteItem items/s', value: `${fmt(perSecond)} vs ${fmt(raw.perSecond)}/s`, ratio: perSecond / raw.perSecond, target: '≥ 0.5', pass: perSecond / raw.perSecond >= 0.5 }
+  rows.push(row)
+  rows.push({ figure: '  server CPU per ingested event, all threads', value: `${ms(r.cpuPerRequest / 100 / 1000)}`, ratio: null, target: 'info', pass: null })
+  details.push(`- ingestion (4 connections, ${P.ingestBatches} batches of 100 new CloudWatch alarms, each creates an event): ${fmt(r.ok * 100)} events in ${r.seconds.toFixed(1)} s; per batch p50 ${ms(r.p50)}, p99 ${ms(r.p99)}${r.failed ? `, ${r.failed} failed` : ''}. Raw BatchWriteItem: ${fmt(raw.items)} event items in ${raw.seconds.toFixed(1)} s, 25 per call, 4 calls in flight`)
+  log(`ingestion: ${row.value} (×${row.ratio!.toFixed(3)})`)
+  if (shouldProfile(row.pass)) await profiled('ingestion', c.big, path.join(c.work, 'ingest.cpuprofile'), () => run(ingest('p', Math.max(4, P.ingestBatches / 2))))
+}
+
+/** 5. src/server.ts on the existing (big) database against a bare Fastify process. */
+async function phaseStartup (work: string): Promise<void> {
+  const real: number[] = []
+  const bare: number[] = []
+  for (let i = 0; i < P.startups; i++) {
+    const port = await freePort()
+    real.push(await timeToFirst200(path.join(root, 'dist/src/server.js'), serverEnv(path.join(work, 'big'), port), port, '/api/health', path.join(work, 'startup.log')))
+    const barePort = await freePort()
+    bare.push(await timeToFirst200(path.join(root, 'dist/scripts/bench/bare-server.js'), serverEnv(path.join(work, 'bare'), barePort), barePort, '/api/health', path.join(work, 'startup-bare.log')))
+  }
+  const a = median(real)
+  const b = median(bare)
+  const row: Row = { figure: `Start-up to first 200 of /api/health (existing database, ${K(sizes.bigTasks)} tasks + ${K(sizes.bigEvents)} events)`, value: `${fmt(a)} ms (bare Fastify ${fmt(b)} ms)`, ratio: a / b, target: '≤ 1500 ms', pass: a <= 1500 }
+  rows.push(row)
+  if (shouldProfile(row.pass)) {
+    // One more start under node --cpu-prof (the profile is written when the process exits).
+    const dir = path.join(work, 'startup-profile')
+    await mkdir(dir, { recursive: true })
+    const port = await freePort()
+    await timeToFirst200(path.join(root, 'dist/src/server.js'), serverEnv(path.join(work, 'big'), port), port, '/api/health', path.join(work, 'startup.log'), ['--cpu-prof', '--cpu-prof-dir', dir])
+    const file = readdirSync(dir).find(f => f.endsWith('.cpuprofile'))
+    if (file) {
+      const summary = await summarizeProfile(path.join(dir, file))
+      profiles.push({ title: 'start-up (node --cpu-prof dist/src/server.js, whole process)', summary, file: path.join(dir, file) })
+    }
+  }
+  details.push(`- start-up (node dist/src/server.js vs node dist/scripts/bench/bare-server.js, median of ${P.startups}): ${real.map(v => fmt(v)).join(', ')} ms vs ${bare.map(v => fmt(v)).join(', ')} ms`)
+  log(`start-up: ${fmt(a)} ms vs bare ${fmt(b)} ms`)
+}
+
+async function main (): Promise<void> {
+  const loadBefore = os.loadavg()
+  const work = await mkdtemp(path.join(os.tmpdir(), 'cmc-bench-'))
+  log(`${QUICK ? 'QUICK smoke run' : 'full run'}${ONLY ? ` (only ${[...ONLY].join(', ')})` : ''}; scratch ${work}; load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
+  buildIfStale()
+  const commit = commitOf()
+  const childScript = path.join(root, 'dist/scripts/bench/server-child.js')
+  const servers: ServerChild[] = []
+
+  try {
+    // argon2 at the configured parameters: one verify at a time, then as many as the pool runs.
+    const params = loadConfig({}).argon2
+    const hash = await argon2.hash('bench password for timing', { type: argon2.argon2id, ...params })
+    for (let i = 0; i < 3; i++) await argon2.verify(hash, 'bench password for timing')
+    const singles: number[] = []
+    for (let i = 0; i < 12; i++) {
+      const t0 = performance.now()
+      await argon2.verify(hash, 'bench password for timing')
+      singles.push(performance.now() - t0)
+    }
+    const hashMs = median(singles)
+    const parallel = 4 * os.cpus().length
+    const t0 = performance.now()
+    await Promise.all(Array.from({ length: parallel }, () => argon2.verify(hash, 'bench password for timing')))
+    const poolRate = parallel / ((performance.now() - t0) / 1000)
+    log(`argon2id m=${params.memoryCost} KiB t=${params.timeCost} p=${params.parallelism}: ${ms(hashMs)} per verify; ${fmt(poolRate)} verifies/s with ${parallel} at once`)
+
+    // Two servers: "small" keeps 1k tasks and 1k events, "big" grows; identical otherwise.
+    const start = async (name: string): Promise<ServerChild> => {
+      const port = await freePort()
+      const env = serverEnv(path.join(work, name), port, { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ACCESS_TOKEN_TTL_SECONDS: '3600' })
+      const s = await startServerChild(childScript, env, path.join(work, `${name}.log`))
+      servers.push(s)
+      return s
+    }
+    const [small, big] = await Promise.all([start('small'), start('big')])
+    const c: Ctx = {
+      work,
+      small,
+      big,
+      smallDb: dbClient(small.ready.endpoint),
+      bigDb: dbClient(big.ready.endpoint),
+      smallToken: await login(small.url, ADMIN.email, ADMIN.password),
+      bigToken: await login(big.url, ADMIN.email, ADMIN.password),
+      hashMs,
+      poolRate
+    }
+    await Promise.all([
+      grow(small, c.smallDb, 'tasks', 0, P.small), grow(small, c.smallDb, 'events', 0, P.small),
+      grow(big, c.bigDb, 'tasks', 0, P.small), grow(big, c.bigDb, 'events', 0, P.small)
+    ])
+    if (want('size') || want('memory') || want('startup')) await phaseSize(c)
+    if (want('memory')) await phaseMemory(c)
+    if (want('overhead')) await phaseOverhead(c)
+    if (want('login')) await phaseLogin(c)
+    if (want('ingest')) await phaseIngest(c)
+    details.push(`- data loading (BatchWriteItem, 25 per call, 4 in flight, counters added): ${loads.join('; ')}`)
+    c.smallDb.destroy()
+    c.bigDb.destroy()
+    await Promise.all(servers.map(s => s.stop()))
+    servers.length = 0
+    if (want('startup')) await phaseStartup(work)
+  } finally {
+    await Promise.all(servers.map(s => s.stop().catch(() => {})))
+  }
+
+  const meta: Meta = {
+    quick: QUICK,
+    only: ONLY ? [...ONLY] : null,
+    date: new Date().toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    loadBefore,
+    loadAfter: os.loadavg(),
+    work,
+    commit,
+    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`,
+    p: P
+  }
+  await writeFile(path.join(work, 'results.json'), JSON.stringify({ meta, rows, details, profiles }, null, 2))
+  process.stdout.write(`\n${renderTable(rows).text}\n`)
+  const target = QUICK || ONLY ? path.join(work, 'performance.md') : path.join(root, 'docs', 'performance.md')
+  await writeFile(target, await renderDoc(meta, rows, details, profiles))
+  log(`report written to ${target} (${meta.seconds.toFixed(0)} s in all)`)
+  if (process.env.BENCH_KEEP === '1') {
+    log(`kept ${work} (data, server logs, CPU profiles, results.json)`)
+  } else {
+    // Keep the profiles, logs and results; drop the databases (hundreds of MB).
+    await Promise.all(['small', 'big', 'bare'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
+    log(`profiles, logs and results.json kept in ${work}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+interface Meta { quick: boolean, only: string[] | null, date: string, seconds: number, loadBefore: number[], loadAfter: number[], work: string, machine: string, commit: string, p: typeof P }
+
+/** The commit measured, and whether src/ or openapi/ had uncommitted changes at build time. */
+function commitOf (): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'openapi'], { cwd: root, encoding: 'utf8' }).trim()
+    return dirty ? `${head} + uncommitted changes in src/ or openapi/` : head
+  } catch {
+    return 'unknown (not a git checkout)'
+  }
+}
+
+function renderTable (rows: Row[]): { text: string, markdown: string } {
+  const verdict = (r: Row): string => (r.pass === null ? '—' : r.pass ? 'PASS' : 'FAIL')
+  const ratio = (r: Row): string => (r.ratio === null ? '—' : `×${r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2)}`)
+  const cells = rows.map(r => [r.figure, r.value, ratio(r), r.target, verdict(r)])
+  const head = ['figure', 'value', 'ratio', 'target', 'result']
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map(c => c[i]!.length)))
+  const line = (c: string[]): string => c.map((v, i) => v.padEnd(widths[i]!)).join('  ')
+  const text = [line(head), widths.map(w => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n')
+  const esc = (v: string): string => v.replace(/\|/g, '\\|')
+  const markdown = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...cells.map(c => `| ${c.map(esc).join(' | ')} |`)].join('\n')
+  return { text, markdown }
+}
+
+async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>): Promise<string> {
+  const { p: P, work } = meta
+  const QUICK = meta.quick
+  const notes = await readFile(path.join(root, 'scripts', 'bench', 'notes.md'), 'utf8').catch(() => '')
+  const profileText = profiles.map(({ title, summary, file }) => [
+    `### ${title}`,
+    '',
+    `Busy time ${fmt(summary.totalMs)} ms (\`${path.basename(file)}\`), self time by group: ${summary.groups.map(g => `**${g.group}** ${(g.share * 100).toFixed(1)}%`).join(', ')}.`,
+    '',
+    `By package: ${summary.areas.slice(0, 10).map(a => `${a.area} ${(a.share * 100).toFixed(1)}%`).join(', ')}.`,
+    '',
+    '| self time | share | function | area |',
+    '| ---: | ---: | --- | --- |',
+    ...summary.top.map(t => `| ${fmt(t.ms)} ms | ${(t.share * 100).toFixed(1)}% | \`${t.frame.replace(/\|/g, '\\|')}\` | ${t.area} |`),
+    ''
+  ].join('\n')).join('\n')
+  return [
+    '# Performance',
+    '',
+    '<!-- Generated by `npm run bench` (scripts/bench/index.ts); the notes come from scripts/bench/notes.md. Do not edit by hand. -->',
+    '',
+    `- **Command:** \`${QUICK ? 'BENCH_QUICK=1 ' : ''}${meta.only ? `BENCH_ONLY=${meta.only.join(',')} ` : ''}npm run bench\` (${fmt(meta.seconds)} s from start to report)`,
+    `- **Date:** ${meta.date}; **commit** ${meta.commit}`,
+    `- **Machine:** ${meta.machine}`,
+    `- **Load average** (1/5/15 min) before: ${meta.loadBefore.map(l => l.toFixed(2)).join(' / ')}, after: ${meta.loadAfter.map(l => l.toFixed(2)).join(' / ')}.` +
+      ' The machine is shared with other engineers\' test runs: absolute numbers are noisy, which is why every figure is a ratio of two measurements taken alternately in the same minutes.',
+    '',
+    '## Results',
+    '',
+    renderTable(rows).markdown,
+    '',
+    'Ratios: the first value divided by the second (for latencies: large data ÷ small data; for throughput: ours ÷ reference).',
+    '',
+    '## How it is measured',
+    '',
+    '- The servers are the compiled build (`tsc -p tsconfig.build.json`, as `npm start`), each in its own process, on 127.0.0.1, with the embedded DynamoDB stand-in **on disk** in its own data directory, `LOG_LEVEL=warn`, rate limits raised out of the way. autocannon 9 runs in the bench process; latencies are the exact per-response times it reports (not its 1 ms buckets).',
+    '- Two servers run side by side with identical configuration: *small* keeps 1k tasks and 1k events; *big* is grown in place with BatchWriteItem (deterministic generated items in the repositories\' shapes, with the dashboard counters) to the sizes in the table. Each comparison alternates the two servers: a warm-up run each, then ' + P.pairs + ' measured runs of ' + P.seconds + ' s each, medians; ' + P.latencyConnections + ' connections for latencies.',
+    '- Framework overhead: in the *small* server\'s process, `GET /api/tasks/{id}` (admin token) against `GET /tasks/{id}` of a bare Fastify instance and `GET /bench/plain/{id}` on our app (global hooks only), each doing one strongly consistent `GetItem` on the same table; ' + P.connections + ' connections, 50 task ids in turn.',
+    '- Logins: 8 connections post correct credentials of ' + P.loginUsers + ' users in turn; `/api/health` is probed at 40 req/s meanwhile. The single-hash time is the median of 12 sequential `argon2.verify` at the configured parameters, measured in the bench process before the servers start.',
+    '- Ingestion: 4 connections post ' + P.ingestBatches + ' batches of 100 new CloudWatch alarm envelopes (each creates an event) to the *big* server; the reference writes ' + P.rawItems + ' event items to the same table with `BatchWriteItem` (25 per call, 4 calls in flight) through the same stand-in, right after.',
+    '- Memory: the *big* server\'s `process.memoryUsage()` after two forced GCs (`--expose-gc`), after the data load and after each of three ' + P.memSeconds + ' s runs of mixed reads.',
+    '- Start-up: `node dist/src/server.js` on the *big* data directory, from spawn to the first 200 of `/api/health` (polled every 5 ms), against `node dist/scripts/bench/bare-server.js`; median of ' + P.startups + '.',
+    '- Server CPU per request: the server process\'s `process.cpuUsage()` (all its threads: event loop, libuv pool, LevelDB) around a run, divided by the responses. It is much less sensitive to other processes than throughput.',
+    '- CPU profiles: the V8 sampling profiler (what `--cpu-prof` writes; start-up: `node --cpu-prof` itself) attached to the server\'s main thread during a separate run of each scenario whose target was missed (`BENCH_PROFILE=always|never`). Self time is grouped by package; native frames are charged to their JavaScript caller. Profiles are kept in ' + (QUICK ? 'the scratch directory' : `\`${work}\``) + ' (open them in Chrome DevTools).',
+    '',
+    '### Raw measurements',
+    '',
+    ...details,
+    '',
+    profiles.length ? '## CPU profiles (this run)\n' : '',
+    profileText,
+    notes ? notes.trim() : '',
+    ''
+  ].join('\n')
+}
+
+/** BENCH_RENDER=<results.json>: writes docs/performance.md again from a run's results (after editing notes.md). */
+async function rerender (file: string): Promise<void> {
+  const saved = JSON.parse(await readFile(file, 'utf8')) as { meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }> }
+  const target = saved.meta.quick || saved.meta.only ? path.join(path.dirname(file), 'performance.md') : path.join(root, 'docs', 'performance.md')
+  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles))
+  process.stdout.write(`${renderTable(saved.rows).text}\n\nreport written to ${target}\n`)
+}
+
+;(process.env.BENCH_RENDER ? rerender(process.env.BENCH_RENDER) : main()).catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
