@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from './model-options.js'
 
 /**
  * Table `<prefix>meta`: small items that enforce invariants without transactions.
@@ -43,6 +44,6 @@ const schema = new dynamoose.Schema({
 })
 
 export const defineMetaModel = (prefix: string) =>
-  dynamoose.model<MetaItem>(`${prefix}meta`, schema, { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' })
+  dynamoose.model<MetaItem>(`${prefix}meta`, schema, MODEL_OPTIONS)
 
 export type MetaModel = ReturnType<typeof defineMetaModel>

@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
  * Table `<prefix>auth`: everything about sessions that must be shared by all instances.
@@ -47,6 +48,6 @@ const schema = new dynamoose.Schema({
 })
 
 export const defineAuthModel = (prefix: string) =>
-  dynamoose.model<AuthItem>(`${prefix}auth`, schema, { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' })
+  dynamoose.model<AuthItem>(`${prefix}auth`, schema, MODEL_OPTIONS)
 
 export type AuthModel = ReturnType<typeof defineAuthModel>

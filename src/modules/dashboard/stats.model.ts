@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
  * Table `<prefix>stats`: the dashboard counters, a handful of items updated with atomic ADD
@@ -20,6 +21,6 @@ export interface StatsItem extends Item {
 const schema = new dynamoose.Schema({ pk: { type: String, hashKey: true } }, { saveUnknown: true })
 
 export const defineStatsModel = (prefix: string) =>
-  dynamoose.model<StatsItem>(`${prefix}stats`, schema, { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' })
+  dynamoose.model<StatsItem>(`${prefix}stats`, schema, MODEL_OPTIONS)
 
 export type StatsModel = ReturnType<typeof defineStatsModel>

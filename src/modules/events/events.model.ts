@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
  * Table `<prefix>events`: one item per monitoring event (an alarm, a finding, a notice).
@@ -92,6 +93,6 @@ const schema = new dynamoose.Schema({
 })
 
 export const defineEventsModel = (prefix: string) =>
-  dynamoose.model<EventItem>(`${prefix}events`, schema, { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' })
+  dynamoose.model<EventItem>(`${prefix}events`, schema, MODEL_OPTIONS)
 
 export type EventsModel = ReturnType<typeof defineEventsModel>

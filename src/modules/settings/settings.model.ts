@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
  * Table `<prefix>aws-accounts`: the monitored AWS accounts.
@@ -51,6 +52,6 @@ const schema = new dynamoose.Schema({
 })
 
 export const defineAwsAccountsModel = (prefix: string) =>
-  dynamoose.model<AwsAccountItem>(`${prefix}aws-accounts`, schema, { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' })
+  dynamoose.model<AwsAccountItem>(`${prefix}aws-accounts`, schema, MODEL_OPTIONS)
 
 export type AwsAccountsModel = ReturnType<typeof defineAwsAccountsModel>

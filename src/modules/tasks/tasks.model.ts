@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
  * Table `<prefix>tasks`: one item per task; its status history lives in the item and is
@@ -94,7 +95,7 @@ const commentSchema = new dynamoose.Schema({
   created_at: { type: String, required: true }
 })
 
-const options = { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' as const }
+const options = MODEL_OPTIONS
 
 export const defineTasksModel = (prefix: string) => dynamoose.model<TaskItem>(`${prefix}tasks`, taskSchema, options)
 export const defineCommentsModel = (prefix: string) => dynamoose.model<CommentItem>(`${prefix}task-comments`, commentSchema, options)

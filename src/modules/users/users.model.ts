@@ -1,5 +1,6 @@
 import dynamoose from 'dynamoose'
 import type { Item } from 'dynamoose/dist/Item.js'
+import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
  * Table `<prefix>users`: one item per user.
@@ -47,6 +48,6 @@ const schema = new dynamoose.Schema({
 })
 
 export const defineUsersModel = (prefix: string) =>
-  dynamoose.model<UserItem>(`${prefix}users`, schema, { create: false, waitForActive: false, initialize: false, throughput: 'ON_DEMAND' })
+  dynamoose.model<UserItem>(`${prefix}users`, schema, MODEL_OPTIONS)
 
 export type UsersModel = ReturnType<typeof defineUsersModel>
