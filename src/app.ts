@@ -94,7 +94,8 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     region: config.region,
     tablePrefix: config.tablePrefix,
     createTables: opts.dynamodbEndpoint !== 'aws',
-    cursorSecret: opts.jwtSecret
+    cursorSecret: opts.jwtSecret,
+    authCache: config.authCache
   })
   await app.register(passwordsPlugin, config.argon2)
   await app.register(statsPlugin)

@@ -33,7 +33,8 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   AWS_STS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
   TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' }),
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 }))
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
+  AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -63,6 +64,13 @@ export interface Config {
   stsEndpoint: string | undefined
   /** Shared rate-limit store (redis:// or rediss:// URL); undefined: in-process, per instance. */
   redisUrl: string | undefined
+  /**
+   * Per-process cache of the caller's user record and token denylist entry (ms; 0: off).
+   * `settleMs`: how long a revoking write waits before it answers, so that no other instance
+   * still trusts a cached copy when the client hears back; 0 with the embedded database
+   * (one process per data directory: this process's own cache is updated by the write).
+   */
+  authCache: { ttlMs: number, settleMs: number }
 }
 
 export class ConfigError extends Error {
@@ -109,7 +117,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     stsEndpoint: e.AWS_STS_ENDPOINT,
-    redisUrl: e.REDIS_URL
+    redisUrl: e.REDIS_URL,
+    authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 }
   }
 }
 

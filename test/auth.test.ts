@@ -1,7 +1,7 @@
 /** Authentication (Phase 1): login, tokens, refresh rotation, logout, password change, lockout. */
 import { createHmac } from 'node:crypto'
 import t from 'tap'
-import { build, assertProblem, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
+import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
 function jwt (payload: Record<string, unknown>, opts: { secret?: string, alg?: string, header?: Record<string, unknown> } = {}): string {
@@ -257,6 +257,33 @@ t.test('deactivation and role changes apply on the next request', async t => {
   t.equal((await api.request({ method: 'PUT', url: `/api/users/${u.id}`, headers: api.auth(admin), payload: { is_active: true } })).statusCode, 200)
   assertProblem(t, await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(u.token) }), 401, 'token_revoked')
   t.equal((await api.login(u.email, u.password)).body.user.is_active, true)
+})
+
+t.test('several instances on one database: once a revocation is answered, no instance accepts the token', async t => {
+  // DYNAMODB_ENDPOINT set: other processes may share the database (and cache callers for a second).
+  const env = { DYNAMODB_ENDPOINT: (await database()).endpoint, TABLE_PREFIX: 'multi-' }
+  const a = await build(t, env)
+  const b = await build(t, env)
+  t.same(a.config.authCache, { ttlMs: 1000, settleMs: 1000 })
+  const admin = await a.adminToken()
+  const me = (api: typeof a, token: string) => api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(token) })
+  const [loggingOut, deactivated, demoted] = await Promise.all([a.userWithRole('user'), a.userWithRole('user'), a.userWithRole('manager')])
+  // B has seen (and cached) each caller.
+  for (const u of [loggingOut, deactivated]) t.equal((await me(b, u.token)).statusCode, 200)
+  t.equal((await b.request({ method: 'GET', url: '/api/users', headers: b.auth(demoted.token) })).statusCode, 200, 'a manager lists users')
+
+  let started = Date.now()
+  t.equal((await a.request({ method: 'POST', url: '/api/auth/logout', headers: a.auth(loggingOut.token), payload: {} })).statusCode, 204)
+  t.ok(Date.now() - started >= 990, 'logout answers once other instances\' copies have expired')
+  assertProblem(t, await me(b, loggingOut.token), 401, 'token_revoked', 'logged out on A, refused on B')
+
+  started = Date.now()
+  t.equal((await a.request({ method: 'DELETE', url: `/api/users/${deactivated.id}`, headers: a.auth(admin) })).statusCode, 204)
+  t.ok(Date.now() - started >= 990, 'deactivation answers once other instances\' copies have expired')
+  assertProblem(t, await me(b, deactivated.token), 401, 'token_revoked', 'deactivated on A, refused on B')
+
+  t.equal((await a.request({ method: 'PUT', url: `/api/users/${demoted.id}`, headers: a.auth(admin), payload: { role: 'user' } })).statusCode, 200)
+  assertProblem(t, await b.request({ method: 'GET', url: '/api/users', headers: b.auth(demoted.token) }), 403, 'forbidden', 'demoted on A, a plain user on B')
 })
 
 t.test('argon2id parameters are explicit, and outdated hashes are upgraded at login', async t => {

@@ -7,6 +7,7 @@ import { etagOf, versionFromIfMatch } from '../src/lib/etag.js'
 import { createCursorCodec, readPage } from '../src/db/pagination.js'
 import { loadConfig } from '../src/config.js'
 import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
+import { createTtlCache } from '../src/lib/ttl-cache.js'
 import { validateComponent } from './contract.js'
 
 const code = (fn: () => unknown): string | undefined => {
@@ -165,6 +166,45 @@ t.test('configuration', async t => {
     t.notMatch(String(err), /too-short-secret-value/, 'errors never echo values (they may be secrets)')
   }
   t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).jwtSecret, 'x'.repeat(40))
+  t.same(c.authCache, { ttlMs: 1000, settleMs: 0 }, 'embedded database: one process, nothing to wait for')
+  t.same(loadConfig({ DYNAMODB_ENDPOINT: 'aws' }).authCache, { ttlMs: 1000, settleMs: 1000 }, 'shared database: revocations wait out the cache')
+  t.same(loadConfig({ DYNAMODB_ENDPOINT: 'aws', AUTH_CACHE_MS: '0' }).authCache, { ttlMs: 0, settleMs: 0 }, 'cache off')
+  t.throws(() => loadConfig({ AUTH_CACHE_MS: '60000' }), { name: 'ConfigError', message: /AUTH_CACHE_MS/ })
+})
+
+t.test('the per-process TTL cache', async t => {
+  let clock = 0
+  let loads = 0
+  const cache = createTtlCache<string>({ ttlMs: 1000, max: 3, now: () => clock })
+  const load = (value: string) => async () => { loads++; return value }
+  const [a, b] = await Promise.all([cache.get('k', load('one')), cache.get('k', load('two'))])
+  t.same([a, b, loads], ['one', 'one', 1], 'concurrent misses share one load')
+  clock = 999
+  t.equal(await cache.get('k', load('three')), 'one', 'fresh for ttlMs')
+  clock = 1000
+  t.equal(await cache.get('k', load('four')), 'four', 'then loaded again')
+  cache.evict('k')
+  t.equal(await cache.get('k', load('five')), 'five', 'evict: the next read loads')
+  cache.set('k', 'written')
+  t.equal(await cache.get('k', load('six')), 'written', 'set: a write this process made is seen at once')
+
+  let fail = true
+  const flaky = async () => { if (fail) throw new Error('database down'); return 'up' }
+  await t.rejects(cache.get('f', flaky), /database down/)
+  fail = false
+  t.equal(await cache.get('f', flaky), 'up', 'failures are not kept')
+
+  for (const k of ['x', 'y', 'z']) await cache.get(k, load(k))
+  t.equal(cache.size, 3, 'bounded: the oldest entries go first')
+  loads = 0
+  await cache.get('k', load('again'))
+  t.equal(loads, 1, 'the oldest entry was dropped')
+
+  let started = 0
+  const off = createTtlCache<number>({ ttlMs: 0, max: 10 })
+  await off.get('k', async () => ++started)
+  await off.get('k', async () => ++started)
+  t.equal(started, 2, 'ttlMs 0: no caching')
 })
 
 t.test('layering: the dependency rules of the architecture hold', async t => {

@@ -351,6 +351,15 @@ t.test('get a task: detail with comments (oldest first) and status history; unkn
   t.ok(d.status_history.every(e => TIMESTAMP.test(e.changed_at)), 'changed_at timestamps')
   t.ok(d.status_history[0]!.changed_at <= d.status_history[1]!.changed_at, 'chronological')
 
+  // The task item counts its comments so that a task without any costs one read; an item
+  // written before the count existed (no attribute) still shows its comments.
+  const table = `${api.config.tablePrefix}tasks`
+  const stored = await api.app.db.client.getItem({ TableName: table, Key: { id: { S: task.id } }, ConsistentRead: true })
+  t.equal(stored.Item?.comment_count?.N, '3', 'comment count on the item')
+  t.notOk('comment_count' in d, 'not part of the API')
+  await api.app.db.client.updateItem({ TableName: table, Key: { id: { S: task.id } }, UpdateExpression: 'REMOVE comment_count' })
+  t.strictSame((await c.get(p.other, task.id)).json<TaskDetail>().comments, comments, 'an item without the count: comments are read')
+
   assertProblem(t, await c.get(p.admin, MISSING_ID), 404, 'not_found', 'unknown id')
   assertProblem(t, await c.get(p.admin, 'not-a-ulid'), 400, 'validation_failed', 'malformed id')
   assertProblem(t, await c.get(p.admin, task.id.toLowerCase()), 400, 'validation_failed', 'lowercase id')

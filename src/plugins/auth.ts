@@ -50,6 +50,9 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i
  * Access tokens: HS256 only (pinned), `iss`, `aud`, `exp`, `sub`, `jti` required, read from
  * the Authorization header only. Each request also checks the denylist (logout) and the
  * current user record, so deactivation, password changes and role changes apply at once.
+ * Both lookups are cached per process for AUTH_CACHE_MS; the writes that revoke update this
+ * process's cache and, when other instances may share the database, wait that long before
+ * they answer (src/modules/users/users.repository.ts `getCaller`).
  */
 export default fp<AuthPluginOptions>(async (app, opts) => {
   await app.register(fastifyJwt, {
@@ -90,7 +93,7 @@ export default fp<AuthPluginOptions>(async (app, opts) => {
     }
     if (claims.token_use !== 'access' || typeof claims.sv !== 'number') throw new DomainError('token_invalid', 'The access token is not valid.')
     const { users, auth } = app.db.repos
-    const [denied, user] = await Promise.all([auth.isDenylisted(claims.jti, Date.now()), users.getById(claims.sub)])
+    const [denied, user] = await Promise.all([auth.isTokenDenied(claims.jti), users.getCaller(claims.sub)])
     if (denied) throw new DomainError('token_revoked', 'The access token has been revoked.')
     if (!user || !user.is_active || user.session_version !== claims.sv) throw new DomainError('token_revoked', 'The session is no longer valid; log in again.')
     request.user = claims

@@ -4,6 +4,7 @@ import type { DynamoDB } from '@aws-sdk/client-dynamodb'
 import { createDynamoClient } from '../db/client.js'
 import { initializeTables, getModels } from '../db/tables.js'
 import { createCursorCodec } from '../db/pagination.js'
+import { createRawReader } from '../db/raw.js'
 import { createUsersRepository, type UsersRepository } from '../modules/users/users.repository.js'
 import { createAuthRepository, type AuthRepository } from '../modules/auth/auth.repository.js'
 import { createTasksRepository, type TasksRepository } from '../modules/tasks/tasks.repository.js'
@@ -42,6 +43,8 @@ export interface DynamoPluginOptions {
   createTables: boolean
   /** Signs list cursors. */
   cursorSecret: string
+  /** The caller cache of the users and auth repositories (see Config['authCache']). */
+  authCache: { ttlMs: number, settleMs: number }
 }
 
 export default fp<DynamoPluginOptions>(async (app, opts) => {
@@ -53,12 +56,13 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
   if (created.length) app.log.info({ tables: created }, 'created tables')
   const cursors = createCursorCodec(opts.cursorSecret)
   const pingTable = models.meta.table().name
+  const raw = createRawReader(client)
   app.decorate('db', {
     client,
     repos: {
-      users: createUsersRepository(models.users, models.meta, cursors),
-      auth: createAuthRepository(models.auth),
-      tasks: createTasksRepository(models.tasks, models.comments, cursors),
+      users: createUsersRepository(models.users, models.meta, cursors, raw, opts.authCache),
+      auth: createAuthRepository(models.auth, raw, opts.authCache),
+      tasks: createTasksRepository(models.tasks, models.comments, cursors, raw),
       events: createEventsRepository(models.events, models.meta, cursors),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
       settings: createMonitoringSettingsRepository(models.meta),

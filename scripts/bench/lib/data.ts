@@ -89,6 +89,7 @@ export function task (n: number): Generated {
     priority: S(priority),
     created_by: S(creator),
     version: N(1 + history.length),
+    comment_count: N(0),
     status_history: { L: history },
     created_at: S(created),
     updated_at: S(closed ?? firstAction ?? created)

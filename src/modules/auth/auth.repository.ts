@@ -1,5 +1,7 @@
 import dynamoose from 'dynamoose'
 import { isConditionFailed } from '../../db/errors.js'
+import type { RawReader } from '../../db/raw.js'
+import { createTtlCache } from '../../lib/ttl-cache.js'
 import type { AuthItem, AuthModel } from './auth.model.js'
 
 const family = (id: string): string => `rf#${id}`
@@ -31,7 +33,16 @@ const toFamily = (id: string, item: AuthItem): RefreshFamily => ({
   max_expires_at: item.max_expires_at ?? 0
 })
 
-export function createAuthRepository (auth: AuthModel) {
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { ttlMs: number, settleMs: number }) {
+  const table = auth.table().name
+  const isDenylisted = async (jti: string, now: number): Promise<boolean> => {
+    const item = await raw.get<AuthItem>(table, { pk: deny(jti) })
+    return Boolean(item && (item.expires_at ?? 0) > now)
+  }
+  /** Denylist answers per process for `ttlMs` (see users.getCaller for the consistency rules). */
+  const denied = createTtlCache<boolean>({ ttlMs: cache.ttlMs, max: 50_000 })
   return {
     async createFamily (f: Omit<RefreshFamily, 'revoked'>): Promise<void> {
       await auth.create({
@@ -87,14 +98,17 @@ export function createAuthRepository (auth: AuthModel) {
       }
     },
 
+    /** Revokes an access token until it expires; returns once no instance still accepts it. */
     async denylist (jti: string, expiresAtMs: number): Promise<void> {
       await auth.create({ pk: deny(jti), expires_at: expiresAtMs, ttl: epochSeconds(expiresAtMs) }, { overwrite: true })
+      denied.set(jti, true)
+      if (cache.settleMs > 0) await sleep(cache.settleMs)
     },
 
-    async isDenylisted (jti: string, now: number): Promise<boolean> {
-      const item = await auth.get({ pk: deny(jti) }, { consistent: true })
-      return Boolean(item && (item.expires_at ?? 0) > now)
-    },
+    isDenylisted,
+
+    /** `isDenylisted` for the token of the current request, cached per process for `ttlMs`. */
+    isTokenDenied: (jti: string): Promise<boolean> => denied.get(jti, () => isDenylisted(jti, Date.now())),
 
     /**
      * Reserves one login attempt for the e-mail *before* the password is checked, so parallel

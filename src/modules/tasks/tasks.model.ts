@@ -43,6 +43,8 @@ export interface TaskItem extends Item {
   closed_at?: string
   first_action_at?: string
   version: number
+  /** Comments written for the task (never below the truth; absent on items older than it). */
+  comment_count?: number
   status_history: HistoryItem[]
   created_at: string
   updated_at: string
@@ -74,6 +76,7 @@ const taskSchema = new dynamoose.Schema({
   closed_at: String,
   first_action_at: String,
   version: { type: Number, required: true },
+  comment_count: Number,
   status_history: {
     type: Array,
     schema: [{

@@ -5,6 +5,7 @@ import { DomainError } from '../../domain/errors.js'
 import type { StatusHistoryEntry, Task, TaskPriority, TaskStatus } from '../../domain/tasks.js'
 import { isConditionFailed } from '../../db/errors.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
+import type { RawReader } from '../../db/raw.js'
 import type { CommentItem, CommentsModel, HistoryItem, TaskItem, TasksModel } from './tasks.model.js'
 
 export interface TaskListQuery {
@@ -71,11 +72,32 @@ const toComment = (c: CommentItem): Comment => ({ id: c.id, task_id: c.task_id, 
 const idBefore = (ms: number): string => `${encodeTime(Math.max(0, ms - 1), 10)}ZZZZZZZZZZZZZZZZ`
 const idFrom = (ms: number): string => `${encodeTime(Math.max(0, ms), 10)}0000000000000000`
 
-export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec) {
+export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec, raw: RawReader) {
+  const table = tasks.table().name
+  const commentsTable = comments.table().name
+  const getItem = (id: string): Promise<TaskItem | null> => raw.get<TaskItem>(table, { id })
   const get = async (id: string): Promise<Task | null> => {
-    const item = await tasks.get({ id }, { consistent: true })
+    const item = await getItem(id)
     return item ? toTask(item) : null
   }
+  const live = (item: TaskItem | null): TaskItem => {
+    if (!item || item.deleted_at) throw new DomainError('not_found', 'Task not found.')
+    return item
+  }
+
+  /** Comments oldest first; the cursor of the first page (GET task) works on the comments list too. */
+  const listComments = (taskId: string, limit: number, cursor?: string): Promise<Page<Comment>> =>
+    readPage(cursors, { list: 'comments', task_id: taskId }, limit, cursor, async (n, startKey) => {
+      const res = await raw.query<CommentItem>({
+        TableName: commentsTable,
+        KeyConditionExpression: 'task_id = :t',
+        values: { ':t': taskId },
+        ScanIndexForward: true,
+        Limit: n,
+        startKey
+      })
+      return { items: res.items.map(toComment), lastKey: res.lastKey }
+    })
 
   /** Builds the write condition; and, when the write is refused, says why in domain terms. */
   function conditionFor (guard: WriteGuard): Condition {
@@ -113,13 +135,22 @@ export function createTasksRepository (tasks: TasksModel, comments: CommentsMode
 
     /** A task that exists and is not deleted, or a `not_found` domain error. */
     async getLive (id: string): Promise<Task> {
-      const task = await get(id)
-      if (!task || task.deleted_at) throw new DomainError('not_found', 'Task not found.')
-      return task
+      return toTask(live(await getItem(id)))
+    },
+
+    /**
+     * A live task with its first page of comments. The task item counts its comments (counted
+     * before each comment is written, so the count is never below the truth): a task without
+     * comments costs one read. Items written before the count existed are queried.
+     */
+    async getLiveWithComments (id: string, limit: number): Promise<{ task: Task, comments: Page<Comment> }> {
+      const item = live(await getItem(id))
+      const comments = item.comment_count === 0 ? { items: [], next_cursor: null } : await listComments(id, limit)
+      return { task: toTask(item), comments }
     },
 
     async create (task: Task): Promise<Task> {
-      const item: Record<string, unknown> = { entity: 'task' }
+      const item: Record<string, unknown> = { entity: 'task', comment_count: 0 }
       for (const [k, v] of Object.entries(task)) {
         if (v !== null && k !== 'deleted_at' && k !== 'deleted_by') item[k] = v
       }
@@ -211,20 +242,24 @@ export function createTasksRepository (tasks: TasksModel, comments: CommentsMode
       })
     },
 
+    /**
+     * Adds a comment to a live task: counts it on the task first (the condition is the
+     * liveness check; the task's version and ETag do not change), then writes it.
+     */
     async addComment (comment: Comment): Promise<Comment> {
+      try {
+        await tasks.update({ id: comment.task_id }, { $ADD: { comment_count: 1 } } as never, {
+          condition: new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
+        })
+      } catch (err) {
+        if (isConditionFailed(err)) throw new DomainError('not_found', 'Task not found.')
+        throw err
+      }
       await comments.create(comment, { overwrite: false })
       return comment
     },
 
-    /** Comments oldest first; the cursor of the first page (GET task) works here too. */
-    async listComments (taskId: string, limit: number, cursor?: string): Promise<Page<Comment>> {
-      return readPage(cursors, { list: 'comments', task_id: taskId }, limit, cursor, async (n, startKey) => {
-        let query = comments.query('task_id').eq(taskId).sort('ascending').limit(n)
-        if (startKey) query = query.startAt(startKey as never)
-        const res = await query.exec()
-        return { items: res.map(toComment), lastKey: res.lastKey as Record<string, unknown> | undefined }
-      })
-    }
+    listComments
   }
 }
 

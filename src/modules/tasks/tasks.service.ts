@@ -60,9 +60,8 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     },
 
     async get (id: string): Promise<{ task: Task, comments: Comment[], commentsCursor: string | null }> {
-      const task = await repo.getLive(id)
-      const page = await repo.listComments(id, FIRST_COMMENTS)
-      return { task: { ...task, status_history: task.status_history.slice(-HISTORY_SHOWN) }, comments: page.items, commentsCursor: page.next_cursor }
+      const { task, comments } = await repo.getLiveWithComments(id, FIRST_COMMENTS)
+      return { task: { ...task, status_history: task.status_history.slice(-HISTORY_SHOWN) }, comments: comments.items, commentsCursor: comments.next_cursor }
     },
 
     async create (actor: Actor, input: CreateTaskRequest): Promise<Task> {
@@ -118,7 +117,6 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     }),
 
     async addComment (actor: Actor, taskId: string, body: string): Promise<Comment> {
-      await repo.getLive(taskId)
       const id = newId()
       return repo.addComment({ id, task_id: taskId, author_id: actor.id, body, created_at: new Date(decodeTime(id)).toISOString() })
     },

@@ -5,6 +5,8 @@ import type { User } from '../../domain/users.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
+import type { RawReader } from '../../db/raw.js'
+import { createTtlCache } from '../../lib/ttl-cache.js'
 import type { UserItem, UsersModel } from './users.model.js'
 
 export interface UserListQuery {
@@ -36,11 +38,17 @@ const toUser = (item: UserItem): User => ({
   last_login_at: item.last_login_at ?? null
 })
 
-export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec) {
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawReader, cache: { ttlMs: number, settleMs: number }) {
+  const table = users.table().name
+  const metaTable = meta.table().name
   const getById = async (id: string): Promise<User | null> => {
-    const item = await users.get({ id }, { consistent: true })
+    const item = await raw.get<UserItem>(table, { id })
     return item ? toUser(item) : null
   }
+  /** Callers seen in the last `ttlMs`: frozen, shared by the requests of that second. */
+  const callers = createTtlCache<User | null>({ ttlMs: cache.ttlMs, max: 10_000 })
 
   /** Takes the e-mail claim for `userId`; a claim left behind by a failed create is taken over. */
   async function claimEmail (email: string, userId: string, now: string): Promise<void> {
@@ -67,11 +75,22 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
   return {
     getById,
 
+    /**
+     * The user behind an access token, cached per process for `ttlMs` (every authenticated
+     * request needs it). Writes through this repository update the entry at once; a write
+     * that ends sessions or changes a role waits `settleMs` before it returns, so that other
+     * instances' copies have expired by the time anyone hears of the change.
+     */
+    getCaller: (id: string): Promise<User | null> => callers.get(id, async () => {
+      const user = await getById(id)
+      return user && Object.freeze(user)
+    }),
+
     /** Maintenance only (recounts, exports): every item. Never on a request path. */
     scanAll: () => scanAll(users, toUser),
 
     async getByEmail (email: string): Promise<User | null> {
-      const claim = await meta.get({ pk: emailClaim(email) }, { consistent: true })
+      const claim = await raw.get<{ ref?: string }>(metaTable, { pk: emailClaim(email) })
       if (!claim?.ref) return null
       const user = await getById(claim.ref)
       return user && user.email === email ? user : null
@@ -117,8 +136,13 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
           $ADD: { version: 1, ...(bumpSession ? { session_version: 1 } : {}) },
           ...(remove.length ? { $REMOVE: remove } : {})
         } as never, { condition, returnValues: 'ALL_NEW' })
-        return toUser(updated)
+        const user = toUser(updated)
+        callers.set(id, Object.freeze({ ...user }))
+        const revokes = bumpSession || fields.is_active !== undefined || fields.role !== undefined
+        if (revokes && cache.settleMs > 0) await sleep(cache.settleMs)
+        return user
       } catch (err) {
+        callers.evict(id)
         if (!isConditionFailed(err)) throw err
         const current = await getById(id)
         if (!current) throw new DomainError('not_found', 'User not found.')
