@@ -8,6 +8,7 @@ import { createCursorCodec, readPage } from '../src/db/pagination.js'
 import { loadConfig } from '../src/config.js'
 import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
 import { createTtlCache } from '../src/lib/ttl-cache.js'
+import { createGate } from '../src/lib/gate.js'
 import { validateComponent } from './contract.js'
 
 const code = (fn: () => unknown): string | undefined => {
@@ -170,6 +171,34 @@ t.test('configuration', async t => {
   t.same(loadConfig({ DYNAMODB_ENDPOINT: 'aws' }).authCache, { ttlMs: 1000, settleMs: 1000 }, 'shared database: revocations wait out the cache')
   t.same(loadConfig({ DYNAMODB_ENDPOINT: 'aws', AUTH_CACHE_MS: '0' }).authCache, { ttlMs: 0, settleMs: 0 }, 'cache off')
   t.throws(() => loadConfig({ AUTH_CACHE_MS: '60000' }), { name: 'ConfigError', message: /AUTH_CACHE_MS/ })
+})
+
+t.test('the login gate: bounded concurrency, arrival order, a bounded queue', async t => {
+  const gate = createGate(2, 3)
+  const started: number[] = []
+  let running = 0
+  let peak = 0
+  const releases: Array<() => void> = []
+  const job = (n: number) => () => new Promise<number>(resolve => {
+    started.push(n)
+    peak = Math.max(peak, ++running)
+    releases.push(() => { running--; resolve(n) })
+  })
+  const runs = [1, 2, 3, 4, 5].map(n => gate.run(job(n)))
+  await new Promise(resolve => setImmediate(resolve))
+  t.same([gate.active, gate.waiting], [2, 3])
+  await t.rejects(gate.run(job(6)), { code: 'rate_limited' }, 'a full queue is a 429, not an unbounded backlog')
+  const failing = createGate(1, 1)
+  await t.rejects(failing.run(async () => { throw new Error('boom') }), /boom/)
+  t.equal(await failing.run(async () => 'next'), 'next', 'a failed call frees its slot')
+  while (releases.length || started.length < 5) {
+    releases.shift()?.()
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  t.same(await Promise.all(runs), [1, 2, 3, 4, 5])
+  t.same(started, [1, 2, 3, 4, 5], 'first come, first served')
+  t.equal(peak, 2, 'never more than the limit at once')
+  t.same([gate.active, gate.waiting], [0, 0])
 })
 
 t.test('the per-process TTL cache', async t => {

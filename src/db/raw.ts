@@ -1,8 +1,8 @@
-import type { AttributeValue, DynamoDB, QueryCommandInput } from '@aws-sdk/client-dynamodb'
+import type { AttributeValue, DynamoDB, QueryCommandInput, ReturnValue } from '@aws-sdk/client-dynamodb'
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb'
 
 /**
- * Reads through the bare SDK client, for the paths every request takes. Dynamoose costs
+ * Reads (and the login's few writes) through the bare SDK client, for the paths every request takes. Dynamoose costs
  * 1.1–1.5 ms of CPU per call (item conversion, and it formats a log message of every request
  * and response) against ~0.45 ms for the SDK alone (docs/performance.md). The items are
  * the ones the Dynamoose models write; each repository maps them with its own `to…`.
@@ -15,6 +15,19 @@ export interface RawReader {
     values: Record<string, unknown>
     startKey?: Record<string, unknown>
   }) => Promise<{ items: T[], lastKey: Record<string, unknown> | undefined }>
+  /**
+   * One UpdateItem. `names` are the expression's `#name`s (DynamoDB reserved words), `values`
+   * its `:value`s. A false condition throws ConditionalCheckFailedException (see db/errors).
+   */
+  update: <T = Record<string, unknown>>(table: string, key: Record<string, unknown>, input: {
+    update: string
+    condition?: string
+    names?: Record<string, string>
+    values: Record<string, unknown>
+    returnValues?: ReturnValue
+  }) => Promise<T | undefined>
+  /** One PutItem, conditional when `condition` is given. */
+  put: (table: string, item: Record<string, unknown>, condition?: string) => Promise<void>
 }
 
 export function createRawReader (client: DynamoDB): RawReader {
@@ -34,6 +47,21 @@ export function createRawReader (client: DynamoDB): RawReader {
         items: (res.Items ?? []).map(item => unmarshall(item) as T),
         lastKey: res.LastEvaluatedKey ? unmarshall(res.LastEvaluatedKey) : undefined
       }
+    },
+    async update<T> (table: string, k: Record<string, unknown>, input: Parameters<RawReader['update']>[2]) {
+      const res = await client.updateItem({
+        TableName: table,
+        Key: key(k),
+        UpdateExpression: input.update,
+        ...(input.condition ? { ConditionExpression: input.condition } : {}),
+        ...(input.names ? { ExpressionAttributeNames: input.names } : {}),
+        ExpressionAttributeValues: key(input.values),
+        ...(input.returnValues ? { ReturnValues: input.returnValues } : {})
+      })
+      return res.Attributes ? unmarshall(res.Attributes) as T : undefined
+    },
+    async put (table: string, item: Record<string, unknown>, condition?: string) {
+      await client.putItem({ TableName: table, Item: key(item), ...(condition ? { ConditionExpression: condition } : {}) })
     }
   }
 }

@@ -45,7 +45,7 @@ export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { 
   const denied = createTtlCache<boolean>({ ttlMs: cache.ttlMs, max: 50_000 })
   return {
     async createFamily (f: Omit<RefreshFamily, 'revoked'>): Promise<void> {
-      await auth.create({
+      await raw.put(table, {
         pk: family(f.id),
         user_id: f.user_id,
         token_hash: f.token_hash,
@@ -55,7 +55,7 @@ export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { 
         max_expires_at: f.max_expires_at,
         created_at: new Date().toISOString(),
         ttl: epochSeconds(f.max_expires_at)
-      }, { overwrite: false })
+      }, 'attribute_not_exists(pk)')
     },
 
     async getFamily (id: string): Promise<RefreshFamily | null> {
@@ -121,10 +121,10 @@ export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { 
       const key = { pk: lock(email) }
       for (let round = 0; round < 10; round++) {
         try {
-          await auth.update(key, { $ADD: { failures: 1 } }, {
-            condition: new dynamoose.Condition('window_started_at').gt(now - windowMs)
-              .and().where('failures').lt(threshold)
-              .and().where('locked_until').le(now)
+          await raw.update(table, key, {
+            update: 'ADD failures :one',
+            condition: 'window_started_at > :since AND failures < :max AND locked_until <= :now',
+            values: { ':one': 1, ':since': now - windowMs, ':max': threshold, ':now': now }
           })
           return 'ok'
         } catch (err) {
@@ -173,8 +173,11 @@ export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { 
     /** A successful login returns its reservation: the window starts over (unless locked). */
     async clearFailures (email: string, now = Date.now(), windowMs = 15 * 60 * 1000): Promise<void> {
       // A fresh window rather than no item: the next login then reserves with one write.
-      await auth.update({ pk: lock(email) }, { failures: 0, window_started_at: now, locked_until: 0, ttl: epochSeconds(now + 2 * windowMs) }, {
-        condition: new dynamoose.Condition('locked_until').le(now).or().where('locked_until').not().exists()
+      await raw.update(table, { pk: lock(email) }, {
+        update: 'SET failures = :zero, window_started_at = :now, locked_until = :zero, #ttl = :ttl',
+        condition: 'locked_until <= :now OR attribute_not_exists(locked_until)',
+        names: { '#ttl': 'ttl' },
+        values: { ':zero': 0, ':now': now, ':ttl': epochSeconds(now + 2 * windowMs) }
       }).catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
     },
 

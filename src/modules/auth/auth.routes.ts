@@ -1,9 +1,11 @@
+import { availableParallelism } from 'node:os'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import type { Config } from '../../config.js'
 import { toProfile } from '../../domain/users.js'
 import { noContent } from '../../lib/http.js'
 import { etagOf } from '../../lib/etag.js'
+import { createGate } from '../../lib/gate.js'
 import { createAuthService, type Session } from './auth.service.js'
 
 const tokenResponse = (s: Session) => ({
@@ -24,11 +26,14 @@ const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   })
   // Login, refresh and password change get the stricter per-client rate limit.
   const credentialRoute = { rateLimitClass: 'credentials' as const }
+  // Password checks (login, change-password): one per core at a time, see src/lib/gate.ts.
+  const cores = availableParallelism()
+  const hashing = createGate(cores, 256 * cores)
 
   app.route({
     ...routes.login,
     config: { ...routes.login.config, ...credentialRoute },
-    handler: async (request) => tokenResponse(await service.login(request.body.email, request.body.password))
+    handler: async (request) => tokenResponse(await hashing.run(() => service.login(request.body.email, request.body.password)))
   })
 
   app.route({
@@ -58,7 +63,7 @@ const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     ...routes.changePassword,
     config: { ...routes.changePassword.config, ...credentialRoute },
     handler: async (request, reply) => {
-      await service.changePassword(request.currentUser!, request.body.current_password, request.body.new_password)
+      await hashing.run(() => service.changePassword(request.currentUser!, request.body.current_password, request.body.new_password))
       return noContent(reply)
     }
   })

@@ -87,9 +87,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       try {
         // Only if nothing changed since the password was checked: a password change, reset or
         // deactivation that lands meanwhile must not be outlived by this session.
-        updated = await repos.users.update(user.id, { last_login_at: new Date(now).toISOString(), ...(rehash ? { password_hash: rehash } : {}) }, {
-          expect: { session_version: user.session_version, password_hash: user.password_hash, is_active: true }
-        })
+        updated = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
       } catch (err) {
         if (err instanceof DomainError) throw invalidCredentials()
         throw err

@@ -89,6 +89,36 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
     /** Maintenance only (recounts, exports): every item. Never on a request path. */
     scanAll: () => scanAll(users, toUser),
 
+    /**
+     * A successful login: sets last_login_at (and an upgraded hash), only if nothing that the
+     * password check relied on has changed since (session, hash, still active); else `conflict`.
+     */
+    async recordLogin (user: User, at: string, rehash?: string): Promise<User> {
+      try {
+        const item = await raw.update<UserItem>(table, { id: user.id }, {
+          update: `SET last_login_at = :at, updated_at = :now${rehash ? ', password_hash = :rehash' : ''} ADD version :one`,
+          condition: 'attribute_exists(id) AND session_version = :sv AND password_hash = :hash AND is_active = :active',
+          values: {
+            ':at': at,
+            ':now': new Date().toISOString(),
+            ':one': 1,
+            ':sv': user.session_version,
+            ':hash': user.password_hash,
+            ':active': true,
+            ...(rehash ? { ':rehash': rehash } : {})
+          },
+          returnValues: 'ALL_NEW'
+        })
+        const updated = toUser(item!)
+        callers.set(user.id, Object.freeze({ ...updated }))
+        return updated
+      } catch (err) {
+        callers.evict(user.id)
+        if (isConditionFailed(err)) throw new DomainError('conflict', 'The user changed while logging in.')
+        throw err
+      }
+    },
+
     async getByEmail (email: string): Promise<User | null> {
       const claim = await raw.get<{ ref?: string }>(metaTable, { pk: emailClaim(email) })
       if (!claim?.ref) return null
