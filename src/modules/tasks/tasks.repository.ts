@@ -222,30 +222,45 @@ export function createTasksRepository (tasks: TasksModel, comments: CommentsMode
             : q.status
               ? { name: 'status-id-index', attr: 'status', value: q.status }
               : { name: 'entity-id-index', attr: 'entity', value: 'task' }
+      // Key condition on the index, filters on the pages read; every name aliased (`status` is reserved).
+      const names: Record<string, string> = { '#k': index.attr, '#deleted': 'deleted_at' }
+      const values: Record<string, unknown> = { ':k': index.value }
+      let keyCondition = '#k = :k'
+      const from = q.created_from ? idFrom(Date.parse(q.created_from)) : undefined
+      const to = q.created_to ? idBefore(Date.parse(q.created_to)) : undefined
+      if (from) values[':from'] = from
+      if (to) values[':to'] = to
+      if (from || to) names['#id'] = 'id'
+      if (from && to) keyCondition += ' AND #id BETWEEN :from AND :to'
+      else if (from) keyCondition += ' AND #id >= :from'
+      else if (to) keyCondition += ' AND #id <= :to'
+      const filter = ['attribute_not_exists(#deleted)']
+      for (const attr of ['event_id', 'assigned_to', 'created_by', 'status', 'priority'] as const) {
+        const value = q[attr]
+        if (value === undefined || attr === index.attr) continue
+        names[`#${attr}`] = attr
+        values[`:${attr}`] = value
+        filter.push(`#${attr} = :${attr}`)
+      }
+      if (q.due_from || q.due_to) names['#due'] = 'due_at'
+      if (q.due_from) { values[':due_from'] = q.due_from; filter.push('#due >= :due_from') }
+      if (q.due_to) { values[':due_to'] = q.due_to; filter.push('#due < :due_to') }
       return readPage(cursors, { list: 'tasks', ...filters }, limit, cursor, async (n, startKey) => {
-        let query = tasks.query(index.attr).eq(index.value).using(index.name)
-        const from = q.created_from ? idFrom(Date.parse(q.created_from)) : undefined
-        const to = q.created_to ? idBefore(Date.parse(q.created_to)) : undefined
-        if (from && to) query = query.and().where('id').between(from, to)
-        else if (from) query = query.and().where('id').ge(from)
-        else if (to) query = query.and().where('id').le(to)
-        for (const attr of ['event_id', 'assigned_to', 'created_by', 'status', 'priority'] as const) {
-          const value = q[attr]
-          if (value !== undefined && attr !== index.attr) query = query.and().where(attr).eq(value)
-        }
-        if (q.due_from) query = query.and().where('due_at').ge(q.due_from)
-        if (q.due_to) query = query.and().where('due_at').lt(q.due_to)
-        query = query.and().where('deleted_at').not().exists().sort('descending').limit(n)
-        if (startKey) query = query.startAt(startKey as never)
-        const res = await query.exec()
-        return { items: res.map(toTask), lastKey: res.lastKey as Record<string, unknown> | undefined }
+        const res = await raw.query<TaskItem>({
+          TableName: table,
+          IndexName: index.name,
+          KeyConditionExpression: keyCondition,
+          FilterExpression: filter.join(' AND '),
+          ExpressionAttributeNames: names,
+          values,
+          ScanIndexForward: false,
+          Limit: n,
+          startKey
+        })
+        return { items: res.items.map(toTask), lastKey: res.lastKey }
       })
     },
 
-    /**
-     * Adds a comment to a live task: counts it on the task first (the condition is the
-     * liveness check; the task's version and ETag do not change), then writes it.
-     */
     async addComment (comment: Comment): Promise<Comment> {
       try {
         await tasks.update({ id: comment.task_id }, { $ADD: { comment_count: 1 } } as never, {

@@ -186,17 +186,33 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
     /** Users newest first, by role when given; is_active and search filter the pages read. */
     async list (q: UserListQuery): Promise<Page<User>> {
       const fingerprint = { role: q.role, is_active: q.is_active, search: q.search?.toLowerCase() }
+      const index = q.role ? { name: 'role-id-index', attr: 'role', value: q.role } : { name: 'entity-id-index', attr: 'entity', value: 'user' }
+      const names: Record<string, string> = { '#k': index.attr }
+      const values: Record<string, unknown> = { ':k': index.value }
+      const filter: string[] = []
+      if (q.is_active !== undefined) {
+        names['#active'] = 'is_active'
+        values[':active'] = q.is_active
+        filter.push('#active = :active')
+      }
+      if (fingerprint.search) {
+        Object.assign(names, { '#name': 'name_lc', '#email': 'email' })
+        values[':search'] = fingerprint.search
+        filter.push('(contains(#name, :search) OR contains(#email, :search))')
+      }
       return readPage(cursors, fingerprint, q.limit, q.cursor, async (limit, startKey) => {
-        let query = q.role
-          ? users.query('role').eq(q.role).using('role-id-index')
-          : users.query('entity').eq('user').using('entity-id-index')
-        if (q.is_active !== undefined) query = query.and().where('is_active').eq(q.is_active)
-        const search = q.search?.toLowerCase()
-        if (search) query = query.and().parenthesis(c => c.where('name_lc').contains(search).or().where('email').contains(search))
-        query = query.sort('descending').limit(limit)
-        if (startKey) query = query.startAt(startKey as never)
-        const res = await query.exec()
-        return { items: res.map(toUser), lastKey: res.lastKey as Record<string, unknown> | undefined }
+        const res = await raw.query<UserItem>({
+          TableName: table,
+          IndexName: index.name,
+          KeyConditionExpression: '#k = :k',
+          ...(filter.length ? { FilterExpression: filter.join(' AND ') } : {}),
+          ExpressionAttributeNames: names,
+          values,
+          ScanIndexForward: false,
+          Limit: limit,
+          startKey
+        })
+        return { items: res.items.map(toUser), lastKey: res.lastKey }
       })
     },
 
