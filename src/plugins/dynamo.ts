@@ -66,7 +66,7 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
       events: createEventsRepository(models.events, models.meta, cursors),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
       settings: createMonitoringSettingsRepository(models.meta),
-      stats: createStatsRepository(models.stats)
+      stats: createStatsRepository(models.stats, raw)
     },
     async ping () {
       const started = performance.now()

@@ -1,3 +1,4 @@
+import type { RawReader } from '../../db/raw.js'
 import type { Deltas } from '../../domain/stats.js'
 import type { StatsModel } from './stats.model.js'
 
@@ -9,12 +10,19 @@ const numbers = (item: Record<string, unknown> | undefined): Counters => {
   return out
 }
 
-export function createStatsRepository (stats: StatsModel) {
+export function createStatsRepository (stats: StatsModel, raw: RawReader) {
+  const table = stats.table().name
   return {
     /** Applies counter changes atomically (concurrent writers never lose an increment). */
     async apply (pk: string, deltas: Deltas): Promise<void> {
-      if (Object.keys(deltas).length === 0) return
-      await stats.update({ pk }, { $ADD: deltas } as never)
+      const entries = Object.entries(deltas)
+      if (entries.length === 0) return
+      // Counter names such as `source:aws_cloudwatch` are aliased, never written into the expression.
+      await raw.update(table, { pk }, {
+        update: `ADD ${entries.map((_, i) => `#c${i} :c${i}`).join(', ')}`,
+        names: Object.fromEntries(entries.map(([name], i) => [`#c${i}`, name])),
+        values: Object.fromEntries(entries.map(([, delta], i) => [`:c${i}`, delta]))
+      })
     },
 
     /** Reads several counter items in one request. */
