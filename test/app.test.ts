@@ -231,3 +231,40 @@ t.test('the embedded database closes its query iterators (dynalite 4 + abstract-
   const second = (await api.request({ method: 'GET', url: `/api/tasks?limit=2&cursor=${first.next_cursor}`, headers: api.auth(admin) })).json()
   t.equal(first.items.length + second.items.length, 3)
 })
+
+t.test('database calls per request stay few (what the benchmark targets rest on)', async t => {
+  const counted = async (env: Record<string, string>) => {
+    const api = await build(t, env)
+    const calls: string[] = []
+    api.app.db.client.middlewareStack.add((next, context) => async (args) => {
+      calls.push(String(context.commandName).replace(/Command$/, ''))
+      return next(args)
+    }, { step: 'initialize', name: 'countCalls' })
+    const count = async (fn: () => Promise<unknown>): Promise<string[]> => {
+      calls.length = 0
+      await fn()
+      return [...calls].sort()
+    }
+    const admin = await api.adminToken()
+    const created = await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(admin), payload: { title: 'Counted' } })
+    t.equal(created.statusCode, 201)
+    const id = created.json().id as string
+    const get = () => api.request({ method: 'GET', url: `/api/tasks/${id}`, headers: api.auth(admin) })
+    const comment = () => api.request({ method: 'POST', url: `/api/tasks/${id}/comments`, headers: api.auth(admin), payload: { body: 'one' } })
+    return { api, count, get, comment }
+  }
+
+  // A cache long enough that no pause of a busy machine lets it expire within the test.
+  const cached = await counted({ AUTH_CACHE_MS: '10000' })
+  await cached.get()
+  t.same(await cached.count(cached.get), ['GetItem'], 'GET a task without comments: the task read only (caller and denylist cached)')
+  t.equal((await cached.comment()).statusCode, 201)
+  t.same(await cached.count(cached.get), ['GetItem', 'Query'], 'with comments: the task and its first page')
+  const login = await cached.count(() => cached.api.login(ADMIN_EMAIL, ADMIN_PASSWORD))
+  t.ok(login.length <= 6, `a login: ${login.join(', ')}`)
+  t.notOk(login.includes('Scan'), 'no scan')
+
+  const uncached = await counted({ AUTH_CACHE_MS: '0' })
+  t.equal((await uncached.comment()).statusCode, 201)
+  t.same(await uncached.count(uncached.get), ['GetItem', 'GetItem', 'GetItem', 'Query'], 'AUTH_CACHE_MS=0: caller, denylist, task, comments on every request')
+})
