@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
-import { ulid } from 'ulid'
+import { newId } from '../lib/ids.js'
 import type { FastifyRequest } from 'fastify'
 import { DomainError } from '../domain/errors.js'
 import type { Actor, User } from '../domain/users.js'
@@ -73,7 +73,7 @@ export default fp<AuthPluginOptions>(async (app, opts) => {
   app.decorateRequest('currentUser', null)
 
   app.decorate('issueAccessToken', (user: Pick<User, 'id' | 'role' | 'session_version'>) => {
-    const jti = ulid()
+    const jti = newId()
     const token = app.jwt.sign({ sub: user.id, role: user.role, sv: user.session_version, token_use: 'access' }, { jti })
     return { token, expiresIn: opts.accessTtlSeconds, jti }
   })

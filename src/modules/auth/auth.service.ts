@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { ulid } from 'ulid'
+import { newId } from '../../lib/ids.js'
 import { DomainError } from '../../domain/errors.js'
 import { assertPasswordAcceptable } from '../../domain/password-policy.js'
 import { normalizeEmail, type User } from '../../domain/users.js'
@@ -33,7 +33,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
   const windowMs = opts.lockout.windowSeconds * 1000
 
   async function startSession (user: User, now: number): Promise<Session> {
-    const familyId = ulid()
+    const familyId = newId()
     const secret = randomBytes(32).toString('base64url')
     const maxExpiresAt = now + opts.familyMaxSeconds * 1000
     const expiresAt = Math.min(now + opts.refreshTtlSeconds * 1000, maxExpiresAt)
