@@ -9,7 +9,7 @@ import { assertAssignable, newTask, priorityForSeverity, type Task } from '../..
 import { canonicalTime } from '../../domain/time.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
-import type { StatsRecorder } from '../../plugins/stats.js'
+import type { StatsBatch, StatsRecorder } from '../../plugins/stats.js'
 import type { EventListQuery, EventsRepository } from './events.repository.js'
 
 /** What events need from the tasks side: storing a task created from an event. */
@@ -56,6 +56,8 @@ function rawOf (envelope: EventBridgeEnvelope): Record<string, unknown> {
 }
 
 type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
+/** Where ingestion reports its event writes: the batch's counters, applied once at its end. */
+type Counted = Pick<StatsBatch, 'event'>
 
 export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup, stats: StatsRecorder) {
   function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): MonitoringEvent {
@@ -109,7 +111,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A trigger: opens a new event, or counts one more occurrence of the open one. */
-  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
+  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await openEvent(envelope.account, ev.dedup_key)
       if (current === 'wait') {
@@ -119,7 +121,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       if (!current) {
         const event = build(envelope, ev, retentionDays)
         if (await repo.createOpen(event)) {
-          await stats.event(null, event)
+          counted.event(null, event)
           return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
         }
         continue
@@ -128,7 +130,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       const ttl = retentionEnd(Date.now(), retentionDays)
       const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl }, rawOf(envelope))
       if (updated) {
-        await stats.event(current, updated)
+        counted.event(current, updated)
         return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
       }
       // Changed meanwhile (another occurrence, an operator, a resolution): decide again.
@@ -138,7 +140,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A resolution: resolves the open event, if there is one. */
-  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
+  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await openEvent(envelope.account, ev.dedup_key)
       if (current === 'wait') {
@@ -150,7 +152,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       if (ev.occurred_at < current.last_seen_at) return { event_id: current.id, dedup_key: ev.dedup_key, action: 'ignored' }
       const resolved = await repo.resolve(current, ev.occurred_at, rawOf(envelope), retentionEnd(Date.now(), retentionDays))
       if (resolved) {
-        await stats.event(current, resolved)
+        counted.event(current, resolved)
         await repo.releaseDedup(envelope.account, ev.dedup_key, resolved.id)
         return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved' }
       }
@@ -167,7 +169,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
      * Ingests one EventBridge envelope for `account`. Idempotent: a repeated envelope id is a
      * `duplicate` and changes nothing; concurrent deliveries of one envelope count once.
      */
-    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted = adaptEnvelope(envelope, settings)): Promise<IngestResult> {
+    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, counted: Counted, adapted = adaptEnvelope(envelope, settings)): Promise<IngestResult> {
       if (envelope.account !== account.account_id) {
         return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
       }
@@ -192,7 +194,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         return { ...base, event_id: await repo.envelopeEvent(account.account_id, envelope.id), dedup_key: ev.dedup_key, action: 'duplicate' }
       }
       try {
-        const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev, settings.retention_days) : await trigger(envelope, ev, settings.retention_days)
+        const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev, settings.retention_days, counted) : await trigger(envelope, ev, settings.retention_days, counted)
         await repo.completeEnvelope(account.account_id, envelope.id, outcome.event_id)
         return { ...base, ...outcome }
       } catch (err) {
@@ -217,12 +219,25 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       }
       const results: IngestResult[] = new Array(batch.length)
       const queue = [...groups.values()]
+      const counted = stats.batch()
+      let failure: { err: unknown } | undefined
       const worker = async (): Promise<void> => {
-        for (let group = queue.shift(); group; group = queue.shift()) {
-          for (const item of group) results[item.index] = await this.ingest(account, item.envelope, item.index, settings, item.adapted)
+        for (let group = queue.shift(); group && !failure; group = queue.shift()) {
+          for (const item of group) {
+            try {
+              results[item.index] = await this.ingest(account, item.envelope, item.index, settings, counted, item.adapted)
+            } catch (err) {
+              failure ??= { err }
+              break
+            }
+          }
         }
       }
+      // After a failure the workers take no new group, and the counters of what was written
+      // are applied before the error is answered.
       await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+      await counted.flush()
+      if (failure) throw failure.err
       return results
     },
 
