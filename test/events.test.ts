@@ -576,6 +576,24 @@ t.test('concurrency: concurrent duplicates count once, concurrent occurrences ar
 })
 
 // ------------------------------------------------------------------------------------------
+t.test('the dedup claim names the envelope that created the event: its redelivery is a duplicate', async t => {
+  const { api, c, key, admin } = await setup(t)
+  const meta = `${api.config.tablePrefix}meta`
+  const db = api.app.db.client
+  const first = alarm({ name: 'claim-names-envelope', time: at(0) })
+  const created = await ingestOne(t, c, key, first, 'created', 'first delivery')
+  // The envelope claim is missing: the window in which a batch has claimed the dedup key and
+  // written the event but not yet its envelope claims, or a delivery that failed after the event.
+  await db.deleteItem({ TableName: meta, Key: { pk: { S: `envelope#${ACCOUNT}#${String(first.id)}` } } })
+  const again = await ingestOne(t, c, key, first, 'duplicate', 'redelivery without an envelope claim')
+  t.equal(again.event_id, created.event_id, 'names the event the envelope created')
+  t.equal((await mustEvent(c, admin.token, created.event_id)).occurrence_count, 1, 'not counted again')
+  const claim = await db.getItem({ TableName: meta, Key: { pk: { S: `envelope#${ACCOUNT}#${String(first.id)}` } }, ConsistentRead: true })
+  t.match(claim.Item, { state: { S: 'done' }, ref: { S: created.event_id } }, 'the envelope claim is written again')
+  await ingestOne(t, c, key, alarm({ name: 'claim-names-envelope', time: at(1) }), 'updated', 'another envelope of the alarm is an occurrence')
+})
+
+// ------------------------------------------------------------------------------------------
 t.test('batches and request validation', async t => {
   const { c, key, admin } = await setup(t)
   const total = async () => (await c.list(admin.token, '?limit=100')).json<Page<MonitoringEvent>>().items.length

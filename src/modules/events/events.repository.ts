@@ -124,19 +124,21 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       await meta.delete({ pk: envelopeClaim(account, envelopeId) }, { condition: new dynamoose.Condition('state').eq('processing') }).catch(() => {})
     },
 
-    /** The id of the open (unresolved) event of a dedup key, if any. */
-    async openEventId (account: string, dedupKey: string): Promise<{ id: string, createdAt: string } | null> {
+    /** The id of the open (unresolved) event of a dedup key, if any, and the envelope that created it. */
+    async openEventId (account: string, dedupKey: string): Promise<{ id: string, createdAt: string, byEnvelope: string | null } | null> {
       const claim = await meta.get({ pk: dedupClaim(account, dedupKey) }, { consistent: true })
-      return claim?.ref ? { id: claim.ref, createdAt: claim.created_at ?? new Date(0).toISOString() } : null
+      return claim?.ref ? { id: claim.ref, createdAt: claim.created_at ?? new Date(0).toISOString(), byEnvelope: claim.by_envelope ?? null } : null
     },
 
     /**
      * Makes `event` the open event of its dedup key and stores it. Returns false when another
-     * delivery holds the key (then record an occurrence on that event instead).
+     * delivery holds the key (then record an occurrence on that event instead). The claim
+     * names the envelope that creates the event: a concurrent delivery of the same envelope
+     * that finds it knows the envelope was processed.
      */
-    async createOpen (event: MonitoringEvent): Promise<boolean> {
+    async createOpen (event: MonitoringEvent, envelopeId: string): Promise<boolean> {
       try {
-        await meta.create({ pk: dedupClaim(event.account_id, event.dedup_key), ref: event.id, created_at: event.created_at }, { overwrite: false })
+        await meta.create({ pk: dedupClaim(event.account_id, event.dedup_key), ref: event.id, created_at: event.created_at, by_envelope: envelopeId }, { overwrite: false })
       } catch (err) {
         if (isConditionFailed(err)) return false
         throw err

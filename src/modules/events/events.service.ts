@@ -93,8 +93,14 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
     }
   }
 
-  /** The open event of the key: null when none, 'wait' while its creator is still writing it. */
-  async function openEvent (account: string, key: string): Promise<MonitoringEvent | null | 'wait'> {
+  /**
+   * The open event of the key: null when none, 'wait' while its creator is still writing it,
+   * `{ createdBy }` when envelope `envelopeId` created it (that envelope was processed already:
+   * a concurrent delivery of it got there first, possibly through the batch fast path).
+   */
+  async function openEvent (account: string, key: string): Promise<MonitoringEvent | null | 'wait'>
+  async function openEvent (account: string, key: string, envelopeId: string): Promise<MonitoringEvent | null | 'wait' | { createdBy: string }>
+  async function openEvent (account: string, key: string, envelopeId?: string): Promise<MonitoringEvent | null | 'wait' | { createdBy: string }> {
     const claim = await repo.openEventId(account, key)
     if (!claim) return null
     const current = await repo.get(claim.id)
@@ -103,6 +109,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       await repo.releaseDedup(account, key, claim.id)
       return null
     }
+    if (envelopeId !== undefined && claim.byEnvelope === envelopeId) return { createdBy: current.id }
     if (current.deleted_at || current.status === 'resolved' || isExpired(current)) {
       await repo.releaseDedup(account, key, current.id)
       return null
@@ -113,14 +120,15 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   /** A trigger: opens a new event, or counts one more occurrence of the open one. */
   async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await openEvent(envelope.account, ev.dedup_key)
+      const current = await openEvent(envelope.account, ev.dedup_key, envelope.id)
       if (current === 'wait') {
         await backoff()
         continue
       }
+      if (current && 'createdBy' in current) return { event_id: current.createdBy, dedup_key: ev.dedup_key, action: 'duplicate' }
       if (!current) {
         const event = build(envelope, ev, retentionDays)
-        if (await repo.createOpen(event)) {
+        if (await repo.createOpen(event, envelope.id)) {
           counted.event(null, event)
           return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
         }
