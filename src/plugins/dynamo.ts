@@ -59,7 +59,7 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
       users: createUsersRepository(models.users, models.meta, cursors),
       auth: createAuthRepository(models.auth),
       tasks: createTasksRepository(models.tasks, models.comments, cursors),
-      events: createEventsRepository(models.events, models.meta, cursors),
+      events: createEventsRepository(models.events, models.meta, cursors, client),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
       settings: createMonitoringSettingsRepository(models.meta),
       stats: createStatsRepository(models.stats)
