@@ -271,6 +271,9 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
      * Stores claimed new events and marks their envelopes done, with BatchWriteItem: an event and
      * its envelope claim in the same request. Every request is attempted; `written` are the
      * events known stored (with their envelope claims), `unsure` the rest, with the first error.
+     * Not atomic: if DynamoDB leaves the envelope claim unprocessed while it stores the event,
+     * the claim follows on the retry of the unprocessed items; in between, the dedup claim
+     * naming the envelope is what makes a redelivery a duplicate.
      */
     async storeNew (account: string, created: NewEvent[]): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
       const now = Date.now()
