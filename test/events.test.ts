@@ -4,11 +4,12 @@
  * Every request goes through the helper's `request`, so every response is also checked
  * against docs/api-specification.yaml. Envelopes are clones of test/fixtures/events/*.json.
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import type { Test } from 'tap'
-import { build, assertProblem, type Api } from './helper.js'
+import { recountStats } from '../src/modules/dashboard/recount.js'
+import { build, assertProblem, type Api, type Response } from './helper.js'
 
 type Json = Record<string, any>
 type Severity = 'critical' | 'high' | 'medium' | 'low' | 'info'
@@ -573,6 +574,316 @@ t.test('concurrency: concurrent duplicates count once, concurrent occurrences ar
   t.same([again.statusCode, againBody.accepted, againBody.duplicates, againBody.rejected], [202, 0, 100, 0], 'redelivered batch: all duplicates')
   const after = (await c.list(admin.token, '?source=aws.cloudwatch&limit=100')).json<Page<MonitoringEvent>>().items.filter(e => batchKeys.has(e.dedup_key))
   t.equal(after.reduce((sum, e) => sum + e.occurrence_count, 0), 100, 'counts still sum to 100')
+})
+
+// ------------------------------------------------------------------------------------------
+t.test('the dedup claim names the envelope that created the event: its redelivery is a duplicate', async t => {
+  const { api, c, key, admin } = await setup(t)
+  const meta = `${api.config.tablePrefix}meta`
+  const db = api.app.db.client
+  const first = alarm({ name: 'claim-names-envelope', time: at(0) })
+  const created = await ingestOne(t, c, key, first, 'created', 'first delivery')
+  // The envelope claim is missing: the window in which a batch has claimed the dedup key and
+  // written the event but not yet its envelope claims, or a delivery that failed after the event.
+  await db.deleteItem({ TableName: meta, Key: { pk: { S: `envelope#${ACCOUNT}#${String(first.id)}` } } })
+  const again = await ingestOne(t, c, key, first, 'duplicate', 'redelivery without an envelope claim')
+  t.equal(again.event_id, created.event_id, 'names the event the envelope created')
+  t.equal((await mustEvent(c, admin.token, created.event_id)).occurrence_count, 1, 'not counted again')
+  const claim = await db.getItem({ TableName: meta, Key: { pk: { S: `envelope#${ACCOUNT}#${String(first.id)}` } }, ConsistentRead: true })
+  t.match(claim.Item, { state: { S: 'done' }, ref: { S: created.event_id } }, 'the envelope claim is written again')
+  await ingestOne(t, c, key, alarm({ name: 'claim-names-envelope', time: at(1) }), 'updated', 'another envelope of the alarm is an occurrence')
+})
+
+// ------------------------------------------------------------------------------------------
+// The batch fast path: new events of a batch take one conditional write each (the dedup claim)
+// and are stored with BatchWriteItem; everything else goes envelope by envelope.
+
+/** The dashboard's event counters equal a recount of the stored events. */
+async function countersMatchRecount (t: Test, api: Api, label: string): Promise<void> {
+  const live = (await api.app.db.repos.stats.read(['events'])).events ?? {}
+  const truth = (await recountStats(api.app.db.repos)).events ?? {}
+  for (const k of new Set([...Object.keys(live), ...Object.keys(truth)])) t.equal(live[k] ?? 0, truth[k] ?? 0, `${label}: counter ${k} equals the recount`)
+}
+
+/** Attribute names and DynamoDB types of a stored item (the values aside). */
+async function shapeOf (api: Api, table: 'events' | 'meta', key: Record<string, string>): Promise<Record<string, string>> {
+  const res = await api.app.db.client.getItem({ TableName: `${api.config.tablePrefix}${table}`, Key: Object.fromEntries(Object.entries(key).map(([k, v]) => [k, { S: v }])), ConsistentRead: true })
+  return Object.fromEntries(Object.entries(res.Item ?? {}).map(([name, value]) => [name, Object.keys(value)[0]!]))
+}
+const dedupPk = (dedupKey: string): string => `dedup#${ACCOUNT}#${createHash('sha256').update(dedupKey).digest('hex')}`
+const envelopePk = (id: string): string => `envelope#${ACCOUNT}#${id}`
+
+/** Fault injection on the app's DynamoDB client (the database stays real): `fault` runs around each matching command. */
+function onCommand (api: Api, command: string, fault: (next: () => Promise<unknown>) => Promise<unknown>): () => void {
+  const name = `test-fault-${randomUUID()}`
+  api.app.db.client.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName !== command) return next(args)
+    return fault(() => next(args)) as ReturnType<typeof next>
+  }, { step: 'initialize', name })
+  return () => { api.app.db.client.middlewareStack.remove(name) }
+}
+const injected = (): Error => Object.assign(new Error('injected failure'), { name: 'InternalServerError', $fault: 'server' })
+
+t.test('batch fast path: 100 new events in one batch, stored exactly as the per-envelope path stores them', async t => {
+  const { api, c, key, admin } = await setup(t)
+  const tags = ['critical', 'high', 'medium', 'low', 'info'] as const
+  const batch = Array.from({ length: 100 }, (_, i) => i < 90
+    ? alarm({ name: `fast-${i}`, time: at(i), severity: tags[i % 5] })
+    : guardDuty({ finding: hex(), score: 8, time: at(i) }))
+  const res = await c.ingest(key, { events: batch })
+  t.equal(res.statusCode, 202, `batch of 100 → 202 (got ${res.statusCode}: ${res.body.slice(0, 200)})`)
+  const body = res.json<IngestResponse>()
+  t.same([body.accepted, body.duplicates, body.rejected], [100, 0, 0], 'totals')
+  t.same(body.results.map(r => [r.index, r.envelope_id, r.action, r.error]), batch.map((e, i) => [i, e.id, 'created', null]), 'every envelope created, results in request order')
+  t.ok(body.results.every(r => ULID.test(String(r.event_id))), 'every result names an event')
+  t.equal(new Set(body.results.map(r => r.event_id)).size, 100, '100 different events')
+  t.same(body.results.slice(0, 90).map(r => r.dedup_key), batch.slice(0, 90).map((_, i) => alarmArn(`fast-${i}`)), 'dedup keys')
+
+  // GET, the lists and their filters see them.
+  const byId = new Map(body.results.map((r, i) => [String(r.event_id), batch[i]!]))
+  for (const i of [0, 37, 89, 95]) {
+    const ev = await mustEvent(c, admin.token, body.results[i]!.event_id)
+    t.match(ev, { status: 'open', occurrence_count: 1, account_id: ACCOUNT, occurred_at: iso(batch[i]!.time), last_seen_at: iso(batch[i]!.time), resolved_at: null, task_id: null }, `event ${i} as ingested`)
+    t.strictSame(ev.raw, batch[i], `event ${i}: raw is the envelope`)
+  }
+  const all = await walk(t, c, admin.token, {}, 100)
+  t.same(ids(all).sort(), [...byId.keys()].sort(), 'the list holds the 100 events')
+  t.equal((await walk(t, c, admin.token, { time_field: 'last_seen_at' }, 100)).length, 100, 'by last_seen_at too')
+  for (const [n, severity] of tags.entries()) {
+    const expected = body.results.slice(0, 90).filter((_, i) => i % 5 === n).map(r => String(r.event_id))
+    if (severity === 'high') expected.push(...body.results.slice(90).map(r => String(r.event_id)))
+    t.same(ids(await walk(t, c, admin.token, { severity }, 100)).sort(), expected.sort(), `severity=${severity}`)
+  }
+  t.same(ids(await walk(t, c, admin.token, { source: 'aws.guardduty' }, 100)).sort(), body.results.slice(90).map(r => String(r.event_id)).sort(), 'source=aws.guardduty')
+  t.equal((await walk(t, c, admin.token, { source: 'aws.cloudwatch', status: 'open' }, 100)).length, 90, 'source + status')
+  t.equal((await walk(t, c, admin.token, { account_id: ACCOUNT }, 7)).length, 100, 'account_id, pages of 7')
+
+  // The same items as the per-envelope path writes: an OK first makes the later ALARM of the
+  // same alarm in the batch go envelope by envelope.
+  const slowAlarm = alarm({ name: 'slow-path', time: at(200), severity: 'high' })
+  const slow = await c.ingest(key, { events: [alarm({ name: 'slow-path', state: 'OK', time: at(199) }), slowAlarm] })
+  t.same(slow.json<IngestResponse>().results.map(r => r.action), ['ignored', 'created'], 'per-envelope path: created')
+  const slowId = String(slow.json<IngestResponse>().results[1]!.event_id)
+  const fastId = String(body.results[1]!.event_id)
+  const fastShape = await shapeOf(api, 'events', { id: fastId })
+  t.same(fastShape, await shapeOf(api, 'events', { id: slowId }), 'event item: same attributes and types on both paths')
+  t.match(fastShape, { id: 'S', entity: 'S', occurred_sk: 'S', seen_sk: 'S', labels: 'S', raw: 'S', resources: 'L', ttl: 'N', occurrence_count: 'N', version: 'N', description: 'S', native_severity: 'S' }, 'event item: key, index and JSON attributes')
+  t.same(await shapeOf(api, 'meta', { pk: dedupPk(alarmArn('fast-1')) }), await shapeOf(api, 'meta', { pk: dedupPk(alarmArn('slow-path')) }), 'dedup claim: same shape on both paths')
+  t.same(await shapeOf(api, 'meta', { pk: envelopePk(batch[1]!.id) }), await shapeOf(api, 'meta', { pk: envelopePk(slowAlarm.id) }), 'envelope claim: same shape on both paths')
+  const [fastEvent, slowEvent] = [await mustEvent(c, admin.token, fastId), await mustEvent(c, admin.token, slowId)]
+  t.same(Object.keys(fastEvent).sort(), Object.keys(slowEvent).sort(), 'same fields through the API')
+
+  // They take occurrences, resolutions and tasks like any event; the batch again is all duplicates.
+  const next = await c.ingest(key, { events: [alarm({ name: 'fast-1', time: at(300), severity: 'high' }), alarm({ name: 'fast-2', state: 'OK', time: at(301) })] })
+  t.same(next.json<IngestResponse>().results.map(r => [r.action, r.event_id]), [['updated', fastId], ['resolved', body.results[2]!.event_id]], 'occurrence and resolution of fast-path events')
+  t.equal((await c.createTask(admin.token, fastId, {})).statusCode, 201, 'a task from a fast-path event')
+  const again = (await c.ingest(key, { events: batch })).json<IngestResponse>()
+  t.same([again.accepted, again.duplicates], [0, 100], 'the batch again: 100 duplicates')
+  t.same(again.results.map(r => r.event_id), body.results.map(r => r.event_id), 'each naming its event')
+  const stats = (await api.request({ method: 'GET', url: '/api/dashboard/events-stats', headers: api.auth(admin.token) })).json()
+  t.match(stats, { total: 101, by_source: { 'aws.cloudwatch': 91, 'aws.guardduty': 10 }, by_status: { open: 99, acknowledged: 1, resolved: 1 } }, 'dashboard counts')
+  await countersMatchRecount(t, api, 'after the fast path')
+})
+
+t.test('batch fast path: a mixed batch gives the same results as its envelopes one at a time', async t => {
+  // The same history in two fresh apps: once as one batch, once envelope by envelope.
+  const scenario = (): { before: Json[], batch: Json[] } => {
+    const before = [alarm({ name: 'mixed-open', time: at(0) }), alarm({ name: 'mixed-to-resolve', time: at(1) })]
+    const f1 = alarm({ name: 'mixed-f1', time: at(10) })
+    const f2 = alarm({ name: 'mixed-f2', time: at(11), severity: 'high' })
+    const sameIdOtherKey = clone(f1)
+    sameIdOtherKey.resources = [alarmArn('mixed-other')]
+    sameIdOtherKey.detail.alarmName = 'mixed-other'
+    const batch = [
+      f1, // 0 created (fast path)
+      before[0]!, // 1 duplicate of an earlier delivery
+      alarm({ name: 'mixed-open', time: at(12) }), // 2 occurrence of an open event
+      f2, // 3 created
+      alarm({ name: 'mixed-f1', time: at(13), severity: 'critical' }), // 4 occurrence of 0 in the same batch
+      alarm({ name: 'mixed-to-resolve', state: 'OK', time: at(14) }), // 5 resolves an open event
+      alarm({ name: 'mixed-foreign', time: at(15), account: OTHER_ACCOUNT }), // 6 rejected 403
+      envelope('cloudwatch-alarm', e => { e['detail-type'] = 'CloudWatch Alarm Configuration Change' }), // 7 rejected 400
+      f1, // 8 the same envelope again in the batch
+      alarm({ name: 'mixed-f2', state: 'OK', time: at(16) }), // 9 resolves 3
+      alarm({ name: 'mixed-f2', time: at(17) }), // 10 opens a new event after 9
+      guardDuty({ finding: hex(), time: at(18) }), // 11 created
+      alarm({ name: 'mixed-insufficient', state: 'INSUFFICIENT_DATA', time: at(19) }), // 12 ignored
+      alarm({ name: 'mixed-nothing-open', state: 'OK', time: at(20) }), // 13 ignored, nothing open
+      sameIdOtherKey, // 14 envelope id of 0 with other content
+      alarm({ name: 'mixed-f3', state: 'OK', time: at(21) }), // 15 ignored …
+      alarm({ name: 'mixed-f3', time: at(22) }) // 16 … then created, envelope by envelope
+    ]
+    return { before, batch }
+  }
+  const expected: Action[] = ['created', 'duplicate', 'updated', 'created', 'updated', 'resolved', 'rejected', 'rejected', 'duplicate', 'resolved', 'created', 'created', 'ignored', 'ignored', 'duplicate', 'ignored', 'created']
+  const { before, batch } = scenario()
+
+  const run = async (oneByOne: boolean) => {
+    const { api, c, key, admin } = await setup(t)
+    for (const e of before) await ingestOne(t, c, key, e, 'created', 'history')
+    let results: IngestResult[]
+    if (oneByOne) {
+      results = []
+      for (const [i, e] of batch.entries()) {
+        const body = (await c.ingest(key, { events: [e] })).json<IngestResponse>()
+        results.push({ ...body.results[0]!, index: i })
+      }
+    } else {
+      const res = await c.ingest(key, { events: batch })
+      t.equal(res.statusCode, 202, 'mixed batch → 202')
+      const body = res.json<IngestResponse>()
+      t.same([body.accepted, body.duplicates, body.rejected], [12, 3, 2], 'batch totals')
+      results = body.results
+    }
+    const events = await walk(t, c, admin.token, {}, 100)
+    await countersMatchRecount(t, api, oneByOne ? 'one by one' : 'batch')
+    return { results, events }
+  }
+  const batched = await run(false)
+  const single = await run(true)
+  t.same(batched.results.map(r => r.action), expected, 'batch: the expected action per envelope')
+  t.same(single.results.map(r => r.action), expected, 'one by one: the same actions')
+  const comparable = (r: IngestResult) => [r.index, r.envelope_id, r.action, r.dedup_key, r.error?.status ?? null, r.error?.code ?? null, r.event_id === null]
+  t.same(batched.results.map(comparable), single.results.map(comparable), 'batch and one by one: same results (event ids aside)')
+  const idOf = (i: number) => batched.results[i]!.event_id
+  t.same([idOf(4), idOf(8), idOf(14)], [idOf(0), idOf(0), idOf(0)], 'occurrence and duplicates name the event of envelope 0')
+  t.equal(idOf(9), idOf(3), 'the resolution names the event it resolved')
+  t.not(idOf(10), idOf(3), 'the next trigger opened a new event')
+  const summary = (events: MonitoringEvent[]) => events.map(e => [e.dedup_key, e.status, e.occurrence_count, e.severity, e.occurred_at, e.last_seen_at]).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1))
+  t.same(summary(batched.events), summary(single.events), 'the same events stored either way')
+  t.equal(batched.events.length, 7, 'seven events')
+})
+
+t.test('batch fast path under concurrency: envelopes count once, one open event per dedup key, counters exact', async t => {
+  const { api, c, key, admin } = await setup(t)
+  /** Every envelope counted by exactly one of the responses (`seen`: envelopes counted before, duplicates only). */
+  const seen = new Set<string>()
+  const check = async (responses: Response[], batches: Json[][], label: string) => {
+    t.same(responses.map(r => r.statusCode), responses.map(() => 202), `${label}: all 202 (${responses.map(r => `${r.statusCode} ${r.statusCode === 202 ? '' : r.body.slice(0, 200)}`).join(', ')})`)
+    const byEnvelope = new Map<string, IngestResult[]>()
+    responses.forEach((res, b) => res.json<IngestResponse>().results.forEach((r, i) => {
+      t.equal(r.envelope_id, batches[b]![i]!.id, `${label}: result order`)
+      byEnvelope.set(r.envelope_id, [...(byEnvelope.get(r.envelope_id) ?? []), r])
+    }))
+    for (const [id, rs] of byEnvelope) {
+      const counted = rs.filter(r => r.action !== 'duplicate')
+      if (counted.length !== (seen.has(id) ? 0 : 1)) t.fail(`${label}: envelope ${id} counted ${counted.length} times (${rs.map(r => r.action).join(', ')})`)
+      if (rs.some(r => r.action === 'rejected')) t.fail(`${label}: envelope ${id} rejected: ${JSON.stringify(rs)}`)
+      const names = new Set(rs.map(r => r.event_id))
+      if (names.size !== 1) t.fail(`${label}: the deliveries of envelope ${id} name different events: ${[...names].join(', ')}`)
+      seen.add(id)
+    }
+    t.pass(`${label}: each envelope counted exactly once`)
+  }
+  const verifyEvents = async (envelopesByKey: Map<string, Set<string>>, label: string) => {
+    const events = await walk(t, c, admin.token, { status: 'open' }, 100)
+    for (const [k, envs] of envelopesByKey) {
+      const open = events.filter(e => e.dedup_key === k)
+      t.equal(open.length, 1, `${label}: one open event for ${k}`)
+      t.equal(open[0]?.occurrence_count, envs.size, `${label}: ${k} counted ${envs.size} times`)
+    }
+  }
+  const byKey = new Map<string, Set<string>>()
+  const note = (batch: Json[]) => { for (const e of batch) byKey.set(e.resources[0], (byKey.get(e.resources[0]) ?? new Set()).add(e.id)) }
+
+  for (let round = 0; round < 2; round++) {
+    // The same batch twice at once: 40 new alarms, 10 of them with a second occurrence.
+    const same = [
+      ...Array.from({ length: 40 }, (_, i) => alarm({ name: `twice-${round}-${i}`, time: at(i), severity: SEVERITIES[i % 5] })),
+      ...Array.from({ length: 10 }, (_, i) => alarm({ name: `twice-${round}-${i * 4}`, time: at(50 + i) }))
+    ]
+    note(same)
+    await check(await Promise.all([c.ingest(key, { events: same }), c.ingest(key, { events: same })]), [same, same], `round ${round}, same batch twice`)
+
+    // Two batches sharing 20 envelopes, and 10 dedup keys through different envelopes; the
+    // second also repeats an envelope of the batch before (a duplicate).
+    const shared = Array.from({ length: 20 }, (_, i) => alarm({ name: `shared-${round}-${i}`, time: at(100 + i) }))
+    const one = [...shared.slice(0, 10), ...Array.from({ length: 10 }, (_, i) => alarm({ name: `key-${round}-${i}`, time: at(130 + i), severity: 'high' })), ...Array.from({ length: 15 }, (_, i) => alarm({ name: `own1-${round}-${i}`, time: at(140 + i) })), ...shared.slice(10)]
+    const two = [...Array.from({ length: 10 }, (_, i) => alarm({ name: `key-${round}-${i}`, time: at(160 + i), severity: 'low' })), ...shared.slice().reverse(), ...Array.from({ length: 15 }, (_, i) => alarm({ name: `own2-${round}-${i}`, time: at(170 + i) })), same[3]!]
+    note(one)
+    note(two)
+    await check(await Promise.all([c.ingest(key, { events: one }), c.ingest(key, { events: two })]), [one, two], `round ${round}, overlapping batches`)
+  }
+  await verifyEvents(byKey, 'after the concurrent batches')
+  const total = (await walk(t, c, admin.token, {}, 100)).length
+  t.equal(total, byKey.size, `one event per dedup key (${byKey.size})`)
+  await countersMatchRecount(t, api, 'after the concurrent batches')
+})
+
+t.test('batch fast path: a failure releases what the delivery claimed; a redelivery is processed, counted once', async t => {
+  const { api, c, key, admin } = await setup(t)
+  // Expected 500s: app.inject directly (the helper's request refuses any 500 as a contract violation).
+  const failing = async (payload: object) => await api.app.inject({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': key }, payload }) as Response
+  const claimOf = async (pk: string) => (await api.app.db.client.getItem({ TableName: `${api.config.tablePrefix}meta`, Key: { pk: { S: pk } }, ConsistentRead: true })).Item
+  const fresh = (tag: string) => Array.from({ length: 3 }, (_, i) => alarm({ name: `${tag}-${i}`, time: at(i) }))
+
+  // The BatchWriteItem fails: no event, no claim left; the retry creates the events.
+  let batch = fresh('write-fails')
+  let stop = onCommand(api, 'BatchWriteItemCommand', async () => { throw injected() })
+  let res = await failing({ events: batch })
+  stop()
+  assertProblem(t, res, 500, 'internal_error', 'BatchWriteItem failed')
+  for (const e of batch) {
+    t.equal(await claimOf(dedupPk(e.resources[0])), undefined, 'dedup claim released')
+    t.equal(await claimOf(envelopePk(e.id)), undefined, 'no envelope claim')
+  }
+  t.equal((await walk(t, c, admin.token, {}, 100)).length, 0, 'no event')
+  let body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
+  t.same(body.results.map(r => r.action), ['created', 'created', 'created'], 'the redelivery creates them')
+
+  // The BatchWriteItem is applied but its answer is lost: the events are kept, the redelivery is duplicates.
+  batch = fresh('answer-lost')
+  let once = true
+  stop = onCommand(api, 'BatchWriteItemCommand', async (next) => {
+    const out = await next()
+    if (once) {
+      once = false
+      throw injected()
+    }
+    return out
+  })
+  res = await failing({ events: batch })
+  stop()
+  assertProblem(t, res, 500, 'internal_error', 'answer of BatchWriteItem lost')
+  const kept = await walk(t, c, admin.token, { source: 'aws.cloudwatch' }, 100)
+  t.equal(kept.filter(e => e.dedup_key.includes('answer-lost')).length, 3, 'the three events are kept')
+  body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
+  t.same(body.results.map(r => r.action), ['duplicate', 'duplicate', 'duplicate'], 'the redelivery: duplicates')
+  t.same(body.results.map(r => r.event_id).sort(), ids(kept.filter(e => e.dedup_key.includes('answer-lost'))).sort(), 'naming the kept events')
+
+  // The second dedup claim fails: the claims taken are released, the retry creates all.
+  batch = fresh('claim-fails')
+  let puts = 0
+  stop = onCommand(api, 'PutItemCommand', async (next) => {
+    if (++puts === 2) throw injected()
+    return next()
+  })
+  res = await failing({ events: batch })
+  stop()
+  assertProblem(t, res, 500, 'internal_error', 'a dedup claim failed')
+  for (const e of batch) t.equal(await claimOf(dedupPk(e.resources[0])), undefined, 'dedup claim released')
+  body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
+  t.same(body.results.map(r => r.action), ['created', 'created', 'created'], 'the redelivery creates them')
+  t.equal((await walk(t, c, admin.token, {}, 100)).length, 9, 'nine events in all')
+  await countersMatchRecount(t, api, 'after the failures')
+
+  // A delivery of an envelope whose fast-path event is not written yet waits for it, then is a duplicate.
+  const slowWrite = alarm({ name: 'slow-write', time: at(50) })
+  stop = onCommand(api, 'BatchWriteItemCommand', async (next) => {
+    await sleep(400)
+    return next()
+  })
+  const first = c.ingest(key, slowWrite)
+  await sleep(100)
+  const second = await c.ingest(key, slowWrite)
+  const firstRes = await first
+  stop()
+  const [r1, r2] = [firstRes.json<IngestResponse>().results[0]!, second.json<IngestResponse>().results[0]!]
+  t.same([r1.action, r2.action], ['created', 'duplicate'], 'created once, the concurrent delivery is a duplicate')
+  t.equal(r2.event_id, r1.event_id, 'naming the same event')
+  t.equal((await mustEvent(c, admin.token, r1.event_id)).occurrence_count, 1, 'counted once')
+  t.match(await claimOf(envelopePk(slowWrite.id)), { state: { S: 'done' }, ref: { S: r1.event_id } }, 'envelope claim done')
+  await countersMatchRecount(t, api, 'at the end')
 })
 
 // ------------------------------------------------------------------------------------------

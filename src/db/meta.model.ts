@@ -13,7 +13,7 @@ import { MODEL_OPTIONS } from './model-options.js'
  * | `apikey#<sha256>`         | ingestion API key → AWS account record id                 |
  * | `settings#monitoring`     | the monitoring settings (`data` JSON, `version`)          |
  * | `envelope#<acct>#<id>`    | EventBridge envelope seen (idempotency; `state` processing/done) |
- * | `dedup#<sha256>`          | the open event of a dedup key                             |
+ * | `dedup#<acct>#<sha256>`   | the open event of a dedup key (`ref`); `by_envelope`: the envelope that created it |
  */
 export interface MetaItem extends Item {
   pk: string
@@ -24,6 +24,7 @@ export interface MetaItem extends Item {
   state?: string
   version?: number
   claimed_at?: number
+  by_envelope?: string
   created_at?: string
   updated_at?: string
   ttl?: number
@@ -38,6 +39,7 @@ const schema = new dynamoose.Schema({
   state: String,
   version: Number,
   claimed_at: Number,
+  by_envelope: String,
   created_at: String,
   updated_at: String,
   ttl: Number

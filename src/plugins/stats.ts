@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { MonitoringEvent } from '../domain/events.js'
-import { eventDeltas, taskDeltas, userDeltas, type Deltas } from '../domain/stats.js'
+import { eventDeltas, recount, taskDeltas, userDeltas, type Deltas } from '../domain/stats.js'
 import type { Task } from '../domain/tasks.js'
 import type { User } from '../domain/users.js'
 
@@ -14,6 +14,18 @@ export interface StatsRecorder {
   event: (before: MonitoringEvent | null, after: MonitoringEvent | null) => Promise<void>
   task: (before: Task | null, after: Task | null) => Promise<void>
   user: (before: User | null, after: User | null) => Promise<void>
+  /** A recorder of many event writes (an ingested batch) that applies their sum once. */
+  batch: () => StatsBatch
+}
+
+/**
+ * Event writes recorded as they happen and applied together by `flush`: one ADD per counter
+ * item whatever the number of writes. Flush also after a failure (the writes that were made
+ * stay made); like every counter update, a failed flush is logged, never thrown.
+ */
+export interface StatsBatch {
+  event: (before: MonitoringEvent | null, after: MonitoringEvent | null) => void
+  flush: () => Promise<void>
 }
 
 declare module 'fastify' {
@@ -49,6 +61,17 @@ export default fp(async (app) => {
       const { global, perUser } = taskDeltas(taskFacts(before), taskFacts(after))
       return apply([['tasks', global], ...Object.entries(perUser).map(([id, d]): [string, Deltas] => [`user#${id}`, d])])
     },
-    user: (before, after) => apply([['users', userDeltas(userFacts(before), userFacts(after))]])
+    user: (before, after) => apply([['users', userDeltas(userFacts(before), userFacts(after))]]),
+    batch: () => {
+      let pending: Deltas[] = []
+      return {
+        event: (before, after) => { pending.push(eventDeltas(eventFacts(before), eventFacts(after))) },
+        flush: async () => {
+          const sum = recount(pending, d => d)
+          pending = []
+          if (Object.keys(sum).length) await apply([['events', sum]])
+        }
+      }
+    }
   } satisfies StatsRecorder)
 }, { name: 'stats', dependencies: ['dynamo'] })

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto'
+import type { DynamoDB, WriteRequest } from '@aws-sdk/client-dynamodb'
 import dynamoose from 'dynamoose'
 import type { Condition } from 'dynamoose/dist/Condition.js'
 import { DomainError } from '../../domain/errors.js'
 import { isExpired, type EventStatus, type MonitoringEvent } from '../../domain/events.js'
 import type { Severity } from '../../domain/monitoring-settings.js'
+import { toAttributes, type Attributes } from '../../db/attributes.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
@@ -25,6 +27,26 @@ export interface EventListQuery {
 const STALE_ENVELOPE_MS = 60_000
 /** Envelopes are remembered well past EventBridge's 24-hour retry window. */
 const ENVELOPE_TTL_S = 3 * 24 * 3600
+
+/** DynamoDB's limits per BatchGetItem / BatchWriteItem request. */
+const BATCH_GET_KEYS = 100
+const BATCH_WRITE_ITEMS = 25
+/** Attempts at the keys or items DynamoDB left unprocessed (throttling), with exponential back-off. */
+const BATCH_ATTEMPTS = 8
+/** BatchWriteItem requests of one batch in flight at once. */
+const WRITE_CONCURRENCY = 4
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+/** 25, 50, 100 … ms (at most 1.6 s), jittered to 50–100 %. */
+const batchBackoff = (attempt: number): Promise<void> => sleep(Math.min(1600, 25 * 2 ** attempt) * (0.5 + Math.random() / 2))
+
+const chunks = <T>(items: T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+
+/** A new event of the batch fast path and the envelope that creates it. */
+export interface NewEvent {
+  event: MonitoringEvent
+  envelopeId: string
+}
 
 /** Per monitored account: one account's key can never reach another account's events. */
 const dedupClaim = (account: string, dedupKey: string): string => `dedup#${account}#${createHash('sha256').update(dedupKey).digest('hex')}`
@@ -59,7 +81,66 @@ export const toEvent = (item: EventItem): MonitoringEvent => ({
   deleted_by: item.deleted_by ?? null
 })
 
-export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec) {
+/** The event item exactly as it is stored (by Dynamoose on the per-envelope path, by the SDK client on the batch path). */
+function eventItem (event: MonitoringEvent): Record<string, unknown> {
+  const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
+  return {
+    ...rest,
+    entity: 'event',
+    labels: JSON.stringify(labels),
+    raw: JSON.stringify(raw),
+    occurred_sk: `${event.occurred_at}#${event.id}`,
+    seen_sk: `${event.last_seen_at}#${event.id}`,
+    ...(description !== null ? { description } : {}),
+    ...(nativeSeverity !== null ? { native_severity: nativeSeverity } : {}),
+    ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
+    ...(taskId !== null ? { task_id: taskId } : {})
+  }
+}
+
+/** The dedup claim of a new event, naming the envelope that creates it. */
+const dedupItem = (event: MonitoringEvent, envelopeId: string) =>
+  ({ pk: dedupClaim(event.account_id, event.dedup_key), ref: event.id, created_at: event.created_at, by_envelope: envelopeId })
+
+/** The envelope claim of a processed envelope, as `claimEnvelope` then `completeEnvelope` leave it. */
+const doneEnvelopeItem = (account: string, envelopeId: string, eventId: string, now: number) =>
+  ({ pk: envelopeClaim(account, envelopeId), state: 'done', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S, ref: eventId })
+
+export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB) {
+  const eventsTable = events.table().name
+  const metaTable = meta.table().name
+
+  /** Consistent BatchGetItem of any number of keys (100 per request, unprocessed keys retried). */
+  async function batchGet (table: string, keys: Attributes[], projection: string[]): Promise<Attributes[]> {
+    const names = Object.fromEntries(projection.map((name, i) => [`#a${i}`, name]))
+    const found: Attributes[] = []
+    await Promise.all(chunks(keys, BATCH_GET_KEYS).map(async (chunk) => {
+      let pending = chunk
+      for (let attempt = 0; pending.length; attempt++) {
+        if (attempt === BATCH_ATTEMPTS) throw new Error(`BatchGetItem on ${table}: ${pending.length} keys still unprocessed after ${BATCH_ATTEMPTS} attempts`)
+        if (attempt) await batchBackoff(attempt)
+        const res = await client.batchGetItem({
+          RequestItems: { [table]: { Keys: pending, ConsistentRead: true, ProjectionExpression: Object.keys(names).join(', '), ExpressionAttributeNames: names } }
+        })
+        found.push(...(res.Responses?.[table] ?? []))
+        pending = res.UnprocessedKeys?.[table]?.Keys ?? []
+      }
+    }))
+    return found
+  }
+
+  /** One BatchWriteItem request's worth of puts (≤ 25), unprocessed items retried; throws when some could not be written. */
+  async function batchPut (puts: Array<{ table: string, item: Attributes }>): Promise<void> {
+    let pending: Record<string, WriteRequest[]> = {}
+    for (const { table, item } of puts) (pending[table] ??= []).push({ PutRequest: { Item: item } })
+    for (let attempt = 0; Object.keys(pending).length; attempt++) {
+      if (attempt === BATCH_ATTEMPTS) throw new Error(`BatchWriteItem: items still unprocessed after ${BATCH_ATTEMPTS} attempts`)
+      if (attempt) await batchBackoff(attempt)
+      const res = await client.batchWriteItem({ RequestItems: pending })
+      pending = Object.fromEntries(Object.entries(res.UnprocessedItems ?? {}).filter(([, requests]) => requests.length))
+    }
+  }
+
   const get = async (id: string): Promise<MonitoringEvent | null> => {
     const item = await events.get({ id }, { consistent: true })
     return item ? toEvent(item) : null
@@ -124,42 +205,127 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
       await meta.delete({ pk: envelopeClaim(account, envelopeId) }, { condition: new dynamoose.Condition('state').eq('processing') }).catch(() => {})
     },
 
-    /** The id of the open (unresolved) event of a dedup key, if any. */
-    async openEventId (account: string, dedupKey: string): Promise<{ id: string, createdAt: string } | null> {
+    /** The id of the open (unresolved) event of a dedup key, if any, and the envelope that created it. */
+    async openEventId (account: string, dedupKey: string): Promise<{ id: string, createdAt: string, byEnvelope: string | null } | null> {
       const claim = await meta.get({ pk: dedupClaim(account, dedupKey) }, { consistent: true })
-      return claim?.ref ? { id: claim.ref, createdAt: claim.created_at ?? new Date(0).toISOString() } : null
+      return claim?.ref ? { id: claim.ref, createdAt: claim.created_at ?? new Date(0).toISOString(), byEnvelope: claim.by_envelope ?? null } : null
     },
 
     /**
      * Makes `event` the open event of its dedup key and stores it. Returns false when another
-     * delivery holds the key (then record an occurrence on that event instead).
+     * delivery holds the key (then record an occurrence on that event instead). The claim
+     * names the envelope that creates the event: a concurrent delivery of the same envelope
+     * that finds it knows the envelope was processed.
      */
-    async createOpen (event: MonitoringEvent): Promise<boolean> {
+    async createOpen (event: MonitoringEvent, envelopeId: string): Promise<boolean> {
       try {
-        await meta.create({ pk: dedupClaim(event.account_id, event.dedup_key), ref: event.id, created_at: event.created_at }, { overwrite: false })
+        await meta.create(dedupItem(event, envelopeId), { overwrite: false })
       } catch (err) {
         if (isConditionFailed(err)) return false
         throw err
       }
       try {
-        const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
-        await events.create({
-          ...rest,
-          entity: 'event',
-          labels: JSON.stringify(labels),
-          raw: JSON.stringify(raw),
-          occurred_sk: `${event.occurred_at}#${event.id}`,
-          seen_sk: `${event.last_seen_at}#${event.id}`,
-          ...(description !== null ? { description } : {}),
-          ...(nativeSeverity !== null ? { native_severity: nativeSeverity } : {}),
-          ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
-          ...(taskId !== null ? { task_id: taskId } : {})
-        }, { overwrite: false })
+        await events.create(eventItem(event) as Partial<EventItem>, { overwrite: false })
       } catch (err) {
         await this.releaseDedup(event.account_id, event.dedup_key, event.id)
         throw err
       }
       return true
+    },
+
+    // ---- Batch fast path: the SDK client directly, the items in the shape Dynamoose writes. ----
+
+    /**
+     * Which of these envelopes have a claim (processed, or being processed) and which of these
+     * dedup keys have an open event (or a claim on one): one consistent read for a whole batch.
+     */
+    async claimsPresent (account: string, envelopeIds: string[], dedupKeys: string[]): Promise<{ envelopes: Set<string>, dedupKeys: Set<string> }> {
+      const byPk = new Map<string, ['envelope' | 'dedup', string]>()
+      for (const id of envelopeIds) byPk.set(envelopeClaim(account, id), ['envelope', id])
+      for (const key of dedupKeys) byPk.set(dedupClaim(account, key), ['dedup', key])
+      const found = await batchGet(metaTable, [...byPk.keys()].map(pk => ({ pk: { S: pk } })), ['pk'])
+      const out = { envelopes: new Set<string>(), dedupKeys: new Set<string>() }
+      for (const item of found) {
+        const [kind, value] = byPk.get(item.pk?.S ?? '') ?? []
+        if (kind === 'envelope') out.envelopes.add(value!)
+        else if (kind === 'dedup') out.dedupKeys.add(value!)
+      }
+      return out
+    },
+
+    /**
+     * Claims the dedup key of a new event for envelope `envelopeId` (a conditional put): false
+     * when the key is held. The one conditional write of a new event on the batch path.
+     */
+    async claimNew (event: MonitoringEvent, envelopeId: string): Promise<boolean> {
+      try {
+        await client.putItem({ TableName: metaTable, Item: toAttributes(dedupItem(event, envelopeId)), ConditionExpression: 'attribute_not_exists(pk)' })
+        return true
+      } catch (err) {
+        if (isConditionFailed(err)) return false
+        throw err
+      }
+    },
+
+    /**
+     * Stores claimed new events and marks their envelopes done, with BatchWriteItem: an event and
+     * its envelope claim in the same request. Every request is attempted; `written` are the
+     * events known stored (with their envelope claims), `unsure` the rest, with the first error.
+     * Not atomic: if DynamoDB leaves the envelope claim unprocessed while it stores the event,
+     * the claim follows on the retry of the unprocessed items; in between, the dedup claim
+     * naming the envelope is what makes a redelivery a duplicate.
+     */
+    async storeNew (account: string, created: NewEvent[]): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
+      const now = Date.now()
+      const written: NewEvent[] = []
+      const unsure: NewEvent[] = []
+      let error: { err: unknown } | undefined
+      const queue = chunks(created, Math.floor(BATCH_WRITE_ITEMS / 2))
+      const worker = async (): Promise<void> => {
+        for (let chunk = queue.shift(); chunk; chunk = queue.shift()) {
+          try {
+            await batchPut(chunk.flatMap(({ event, envelopeId }) => [
+              { table: eventsTable, item: toAttributes(eventItem(event)) },
+              { table: metaTable, item: toAttributes(doneEnvelopeItem(account, envelopeId, event.id, now)) }
+            ]))
+            written.push(...chunk)
+          } catch (err) {
+            error ??= { err }
+            unsure.push(...chunk)
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, queue.length) }, worker))
+      return error ? { written, unsure, error: error.err } : { written, unsure }
+    },
+
+    /**
+     * After `storeNew` failed: the events that were stored after all are kept (returned) and
+     * their envelopes marked done. For the others, the envelope claim (if it was written) and
+     * then the dedup claim are removed, so that a redelivery of the envelope is processed.
+     * What cannot be done is left to the claims' staleness rules, and reported as `error`.
+     */
+    async abandonNew (account: string, unsure: NewEvent[]): Promise<{ kept: NewEvent[], error?: unknown }> {
+      let stored: Set<string | undefined>
+      try {
+        stored = new Set((await batchGet(eventsTable, unsure.map(({ event }) => ({ id: { S: event.id } })), ['id'])).map(item => item.id?.S))
+      } catch (error) {
+        return { kept: [], error }
+      }
+      const kept = unsure.filter(({ event }) => stored.has(event.id))
+      const now = Date.now()
+      const outcomes = await Promise.allSettled([
+        ...unsure.filter(({ event }) => !stored.has(event.id)).map(async ({ event, envelopeId }) => {
+          await meta.delete({ pk: envelopeClaim(account, envelopeId) }, { condition: new dynamoose.Condition('ref').eq(event.id) }).catch((err: unknown) => {
+            if (!isConditionFailed(err)) throw err
+          })
+          await this.releaseDedup(account, event.dedup_key, event.id)
+        }),
+        ...chunks(kept, BATCH_WRITE_ITEMS).map(chunk =>
+          batchPut(chunk.map(({ event, envelopeId }) => ({ table: metaTable, item: toAttributes(doneEnvelopeItem(account, envelopeId, event.id, now)) }))))
+      ])
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected')
+      return failed ? { kept, error: failed.reason } : { kept }
     },
 
     /** Frees a dedup key so that the next trigger opens a new event. */

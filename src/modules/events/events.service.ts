@@ -9,8 +9,8 @@ import { assertAssignable, newTask, priorityForSeverity, type Task } from '../..
 import { canonicalTime } from '../../domain/time.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
-import type { StatsRecorder } from '../../plugins/stats.js'
-import type { EventListQuery, EventsRepository } from './events.repository.js'
+import type { StatsBatch, StatsRecorder } from '../../plugins/stats.js'
+import type { EventListQuery, EventsRepository, NewEvent } from './events.repository.js'
 
 /** What events need from the tasks side: storing a task created from an event. */
 export interface TaskStore {
@@ -20,6 +20,8 @@ export interface TaskStore {
 const MAX_ATTEMPTS = 60
 /** Envelopes of one batch processed at the same time (different alarms/findings only). */
 const BATCH_CONCURRENCY = 8
+/** Dedup claims of a batch's new events written at the same time (the fast path). */
+const NEW_EVENT_CONCURRENCY = 16
 /** How long a delivery waits for the same envelope being processed by another delivery. */
 const IN_FLIGHT_WAIT_MS = 2000
 /** Deeper `detail` objects are refused (and could not be stored as JSON safely). */
@@ -33,6 +35,26 @@ const STALE_CLAIM_MS = 30_000
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 /** Jittered back-off between attempts on a contended event (5–40 ms). */
 const backoff = (): Promise<void> => sleep(5 + Math.floor(Math.random() * 35))
+
+/**
+ * `fn` on every item, `limit` at a time. After a failure no new item is started; the ones
+ * running are waited for, then the first error is thrown.
+ */
+async function eachLimit<T> (items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items]
+  let failure: { err: unknown } | undefined
+  const worker = async (): Promise<void> => {
+    for (let item = queue.shift(); item !== undefined && !failure; item = queue.shift()) {
+      try {
+        await fn(item)
+      } catch (err) {
+        failure ??= { err }
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, worker))
+  if (failure) throw failure.err
+}
 
 function depthOf (value: unknown): number {
   let max = 0
@@ -56,6 +78,10 @@ function rawOf (envelope: EventBridgeEnvelope): Record<string, unknown> {
 }
 
 type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
+/** An envelope that needs the database, and its event. */
+interface Work { index: number, envelope: EventBridgeEnvelope, ev: NormalizedEvent }
+/** Where ingestion reports its event writes: the batch's counters, applied once at its end. */
+type Counted = Pick<StatsBatch, 'event'>
 
 export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup, stats: StatsRecorder) {
   function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): MonitoringEvent {
@@ -91,8 +117,14 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
     }
   }
 
-  /** The open event of the key: null when none, 'wait' while its creator is still writing it. */
-  async function openEvent (account: string, key: string): Promise<MonitoringEvent | null | 'wait'> {
+  /**
+   * The open event of the key: null when none, 'wait' while its creator is still writing it,
+   * `{ createdBy }` when envelope `envelopeId` created it (that envelope was processed already:
+   * a concurrent delivery of it got there first, possibly through the batch fast path).
+   */
+  async function openEvent (account: string, key: string): Promise<MonitoringEvent | null | 'wait'>
+  async function openEvent (account: string, key: string, envelopeId: string): Promise<MonitoringEvent | null | 'wait' | { createdBy: string }>
+  async function openEvent (account: string, key: string, envelopeId?: string): Promise<MonitoringEvent | null | 'wait' | { createdBy: string }> {
     const claim = await repo.openEventId(account, key)
     if (!claim) return null
     const current = await repo.get(claim.id)
@@ -101,6 +133,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       await repo.releaseDedup(account, key, claim.id)
       return null
     }
+    if (envelopeId !== undefined && claim.byEnvelope === envelopeId) return { createdBy: current.id }
     if (current.deleted_at || current.status === 'resolved' || isExpired(current)) {
       await repo.releaseDedup(account, key, current.id)
       return null
@@ -109,17 +142,18 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A trigger: opens a new event, or counts one more occurrence of the open one. */
-  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
+  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await openEvent(envelope.account, ev.dedup_key)
+      const current = await openEvent(envelope.account, ev.dedup_key, envelope.id)
       if (current === 'wait') {
         await backoff()
         continue
       }
+      if (current && 'createdBy' in current) return { event_id: current.createdBy, dedup_key: ev.dedup_key, action: 'duplicate' }
       if (!current) {
         const event = build(envelope, ev, retentionDays)
-        if (await repo.createOpen(event)) {
-          await stats.event(null, event)
+        if (await repo.createOpen(event, envelope.id)) {
+          counted.event(null, event)
           return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
         }
         continue
@@ -128,7 +162,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       const ttl = retentionEnd(Date.now(), retentionDays)
       const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl }, rawOf(envelope))
       if (updated) {
-        await stats.event(current, updated)
+        counted.event(current, updated)
         return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
       }
       // Changed meanwhile (another occurrence, an operator, a resolution): decide again.
@@ -138,7 +172,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A resolution: resolves the open event, if there is one. */
-  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): Promise<Outcome> {
+  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await openEvent(envelope.account, ev.dedup_key)
       if (current === 'wait') {
@@ -150,7 +184,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       if (ev.occurred_at < current.last_seen_at) return { event_id: current.id, dedup_key: ev.dedup_key, action: 'ignored' }
       const resolved = await repo.resolve(current, ev.occurred_at, rawOf(envelope), retentionEnd(Date.now(), retentionDays))
       if (resolved) {
-        await stats.event(current, resolved)
+        counted.event(current, resolved)
         await repo.releaseDedup(envelope.account, ev.dedup_key, resolved.id)
         return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved' }
       }
@@ -162,67 +196,149 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
     index, envelope_id: envelope.id, event_id: null, dedup_key: null, action: 'rejected', error: { status, code, detail }
   })
 
+  /**
+   * The checks that need no database: the envelope's final result (rejected, ignored), or
+   * the event it is about.
+   */
+  function check (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted: ReturnType<typeof adaptEnvelope>): IngestResult | Work {
+    if (envelope.account !== account.account_id) {
+      return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
+    }
+    if (LONE_SURROGATE.test(envelope.id)) return rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')
+    if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)
+    if (adapted.kind === 'unsupported') return rejected(index, envelope, 400, 'unsupported_event', adapted.detail)
+    const base = { index, envelope_id: envelope.id, error: null }
+    if (adapted.kind === 'ignored') return { ...base, event_id: null, dedup_key: null, action: 'ignored' }
+    const ev = adapted.event
+    const wanted = settings.enabled_sources.includes(ev.source) &&
+      (ev.source_state === 'resolved' || meetsMinSeverity(ev.severity, settings.min_severity))
+    if (!wanted) return { ...base, event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
+    return { index, envelope, ev }
+  }
+
+  /** The per-envelope path: claims the envelope id, then records the trigger or resolution. */
+  async function perEnvelope (account: AwsAccount, { index, envelope, ev }: Work, settings: MonitoringSettings, counted: Counted): Promise<IngestResult> {
+    const base = { index, envelope_id: envelope.id, error: null }
+    let claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
+    // The same envelope is being processed by another delivery: wait for its outcome.
+    for (let waited = 0; claim === 'in_flight' && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
+      await sleep(100)
+      claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
+    }
+    if (claim === 'in_flight') return rejected(index, envelope, 429, 'rate_limited', 'This envelope is being processed by another delivery; retry later.')
+    if (claim === 'duplicate') {
+      return { ...base, event_id: await repo.envelopeEvent(account.account_id, envelope.id), dedup_key: ev.dedup_key, action: 'duplicate' }
+    }
+    try {
+      const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev, settings.retention_days, counted) : await trigger(envelope, ev, settings.retention_days, counted)
+      await repo.completeEnvelope(account.account_id, envelope.id, outcome.event_id)
+      return { ...base, ...outcome }
+    } catch (err) {
+      // Let EventBridge's retry of this envelope be processed, not counted as a duplicate.
+      await repo.releaseEnvelope(account.account_id, envelope.id)
+      throw err
+    }
+  }
+
+  /**
+   * The batch fast path, for envelopes that look like they open a new event (triggers, first
+   * of their dedup key and of their envelope id in the batch): one read of all their claims,
+   * then per envelope found free one conditional write (the dedup claim, naming the envelope),
+   * then the events and their envelope claims (done) with BatchWriteItem. Sets the results of
+   * the events it created and returns the envelopes left to the per-envelope path: those whose
+   * envelope or dedup key was taken, or taken meanwhile by another delivery.
+   */
+  async function createNew (account: string, candidates: Work[], settings: MonitoringSettings, counted: Counted, results: IngestResult[]): Promise<Work[]> {
+    if (!candidates.length) return []
+    const present = await repo.claimsPresent(account, candidates.map(w => w.envelope.id), candidates.map(w => w.ev.dedup_key))
+    const left = candidates.filter(w => present.envelopes.has(w.envelope.id) || present.dedupKeys.has(w.ev.dedup_key))
+    const free = candidates.filter(w => !present.envelopes.has(w.envelope.id) && !present.dedupKeys.has(w.ev.dedup_key))
+    const claimed: Array<Work & NewEvent> = []
+    let stored = false
+    try {
+      await eachLimit(free, NEW_EVENT_CONCURRENCY, async (w) => {
+        const event = build(w.envelope, w.ev, settings.retention_days)
+        if (await repo.claimNew(event, w.envelope.id)) claimed.push({ ...w, event, envelopeId: w.envelope.id })
+        else left.push(w)
+      })
+      // A concurrent delivery may have claimed one of these envelopes since the first read (and
+      // even finished it, its event resolved and the key freed): those take the per-envelope path.
+      const seen = (await repo.claimsPresent(account, claimed.map(c => c.envelopeId), [])).envelopes
+      const taken = claimed.filter(c => seen.has(c.envelopeId))
+      await Promise.all(taken.map(c => repo.releaseDedup(account, c.ev.dedup_key, c.event.id)))
+      left.push(...taken)
+      stored = true
+      const { written, unsure, error } = await repo.storeNew(account, claimed.filter(c => !seen.has(c.envelopeId)))
+      const created = (items: NewEvent[]): void => {
+        for (const c of items as Array<Work & NewEvent>) {
+          counted.event(null, c.event)
+          results[c.index] = { index: c.index, envelope_id: c.envelopeId, event_id: c.event.id, dedup_key: c.ev.dedup_key, action: 'created', error: null }
+        }
+      }
+      created(written)
+      if (error) {
+        // Keep what was stored; free the rest for EventBridge's retry.
+        const abandoned = await repo.abandonNew(account, unsure)
+        created(abandoned.kept)
+        throw abandoned.error ? new AggregateError([error, abandoned.error], 'storing new events failed, and so did releasing their claims (left to the staleness rules)') : error
+      }
+    } catch (err) {
+      // Failed before anything was stored: no event exists, free the dedup keys taken.
+      if (!stored) await Promise.allSettled(claimed.map(c => repo.releaseDedup(account, c.ev.dedup_key, c.event.id)))
+      throw err
+    }
+    return left
+  }
+
   return {
     /**
-     * Ingests one EventBridge envelope for `account`. Idempotent: a repeated envelope id is a
-     * `duplicate` and changes nothing; concurrent deliveries of one envelope count once.
+     * Ingests one EventBridge envelope for `account` (the per-envelope path). Idempotent: a
+     * repeated envelope id is a `duplicate` and changes nothing; concurrent deliveries of one
+     * envelope count once.
      */
-    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted = adaptEnvelope(envelope, settings)): Promise<IngestResult> {
-      if (envelope.account !== account.account_id) {
-        return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
-      }
-      if (LONE_SURROGATE.test(envelope.id)) return rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')
-      if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)
-      if (adapted.kind === 'unsupported') return rejected(index, envelope, 400, 'unsupported_event', adapted.detail)
-      const base = { index, envelope_id: envelope.id, error: null }
-      if (adapted.kind === 'ignored') return { ...base, event_id: null, dedup_key: null, action: 'ignored' }
-      const ev = adapted.event
-      const wanted = settings.enabled_sources.includes(ev.source) &&
-        (ev.source_state === 'resolved' || meetsMinSeverity(ev.severity, settings.min_severity))
-      if (!wanted) return { ...base, event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
-
-      let claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
-      // The same envelope is being processed by another delivery: wait for its outcome.
-      for (let waited = 0; claim === 'in_flight' && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
-        await sleep(100)
-        claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
-      }
-      if (claim === 'in_flight') return rejected(index, envelope, 429, 'rate_limited', 'This envelope is being processed by another delivery; retry later.')
-      if (claim === 'duplicate') {
-        return { ...base, event_id: await repo.envelopeEvent(account.account_id, envelope.id), dedup_key: ev.dedup_key, action: 'duplicate' }
-      }
-      try {
-        const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev, settings.retention_days) : await trigger(envelope, ev, settings.retention_days)
-        await repo.completeEnvelope(account.account_id, envelope.id, outcome.event_id)
-        return { ...base, ...outcome }
-      } catch (err) {
-        // Let EventBridge's retry of this envelope be processed, not counted as a duplicate.
-        await repo.releaseEnvelope(account.account_id, envelope.id)
-        throw err
-      }
+    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, counted: Counted, adapted = adaptEnvelope(envelope, settings)): Promise<IngestResult> {
+      const checked = check(account, envelope, index, settings, adapted)
+      return 'action' in checked ? checked : perEnvelope(account, checked, settings, counted)
     },
 
     /**
-     * Ingests a batch. Envelopes about the same thing (same dedup key, or same envelope id)
-     * are processed in their order; different ones concurrently, a few at a time.
+     * Ingests a batch. New events first, through the fast path (`createNew`); then everything
+     * else envelope by envelope: envelopes about the same thing (same dedup key) in their order,
+     * different ones concurrently, a few at a time. Same results as envelope by envelope.
      */
     async ingestBatch (account: AwsAccount, batch: EventBridgeEnvelope[], settings: MonitoringSettings, concurrency = BATCH_CONCURRENCY): Promise<IngestResult[]> {
-      const groups = new Map<string, Array<{ index: number, envelope: EventBridgeEnvelope, adapted: ReturnType<typeof adaptEnvelope> }>>()
-      for (const [index, envelope] of batch.entries()) {
-        const adapted = adaptEnvelope(envelope, settings)
-        const key = adapted.kind === 'event' ? `k:${adapted.event.dedup_key}` : `i:${envelope.id}`
-        const group = groups.get(key) ?? []
-        group.push({ index, envelope, adapted })
-        groups.set(key, group)
-      }
       const results: IngestResult[] = new Array(batch.length)
-      const queue = [...groups.values()]
-      const worker = async (): Promise<void> => {
-        for (let group = queue.shift(); group; group = queue.shift()) {
-          for (const item of group) results[item.index] = await this.ingest(account, item.envelope, item.index, settings, item.adapted)
+      const candidates: Work[] = []
+      const rest: Work[] = []
+      const keys = new Set<string>()
+      const ids = new Set<string>()
+      for (const [index, envelope] of batch.entries()) {
+        const checked = check(account, envelope, index, settings, adaptEnvelope(envelope, settings))
+        if ('action' in checked) {
+          results[index] = checked
+          continue
         }
+        const first = !keys.has(checked.ev.dedup_key) && !ids.has(envelope.id)
+        keys.add(checked.ev.dedup_key)
+        ids.add(envelope.id)
+        ;(first && checked.ev.source_state !== 'resolved' ? candidates : rest).push(checked)
       }
-      await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
+      const counted = stats.batch()
+      try {
+        const left = await createNew(account.account_id, candidates, settings, counted, results)
+        const groups = new Map<string, Work[]>()
+        for (const w of [...left, ...rest].sort((a, b) => a.index - b.index)) {
+          const group = groups.get(w.ev.dedup_key) ?? []
+          group.push(w)
+          groups.set(w.ev.dedup_key, group)
+        }
+        await eachLimit([...groups.values()], concurrency, async (group) => {
+          for (const w of group) results[w.index] = await perEnvelope(account, w, settings, counted)
+        })
+      } finally {
+        // The counters of what was written, also when the batch failed part-way.
+        await counted.flush()
+      }
       return results
     },
 
