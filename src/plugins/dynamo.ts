@@ -63,7 +63,7 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
       users: createUsersRepository(models.users, models.meta, cursors, raw, opts.authCache),
       auth: createAuthRepository(models.auth, raw, opts.authCache),
       tasks: createTasksRepository(models.tasks, models.comments, cursors, raw),
-      events: createEventsRepository(models.events, models.meta, cursors, client),
+      events: createEventsRepository(models.events, models.meta, cursors, client, raw),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
       settings: createMonitoringSettingsRepository(models.meta),
       stats: createStatsRepository(models.stats, raw)

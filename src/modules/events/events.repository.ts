@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto'
-import type { DynamoDB, WriteRequest } from '@aws-sdk/client-dynamodb'
+import type { AttributeValue, DynamoDB, WriteRequest } from '@aws-sdk/client-dynamodb'
+import { marshall } from '@aws-sdk/util-dynamodb'
 import dynamoose from 'dynamoose'
 import type { Condition } from 'dynamoose/dist/Condition.js'
 import { DomainError } from '../../domain/errors.js'
 import { isExpired, type EventStatus, type MonitoringEvent } from '../../domain/events.js'
 import type { Severity } from '../../domain/monitoring-settings.js'
-import { toAttributes, type Attributes } from '../../db/attributes.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
+import type { RawReader } from '../../db/raw.js'
 import type { EventItem, EventsModel } from './events.model.js'
 
 export interface EventListQuery {
@@ -106,14 +107,16 @@ const dedupItem = (event: MonitoringEvent, envelopeId: string) =>
 const doneEnvelopeItem = (account: string, envelopeId: string, eventId: string, now: number) =>
   ({ pk: envelopeClaim(account, envelopeId), state: 'done', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S, ref: eventId })
 
-export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB) {
+const toAttributes = (item: Record<string, unknown>): Record<string, AttributeValue> => marshall(item, { removeUndefinedValues: true })
+
+export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawReader) {
   const eventsTable = events.table().name
   const metaTable = meta.table().name
 
   /** Consistent BatchGetItem of any number of keys (100 per request, unprocessed keys retried). */
-  async function batchGet (table: string, keys: Attributes[], projection: string[]): Promise<Attributes[]> {
+  async function batchGet (table: string, keys: Array<Record<string, AttributeValue>>, projection: string[]): Promise<Array<Record<string, AttributeValue>>> {
     const names = Object.fromEntries(projection.map((name, i) => [`#a${i}`, name]))
-    const found: Attributes[] = []
+    const found: Array<Record<string, AttributeValue>> = []
     await Promise.all(chunks(keys, BATCH_GET_KEYS).map(async (chunk) => {
       let pending = chunk
       for (let attempt = 0; pending.length; attempt++) {
@@ -130,7 +133,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
   }
 
   /** One BatchWriteItem request's worth of puts (≤ 25), unprocessed items retried; throws when some could not be written. */
-  async function batchPut (puts: Array<{ table: string, item: Attributes }>): Promise<void> {
+  async function batchPut (puts: Array<{ table: string, item: Record<string, AttributeValue> }>): Promise<void> {
     let pending: Record<string, WriteRequest[]> = {}
     for (const { table, item } of puts) (pending[table] ??= []).push({ PutRequest: { Item: item } })
     for (let attempt = 0; Object.keys(pending).length; attempt++) {
@@ -142,7 +145,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
   }
 
   const get = async (id: string): Promise<MonitoringEvent | null> => {
-    const item = await events.get({ id }, { consistent: true })
+    const item = await raw.get<EventItem>(eventsTable, { id })
     return item ? toEvent(item) : null
   }
   /** Exists, not deleted, not past its retention. */
@@ -414,19 +417,37 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
               : q.status
                 ? { name: 'status-occurred-index', attr: 'status', value: q.status, sk: 'occurred_sk' }
                 : { name: 'entity-occurred-index', attr: 'entity', value: 'event', sk: 'occurred_sk' }
+      // Key condition on the index, filters on the pages read; every name aliased (`status`, `source`, `ttl` are reserved).
+      const names: Record<string, string> = { '#k': index.attr, '#deleted': 'deleted_at', '#ttl': 'ttl' }
+      const values: Record<string, unknown> = { ':k': index.value }
+      let keyCondition = '#k = :k'
+      if (q.from || q.to) names['#sk'] = index.sk
+      if (q.from) values[':from'] = q.from
+      if (q.to) values[':to'] = q.to
+      if (q.from && q.to) keyCondition += ' AND #sk BETWEEN :from AND :to'
+      else if (q.from) keyCondition += ' AND #sk >= :from'
+      else if (q.to) keyCondition += ' AND #sk < :to'
+      const filter = ['attribute_not_exists(#deleted)', '#ttl > :now']
+      for (const attr of ['severity', 'account_id', 'source', 'status'] as const) {
+        const value = q[attr]
+        if (value === undefined || attr === index.attr) continue
+        names[`#${attr}`] = attr
+        values[`:${attr}`] = value
+        filter.push(`#${attr} = :${attr}`)
+      }
       return readPage(cursors, { list: 'events', ...filters }, limit, cursor, async (n, startKey) => {
-        let query = events.query(index.attr).eq(index.value).using(index.name)
-        if (q.from && q.to) query = query.and().where(index.sk).between(q.from, q.to)
-        else if (q.from) query = query.and().where(index.sk).ge(q.from)
-        else if (q.to) query = query.and().where(index.sk).lt(q.to)
-        for (const attr of ['severity', 'account_id', 'source', 'status'] as const) {
-          const value = q[attr]
-          if (value !== undefined && attr !== index.attr) query = query.and().where(attr).eq(value)
-        }
-        query = query.and().where('deleted_at').not().exists().and().where('ttl').gt(Math.floor(Date.now() / 1000)).sort('descending').limit(n)
-        if (startKey) query = query.startAt(startKey as never)
-        const res = await query.exec()
-        return { items: res.map(toEvent), lastKey: res.lastKey as Record<string, unknown> | undefined }
+        const res = await raw.query<EventItem>({
+          TableName: eventsTable,
+          IndexName: index.name,
+          KeyConditionExpression: keyCondition,
+          FilterExpression: filter.join(' AND '),
+          ExpressionAttributeNames: names,
+          values: { ...values, ':now': Math.floor(Date.now() / 1000) },
+          ScanIndexForward: false,
+          Limit: n,
+          startKey
+        })
+        return { items: res.items.map(toEvent), lastKey: res.lastKey }
       })
     },
 
