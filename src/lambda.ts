@@ -29,7 +29,7 @@ let instance: Promise<Instance> | undefined
 async function init (): Promise<Instance> {
   // Not the embedded stand-in: real DynamoDB unless an endpoint URL is given. Shared by every
   // container, which also makes revocations wait out the other containers' caller caches.
-  const config = loadConfig({ ...process.env, DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT ?? 'aws' })
+  const config = loadConfig({ ...process.env, DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT || 'aws' })
   if (!config.jwtSecret) throw new ConfigError('Invalid configuration: JWT_SECRET is required on Lambda (every container must sign with the same secret)')
   const app = await buildApp(config, {
     jwtSecret: config.jwtSecret,

@@ -284,6 +284,35 @@ t.test('several instances on one database: once a revocation is answered, no ins
 
   t.equal((await a.request({ method: 'PUT', url: `/api/users/${demoted.id}`, headers: a.auth(admin), payload: { role: 'user' } })).statusCode, 200)
   assertProblem(t, await b.request({ method: 'GET', url: '/api/users', headers: b.auth(demoted.token) }), 403, 'forbidden', 'demoted on A, a plain user on B')
+
+  // A repeated DELETE that finds the user already deactivated answers no sooner than the first.
+  const twice = await a.userWithRole('user')
+  t.equal((await me(b, twice.token)).statusCode, 200)
+  const first = a.request({ method: 'DELETE', url: `/api/users/${twice.id}`, headers: a.auth(admin) })
+  while ((await a.app.db.repos.users.getById(twice.id))!.is_active) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal((await a.request({ method: 'DELETE', url: `/api/users/${twice.id}`, headers: a.auth(admin) })).statusCode, 204, 'the repeated DELETE')
+  assertProblem(t, await me(b, twice.token), 401, 'token_revoked', 'once the repeated DELETE is answered, B refuses the token')
+  t.equal((await first).statusCode, 204)
+
+  // Logout revokes the refresh family before it waits: a refresh meanwhile cannot keep the session.
+  const leaving = await a.userWithRole('user')
+  const tokens = (await a.login(leaving.email, leaving.password)).body
+  const familyId = String(tokens.refresh_token).split('.')[0]!
+  let answered = false
+  const logout = a.request({ method: 'POST', url: '/api/auth/logout', headers: a.auth(tokens.access_token), payload: { refresh_token: tokens.refresh_token } })
+    .finally(() => { answered = true })
+  let revokedWhileWaiting = false
+  for (;;) {
+    if (answered) break
+    if ((await a.app.db.repos.auth.getFamily(familyId))?.revoked) {
+      revokedWhileWaiting = !answered
+      break
+    }
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  t.ok(revokedWhileWaiting, 'the refresh family is revoked before logout waits for other instances')
+  assertProblem(t, await b.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: tokens.refresh_token } }), 401, 'token_revoked', 'a refresh meanwhile is refused')
+  t.equal((await logout).statusCode, 204)
 })
 
 t.test('argon2id parameters are explicit, and outdated hashes are upgraded at login', async t => {

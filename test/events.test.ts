@@ -851,6 +851,38 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   t.same(body.results.map(r => r.action), ['duplicate', 'duplicate', 'duplicate'], 'the redelivery: duplicates')
   t.same(body.results.map(r => r.event_id).sort(), ids(kept.filter(e => e.dedup_key.includes('answer-lost'))).sort(), 'naming the kept events')
 
+  // The events' writes stay unprocessed (a throttled index) and the check of what was stored
+  // fails too: no envelope is marked done for an event that does not exist.
+  batch = fresh('events-unprocessed')
+  const eventsTable = `${api.config.tablePrefix}events`
+  const fault = `test-fault-${randomUUID()}`
+  api.app.db.client.middlewareStack.add((next, context) => async (args: any) => {
+    if (context.commandName === 'BatchGetItemCommand' && args.input.RequestItems[eventsTable]) throw injected()
+    const held = context.commandName === 'BatchWriteItemCommand' ? args.input.RequestItems[eventsTable] : undefined
+    if (!held) return next(args)
+    const { [eventsTable]: _held, ...rest } = args.input.RequestItems
+    const out: any = Object.keys(rest).length ? await next({ ...args, input: { ...args.input, RequestItems: rest } }) : { output: { $metadata: {} }, response: {} }
+    out.output.UnprocessedItems = { ...out.output.UnprocessedItems, [eventsTable]: held }
+    return out
+  }, { step: 'initialize', name: fault })
+  res = await failing({ events: batch })
+  api.app.db.client.middlewareStack.remove(fault)
+  assertProblem(t, res, 500, 'internal_error', 'events left unprocessed')
+  for (const e of batch) t.equal(await claimOf(envelopePk(e.id)), undefined, 'the envelope is not marked done')
+  // The dedup claims could not be released (the check failed): they are left to go stale.
+  const staleSince = new Date(Date.now() - 60_000).toISOString()
+  for (const e of batch) {
+    await api.app.db.client.updateItem({
+      TableName: `${api.config.tablePrefix}meta`,
+      Key: { pk: { S: dedupPk(e.resources[0]) } },
+      UpdateExpression: 'SET created_at = :old',
+      ExpressionAttributeValues: { ':old': { S: staleSince } }
+    })
+  }
+  body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
+  t.same(body.results.map(r => r.action), ['created', 'created', 'created'], 'the redelivery, once the claims are stale, creates them')
+  for (const r of body.results) await mustEvent(c, admin.token, r.event_id!)
+
   // The second dedup claim fails: the claims taken are released, the retry creates all.
   batch = fresh('claim-fails')
   let puts = 0
@@ -864,7 +896,7 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   for (const e of batch) t.equal(await claimOf(dedupPk(e.resources[0])), undefined, 'dedup claim released')
   body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
   t.same(body.results.map(r => r.action), ['created', 'created', 'created'], 'the redelivery creates them')
-  t.equal((await walk(t, c, admin.token, {}, 100)).length, 9, 'nine events in all')
+  t.equal((await walk(t, c, admin.token, {}, 100)).length, 12, 'twelve events in all')
   await countersMatchRecount(t, api, 'after the failures')
 
   // A delivery of an envelope whose fast-path event is not written yet waits for it, then is a duplicate.

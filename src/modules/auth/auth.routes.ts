@@ -26,7 +26,8 @@ const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   })
   // Login, refresh and password change get the stricter per-client rate limit.
   const credentialRoute = { rateLimitClass: 'credentials' as const }
-  // Password checks (login, change-password): one per core at a time, see src/lib/gate.ts.
+  // Logins: one per core at a time, see src/lib/gate.ts. (Not change-password: it is
+  // authenticated, and its write may wait for other instances' caches, see AUTH_CACHE_MS.)
   const cores = availableParallelism()
   const hashing = createGate(cores, 256 * cores)
 
@@ -63,7 +64,7 @@ const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
     ...routes.changePassword,
     config: { ...routes.changePassword.config, ...credentialRoute },
     handler: async (request, reply) => {
-      await hashing.run(() => service.changePassword(request.currentUser!, request.body.current_password, request.body.new_password))
+      await service.changePassword(request.currentUser!, request.body.current_password, request.body.new_password)
       return noContent(reply)
     }
   })

@@ -135,16 +135,19 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
 
     /** Denylists the access token until it expires and revokes the caller's refresh family. */
     async logout (claims: AccessClaims, refreshToken: string | undefined): Promise<void> {
-      await repos.auth.denylist(claims.jti, claims.exp * 1000)
+      // The refresh family first: the denylist write may wait for other instances (see
+      // AUTH_CACHE_MS), and a refresh meanwhile must not rotate the token out of reach.
       const match = refreshToken ? REFRESH_TOKEN.exec(refreshToken) : null
-      if (!match?.[1] || !match[2]) return
-      const family = await repos.auth.getFamily(match[1])
-      const presented = Buffer.from(sha256(match[2]))
-      // Only the caller's own, matching token: a stranger's token is ignored, not revoked.
-      if (family && family.user_id === claims.sub && presented.length === family.token_hash.length &&
-          timingSafeEqual(presented, Buffer.from(family.token_hash))) {
-        await repos.auth.revokeFamily(family.id, 'logout')
+      if (match?.[1] && match[2]) {
+        const family = await repos.auth.getFamily(match[1])
+        const presented = Buffer.from(sha256(match[2]))
+        // Only the caller's own, matching token: a stranger's token is ignored, not revoked.
+        if (family && family.user_id === claims.sub && presented.length === family.token_hash.length &&
+            timingSafeEqual(presented, Buffer.from(family.token_hash))) {
+          await repos.auth.revokeFamily(family.id, 'logout')
+        }
       }
+      await repos.auth.denylist(claims.jti, claims.exp * 1000)
     },
 
     /** Changes the password; every existing session of the user ends (log in again). */

@@ -133,12 +133,13 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
   }
 
   /** One BatchWriteItem request's worth of puts (≤ 25), unprocessed items retried; throws when some could not be written. */
-  async function batchPut (puts: Array<{ table: string, item: Record<string, AttributeValue> }>): Promise<void> {
+  async function batchPut (puts: Array<{ table: string, item: Record<string, AttributeValue> }>, deadline = Infinity): Promise<void> {
     let pending: Record<string, WriteRequest[]> = {}
     for (const { table, item } of puts) (pending[table] ??= []).push({ PutRequest: { Item: item } })
     for (let attempt = 0; Object.keys(pending).length; attempt++) {
       if (attempt === BATCH_ATTEMPTS) throw new Error(`BatchWriteItem: items still unprocessed after ${BATCH_ATTEMPTS} attempts`)
       if (attempt) await batchBackoff(attempt)
+      if (Date.now() > deadline) throw new Error('BatchWriteItem: items still unprocessed at the deadline')
       const res = await client.batchWriteItem({ RequestItems: pending })
       pending = Object.fromEntries(Object.entries(res.UnprocessedItems ?? {}).filter(([, requests]) => requests.length))
     }
@@ -271,26 +272,27 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
     },
 
     /**
-     * Stores claimed new events and marks their envelopes done, with BatchWriteItem: an event and
-     * its envelope claim in the same request. Every request is attempted; `written` are the
-     * events known stored (with their envelope claims), `unsure` the rest, with the first error.
-     * Not atomic: if DynamoDB leaves the envelope claim unprocessed while it stores the event,
-     * the claim follows on the retry of the unprocessed items; in between, the dedup claim
-     * naming the envelope is what makes a redelivery a duplicate.
+     * Stores claimed new events, then marks their envelopes done, with BatchWriteItem, a chunk
+     * at a time: the events first, and the envelope claims only for events known stored, so
+     * an envelope is never marked done for an event that does not exist. `written` are the
+     * events stored with their envelope claims, `unsure` the rest, with the first error.
+     * Nothing is started after `deadline` (the dedup claims must not go stale while their
+     * events are being written: another delivery would take the key over). Between an event
+     * and its envelope claim, the dedup claim naming the envelope makes a redelivery a duplicate.
      */
-    async storeNew (account: string, created: NewEvent[]): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
-      const now = Date.now()
+    async storeNew (account: string, created: NewEvent[], deadline: number): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
       const written: NewEvent[] = []
       const unsure: NewEvent[] = []
       let error: { err: unknown } | undefined
-      const queue = chunks(created, Math.floor(BATCH_WRITE_ITEMS / 2))
+      const queue = chunks(created, BATCH_WRITE_ITEMS)
       const worker = async (): Promise<void> => {
         for (let chunk = queue.shift(); chunk; chunk = queue.shift()) {
           try {
-            await batchPut(chunk.flatMap(({ event, envelopeId }) => [
-              { table: eventsTable, item: toAttributes(eventItem(event)) },
-              { table: metaTable, item: toAttributes(doneEnvelopeItem(account, envelopeId, event.id, now)) }
-            ]))
+            if (error) throw error.err
+            if (Date.now() > deadline) throw new Error('storing new events took too long; their claims are released')
+            await batchPut(chunk.map(({ event }) => ({ table: eventsTable, item: toAttributes(eventItem(event)) })), deadline)
+            const now = Date.now()
+            await batchPut(chunk.map(({ event, envelopeId }) => ({ table: metaTable, item: toAttributes(doneEnvelopeItem(account, envelopeId, event.id, now)) })), deadline)
             written.push(...chunk)
           } catch (err) {
             error ??= { err }

@@ -268,7 +268,9 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       await Promise.all(taken.map(c => repo.releaseDedup(account, c.ev.dedup_key, c.event.id)))
       left.push(...taken)
       stored = true
-      const { written, unsure, error } = await repo.storeNew(account, claimed.filter(c => !seen.has(c.envelopeId)))
+      // The claims date from build(): stop starting writes well before they would look stale.
+      const oldest = Math.min(...claimed.map(c => Date.parse(c.event.created_at)))
+      const { written, unsure, error } = await repo.storeNew(account, claimed.filter(c => !seen.has(c.envelopeId)), oldest + STALE_CLAIM_MS / 3)
       const created = (items: NewEvent[]): void => {
         for (const c of items as Array<Work & NewEvent>) {
           counted.event(null, c.event)

@@ -90,6 +90,15 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
     scanAll: () => scanAll(users, toUser),
 
     /**
+     * For a request that finds its revocation already written (a repeated DELETE): returns
+     * once the write is `settleMs` old, like the request that wrote it.
+     */
+    async settled (user: User): Promise<void> {
+      const wait = Date.parse(user.updated_at) + cache.settleMs - Date.now()
+      if (cache.settleMs > 0 && wait > 0) await sleep(wait)
+    },
+
+    /**
      * A successful login: sets last_login_at (and an upgraded hash), only if nothing that the
      * password check relied on has changed since (session, hash, still active); else `conflict`.
      */
@@ -110,7 +119,7 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
           returnValues: 'ALL_NEW'
         })
         const updated = toUser(item!)
-        callers.set(user.id, Object.freeze({ ...updated }))
+        callers.evict(user.id)
         return updated
       } catch (err) {
         callers.evict(user.id)
@@ -167,8 +176,10 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
           ...(remove.length ? { $REMOVE: remove } : {})
         } as never, { condition, returnValues: 'ALL_NEW' })
         const user = toUser(updated)
-        callers.set(id, Object.freeze({ ...user }))
-        const revokes = bumpSession || fields.is_active !== undefined || fields.role !== undefined
+        // Forget, do not store: responses to two writes can arrive out of order, and a load
+        // started now sees both (an entry counts from when its load started).
+        callers.evict(id)
+        const revokes = bumpSession || fields.is_active === false || fields.role !== undefined
         if (revokes && cache.settleMs > 0) await sleep(cache.settleMs)
         return user
       } catch (err) {

@@ -107,13 +107,17 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
     async deactivate (actor: Actor, id: string): Promise<void> {
       assertCanDeactivateUser(actor, id)
       const before = await load(id)
-      if (!before.is_active) return
+      // Already deactivated (maybe by a request still waiting for other instances): answer
+      // no sooner than that request would.
+      if (!before.is_active) return repo.settled(before)
       try {
         await guardedUpdate(before, { is_active: false, bumpSession: true }, undefined)
       } catch (err) {
         // A concurrent DELETE of the same user got there first: DELETE is idempotent.
-        if (err instanceof DomainError && err.code === 'conflict' && !(await load(id)).is_active) return
-        throw err
+        if (!(err instanceof DomainError && err.code === 'conflict')) throw err
+        const current = await load(id)
+        if (current.is_active) throw err
+        await repo.settled(current)
       }
     },
 
