@@ -1,11 +1,11 @@
 import { DomainError } from '../domain/errors.js'
 
 /**
- * Admits at most `concurrency` calls at a time, the rest in arrival order (FIFO). Used around
- * whole logins: each one is a ~16 ms password hash on the libuv pool plus several database
- * calls on the event loop, and without a gate a flood fills the event loop's queue with
- * their callbacks, so every other request waits behind them. With one login per core in
- * progress, the rest of the API keeps answering promptly. A full queue answers 429.
+ * Admits at most `concurrency` calls at a time, the rest in arrival order (FIFO); a full
+ * queue answers 429. Used around password hashing (src/plugins/passwords.ts): each argon2
+ * call is ~16 ms of CPU on the libuv pool, and with one per core the event loop keeps a core
+ * for everything else during a login flood. Only the hash is gated, not the whole login, so
+ * a login's database round trips (real DynamoDB: milliseconds each) never hold a slot.
  */
 export interface Gate {
   run: <T>(fn: () => Promise<T>) => Promise<T>

@@ -1,11 +1,9 @@
-import { availableParallelism } from 'node:os'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import type { Config } from '../../config.js'
 import { toProfile } from '../../domain/users.js'
 import { noContent } from '../../lib/http.js'
 import { etagOf } from '../../lib/etag.js'
-import { createGate } from '../../lib/gate.js'
 import { createAuthService, type Session } from './auth.service.js'
 
 const tokenResponse = (s: Session) => ({
@@ -26,15 +24,11 @@ const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { 
   })
   // Login, refresh and password change get the stricter per-client rate limit.
   const credentialRoute = { rateLimitClass: 'credentials' as const }
-  // Logins: one per core at a time, see src/lib/gate.ts. (Not change-password: it is
-  // authenticated, and its write may wait for other instances' caches, see AUTH_CACHE_MS.)
-  const cores = availableParallelism()
-  const hashing = createGate(cores, 256 * cores)
 
   app.route({
     ...routes.login,
     config: { ...routes.login.config, ...credentialRoute },
-    handler: async (request) => tokenResponse(await hashing.run(() => service.login(request.body.email, request.body.password)))
+    handler: async (request) => tokenResponse(await service.login(request.body.email, request.body.password))
   })
 
   app.route({
