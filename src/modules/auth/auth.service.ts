@@ -78,22 +78,23 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     async login (rawEmail: string, password: string): Promise<Session> {
       const email = normalizeEmail(rawEmail)
       const now = Date.now()
-      await reserveAttempt(email, now)
-      const user = await repos.users.getByEmail(email)
+      // The attempt is reserved before the password is checked; the lookup need not wait for it.
+      const [, user] = await Promise.all([reserveAttempt(email, now), repos.users.getByEmail(email)])
       const ok = await passwords.verify(user?.password_hash ?? null, password)
       if (!user || !ok || !user.is_active) return failed(email, now)
       const rehash = passwords.needsRehash(user.password_hash) ? await passwords.hash(password) : undefined
-      let updated: User
-      try {
-        // Only if nothing changed since the password was checked: a password change, reset or
-        // deactivation that lands meanwhile must not be outlived by this session.
-        updated = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
-      } catch (err) {
-        if (err instanceof DomainError) throw invalidCredentials()
-        throw err
+      // Only if nothing changed since the password was checked: a password change, reset or
+      // deactivation that lands meanwhile must not be outlived by this session.
+      const [recorded, cleared] = await Promise.allSettled([
+        repos.users.recordLogin(user, new Date(now).toISOString(), rehash),
+        repos.auth.clearFailures(email, now, windowMs)
+      ])
+      if (recorded.status === 'rejected') {
+        if (recorded.reason instanceof DomainError) throw invalidCredentials()
+        throw recorded.reason
       }
-      await repos.auth.clearFailures(email, now, windowMs)
-      return startSession(updated, now)
+      if (cleared.status === 'rejected') throw cleared.reason
+      return startSession(recorded.value, now)
     },
 
     /**
