@@ -68,7 +68,7 @@ export interface Config {
    * Per-process cache of the caller's user record and token denylist entry (ms; 0: off).
    * `settleMs`: how long a revoking write waits before it answers, so that no other instance
    * still trusts a cached copy when the client hears back; 0 with the embedded database
-   * (one process per data directory: this process's own cache is updated by the write).
+   * (one process per data directory: the write drops this process's own cached copy).
    */
   authCache: { ttlMs: number, settleMs: number }
 }

@@ -77,7 +77,7 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
 
     /**
      * The user behind an access token, cached per process for `ttlMs` (every authenticated
-     * request needs it). Writes through this repository update the entry at once; a write
+     * request needs it). Writes through this repository drop the entry at once; a write
      * that ends sessions or changes a role waits `settleMs` before it returns, so that other
      * instances' copies have expired by the time anyone hears of the change.
      */
