@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import dynamoose from 'dynamoose'
 import { isConditionFailed } from '../../db/errors.js'
 import type { RawReader } from '../../db/raw.js'
@@ -32,8 +33,6 @@ const toFamily = (id: string, item: AuthItem): RefreshFamily => ({
   expires_at: item.expires_at ?? 0,
   max_expires_at: item.max_expires_at ?? 0
 })
-
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { ttlMs: number, settleMs: number }) {
   const table = auth.table().name

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createHash } from 'node:crypto'
 import type { AttributeValue, DynamoDB, WriteRequest } from '@aws-sdk/client-dynamodb'
 import { marshall } from '@aws-sdk/util-dynamodb'
@@ -37,7 +38,6 @@ const BATCH_ATTEMPTS = 8
 /** BatchWriteItem requests of one batch in flight at once. */
 const WRITE_CONCURRENCY = 4
 
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 /** 25, 50, 100 … ms (at most 1.6 s), jittered to 50–100 %. */
 const batchBackoff = (attempt: number): Promise<void> => sleep(Math.min(1600, 25 * 2 ** attempt) * (0.5 + Math.random() / 2))
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeTime } from 'ulid'
 import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IngestResult } from '../../../openapi/generated/schemas.js'
 import type { AwsAccount } from '../../domain/aws-accounts.js'
@@ -32,7 +33,6 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 /** A dedup claim whose event never appeared is abandoned after this long. */
 const STALE_CLAIM_MS = 30_000
 
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 /** Jittered back-off between attempts on a contended event (5–40 ms). */
 const backoff = (): Promise<void> => sleep(5 + Math.floor(Math.random() * 35))
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import dynamoose from 'dynamoose'
 import type { Role } from '../../../openapi/generated/schemas.js'
 import { DomainError } from '../../domain/errors.js'
@@ -37,8 +38,6 @@ const toUser = (item: UserItem): User => ({
   updated_at: item.updated_at,
   last_login_at: item.last_login_at ?? null
 })
-
-const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawReader, cache: { ttlMs: number, settleMs: number }) {
   const table = users.table().name
