@@ -2,12 +2,12 @@ import type { AttributeValue, DynamoDB, QueryCommandInput, ReturnValue } from '@
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb'
 
 /**
- * Reads (and the login's few writes) through the bare SDK client, for the paths every request takes. Dynamoose costs
+ * Reads (and a few hot writes) through the bare SDK client, for the paths every request takes. Dynamoose costs
  * 1.1–1.5 ms of CPU per call (item conversion, and it formats a log message of every request
  * and response) against ~0.45 ms for the SDK alone (docs/performance.md). The items are
  * the ones the Dynamoose models write; each repository maps them with its own `to…`.
  */
-export interface RawReader {
+export interface RawClient {
   /** Strongly consistent GetItem; null when absent. */
   get: <T>(table: string, key: Record<string, unknown>) => Promise<T | null>
   /** One Query call; the key to continue from, unmarshalled (as Dynamoose's `lastKey`). */
@@ -30,14 +30,14 @@ export interface RawReader {
   put: (table: string, item: Record<string, unknown>, condition?: string) => Promise<void>
 }
 
-export function createRawReader (client: DynamoDB): RawReader {
+export function createRawClient (client: DynamoDB): RawClient {
   const key = (k: Record<string, unknown>): Record<string, AttributeValue> => marshall(k, { removeUndefinedValues: true })
   return {
     async get<T> (table: string, k: Record<string, unknown>): Promise<T | null> {
       const { Item } = await client.getItem({ TableName: table, Key: key(k), ConsistentRead: true })
       return Item ? unmarshall(Item) as T : null
     },
-    async query<T> ({ values, startKey, ...input }: Parameters<RawReader['query']>[0]) {
+    async query<T> ({ values, startKey, ...input }: Parameters<RawClient['query']>[0]) {
       const res = await client.query({
         ...input,
         ExpressionAttributeValues: key(values),
@@ -48,7 +48,7 @@ export function createRawReader (client: DynamoDB): RawReader {
         lastKey: res.LastEvaluatedKey ? unmarshall(res.LastEvaluatedKey) : undefined
       }
     },
-    async update<T> (table: string, k: Record<string, unknown>, input: Parameters<RawReader['update']>[2]) {
+    async update<T> (table: string, k: Record<string, unknown>, input: Parameters<RawClient['update']>[2]) {
       const res = await client.updateItem({
         TableName: table,
         Key: key(k),

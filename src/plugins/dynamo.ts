@@ -4,7 +4,7 @@ import type { DynamoDB } from '@aws-sdk/client-dynamodb'
 import { createDynamoClient } from '../db/client.js'
 import { initializeTables, getModels } from '../db/tables.js'
 import { createCursorCodec } from '../db/pagination.js'
-import { createRawReader } from '../db/raw.js'
+import { createRawClient } from '../db/raw.js'
 import { createUsersRepository, type UsersRepository } from '../modules/users/users.repository.js'
 import { createAuthRepository, type AuthRepository } from '../modules/auth/auth.repository.js'
 import { createTasksRepository, type TasksRepository } from '../modules/tasks/tasks.repository.js'
@@ -56,7 +56,7 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
   if (created.length) app.log.info({ tables: created }, 'created tables')
   const cursors = createCursorCodec(opts.cursorSecret)
   const pingTable = models.meta.table().name
-  const raw = createRawReader(client)
+  const raw = createRawClient(client)
   app.decorate('db', {
     client,
     repos: {

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import dynamoose from 'dynamoose'
 import { isConditionFailed } from '../../db/errors.js'
-import type { RawReader } from '../../db/raw.js'
+import type { RawClient } from '../../db/raw.js'
 import { createTtlCache } from '../../lib/ttl-cache.js'
 import type { AuthItem, AuthModel } from './auth.model.js'
 
@@ -34,7 +34,7 @@ const toFamily = (id: string, item: AuthItem): RefreshFamily => ({
   max_expires_at: item.max_expires_at ?? 0
 })
 
-export function createAuthRepository (auth: AuthModel, raw: RawReader, cache: { ttlMs: number, settleMs: number }) {
+export function createAuthRepository (auth: AuthModel, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
   const table = auth.table().name
   const isDenylisted = async (jti: string, now: number): Promise<boolean> => {
     const item = await raw.get<AuthItem>(table, { pk: deny(jti) })

@@ -1,4 +1,4 @@
-import type { RawReader } from '../../db/raw.js'
+import type { RawClient } from '../../db/raw.js'
 import type { Deltas } from '../../domain/stats.js'
 import type { StatsModel } from './stats.model.js'
 
@@ -10,7 +10,7 @@ const numbers = (item: Record<string, unknown> | undefined): Counters => {
   return out
 }
 
-export function createStatsRepository (stats: StatsModel, raw: RawReader) {
+export function createStatsRepository (stats: StatsModel, raw: RawClient) {
   const table = stats.table().name
   return {
     /** Applies counter changes atomically (concurrent writers never lose an increment). */

@@ -10,7 +10,7 @@ import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
-import type { RawReader } from '../../db/raw.js'
+import type { RawClient } from '../../db/raw.js'
 import type { EventItem, EventsModel } from './events.model.js'
 
 export interface EventListQuery {
@@ -109,7 +109,7 @@ const doneEnvelopeItem = (account: string, envelopeId: string, eventId: string, 
 
 const toAttributes = (item: Record<string, unknown>): Record<string, AttributeValue> => marshall(item, { removeUndefinedValues: true })
 
-export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawReader) {
+export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
   const eventsTable = events.table().name
   const metaTable = meta.table().name
 

@@ -5,7 +5,7 @@ import { DomainError } from '../../domain/errors.js'
 import type { StatusHistoryEntry, Task, TaskPriority, TaskStatus } from '../../domain/tasks.js'
 import { isConditionFailed } from '../../db/errors.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
-import type { RawReader } from '../../db/raw.js'
+import type { RawClient } from '../../db/raw.js'
 import type { CommentItem, CommentsModel, HistoryItem, TaskItem, TasksModel } from './tasks.model.js'
 
 export interface TaskListQuery {
@@ -72,7 +72,7 @@ const toComment = (c: CommentItem): Comment => ({ id: c.id, task_id: c.task_id, 
 const idBefore = (ms: number): string => `${encodeTime(Math.max(0, ms - 1), 10)}ZZZZZZZZZZZZZZZZ`
 const idFrom = (ms: number): string => `${encodeTime(Math.max(0, ms), 10)}0000000000000000`
 
-export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec, raw: RawReader) {
+export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec, raw: RawClient) {
   const table = tasks.table().name
   const commentsTable = comments.table().name
   const getItem = (id: string): Promise<TaskItem | null> => raw.get<TaskItem>(table, { id })

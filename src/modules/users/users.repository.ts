@@ -6,7 +6,7 @@ import type { User } from '../../domain/users.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
-import type { RawReader } from '../../db/raw.js'
+import type { RawClient } from '../../db/raw.js'
 import { createTtlCache } from '../../lib/ttl-cache.js'
 import type { UserItem, UsersModel } from './users.model.js'
 
@@ -39,7 +39,7 @@ const toUser = (item: UserItem): User => ({
   last_login_at: item.last_login_at ?? null
 })
 
-export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawReader, cache: { ttlMs: number, settleMs: number }) {
+export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
   const table = users.table().name
   const metaTable = meta.table().name
   const getById = async (id: string): Promise<User | null> => {
