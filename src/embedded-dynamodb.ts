@@ -1,6 +1,8 @@
+import { once } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import dynalite from 'dynalite'
 
 /**
@@ -10,25 +12,34 @@ import dynalite from 'dynalite'
  * over three load runs before, 41 → 42 MB after). Give the iterators the method dynalite calls.
  */
 const fromLevel = createRequire(createRequire(import.meta.url).resolve('classic-level'))
-const level = fromLevel('abstract-level') as Record<string, { prototype: { return?: () => unknown, close: () => unknown } }>
-for (const name of ['AbstractIterator', 'AbstractKeyIterator', 'AbstractValueIterator']) {
+const level = fromLevel('abstract-level') as Record<string, { prototype: { return?: () => unknown, close: () => unknown } } | undefined>
+const ITERATORS = ['AbstractIterator', 'AbstractKeyIterator', 'AbstractValueIterator']
+for (const name of ITERATORS) {
   const proto = level[name]?.prototype
   if (proto && !proto.return) proto.return = function (this: { close: () => unknown }) { return this.close() }
 }
+/** Whether this thread's iterators can be ended the way dynalite ends them (checked where dynalite runs). */
+const iteratorsPatched = (): boolean => ITERATORS.every(name => typeof level[name]?.prototype.return === 'function')
 
 /**
- * The embedded DynamoDB stand-in (dynalite): in-process, on loopback, on a random port.
+ * The embedded DynamoDB stand-in (dynalite): in-process, on loopback, on a random port, in a
+ * worker thread of its own, so its work (request parsing, LevelDB calls that wait on LevelDB's
+ * own locks) runs beside the API's event loop instead of inside it.
  * With `path` the data lives on disk (LevelDB) and survives restarts; without it, in memory.
  * Only one process may open a data directory at a time.
  */
 export interface EmbeddedDynamo {
   endpoint: string
   close: () => Promise<void>
+  /** The stand-in thread's V8 heap in use, after a GC when the process runs with --expose-gc (benchmarks). */
+  heapUsed: () => Promise<number>
 }
 
-export async function startEmbeddedDynamo (options: { path?: string } = {}): Promise<EmbeddedDynamo> {
-  if (options.path) await mkdir(options.path, { recursive: true })
-  const server = dynalite({ path: options.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
+interface WorkerInput { embeddedDynamo: true, path?: string }
+
+async function listen (path: string | undefined): Promise<Omit<EmbeddedDynamo, 'heapUsed'>> {
+  if (path) await mkdir(path, { recursive: true })
+  const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => resolve())
@@ -37,5 +48,58 @@ export async function startEmbeddedDynamo (options: { path?: string } = {}): Pro
   return {
     endpoint: `http://127.0.0.1:${port}`,
     close: () => new Promise<void>((resolve, reject) => server.close(err => (err ? reject(err) : resolve())))
+  }
+}
+
+export async function startEmbeddedDynamo (options: { path?: string } = {}): Promise<EmbeddedDynamo> {
+  const workerData: WorkerInput = { embeddedDynamo: true, path: options.path }
+  // From the TypeScript sources (tests, scripts run with tsx) the worker loads this file through tsx.
+  const worker = import.meta.url.endsWith('.ts')
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}) })`, { eval: true, workerData })
+    : new Worker(new URL(import.meta.url), { workerData })
+  const [message] = await once(worker, 'message') as [{ endpoint?: string, iteratorsPatched?: boolean, error?: string }]
+  if (!message.endpoint) {
+    await worker.terminate()
+    throw new Error(`the embedded DynamoDB did not start: ${message.error}`)
+  }
+  if (!message.iteratorsPatched) {
+    await worker.terminate()
+    throw new Error('the embedded DynamoDB would leak an iterator per query (abstract-level iterators lack return())')
+  }
+  // A stand-in that fails after the start takes the process down: the data is gone with it.
+  worker.once('error', (err) => { throw err })
+  const ask = async (type: 'close' | 'memory'): Promise<{ heapUsed?: number }> => {
+    worker.postMessage(type)
+    const [answer] = await once(worker, 'message') as [{ heapUsed?: number }]
+    return answer
+  }
+  return {
+    endpoint: message.endpoint,
+    async close () {
+      await ask('close')
+      await worker.terminate()
+    },
+    heapUsed: async () => (await ask('memory')).heapUsed ?? 0
+  }
+}
+
+// In the worker: start the stand-in, report its endpoint, close it when asked.
+if (!isMainThread && (workerData as WorkerInput | undefined)?.embeddedDynamo && parentPort) {
+  const port = parentPort
+  try {
+    const db = await listen((workerData as WorkerInput).path)
+    port.on('message', (type: 'close' | 'memory') => {
+      if (type === 'close') {
+        db.close().finally(() => port.postMessage({ closed: true }))
+        return
+      }
+      const gc = (globalThis as { gc?: () => void }).gc
+      gc?.()
+      gc?.()
+      port.postMessage({ heapUsed: process.memoryUsage().heapUsed })
+    })
+    port.postMessage({ endpoint: db.endpoint, iteratorsPatched: iteratorsPatched() })
+  } catch (err) {
+    port.postMessage({ error: String(err) })
   }
 }

@@ -93,7 +93,9 @@ async function handle (message: { type?: string, file?: string }): Promise<void>
       gc()
     }
     const m = process.memoryUsage()
-    process.send?.({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers } satisfies ChildMemory)
+    // The stand-in runs in a worker thread with a V8 heap of its own: count both heaps.
+    const standIn = await embedded.heapUsed()
+    process.send?.({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed + standIn, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers } satisfies ChildMemory)
   } else if (message.type === 'cpu') {
     const c = process.cpuUsage()
     process.send?.({ type: 'cpu', micros: c.user + c.system })

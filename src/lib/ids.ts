@@ -1,10 +1,26 @@
+import { randomFillSync } from 'node:crypto'
 import { encodeTime, monotonicFactory } from 'ulid'
+
+/**
+ * Random bytes for ULIDs from a pool refilled 4 KiB at a time: ulid's default source makes
+ * one `getRandomValues` call per character (16 per millisecond that sees an id, ~3 % of
+ * the CPU of a busy server). A byte ÷ 256 picks one of ulid's 32 characters without bias.
+ */
+const pool = Buffer.alloc(4096)
+let next = pool.length
+const randomByteFraction = (): number => {
+  if (next === pool.length) {
+    randomFillSync(pool)
+    next = 0
+  }
+  return pool[next++]! / 256
+}
 
 /**
  * ULIDs: opaque, URL-safe, sortable by creation time. Monotonic within the process, so
  * items created in the same millisecond still sort in creation order ("newest first").
  */
-export const newId: () => string = monotonicFactory()
+export const newId: () => string = monotonicFactory(randomByteFraction)
 
 const MAX_TIME = 281474976710655
 
