@@ -68,10 +68,11 @@ export async function startEmbeddedDynamo (options: { path?: string } = {}): Pro
   }
   // A stand-in that fails after the start takes the process down: the data is gone with it.
   worker.once('error', (err) => { throw err })
+  const exited = once(worker, 'exit').then(() => ({}))
   const ask = async (type: 'close' | 'memory'): Promise<{ heapUsed?: number }> => {
     worker.postMessage(type)
-    const [answer] = await once(worker, 'message') as [{ heapUsed?: number }]
-    return answer
+    // A worker that is gone answers nothing: do not wait for it.
+    return Promise.race([once(worker, 'message').then(([answer]) => answer as { heapUsed?: number }), exited])
   }
   return {
     endpoint: message.endpoint,
