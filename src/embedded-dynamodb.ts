@@ -3,7 +3,6 @@ import { mkdir } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
-import dynalite from 'dynalite'
 
 /**
  * dynalite 4.0.0 ends LevelDB iterators with `iterator.return()`, which abstract-level 3
@@ -39,6 +38,8 @@ interface WorkerInput { embeddedDynamo: true, path?: string }
 
 async function listen (path: string | undefined): Promise<Omit<EmbeddedDynamo, 'heapUsed'>> {
   if (path) await mkdir(path, { recursive: true })
+  // Loaded here, in the stand-in's thread only.
+  const { default: dynalite } = await import('dynalite')
   const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -55,9 +56,11 @@ export async function startEmbeddedDynamo (options: { path?: string } = {}): Pro
   const workerData: WorkerInput = { embeddedDynamo: true, path: options.path }
   // From the TypeScript sources (tests, scripts run with tsx) the worker loads this file through tsx.
   const worker = import.meta.url.endsWith('.ts')
-    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}) })`, { eval: true, workerData })
+    ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(({ register }) => { register(); return import(${JSON.stringify(import.meta.url)}) })`, { eval: true, workerData })
     : new Worker(new URL(import.meta.url), { workerData })
-  const [message] = await once(worker, 'message') as [{ endpoint?: string, iteratorsPatched?: boolean, error?: string }]
+  const exited = new Promise<{ exited: number }>(resolve => worker.once('exit', code => resolve({ exited: code })))
+  const [message] = await Promise.race([once(worker, 'message'), exited.then(e => [{ error: `the worker exited (code ${e.exited})` }])]) as
+    [{ endpoint?: string, iteratorsPatched?: boolean, error?: string }]
   if (!message.endpoint) {
     await worker.terminate()
     throw new Error(`the embedded DynamoDB did not start: ${message.error}`)
@@ -67,19 +70,22 @@ export async function startEmbeddedDynamo (options: { path?: string } = {}): Pro
     throw new Error('the embedded DynamoDB would leak an iterator per query (abstract-level iterators lack return())')
   }
   // A stand-in that fails after the start takes the process down: the data is gone with it.
-  worker.once('error', (err) => { throw err })
-  const exited = once(worker, 'exit').then(() => ({}))
-  const ask = async (type: 'close' | 'memory'): Promise<{ heapUsed?: number }> => {
+  const crash = (err: Error): never => { throw err }
+  worker.once('error', crash)
+  // One question at a time (the callers ask in sequence); a worker that is gone answers nothing.
+  const ask = async (type: 'close' | 'memory'): Promise<{ heapUsed?: number, error?: string }> => {
     worker.postMessage(type)
-    // A worker that is gone answers nothing: do not wait for it.
-    return Promise.race([once(worker, 'message').then(([answer]) => answer as { heapUsed?: number }), exited])
+    return Promise.race([once(worker, 'message').then(([answer]) => answer as { heapUsed?: number, error?: string }), exited.then(() => ({}))])
   }
+  let closing: Promise<void> | undefined
   return {
     endpoint: message.endpoint,
-    async close () {
-      await ask('close')
+    close: () => (closing ??= (async () => {
+      worker.off('error', crash)
+      const answer = await ask('close')
       await worker.terminate()
-    },
+      if (answer.error) throw new Error(`closing the embedded DynamoDB: ${answer.error}`)
+    })()),
     heapUsed: async () => (await ask('memory')).heapUsed ?? 0
   }
 }
@@ -91,7 +97,7 @@ if (!isMainThread && (workerData as WorkerInput | undefined)?.embeddedDynamo && 
     const db = await listen((workerData as WorkerInput).path)
     port.on('message', (type: 'close' | 'memory') => {
       if (type === 'close') {
-        db.close().finally(() => port.postMessage({ closed: true }))
+        db.close().then(() => ({ closed: true }), (err: unknown) => ({ error: String(err) })).then(answer => port.postMessage(answer))
         return
       }
       const gc = (globalThis as { gc?: () => void }).gc
@@ -101,6 +107,6 @@ if (!isMainThread && (workerData as WorkerInput | undefined)?.embeddedDynamo && 
     })
     port.postMessage({ endpoint: db.endpoint, iteratorsPatched: iteratorsPatched() })
   } catch (err) {
-    port.postMessage({ error: String(err) })
+    port.postMessage({ error: err instanceof Error ? err.stack ?? err.message : String(err) })
   }
 }

@@ -1,6 +1,7 @@
 /** Authentication (Phase 1): login, tokens, refresh rotation, logout, password change, lockout. */
 import { createHmac } from 'node:crypto'
 import t from 'tap'
+import { DomainError } from '../src/domain/errors.js'
 import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
@@ -313,6 +314,20 @@ t.test('several instances on one database: once a revocation is answered, no ins
   t.ok(revokedWhileWaiting, 'the refresh family is revoked before logout waits for other instances')
   assertProblem(t, await b.request({ method: 'POST', url: '/api/auth/refresh', payload: { refresh_token: tokens.refresh_token } }), 401, 'token_revoked', 'a refresh meanwhile is refused')
   t.equal((await logout).statusCode, 204)
+})
+
+t.test('a busy server (429 from the password gate) does not use up the account\'s login attempts', async t => {
+  const api = await build(t)
+  const u = await api.userWithRole('user')
+  const verify = api.app.passwords.verify
+  api.app.passwords.verify = async () => { throw new DomainError('rate_limited', 'busy', { retryAfterSeconds: 1 }) }
+  for (let i = 0; i < 8; i++) {
+    const res = await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })
+    assertProblem(t, res, 429, 'rate_limited', `busy ${i + 1}`)
+    t.ok(res.headers['retry-after'], 'Retry-After')
+  }
+  api.app.passwords.verify = verify
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })).statusCode, 200, 'then the right password logs in: no attempt was used up')
 })
 
 t.test('argon2id parameters are explicit, and outdated hashes are upgraded at login', async t => {

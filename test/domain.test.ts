@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config.js'
 import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
 import { createTtlCache } from '../src/lib/ttl-cache.js'
 import { createGate } from '../src/lib/gate.js'
+import { newId, randomId } from '../src/lib/ids.js'
 import { validateComponent } from './contract.js'
 
 const code = (fn: () => unknown): string | undefined => {
@@ -199,6 +200,17 @@ t.test('the login gate: bounded concurrency, arrival order, a bounded queue', as
   t.same(started, [1, 2, 3, 4, 5], 'first come, first served')
   t.equal(peak, 2, 'never more than the limit at once')
   t.same([gate.active, gate.waiting], [0, 0])
+})
+
+t.test('ids: monotonic for items, unpredictable for refresh families', async t => {
+  const monotonic = Array.from({ length: 50 }, () => newId())
+  t.same([...monotonic].sort(), monotonic, 'item ids sort in creation order')
+  const random = Array.from({ length: 50 }, () => randomId())
+  t.ok(random.every(id => /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)), 'ULIDs')
+  // Consecutive monotonic ids share all but the last characters; random ones share at most chance.
+  const shared = (a: string, b: string) => { let i = 10; while (i < 26 && a[i] === b[i]) i++; return i - 10 }
+  t.ok(random.slice(1).every((id, i) => shared(random[i]!, id) < 8), 'no two family ids in a row share a random prefix')
+  t.ok(monotonic.slice(1).some((id, i) => shared(monotonic[i]!, id) >= 14), 'whereas item ids do (same millisecond)')
 })
 
 t.test('the per-process TTL cache', async t => {

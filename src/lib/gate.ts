@@ -25,7 +25,7 @@ export function createGate (concurrency: number, maxWaiting: number): Gate {
     async run<T> (fn: () => Promise<T>): Promise<T> {
       if (active >= concurrency) {
         if (queue.length >= maxWaiting) {
-          throw new DomainError('rate_limited', 'The server is busy with other logins; retry in a moment.', { retryAfterSeconds: 1 })
+          throw new DomainError('rate_limited', 'The server is busy checking passwords; retry in a moment.', { retryAfterSeconds: 1 })
         }
         // The slot is handed over by `release` (active stays the same).
         await new Promise<void>(resolve => queue.push(resolve))

@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto'
-import { encodeTime, monotonicFactory } from 'ulid'
+import { encodeTime, monotonicFactory, ulid } from 'ulid'
 
 /**
  * Random bytes for ULIDs from a pool refilled 4 KiB at a time: ulid's default source makes
@@ -21,6 +21,9 @@ const randomByteFraction = (): number => {
  * items created in the same millisecond still sort in creation order ("newest first").
  */
 export const newId: () => string = monotonicFactory(randomByteFraction)
+
+/** A ULID with 80 fresh random bits, for ids that must not be guessable from others (refresh families). */
+export const randomId = (): string => ulid(undefined, randomByteFraction)
 
 const MAX_TIME = 281474976710655
 

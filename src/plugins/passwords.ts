@@ -26,7 +26,10 @@ export interface PasswordOptions { memoryCost: number, timeCost: number, paralle
 export default fp<PasswordOptions>(async (app, opts) => {
   const params = { type: argon2.argon2id, memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism }
   const dummy = await argon2.hash('dummy password for unknown accounts', params)
-  const gate = createGate(availableParallelism(), 256 * availableParallelism())
+  // One hash per core, and never the whole libuv pool (the stand-in's LevelDB, DNS and file
+  // reads use it too).
+  const slots = Math.max(1, Math.min(availableParallelism(), (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1))
+  const gate = createGate(slots, 256 * slots)
   app.decorate('passwords', {
     hash: (password: string) => gate.run(() => argon2.hash(password, params)),
     // The gate's 429 (queue full) goes to the caller; a malformed stored hash is a failed check.

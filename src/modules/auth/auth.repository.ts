@@ -180,6 +180,15 @@ export function createAuthRepository (auth: AuthModel, raw: RawClient, cache: { 
       }).catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
     },
 
+    /** Gives back an attempt reserved for a check that did not happen (the server was busy). */
+    async returnAttempt (email: string): Promise<void> {
+      await raw.update(table, { pk: lock(email) }, {
+        update: 'ADD failures :minus',
+        condition: 'failures > :zero',
+        values: { ':minus': -1, ':zero': 0 }
+      }).catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
+    },
+
     /** Operator recovery: lifts a lockout whatever its state. */
     async unlock (email: string): Promise<void> {
       await auth.delete({ pk: lock(email) })

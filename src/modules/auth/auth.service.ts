@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { newId } from '../../lib/ids.js'
+import { randomId } from '../../lib/ids.js'
 import { DomainError } from '../../domain/errors.js'
 import { assertPasswordAcceptable } from '../../domain/password-policy.js'
 import { normalizeEmail, type User } from '../../domain/users.js'
@@ -33,7 +33,9 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
   const windowMs = opts.lockout.windowSeconds * 1000
 
   async function startSession (user: User, now: number): Promise<Session> {
-    const familyId = newId()
+    // Unpredictable (not the monotonic sequence that request ids reveal): a guessed family id
+    // with a wrong secret would otherwise count as token reuse and end the user's sessions.
+    const familyId = randomId()
     const secret = randomBytes(32).toString('base64url')
     const maxExpiresAt = now + opts.familyMaxSeconds * 1000
     const expiresAt = Math.min(now + opts.refreshTtlSeconds * 1000, maxExpiresAt)
@@ -63,6 +65,16 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     throw new DomainError('rate_limited', 'Too many login attempts for this account are in progress; retry in a moment.', { retryAfterSeconds: r.busyMs / 1000 })
   }
 
+  /** The password check of a reserved attempt; a busy server (429) gives the attempt back. */
+  async function verifyReserved (email: string, hash: string | null, password: string): Promise<boolean> {
+    try {
+      return await passwords.verify(hash, password)
+    } catch (err) {
+      if (err instanceof DomainError && err.code === 'rate_limited') await repos.auth.returnAttempt(email).catch(() => {})
+      throw err
+    }
+  }
+
   /** A verified failure: locks the e-mail once the window's failures reach the threshold. */
   async function failed (email: string, now: number): Promise<never> {
     await repos.auth.lockIfExhausted(email, now, opts.lockout.threshold, windowMs)
@@ -80,21 +92,24 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
       const now = Date.now()
       // The attempt is reserved before the password is checked; the lookup need not wait for it.
       const [, user] = await Promise.all([reserveAttempt(email, now), repos.users.getByEmail(email)])
-      const ok = await passwords.verify(user?.password_hash ?? null, password)
+      const ok = await verifyReserved(email, user?.password_hash ?? null, password)
       if (!user || !ok || !user.is_active) return failed(email, now)
-      const rehash = passwords.needsRehash(user.password_hash) ? await passwords.hash(password) : undefined
-      // Only if nothing changed since the password was checked: a password change, reset or
-      // deactivation that lands meanwhile must not be outlived by this session.
-      const [recorded, cleared] = await Promise.allSettled([
-        repos.users.recordLogin(user, new Date(now).toISOString(), rehash),
-        repos.auth.clearFailures(email, now, windowMs)
-      ])
-      if (recorded.status === 'rejected') {
-        if (recorded.reason instanceof DomainError) throw invalidCredentials()
-        throw recorded.reason
+      // Upgrading an outdated hash can wait for a quieter moment (the next login).
+      const rehash = passwords.needsRehash(user.password_hash)
+        ? await passwords.hash(password).catch((err: unknown) => { if (err instanceof DomainError && err.code === 'rate_limited') return undefined; throw err })
+        : undefined
+      let updated: User
+      try {
+        // Only if nothing changed since the password was checked: a password change, reset or
+        // deactivation that lands meanwhile must not be outlived by this session.
+        updated = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
+      } catch (err) {
+        if (err instanceof DomainError) throw invalidCredentials()
+        throw err
       }
-      if (cleared.status === 'rejected') throw cleared.reason
-      return startSession(recorded.value, now)
+      // A successful login returns its reservation, alongside starting the session.
+      const [session] = await Promise.all([startSession(updated, now), repos.auth.clearFailures(email, now, windowMs)])
+      return session
     },
 
     /**
@@ -155,7 +170,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     async changePassword (user: User, current: string, next: string): Promise<void> {
       const now = Date.now()
       await reserveAttempt(user.email, now)
-      if (!(await passwords.verify(user.password_hash, current))) {
+      if (!(await verifyReserved(user.email, user.password_hash, current))) {
         await repos.auth.lockIfExhausted(user.email, now, opts.lockout.threshold, windowMs)
         throw new DomainError('invalid_credentials', 'The current password is incorrect.', { errors: [{ path: '/body/current_password', message: 'incorrect password' }] })
       }
