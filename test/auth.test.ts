@@ -96,6 +96,18 @@ t.test('access tokens: only valid, unexpired, untampered HS256 tokens from us ar
   assertProblem(t, await me({}, `/api/auth/me?access_token=${token}`), 401, 'token_invalid')
   assertProblem(t, await me({ authorization: `Bearer ${token}` }, `/api/auth/me?access_token=${token}`), 400, 'validation_failed')
   t.equal((await me({ authorization: `Bearer ${token}` })).statusCode, 200, 'the real token still works')
+
+  // Verified tokens are cached (the token above is): an edited copy is a different token, and
+  // the cache never outlives a token's exp.
+  const edited = `${token.split('.')[0]}.${b64({ ...claims, role: 'user', sv: claims.sv + 1 })}.${token.split('.')[2]}`
+  assertProblem(t, await me({ authorization: `Bearer ${edited}` }), 401, 'token_invalid', 'an edited copy of a cached token')
+  const realNow = Date.now
+  Date.now = () => realNow() + (claims.exp - now + 5) * 1000
+  try {
+    assertProblem(t, await me({ authorization: `Bearer ${token}` }), 401, 'token_expired', 'the cached token, once past its exp')
+  } finally {
+    Date.now = realNow
+  }
 })
 
 t.test('refresh tokens rotate; reuse revokes the family; concurrent use lets one through', async t => {
