@@ -30,8 +30,11 @@ export interface RawClient {
   put: (table: string, item: Record<string, unknown>, condition?: string) => Promise<void>
 }
 
+/** Plain values → attribute values, as Dynamoose stores them (undefined attributes left out). */
+export const toAttributes = (item: Record<string, unknown>): Record<string, AttributeValue> => marshall(item, { removeUndefinedValues: true })
+
 export function createRawClient (client: DynamoDB): RawClient {
-  const key = (k: Record<string, unknown>): Record<string, AttributeValue> => marshall(k, { removeUndefinedValues: true })
+  const key = toAttributes
   return {
     async get<T> (table: string, k: Record<string, unknown>): Promise<T | null> {
       const { Item } = await client.getItem({ TableName: table, Key: key(k), ConsistentRead: true })

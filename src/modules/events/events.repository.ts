@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createHash } from 'node:crypto'
 import type { AttributeValue, DynamoDB, WriteRequest } from '@aws-sdk/client-dynamodb'
-import { marshall } from '@aws-sdk/util-dynamodb'
 import dynamoose from 'dynamoose'
 import type { Condition } from 'dynamoose/dist/Condition.js'
 import { DomainError } from '../../domain/errors.js'
@@ -10,7 +9,7 @@ import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
-import type { RawClient } from '../../db/raw.js'
+import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { EventItem, EventsModel } from './events.model.js'
 
 export interface EventListQuery {
@@ -106,8 +105,6 @@ const dedupItem = (event: MonitoringEvent, envelopeId: string) =>
 /** The envelope claim of a processed envelope, as `claimEnvelope` then `completeEnvelope` leave it. */
 const doneEnvelopeItem = (account: string, envelopeId: string, eventId: string, now: number) =>
   ({ pk: envelopeClaim(account, envelopeId), state: 'done', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S, ref: eventId })
-
-const toAttributes = (item: Record<string, unknown>): Record<string, AttributeValue> => marshall(item, { removeUndefinedValues: true })
 
 export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
   const eventsTable = events.table().name
