@@ -105,7 +105,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     audience: config.jwt.audience,
     accessTtlSeconds: config.jwt.accessTtlSeconds
   })
-  await app.register(apiKeyPlugin)
+  await app.register(apiKeyPlugin, { invalidKeyMax: config.rateLimit.invalidKeyMax, windowMs: config.rateLimit.windowMs })
   await app.register(rateLimitPlugin, { ...config.rateLimit, redisUrl: config.redisUrl })
   await app.register(rbacPlugin)
   if (config.corsOrigins.length) {

@@ -27,6 +27,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 600 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
   AUTH_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20 }),
+  INGEST_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 6000 }),
+  INGEST_INVALID_KEY_LIMIT_MAX: Type.Integer({ minimum: 1, default: 60 }),
   LOCKOUT_THRESHOLD: Type.Integer({ minimum: 1, maximum: 100, default: 5 }),
   LOCKOUT_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900 }),
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 1048576, default: 19456 }),
@@ -55,7 +57,8 @@ export interface Config {
   logLevel: Env['LOG_LEVEL']
   corsOrigins: string[]
   bodyLimit: number
-  rateLimit: { max: number, windowMs: number, authMax: number }
+  /** Per client; `authMax` for the credential routes; `ingestMax` per API key on ingestion; `invalidKeyMax` failed API keys per client. */
+  rateLimit: { max: number, windowMs: number, authMax: number, ingestMax: number, invalidKeyMax: number }
   lockout: { threshold: number, windowSeconds: number }
   argon2: { memoryCost: number, timeCost: number, parallelism: number }
   /** Fastify's trustProxy: false, a hop count, or trusted proxy addresses/CIDRs. */
@@ -112,7 +115,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     corsOrigins: e.CORS_ORIGINS.split(',').map(s => s.trim()).filter(Boolean),
     bodyLimit: e.BODY_LIMIT_BYTES,
-    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, authMax: e.AUTH_RATE_LIMIT_MAX },
+    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, authMax: e.AUTH_RATE_LIMIT_MAX, ingestMax: e.INGEST_RATE_LIMIT_MAX, invalidKeyMax: e.INGEST_INVALID_KEY_LIMIT_MAX },
     lockout: { threshold: e.LOCKOUT_THRESHOLD, windowSeconds: e.LOCKOUT_WINDOW_SECONDS },
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
     trustProxy: parseTrustProxy(e.TRUST_PROXY),

@@ -191,6 +191,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     deleteAwsAccount: async () => { const id = await newAccount(); return { headers: bearer(admin), path: { id }, after: async () => { t.equal((await json('GET', `/api/config/aws-accounts/${id}`, admin)).status, 404, 'after DELETE the account is 404') } } },
     testAwsAccountConnection: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     rotateAwsAccountKey: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
+    getAwsAccountIngestionHealth: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     getMonitoringSettings: async () => ({ headers: bearer(admin) }),
     updateMonitoringSettings: async (op) => ({ headers: bearer(admin), body: example(op) }),
     getHealth: async () => ({ headers: {} })

@@ -457,6 +457,17 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal((await api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': apiKey }, payload: { ...fixture('cloudwatch-ok'), id: randomUUID(), account: '210987654321' } })).statusCode, 202, 'the key works')
   })
 
+  await t.test('the account page shows whether its events arrive (ingestion health)', async t => {
+    const row = page.locator('#accounts-table tbody tr', { hasText: 'Security tooling' })
+    await row.locator('button', { hasText: 'Ingestion health' }).click()
+    const health = row.locator('.ingestion-health')
+    await health.waitFor()
+    t.notMatch(await health.innerText(), /none in the last 7 days/, 'a last delivery is shown')
+    const day = health.locator('table[aria-label="Last 24 hours"]')
+    t.match(await day.locator('tr', { hasText: 'CloudWatch Alarm State Change' }).innerText(), /^CloudWatch Alarm State Change\s+0\s+0\s+0\s+1\s+0\s+0$/i, 'the OK without an open alarm: one ignored')
+    t.match(await health.locator('.last-problem').innerText(), /ignored \(no_open_event\) · CloudWatch Alarm State Change/, 'the last problem, with its reason')
+  })
+
   await t.test('a reload keeps the session (one refresh) and does not show the key again', async t => {
     const before = admin.watch.refreshes
     await page.reload()

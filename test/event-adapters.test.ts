@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import {
   adaptEnvelope, adaptCloudWatchAlarm, adaptGuardDutyFinding, adaptSecurityHubFindings, adaptHealthEvent,
-  DEFAULT_ADAPTER_SETTINGS, type AdapterResult, type AdapterSettings, type NormalizedEvent
+  canonicalTime, occurredAt, DEFAULT_ADAPTER_SETTINGS, DETAIL_TYPES, MAX_CLOCK_SKEW_MS, MAX_FINDINGS,
+  type AdapterResult, type AdapterSettings, type NormalizedEvent
 } from '../src/domain/event-adapters.js'
 import type { EventBridgeEnvelope } from '../openapi/generated/schemas.js'
 import { validateComponent } from './contract.js'
@@ -25,6 +26,9 @@ const variant = (name: string, edit: (detail: Json, envelope: Json) => void): Ev
 }
 
 const settings = DEFAULT_ADAPTER_SETTINGS
+
+/** The receiving clock of most tests: after every fixture time, so no fixture time is clamped. */
+const RECEIVED_AT = Date.parse('2025-01-01T00:00:00.000Z')
 
 const ALARM_ARN = 'arn:aws:cloudwatch:us-east-1:123456789012:alarm:prod-api-high-cpu'
 const GD_ARN = 'arn:aws:guardduty:us-east-1:123456789012:detector/5cc2a1e0b6d84f3e9a7b2c1d0e9f8a7b/finding/495a6814862ee4bdc1760d1363b21643'
@@ -45,6 +49,7 @@ function limitProblems (e: NormalizedEvent): string[] {
   }
   if (!['aws.cloudwatch', 'aws.guardduty', 'aws.securityhub', 'aws.health'].includes(e.source)) problems.push(`source ${e.source}`)
   str('detail_type', e.detail_type, 1, 128)
+  if (typeof e.region !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(e.region)) problems.push(`region ${String(e.region)} is not a region token`)
   str('dedup_key', e.dedup_key, 1, 1024)
   str('title', e.title, 1, 512)
   if (typeof e.title === 'string' && e.title.trim() !== e.title) problems.push('title has surrounding blanks')
@@ -56,7 +61,14 @@ function limitProblems (e: NormalizedEvent): string[] {
     problems.push(`occurred_at ${e.occurred_at} is not canonical`)
   }
   if (!Array.isArray(e.resources) || e.resources.length > 50) problems.push('resources is not an array of at most 50')
-  else e.resources.forEach((r, i) => str(`resources[${i}]`, r, 1, 2048))
+  else {
+    e.resources.forEach((r, i) => str(`resources[${i}]`, r, 1, 2048))
+    if (new Set(e.resources).size !== e.resources.length) problems.push('resources has duplicates')
+  }
+  if (!Number.isInteger(e.resource_count) || e.resource_count < 0 || e.resource_count > 1_000_000) problems.push(`resource_count ${e.resource_count}`)
+  else if (Array.isArray(e.resources) && e.resource_count < e.resources.length) {
+    problems.push(`resource_count ${e.resource_count} is less than the ${e.resources.length} resources kept`)
+  }
   if (Object.getPrototypeOf(e.labels) !== Object.prototype) problems.push('labels is not a plain object')
   const labels = Object.entries(e.labels)
   if (labels.length > 50) problems.push(`${labels.length} labels`)
@@ -72,7 +84,6 @@ const asMonitoringEvent = (e: NormalizedEvent, envelope: EventBridgeEnvelope): J
   id: '01HZX3K4M5N6P7Q8R9S0T1V2W3',
   ...e,
   account_id: envelope.account,
-  region: envelope.region,
   status: 'open',
   occurrence_count: 1,
   last_seen_at: e.occurred_at,
@@ -94,13 +105,43 @@ function eventOf (t: Test, result: AdapterResult, envelope: EventBridgeEnvelope,
   return result.event
 }
 
-const adapt = (t: Test, envelope: EventBridgeEnvelope, s: AdapterSettings = settings, what = ''): NormalizedEvent =>
-  eventOf(t, adaptEnvelope(envelope, s), envelope, what)
+/** Asserts `results` is exactly one result, for item 0, and returns it. */
+function single (t: Test, results: AdapterResult[], what = ''): AdapterResult {
+  if (!Array.isArray(results) || results.length !== 1) {
+    t.fail(`${what} expected one result, got ${JSON.stringify(results)?.slice(0, 500)}`.trim())
+    throw new Error('not one result')
+  }
+  const [result] = results as [AdapterResult]
+  t.equal(result.item, 0, `${what} item 0`.trim())
+  return result
+}
 
-const unsupported = (result: AdapterResult): string | undefined => result.kind === 'unsupported' ? result.detail : undefined
+/** Maps `envelope` with the dispatcher and asserts it gives one event within every limit. */
+const adapt = (t: Test, envelope: EventBridgeEnvelope, s: AdapterSettings = settings, what = '', receivedAt = RECEIVED_AT): NormalizedEvent =>
+  eventOf(t, single(t, adaptEnvelope(envelope, s, receivedAt), what), envelope, what)
+
+/** Asserts `result` is `ignored` with `reason` and a non-blank detail, and returns the detail. */
+function ignoredOf (t: Test, result: AdapterResult | undefined, reason: string, what = ''): string {
+  if (result?.kind !== 'ignored') {
+    t.fail(`${what} expected ignored ${reason}, got ${JSON.stringify(result)?.slice(0, 500)}`.trim())
+    return ''
+  }
+  t.equal(result.reason, reason, `${what} ignored: ${reason}`.trim())
+  t.match(result.detail, /\S/, `${what} with a detail`.trim())
+  return result.detail
+}
+
+/** Asserts `results` is one `ignored` result (item 0) with `reason`, and returns its detail. */
+const ignoredOne = (t: Test, results: AdapterResult[], reason: string, what = ''): string =>
+  ignoredOf(t, single(t, results, what), reason, what)
+
+/** The events of `results`, each checked against the limits. */
+const eventsOf = (t: Test, results: AdapterResult[], envelope: EventBridgeEnvelope): Array<{ item: number, event: NormalizedEvent }> =>
+  results.filter(r => r.kind === 'event').map(r => ({ item: r.item, event: eventOf(t, r, envelope, `item ${r.item}`) }))
 
 t.test('fixtures are complete EventBridge envelopes valid against the spec', async t => {
-  const names = readdirSync(fixtureDir).filter(n => n.endsWith('.json')).sort()
+  // expectations.json describes the fixtures; it is not an envelope.
+  const names = readdirSync(fixtureDir).filter(n => n.endsWith('.json') && n !== 'expectations.json').sort()
   for (const required of [
     'cloudwatch-alarm.json', 'cloudwatch-ok.json', 'cloudwatch-insufficient-data.json',
     'guardduty-finding.json', 'guardduty-finding-archived.json',
@@ -117,8 +158,8 @@ t.test('fixtures are complete EventBridge envelopes valid against the spec', asy
     t.notOk(ids.has(envelope.id), `${name} has its own envelope id`)
     ids.add(envelope.id)
   }
-  t.same(validateComponent('EventBridgeEnvelope', variant('health-issue.json', (_d, e) => { e.resources = [''] })).length, 1,
-    'the schema check can fail (an empty resource)')
+  t.same(validateComponent('EventBridgeEnvelope', variant('health-issue.json', (_d, e) => { e.resources = ['x'.repeat(8193)] })).length, 1,
+    'the schema check can fail (a resource longer than 8192 characters)')
 })
 
 t.test('CloudWatch alarm in ALARM', async t => {
@@ -127,6 +168,7 @@ t.test('CloudWatch alarm in ALARM', async t => {
   t.same(e, {
     source: 'aws.cloudwatch',
     detail_type: 'CloudWatch Alarm State Change',
+    region: 'us-east-1',
     dedup_key: ALARM_ARN,
     title: 'prod-api-high-cpu: Threshold Crossed: 2 out of the last 2 datapoints were greater than the threshold (80.0) (minimum 2 datapoints for OK -> ALARM transition).',
     description: 'CPU of the production API instance above 80% for 10 minutes.\n\nThreshold Crossed: 2 out of the last 2 datapoints [93.1822540984154 (14/05/24 09:16:00), 91.0045106557377 (14/05/24 09:11:00)] were greater than the threshold (80.0) (minimum 2 datapoints for OK -> ALARM transition).',
@@ -135,6 +177,7 @@ t.test('CloudWatch alarm in ALARM', async t => {
     source_state: 'active',
     occurred_at: '2024-05-14T09:21:37.000Z',
     resources: [ALARM_ARN],
+    resource_count: 1,
     labels: {
       alarm_name: 'prod-api-high-cpu',
       state: 'ALARM',
@@ -144,7 +187,7 @@ t.test('CloudWatch alarm in ALARM', async t => {
       'dimension:InstanceId': 'i-0a1b2c3d4e5f60718'
     }
   })
-  t.same(adaptCloudWatchAlarm(envelope, settings), adaptEnvelope(envelope, settings), 'the dispatcher delegates to the CloudWatch adapter')
+  t.same(adaptCloudWatchAlarm(envelope, settings, RECEIVED_AT), adaptEnvelope(envelope, settings, RECEIVED_AT), 'the dispatcher delegates to the CloudWatch adapter')
 })
 
 t.test('occurred_at is the envelope time as canonical ISO UTC with milliseconds', async t => {
@@ -174,8 +217,9 @@ t.test('CloudWatch alarm back to OK resolves; INSUFFICIENT_DATA is ignored', asy
   t.same(e.resources, [ALARM_ARN])
   t.equal(e.labels.previous_state, 'ALARM')
 
-  t.same(adaptEnvelope(fixture('cloudwatch-insufficient-data.json'), settings), { kind: 'ignored', reason: 'INSUFFICIENT_DATA never opens an event' })
-  t.same(adaptEnvelope(variant('cloudwatch-insufficient-data.json', (_d, e) => { e.resources = [] }), settings).kind, 'ignored',
+  t.same(adaptEnvelope(fixture('cloudwatch-insufficient-data.json'), settings),
+    [{ kind: 'ignored', item: 0, reason: 'insufficient_data', detail: 'INSUFFICIENT_DATA never opens an event' }])
+  ignoredOne(t, adaptEnvelope(variant('cloudwatch-insufficient-data.json', (_d, e) => { e.resources = [] }), settings), 'insufficient_data',
     'ignored even without an alarm ARN')
 })
 
@@ -260,6 +304,7 @@ t.test('GuardDuty finding', async t => {
   t.same(e, {
     source: 'aws.guardduty',
     detail_type: 'GuardDuty Finding',
+    region: 'us-east-1',
     dedup_key: GD_ARN,
     title: 'Bitcoin-related domain name queried by EC2 instance i-0f9e8d7c6b5a43210.',
     description: 'EC2 instance i-0f9e8d7c6b5a43210 is querying a domain name that is associated with Bitcoin-related activity.',
@@ -268,6 +313,7 @@ t.test('GuardDuty finding', async t => {
     source_state: 'active',
     occurred_at: '2024-06-03T14:27:52.000Z',
     resources: [GD_ARN, 'arn:aws:ec2:us-east-1:123456789012:instance/i-0f9e8d7c6b5a43210'],
+    resource_count: 2,
     labels: {
       finding_type: 'CryptoCurrency:EC2/BitcoinTool.B!DNS',
       finding_id: '495a6814862ee4bdc1760d1363b21643',
@@ -280,7 +326,7 @@ t.test('GuardDuty finding', async t => {
       count: '4'
     }
   })
-  t.same(adaptGuardDutyFinding(envelope, settings), adaptEnvelope(envelope, settings), 'the dispatcher delegates to the GuardDuty adapter')
+  t.same(adaptGuardDutyFinding(envelope, settings, RECEIVED_AT), adaptEnvelope(envelope, settings, RECEIVED_AT), 'the dispatcher delegates to the GuardDuty adapter')
 
   const archived = adapt(t, fixture('guardduty-finding-archived.json'))
   t.equal(archived.dedup_key, GD_ARCHIVED_ARN)
@@ -328,6 +374,7 @@ t.test('Security Hub finding (ASFF)', async t => {
   t.same(e, {
     source: 'aws.securityhub',
     detail_type: 'Security Hub Findings - Imported',
+    region: 'us-east-1',
     dedup_key: `${SH_PRODUCT}|${SH_ID}`,
     title: 'EC2 instances should use Instance Metadata Service Version 2 (IMDSv2)',
     description: 'This control checks whether your EC2 instance metadata version is configured with Instance Metadata Service Version 2 (IMDSv2). The control fails if HttpTokens is set to optional.',
@@ -336,6 +383,7 @@ t.test('Security Hub finding (ASFF)', async t => {
     source_state: 'active',
     occurred_at: '2024-07-09T11:42:06.000Z',
     resources: [SH_ID],
+    resource_count: 1,
     labels: {
       product_name: 'Security Hub',
       company_name: 'AWS',
@@ -350,7 +398,7 @@ t.test('Security Hub finding (ASFF)', async t => {
       finding_region: 'us-east-1'
     }
   })
-  t.same(adaptSecurityHubFindings(envelope, settings), adaptEnvelope(envelope, settings), 'the dispatcher delegates to the Security Hub adapter')
+  t.same(adaptSecurityHubFindings(envelope, settings, RECEIVED_AT), adaptEnvelope(envelope, settings, RECEIVED_AT), 'the dispatcher delegates to the Security Hub adapter')
 
   const resolved = adapt(t, fixture('securityhub-finding-resolved.json'))
   t.equal(resolved.dedup_key, `${SH_PRODUCT}|${SH_ID}`, 'same key as the active occurrence')
@@ -363,10 +411,13 @@ t.test('Security Hub finding (ASFF)', async t => {
   t.same(noEnvelopeResources.resources, [SH_ID, 'arn:aws:ec2:us-east-1:123456789012:instance/i-0f9e8d7c6b5a43210'],
     'finding Id and resource Ids when the envelope has none')
 
-  const only = adapt(t, variant('securityhub-finding.json', d => {
+  const twoEnvelope = variant('securityhub-finding.json', d => {
     d.findings.push({ ...d.findings[0], Id: 'second', ProductArn: 'other', Title: 'second finding' })
-  }))
-  t.equal(only.dedup_key, `${SH_PRODUCT}|${SH_ID}`, 'findings[0] decides')
+  })
+  const two = eventsOf(t, adaptEnvelope(twoEnvelope, settings, RECEIVED_AT), twoEnvelope)
+  t.same(two.map(r => r.item), [0, 1], 'one result per finding')
+  t.equal(two[0]?.event.dedup_key, `${SH_PRODUCT}|${SH_ID}`, 'findings[0] gives the first event')
+  t.equal(two[1]?.event.dedup_key, 'other|second', 'findings[1] its own')
 })
 
 t.test('Security Hub severity: Label, else Normalized', async t => {
@@ -411,6 +462,7 @@ t.test('AWS Health events', async t => {
   t.same(issue, {
     source: 'aws.health',
     detail_type: 'AWS Health Event',
+    region: 'us-east-1',
     dedup_key: `123456789012|${HEALTH_ISSUE_ARN}`,
     title: 'EC2 AWS_EC2_OPERATIONAL_ISSUE',
     description: 'We are investigating increased API error rates and latencies for the EC2 APIs in the US-EAST-1 Region. Running instances are not affected. Some of your instances may be unreachable in a single Availability Zone (use1-az4).',
@@ -419,6 +471,7 @@ t.test('AWS Health events', async t => {
     source_state: 'active',
     occurred_at: '2024-08-21T18:32:05.000Z',
     resources: ['i-0f9e8d7c6b5a43210', 'i-0a1b2c3d4e5f60718'],
+    resource_count: 2,
     labels: {
       service: 'EC2',
       event_type_code: 'AWS_EC2_OPERATIONAL_ISSUE',
@@ -431,7 +484,7 @@ t.test('AWS Health events', async t => {
       communication_id: '3c9d2e7f41a8b6055d1e0f9a2b7c4d6e8f1a3b5c-1'
     }
   })
-  t.same(adaptHealthEvent(envelope, settings), adaptEnvelope(envelope, settings), 'the dispatcher delegates to the Health adapter')
+  t.same(adaptHealthEvent(envelope, settings, RECEIVED_AT), adaptEnvelope(envelope, settings, RECEIVED_AT), 'the dispatcher delegates to the Health adapter')
 
   const closed = adapt(t, fixture('health-closed.json'))
   t.equal(closed.dedup_key, `123456789012|${HEALTH_ISSUE_ARN}`, 'same key as the open occurrence')
@@ -499,45 +552,60 @@ t.test('AWS Health severity from eventTypeCategory via the settings', async t =>
   t.equal(category(['issue'], custom).severity, 'low', 'a non-string category → low')
 })
 
-t.test('unsupported sources and detail-types', async t => {
+t.test('unsupported sources and detail-types; unreadable details', async t => {
+  t.same(DETAIL_TYPES, {
+    'aws.cloudwatch': ['CloudWatch Alarm State Change'],
+    'aws.guardduty': ['GuardDuty Finding'],
+    'aws.securityhub': ['Security Hub Findings - Imported', 'Security Hub Findings - Custom Action'],
+    'aws.health': ['AWS Health Event', 'AWS Health Abuse Event']
+  }, 'the supported detail-types of each source')
+
   const source = adaptEnvelope(variant('cloudwatch-alarm.json', (_d, e) => { e.source = 'aws.ec2' }), settings)
-  t.equal(source.kind, 'unsupported')
-  t.match(unsupported(source), /source "aws\.ec2" is not supported/)
-  t.equal(adaptEnvelope(variant('cloudwatch-alarm.json', (_d, e) => { e.source = 'constructor' }), settings).kind, 'unsupported',
+  t.match(ignoredOne(t, source, 'unsupported_source'), /source "aws\.ec2" has no adapter/)
+  ignoredOne(t, adaptEnvelope(variant('cloudwatch-alarm.json', (_d, e) => { e.source = 'constructor' }), settings), 'unsupported_source',
     'a source named like an Object.prototype member')
+  ignoredOne(t, adaptEnvelope(variant('cloudwatch-alarm.json', (_d, e) => { e.source = '__proto__' }), settings), 'unsupported_source', '__proto__ source')
 
   const wrongTypes: Array<[string, string]> = [
     ['cloudwatch-alarm.json', 'CloudWatch Alarm Configuration Change'],
     ['guardduty-finding.json', 'GuardDuty Runtime Protection Unhealthy'],
     ['securityhub-finding.json', 'Security Hub Insight Results'],
     ['securityhub-finding.json', 'Findings Imported V2'],
-    ['health-issue.json', 'AWS Health Abuse Event'],
+    ['securityhub-finding.json', 'Security Hub Findings - Custom Action '],
+    ['health-issue.json', 'AWS Health Abuse Events'],
     ['health-issue.json', 'aws health event']
   ]
   for (const [name, detailType] of wrongTypes) {
     const result = adaptEnvelope(variant(name, (_d, e) => { e['detail-type'] = detailType }), settings)
-    t.equal(result.kind, 'unsupported', `${detailType} is unsupported`)
-    t.match(unsupported(result), detailType, 'the message names the detail-type')
+    t.match(ignoredOne(t, result, 'unsupported_detail_type', detailType), detailType, 'the message names the detail-type')
   }
 
   const mismatched = adaptGuardDutyFinding(fixture('cloudwatch-alarm.json'), settings)
-  t.match(unsupported(mismatched), /source "aws\.cloudwatch" is not aws\.guardduty/, 'a source adapter refuses other sources')
+  t.match(ignoredOne(t, mismatched, 'unsupported_source'), /source "aws\.cloudwatch" is not aws\.guardduty/, 'a source adapter refuses other sources')
 
-  const missing: Array<[string, (d: Json, e: Json) => void, RegExp]> = [
-    ['cloudwatch-alarm.json', (d, e) => { delete d.alarmName; e.resources = [] }, /neither an alarm ARN/],
-    ['cloudwatch-alarm.json', d => { delete d.state }, /state \(undefined\) is not ALARM/],
-    ['cloudwatch-alarm.json', d => { d.state.value = 'BROKEN' }, /state "BROKEN"/],
-    ['guardduty-finding.json', d => { delete d.arn }, /no detail\.arn/],
-    ['guardduty-finding.json', d => { d.arn = '  ' }, /no detail\.arn/],
-    ['securityhub-finding.json', d => { d.findings = [] }, /no finding/],
-    ['securityhub-finding.json', d => { delete d.findings[0].Id }, /lacks ProductArn or Id/],
-    ['securityhub-finding.json', d => { delete d.findings[0].ProductArn }, /lacks ProductArn or Id/],
-    ['health-issue.json', d => { delete d.eventArn }, /no detail\.eventArn/]
+  const missing: Array<[string, (d: Json, e: Json) => void, RegExp, string]> = [
+    ['cloudwatch-alarm.json', (d, e) => { delete d.alarmName; e.resources = [] }, /neither an alarm ARN/, 'detail_unreadable'],
+    ['cloudwatch-alarm.json', d => { delete d.state }, /state \(undefined\) is not ALARM/, 'detail_unreadable'],
+    ['cloudwatch-alarm.json', d => { d.state.value = 'BROKEN' }, /state "BROKEN"/, 'detail_unreadable'],
+    ['guardduty-finding.json', d => { delete d.arn }, /no detail\.arn/, 'detail_unreadable'],
+    ['guardduty-finding.json', d => { d.arn = '  ' }, /no detail\.arn/, 'detail_unreadable'],
+    ['securityhub-finding.json', d => { d.findings = [] }, /no finding/, 'no_findings'],
+    ['securityhub-finding.json', d => { delete d.findings }, /no finding/, 'no_findings'],
+    ['securityhub-finding.json', d => { delete d.findings[0].Id }, /lacks ProductArn or Id/, 'detail_unreadable'],
+    ['securityhub-finding.json', d => { delete d.findings[0].ProductArn }, /lacks ProductArn or Id/, 'detail_unreadable'],
+    ['securityhub-finding.json', d => { d.findings = [null] }, /findings\[0\] is not an object/, 'detail_unreadable'],
+    ['health-issue.json', d => { delete d.eventArn }, /no detail\.eventArn/, 'detail_unreadable'],
+    ['health-issue.json', (d, e) => { delete d.affectedAccount; delete e.account }, /neither detail\.affectedAccount nor an envelope account/, 'detail_unreadable']
   ]
-  for (const [name, edit, message] of missing) {
+  for (const [name, edit, message, reason] of missing) {
     const result = adaptEnvelope(variant(name, edit), settings)
-    t.equal(result.kind, 'unsupported', `${name} lacking a key field`)
-    t.match(unsupported(result), message)
+    t.match(ignoredOne(t, result, reason, `${name} lacking a key field`), message)
+  }
+  for (const name of ['cloudwatch-alarm.json', 'guardduty-finding.json', 'securityhub-finding.json', 'health-issue.json']) {
+    for (const detail of [null, 'detail', 42, [], [{}]]) {
+      const result = adaptEnvelope(variant(name, (_d, e) => { e.detail = detail }), settings)
+      t.match(ignoredOne(t, result, 'detail_unreadable', `${name} detail ${JSON.stringify(detail)}`), /is not an object/)
+    }
   }
 })
 
@@ -580,7 +648,12 @@ function garbage (rnd: () => number, depth: number): unknown {
   }
 }
 
-t.test('garbage details never throw and are unsupported', async t => {
+/** Whether `detail` is an object with a non-empty own `findings` array (else a Security Hub envelope is `no_findings`). */
+const hasFindings = (detail: unknown): boolean =>
+  typeof detail === 'object' && detail !== null && !Array.isArray(detail) && Object.hasOwn(detail, 'findings') &&
+  Array.isArray((detail as Json).findings) && (detail as Json).findings.length > 0
+
+t.test('garbage details never throw and are ignored', async t => {
   const bases = ['cloudwatch-alarm.json', 'guardduty-finding.json', 'securityhub-finding.json', 'health-issue.json']
   const details: unknown[] = [
     null, undefined, 0, 'detail', true, [], [{}], {},
@@ -595,47 +668,58 @@ t.test('garbage details never throw and are unsupported', async t => {
   for (const name of bases) {
     for (const detail of details) {
       const envelope = variant(name, (_d, e) => { e.detail = detail })
-      let result: AdapterResult | undefined
-      t.doesNotThrow(() => { result = adaptEnvelope(envelope, settings) }, `${name} with detail ${JSON.stringify(detail)}`)
-      t.equal(result?.kind, 'unsupported', `${name} with detail ${JSON.stringify(detail)} is unsupported`)
-      t.match(unsupported(result as AdapterResult), /\S/, 'with a message')
+      let results: AdapterResult[] = []
+      t.doesNotThrow(() => { results = adaptEnvelope(envelope, settings, RECEIVED_AT) }, `${name} with detail ${JSON.stringify(detail)}`)
+      const reason = name === 'securityhub-finding.json' && !Array.isArray(detail) && typeof detail === 'object' && detail !== null && !hasFindings(detail)
+        ? 'no_findings'
+        : 'detail_unreadable'
+      ignoredOne(t, results, reason, `${name} with detail ${JSON.stringify(detail)}`)
     }
   }
 
-  const envelopes: unknown[] = [
-    null, undefined, 'envelope', 42, [], {}, { source: 'aws.cloudwatch' }, { source: ['aws.health'] },
-    variant('health-issue.json', (_d, e) => { e.time = 'yesterday' }),
-    variant('health-issue.json', (_d, e) => { e.time = 1724265125000 }),
-    variant('health-issue.json', (_d, e) => { e.time = '+275761-01-01T00:00:00Z' }),
-    variant('health-issue.json', (_d, e) => { e.time = '9999-12-31T23:59:59-01:00' }),
-    variant('guardduty-finding.json', (_d, e) => { e['detail-type'] = null })
+  const envelopes: Array<[unknown, string]> = [
+    [null, 'detail_unreadable'], [undefined, 'detail_unreadable'], ['envelope', 'detail_unreadable'], [42, 'detail_unreadable'], [[], 'detail_unreadable'],
+    [{}, 'unsupported_source'], [{ source: 'aws.cloudwatch' }, 'unsupported_detail_type'], [{ source: ['aws.health'] }, 'unsupported_source'],
+    [variant('guardduty-finding.json', (_d, e) => { e['detail-type'] = null }), 'unsupported_detail_type']
   ]
-  for (const envelope of envelopes) {
-    let result: AdapterResult | undefined
-    t.doesNotThrow(() => { result = adaptEnvelope(envelope as EventBridgeEnvelope, settings) }, `envelope ${JSON.stringify(envelope)?.slice(0, 80)}`)
-    t.equal(result?.kind, 'unsupported', 'is unsupported')
+  for (const [envelope, reason] of envelopes) {
+    let results: AdapterResult[] = []
+    const what = `envelope ${JSON.stringify(envelope)?.slice(0, 80)}`
+    t.doesNotThrow(() => { results = adaptEnvelope(envelope as EventBridgeEnvelope, settings, RECEIVED_AT) }, what)
+    ignoredOne(t, results, reason, what)
   }
-  t.match(unsupported(adaptEnvelope(variant('health-issue.json', (_d, e) => { e.time = 'yesterday' }), settings)), /time "yesterday" is not a valid date-time/)
-  for (const time of ['1', '2024-08-21', 'Wed, 21 Aug 2024 18:32:05 GMT', '2024-02-30T10:00:00Z', '2023-02-29T10:00:00Z', '2024-13-01T10:00:00Z', '2024-08-21T25:00:00Z']) {
-    t.equal(adaptEnvelope(variant('health-issue.json', (_d, e) => { e.time = time }), settings).kind, 'unsupported', `time ${time} is not an RFC 3339 date-time`)
+
+  // An unreadable envelope time is no reason to drop the event: it occurred when it was received.
+  const receipt = new Date(RECEIVED_AT).toISOString()
+  const times: unknown[] = [
+    'yesterday', 1724265125000, '+275761-01-01T00:00:00Z', '9999-12-31T23:59:59-01:00',
+    '1', '2024-08-21', 'Wed, 21 Aug 2024 18:32:05 GMT', '2024-02-30T10:00:00Z', '2023-02-29T10:00:00Z', '2024-13-01T10:00:00Z', '2024-08-21T25:00:00Z'
+  ]
+  for (const time of times) {
+    const envelope = variant('health-issue.json', (_d, e) => { e.time = time })
+    let results: AdapterResult[] = []
+    t.doesNotThrow(() => { results = adaptEnvelope(envelope, settings, RECEIVED_AT) }, `time ${JSON.stringify(time)}`)
+    const e = eventOf(t, single(t, results, `time ${JSON.stringify(time)}`), envelope, `time ${JSON.stringify(time)}`)
+    t.equal(e.occurred_at, receipt, `time ${JSON.stringify(time)} is not an RFC 3339 date-time: the time of receipt`)
+    t.equal(e.labels.envelope_time, String(time), 'the envelope time is kept as a label')
   }
 
   // Not JSON, but the last-resort guard also holds for objects whose reads throw.
   const throwing = variant('cloudwatch-alarm.json', (_d, e) => {
     Object.defineProperty(e.detail, 'alarmName', { enumerable: true, get () { throw new Error('boom') } })
   })
-  let guarded: AdapterResult | undefined
+  let guarded: AdapterResult[] = []
   t.doesNotThrow(() => { guarded = adaptEnvelope(throwing, settings) }, 'a throwing detail getter')
-  t.match(unsupported(guarded as AdapterResult), /aws\.cloudwatch event could not be read: Error: boom/)
+  t.match(ignoredOne(t, guarded, 'detail_unreadable'), /aws\.cloudwatch event could not be read: Error: boom/)
   const throwingEnvelope = new Proxy({}, { get () { throw new Error('no access') } }) as EventBridgeEnvelope
-  let proxied: AdapterResult | undefined
+  let proxied: AdapterResult[] = []
   t.doesNotThrow(() => { proxied = adaptEnvelope(throwingEnvelope, settings) }, 'a throwing envelope')
-  t.match(unsupported(proxied as AdapterResult), /could not be read: Error: no access/)
+  t.match(ignoredOne(t, proxied, 'detail_unreadable'), /could not be read: Error: no access/)
 
-  const noSettings = adaptEnvelope(fixture('health-issue.json'), {} as AdapterSettings)
-  t.equal(noSettings.kind === 'event' && noSettings.event.severity, 'high', 'empty settings fall back to the defaults')
-  const badSettings = adaptEnvelope(fixture('cloudwatch-alarm.json'), { cloudwatch_default_severity: 'urgent' } as unknown as AdapterSettings)
-  t.equal(badSettings.kind === 'event' && badSettings.event.severity, 'medium', 'an invalid default severity falls back to medium')
+  const noSettings = adapt(t, fixture('health-issue.json'), {} as AdapterSettings)
+  t.equal(noSettings.severity, 'high', 'empty settings fall back to the defaults')
+  const badSettings = adapt(t, fixture('cloudwatch-alarm.json'), { cloudwatch_default_severity: 'urgent' } as unknown as AdapterSettings)
+  t.equal(badSettings.severity, 'medium', 'an invalid default severity falls back to medium')
 })
 
 t.test('wrong types in optional fields still give a well-formed event', async t => {
@@ -648,9 +732,9 @@ t.test('wrong types in optional fields still give a well-formed event', async t 
   ]
   for (const [name, edit, title] of cases) {
     const envelope = variant(name, edit)
-    let result: AdapterResult | undefined
-    t.doesNotThrow(() => { result = adaptEnvelope(envelope, settings) }, name)
-    const e = eventOf(t, result as AdapterResult, envelope, name)
+    let results: AdapterResult[] = []
+    t.doesNotThrow(() => { results = adaptEnvelope(envelope, settings, RECEIVED_AT) }, name)
+    const e = eventOf(t, single(t, results, name), envelope, name)
     t.equal(e.title, title, `${name} fallback title`)
     t.equal(e.description, null, `${name} no description`)
   }
@@ -660,6 +744,7 @@ t.test('random details never throw; any event produced is within the limits', as
   const bases = ['cloudwatch-alarm.json', 'guardduty-finding.json', 'securityhub-finding.json', 'health-issue.json']
   const rnd = random(20240514)
   let events = 0
+  let ignoredResults = 0
   let failures = 0
   for (let i = 0; i < 2000; i++) {
     const name = bases[i % bases.length] as string
@@ -674,28 +759,42 @@ t.test('random details never throw; any event produced is within the limits', as
         if (name === 'securityhub-finding.json') e.detail.findings = [{ ...(garbage(rnd, 1) as object), Id: SH_ID, ProductArn: SH_PRODUCT }]
       }
     })
-    let result: AdapterResult
+    let results: AdapterResult[]
     try {
-      result = adaptEnvelope(envelope, settings)
+      results = adaptEnvelope(envelope, settings, RECEIVED_AT)
     } catch (err) {
       failures++
       t.fail(`threw on ${JSON.stringify(envelope.detail).slice(0, 200)}: ${String(err)}`)
       continue
     }
-    if (result.kind === 'event') {
-      events++
-      const problems = limitProblems(result.event)
-      if (problems.length > 0) {
-        failures++
-        t.same(problems, [], `limits on ${JSON.stringify(envelope.detail).slice(0, 200)}`)
-      }
-    } else if (!['ignored', 'unsupported'].includes(result.kind)) {
+    if (!Array.isArray(results) || results.length === 0 || results.length > MAX_FINDINGS + 1) {
       failures++
-      t.fail(`unexpected result ${JSON.stringify(result)}`)
+      t.fail(`not 1..${MAX_FINDINGS + 1} results: ${JSON.stringify(results)?.slice(0, 200)}`)
+      continue
+    }
+    for (const result of results) {
+      if (!Number.isInteger(result.item) || result.item < 0 || result.item > MAX_FINDINGS) {
+        failures++
+        t.fail(`item ${String(result.item)} out of range`)
+      }
+      if (result.kind === 'event') {
+        events++
+        const problems = limitProblems(result.event)
+        if (problems.length > 0) {
+          failures++
+          t.same(problems, [], `limits on ${JSON.stringify(envelope.detail).slice(0, 200)}`)
+        }
+      } else if (result.kind === 'ignored' && typeof result.detail === 'string' && /\S/.test(result.detail)) {
+        ignoredResults++
+      } else {
+        failures++
+        t.fail(`unexpected result ${JSON.stringify(result)}`)
+      }
     }
   }
-  t.equal(failures, 0, 'no input threw or broke a limit')
+  t.equal(failures, 0, 'no input threw, broke a limit or gave an ignored result without detail')
   t.ok(events >= 500, `events were produced too (${events}), so the limits were exercised`)
+  t.ok(ignoredResults >= 100, `ignored results too (${ignoredResults})`)
 })
 
 t.test('truncation of long titles, descriptions, labels and keys', async t => {
@@ -779,4 +878,432 @@ t.test('dedup keys longer than 1024 characters are hashed, keeping a readable pr
   t.ok(health.dedup_key.length <= 1024)
   t.notMatch(health.dedup_key, LONE_SURROGATE, 'the prefix does not split a surrogate pair')
   t.ok(health.dedup_key.startsWith('123456789012|arn:aws:health:us-east-1::event/😀'))
+})
+
+// ---------------------------------------------------------------------------------------------
+// One result per item: Security Hub envelopes with several findings
+// ---------------------------------------------------------------------------------------------
+
+const SH_SECOND_ID = 'arn:aws:securityhub:us-east-1:123456789012:security-control/S3.5/finding/8d2e4f6a-1b3c-4d5e-8f9a-0b1c2d3e4f5a'
+const GD_PRODUCT = 'arn:aws:securityhub:us-east-1::product/aws/guardduty'
+
+/** A Security Hub envelope whose findings are `build(fixture finding)`. */
+const findingsEnvelope = (build: (base: Json) => unknown[], edit: (e: Json) => void = () => {}): EventBridgeEnvelope =>
+  variant('securityhub-finding.json', (d, e) => {
+    const base = d.findings[0] as Json
+    d.findings = build(base)
+    edit(e)
+  })
+
+/** A deep copy of `finding` with `changes` applied on top. */
+const findingLike = (finding: Json, changes: Json): Json => ({ ...structuredClone(finding), ...changes })
+
+t.test('Security Hub: several different findings give one result per finding', async t => {
+  const envelope = findingsEnvelope(base => [
+    base,
+    findingLike(base, {
+      Id: SH_SECOND_ID,
+      Title: 'S3 general purpose buckets should require requests to use SSL',
+      Severity: { Label: 'CRITICAL', Normalized: 90 },
+      Workflow: { Status: 'RESOLVED' },
+      Resources: [{ Type: 'AwsS3Bucket', Id: 'arn:aws:s3:::audit-logs' }, { Type: 'AwsS3Bucket', Id: 'arn:aws:s3:::audit-logs-replica' }]
+    }),
+    null,
+    findingLike(base, {
+      ProductArn: GD_PRODUCT,
+      Title: 'GuardDuty via Security Hub',
+      Severity: { Normalized: 10 },
+      Compliance: { Status: 'PASSED' },
+      Resources: []
+    })
+  ])
+  const results = adaptEnvelope(envelope, settings, RECEIVED_AT)
+  t.same(results.map(r => [r.item, r.kind]), [[0, 'event'], [1, 'event'], [2, 'ignored'], [3, 'event']], 'one result per finding, in order, with its item')
+  t.match(ignoredOf(t, results[2], 'detail_unreadable', 'findings[2] = null'), /findings\[2\] is not an object/)
+  t.same(adaptSecurityHubFindings(envelope, settings, RECEIVED_AT), results, 'the dispatcher delegates to the Security Hub adapter')
+
+  const events = eventsOf(t, results, envelope)
+  const [first, second, third] = events.map(r => r.event) as [NormalizedEvent, NormalizedEvent, NormalizedEvent]
+
+  t.equal(first.dedup_key, `${SH_PRODUCT}|${SH_ID}`, 'findings[0]: its own key')
+  t.equal(first.severity, 'high')
+  t.equal(first.native_severity, 'HIGH')
+  t.equal(first.source_state, 'active')
+  t.equal(first.title, 'EC2 instances should use Instance Metadata Service Version 2 (IMDSv2)')
+  t.same(first.resources, [SH_ID, 'arn:aws:ec2:us-east-1:123456789012:instance/i-0f9e8d7c6b5a43210'], 'findings[0]: its own Id and resources, not the envelope list')
+  t.equal(first.labels.resource_type, 'AwsEc2Instance')
+
+  t.equal(second.dedup_key, `${SH_PRODUCT}|${SH_SECOND_ID}`, 'findings[1]: its own key')
+  t.equal(second.severity, 'critical')
+  t.equal(second.native_severity, 'CRITICAL')
+  t.equal(second.source_state, 'resolved', 'findings[1] is resolved while findings[0] stays active')
+  t.equal(second.title, 'S3 general purpose buckets should require requests to use SSL')
+  t.same(second.resources, [SH_SECOND_ID, 'arn:aws:s3:::audit-logs', 'arn:aws:s3:::audit-logs-replica'], 'findings[1]: its own Id and resources')
+  t.equal(second.labels.resource_type, 'AwsS3Bucket')
+
+  t.equal(third.dedup_key, `${GD_PRODUCT}|${SH_ID}`, 'the same Id from another product is another finding')
+  t.equal(third.severity, 'low', 'Normalized 10')
+  t.equal(third.native_severity, '10')
+  t.equal(third.source_state, 'resolved', 'Compliance PASSED')
+  t.same(third.resources, [SH_ID], 'a finding without resources: its Id')
+
+  for (const e of [first, second, third]) {
+    t.equal(e.region, 'us-east-1', 'every event carries the envelope region')
+    t.equal(e.occurred_at, '2024-07-09T11:42:06.000Z', 'every event carries the envelope time')
+    t.equal(e.detail_type, 'Security Hub Findings - Imported')
+  }
+
+  // resource_count counts what the event's resources were taken from: a finding alone (the
+  // envelope listing none) and the same finding among others report the same number.
+  const alone = adapt(t, variant('securityhub-finding.json', (_d, e) => { e.resources = [] }))
+  t.same(alone.resources, first.resources, 'alone, findings[0] has the same resources')
+  t.equal(alone.resource_count, 2, 'alone: its Id and its one resource')
+  t.equal(first.resource_count, alone.resource_count, 'among several: the same resource_count as alone')
+  t.equal(second.resource_count, 3, 'findings[1]: its Id and its two resources')
+  t.equal(third.resource_count, 1, 'findings[3]: its Id')
+})
+
+t.test('Security Hub: a finding repeated in one envelope counts once (the first kept)', async t => {
+  const envelope = findingsEnvelope(base => [
+    base,
+    findingLike(base, { Id: SH_SECOND_ID, Title: 'second' }),
+    findingLike(base, { Title: 'a later copy of findings[0]', Severity: { Label: 'LOW' } }),
+    findingLike(base, { Id: SH_SECOND_ID, Title: 'a later copy of findings[1]' })
+  ])
+  const results = adaptEnvelope(envelope, settings, RECEIVED_AT)
+  const events = eventsOf(t, results, envelope)
+  t.equal(results.length, 2, 'two distinct findings, two results')
+  t.same(events.map(r => r.item), [0, 1], 'the first occurrences are kept')
+  t.same(events.map(r => r.event.dedup_key), [`${SH_PRODUCT}|${SH_ID}`, `${SH_PRODUCT}|${SH_SECOND_ID}`])
+  t.equal(events[0]?.event.title, 'EC2 instances should use Instance Metadata Service Version 2 (IMDSv2)', 'the first copy decides')
+  t.equal(events[0]?.event.severity, 'high')
+  t.equal(events[1]?.event.title, 'second')
+
+  const twice = findingsEnvelope(base => [base, structuredClone(base)])
+  const once = eventsOf(t, adaptEnvelope(twice, settings, RECEIVED_AT), twice)
+  t.equal(once.length, 1, 'the same finding twice: one event')
+  t.equal(once[0]?.item, 0)
+  t.equal(once[0]?.event.dedup_key, `${SH_PRODUCT}|${SH_ID}`)
+})
+
+t.test(`Security Hub: at most ${MAX_FINDINGS} findings, then too_many_findings`, async t => {
+  t.equal(MAX_FINDINGS, 100)
+  const many = (n: number): EventBridgeEnvelope => findingsEnvelope(base => Array.from({ length: n }, (_, i) =>
+    findingLike(base, { Id: `${SH_ID}-${i}`, Title: `finding ${i}` })), e => { e.resources = [] })
+
+  const hundred = adaptEnvelope(many(100), settings, RECEIVED_AT)
+  t.equal(hundred.length, 100, '100 findings: 100 results')
+  t.ok(hundred.every((r, i) => r.kind === 'event' && r.item === i), 'all events, items 0..99')
+
+  for (const n of [101, 250]) {
+    const envelope = many(n)
+    const results = adaptEnvelope(envelope, settings, RECEIVED_AT)
+    t.equal(results.length, 101, `${n} findings: 100 results and one more`)
+    const events = results.slice(0, 100)
+    t.ok(events.every((r, i) => r.kind === 'event' && r.item === i && r.event.dedup_key === `${SH_PRODUCT}|${SH_ID}-${i}`),
+      `${n} findings: the first 100 are events, in order`)
+    const last = results[100]
+    t.equal(last?.item, 100, 'the last result has item 100')
+    t.match(ignoredOf(t, last, 'too_many_findings', `${n} findings`), new RegExp(`${n - 100} findings beyond the first 100`))
+    if (n === 101) eventsOf(t, [results[0], results[99]] as AdapterResult[], envelope)
+  }
+})
+
+t.test('Security Hub Findings - Custom Action', async t => {
+  const imported = adapt(t, fixture('securityhub-finding.json'))
+  const custom = adapt(t, variant('securityhub-finding.json', (d, e) => {
+    e['detail-type'] = 'Security Hub Findings - Custom Action'
+    d.actionName = 'SendToOps'
+    d.actionDescription = 'Send the finding to the operations console'
+  }))
+  t.equal(custom.detail_type, 'Security Hub Findings - Custom Action')
+  t.same({ ...custom, detail_type: imported.detail_type }, imported, 'mapped as an imported finding: same key, severity, state, title, resources')
+
+  const severalEnvelope = findingsEnvelope(base => [base, findingLike(base, { Id: SH_SECOND_ID })], e => { e['detail-type'] = 'Security Hub Findings - Custom Action' })
+  const several = eventsOf(t, adaptEnvelope(severalEnvelope, settings, RECEIVED_AT), severalEnvelope)
+  t.same(several.map(r => [r.item, r.event.detail_type]), [[0, 'Security Hub Findings - Custom Action'], [1, 'Security Hub Findings - Custom Action']],
+    'one event per finding sent to the custom action')
+  ignoredOne(t, adaptEnvelope(variant('securityhub-finding.json', (d, e) => { e['detail-type'] = 'Security Hub Findings - Custom Action'; d.findings = [] }), settings),
+    'no_findings', 'a custom action without findings')
+})
+
+// ---------------------------------------------------------------------------------------------
+// AWS Health: abuse events and category case
+// ---------------------------------------------------------------------------------------------
+
+const ABUSE_ARN = 'arn:aws:health:global::event/ABUSE/AWS_ABUSE_DOS_REPORT/AWS_ABUSE_DOS_REPORT_7E2F9A1C3B5D'
+const ABUSE_INSTANCE = 'arn:aws:ec2:us-east-1:123456789012:instance/i-0f9e8d7c6b5a43210'
+
+/** An AWS Health Abuse Event (region `global`, no envelope resources) with `category`. */
+const abuse = (category: unknown, edit: (d: Json, e: Json) => void = () => {}): EventBridgeEnvelope => variant('health-issue.json', (d, e) => {
+  e['detail-type'] = 'AWS Health Abuse Event'
+  e.region = 'global'
+  e.resources = []
+  d.eventArn = ABUSE_ARN
+  d.service = 'ABUSE'
+  d.eventTypeCode = 'AWS_ABUSE_DOS_REPORT'
+  d.eventTypeCategory = category
+  d.eventScopeCode = 'ACCOUNT_SPECIFIC'
+  d.eventRegion = 'global'
+  d.affectedEntities = [{ entityValue: ABUSE_INSTANCE }]
+  d.eventDescription = [{ language: 'en_US', latestDescription: 'We have received a report that your resource was used in a denial-of-service attack.' }]
+  edit(d, e)
+})
+
+t.test('AWS Health Abuse Event: severity at least high, region global kept', async t => {
+  const e = adapt(t, abuse('issue'))
+  t.equal(e.detail_type, 'AWS Health Abuse Event')
+  t.equal(e.source, 'aws.health')
+  t.equal(e.region, 'global', 'the envelope region global is kept')
+  t.equal(e.dedup_key, `123456789012|${ABUSE_ARN}`)
+  t.equal(e.title, 'ABUSE AWS_ABUSE_DOS_REPORT')
+  t.equal(e.severity, 'high', 'issue: high')
+  t.equal(e.native_severity, 'issue')
+  t.equal(e.source_state, 'active')
+  t.same(e.resources, [ABUSE_INSTANCE], 'the affected entity')
+  t.equal(e.resource_count, 1)
+  t.equal(e.labels.event_region, 'global')
+  t.match(e.description, /denial-of-service/)
+
+  t.equal(adapt(t, abuse('accountNotification')).severity, 'high', 'accountNotification (low) is raised to high')
+  t.equal(adapt(t, abuse('somethingNew')).severity, 'high', 'an unknown category (low) is raised to high')
+  t.equal(adapt(t, abuse(undefined)).severity, 'high', 'no category (low) is raised to high')
+  t.equal(adapt(t, abuse('scheduledChange')).severity, 'high', 'scheduledChange (medium) is raised to high')
+  const quiet: AdapterSettings = { ...settings, health_category_severities: { issue: 'info', accountNotification: 'info', scheduledChange: 'low', investigation: 'medium' } }
+  t.equal(adapt(t, abuse('issue'), quiet).severity, 'high', 'settings below high are raised to high')
+  const loud: AdapterSettings = { ...settings, health_category_severities: { ...quiet.health_category_severities, issue: 'critical' } }
+  t.equal(adapt(t, abuse('issue'), loud).severity, 'critical', 'a setting above the floor is kept')
+
+  const plain = adapt(t, abuse('accountNotification', (_d, env) => { env['detail-type'] = 'AWS Health Event' }))
+  t.equal(plain.severity, 'low', 'the floor applies to abuse events only')
+  t.equal(plain.region, 'global', 'region global on a plain Health event too')
+  t.same(adaptHealthEvent(abuse('issue'), settings, RECEIVED_AT), adaptEnvelope(abuse('issue'), settings, RECEIVED_AT), 'the dispatcher delegates')
+})
+
+t.test('AWS Health categories are compared case-insensitively', async t => {
+  const custom: AdapterSettings = {
+    ...settings,
+    health_category_severities: { issue: 'critical', accountNotification: 'info', scheduledChange: 'high', investigation: 'medium' }
+  }
+  const cases: Array<[string, string]> = [
+    ['accountnotification', 'info'], ['ACCOUNTNOTIFICATION', 'info'], ['scheduledchange', 'high'], ['SCHEDULEDCHANGE', 'high'],
+    ['Issue', 'critical'], ['ISSUE', 'critical'], ['INVESTIGATION', 'medium'], ['investigation', 'medium']
+  ]
+  for (const [category, expected] of cases) {
+    const e = adapt(t, variant('health-issue.json', d => { d.eventTypeCategory = category }), custom, category)
+    t.equal(e.severity, expected, `${category} → ${expected}`)
+    t.equal(e.native_severity, category, 'the native severity is the category as sent')
+    t.equal(e.labels.event_type_category, category)
+  }
+  t.equal(adapt(t, variant('health-issue.json', d => { d.eventTypeCategory = 'scheduledchange' })).severity, 'medium', 'lower-case with the default settings')
+  t.equal(adapt(t, variant('health-issue.json', d => { d.eventTypeCategory = 'scheduled change' }), custom).severity, 'low', 'another word is still unknown')
+  t.equal(adapt(t, variant('health-issue.json', d => { d.eventTypeCategory = 'CONSTRUCTOR' }), custom).severity, 'low', 'CONSTRUCTOR is unknown')
+})
+
+// ---------------------------------------------------------------------------------------------
+// Time: leap seconds, clock skew, unreadable times
+// ---------------------------------------------------------------------------------------------
+
+t.test('a leap second counts as 23:59:59.999', async t => {
+  t.equal(canonicalTime('2016-12-31T23:59:60Z'), '2016-12-31T23:59:59.999Z')
+  t.equal(canonicalTime('2016-12-31T23:59:60.5Z'), '2016-12-31T23:59:59.999Z', 'with a fraction')
+  t.equal(canonicalTime('2017-01-01T08:59:60+09:00'), '2016-12-31T23:59:59.999Z', 'with an offset')
+  t.equal(canonicalTime('2016-12-31T23:59:61Z'), undefined, 'second 61 is not a time')
+  t.equal(canonicalTime('2024-08-21T24:00:00Z'), undefined, 'hour 24 is not RFC 3339 (time-hour is 00-23)')
+
+  const e = adapt(t, variant('cloudwatch-alarm.json', (_d, env) => { env.time = '2016-12-31T23:59:60Z' }))
+  t.equal(e.occurred_at, '2016-12-31T23:59:59.999Z', 'the envelope time of a leap second')
+  t.equal(e.labels.envelope_time, undefined, 'a readable time is not kept as a label')
+})
+
+t.test(`an envelope time more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes ahead is clamped to the time of receipt`, async t => {
+  t.equal(MAX_CLOCK_SKEW_MS, 5 * 60 * 1000)
+  const receivedAt = Date.parse('2024-05-14T09:25:00.000Z')
+  const at = (time: unknown, name = 'cloudwatch-alarm.json'): NormalizedEvent =>
+    adapt(t, variant(name, (_d, e) => { e.time = time }), settings, `time ${String(time)}`, receivedAt)
+
+  const future = at('2099-01-01T00:00:00Z')
+  t.equal(future.occurred_at, '2024-05-14T09:25:00.000Z', 'a far-future time: the time of receipt')
+  t.equal(future.labels.envelope_time, '2099-01-01T00:00:00Z', 'the envelope time is kept in the envelope_time label')
+  t.equal(future.labels.alarm_name, 'prod-api-high-cpu', 'the other labels stay')
+  t.same(occurredAt('2099-01-01T00:00:00Z', receivedAt), { occurredAt: '2024-05-14T09:25:00.000Z', clamped: true })
+
+  const edge = at('2024-05-14T09:30:00Z')
+  t.equal(edge.occurred_at, '2024-05-14T09:30:00.000Z', 'exactly 5 minutes ahead is kept')
+  t.equal(edge.labels.envelope_time, undefined, 'no label when the time is kept')
+  t.same(occurredAt('2024-05-14T09:30:00Z', receivedAt), { occurredAt: '2024-05-14T09:30:00.000Z', clamped: false })
+  const beyond = at('2024-05-14T09:30:00.001Z')
+  t.equal(beyond.occurred_at, '2024-05-14T09:25:00.000Z', '5 minutes and 1 ms ahead is clamped')
+  t.equal(beyond.labels.envelope_time, '2024-05-14T09:30:00.001Z')
+  t.equal(at('2024-05-14T11:30:00+02:00').occurred_at, '2024-05-14T09:30:00.000Z', 'an offset is applied before comparing (09:30:00 UTC: kept)')
+  t.equal(at('2024-05-14T11:30:01+02:00').occurred_at, '2024-05-14T09:25:00.000Z', 'an offset is applied before comparing (09:30:01 UTC: clamped)')
+
+  const past = at('2020-01-01T00:00:00Z')
+  t.equal(past.occurred_at, '2020-01-01T00:00:00.000Z', 'a time in the past is never clamped')
+  t.equal(past.labels.envelope_time, undefined)
+
+  for (const name of ['guardduty-finding.json', 'securityhub-finding.json', 'health-issue.json']) {
+    const e = at('2099-01-01T00:00:00Z', name)
+    t.equal(e.occurred_at, '2024-05-14T09:25:00.000Z', `${name}: clamped`)
+    t.equal(e.labels.envelope_time, '2099-01-01T00:00:00Z', `${name}: labelled`)
+  }
+  const severalEnvelope = findingsEnvelope(base => [base, findingLike(base, { Id: SH_SECOND_ID })], e => { e.time = '2099-01-01T00:00:00Z' })
+  for (const { item, event } of eventsOf(t, adaptEnvelope(severalEnvelope, settings, receivedAt), severalEnvelope)) {
+    t.equal(event.occurred_at, '2024-05-14T09:25:00.000Z', `findings[${item}] clamped`)
+    t.equal(event.labels.envelope_time, '2099-01-01T00:00:00Z', `findings[${item}] labelled`)
+  }
+  const direct = adaptGuardDutyFinding(variant('guardduty-finding.json', (_d, e) => { e.time = '2099-01-01T00:00:00Z' }), settings, receivedAt)
+  t.equal(direct[0]?.kind === 'event' && direct[0].event.occurred_at, '2024-05-14T09:25:00.000Z', 'a source adapter takes receivedAt too')
+
+  const before = Date.now()
+  const byDefault = single(t, adaptEnvelope(variant('health-issue.json', (_d, e) => { e.time = '2999-01-01T00:00:00Z' }), settings))
+  const after = Date.now()
+  const occurred = byDefault.kind === 'event' ? Date.parse(byDefault.event.occurred_at) : NaN
+  t.ok(occurred >= before && occurred <= after, 'without receivedAt the dispatcher uses the current time')
+})
+
+t.test('an unreadable envelope time falls back to the time of receipt', async t => {
+  const receivedAt = Date.parse('2024-05-14T09:25:00.123Z')
+  const at = (edit: (e: Json) => void): NormalizedEvent =>
+    adapt(t, variant('guardduty-finding.json', (_d, e) => edit(e)), settings, '', receivedAt)
+
+  const words = at(e => { e.time = 'yesterday' })
+  t.equal(words.occurred_at, '2024-05-14T09:25:00.123Z', 'a time that is not a date-time: the time of receipt')
+  t.equal(words.labels.envelope_time, 'yesterday', 'the original value is kept as a label')
+  t.equal(words.dedup_key, GD_ARN, 'the event is mapped as usual')
+  t.equal(words.severity, 'high')
+
+  const impossible = at(e => { e.time = '2024-02-30T10:00:00Z' })
+  t.equal(impossible.occurred_at, '2024-05-14T09:25:00.123Z', 'a day the month does not have')
+  t.equal(impossible.labels.envelope_time, '2024-02-30T10:00:00Z')
+
+  const missing = at(e => { delete e.time })
+  t.equal(missing.occurred_at, '2024-05-14T09:25:00.123Z', 'no time at all')
+  t.type(missing.labels.envelope_time, 'string', 'a missing time is labelled too')
+
+  const numeric = at(e => { e.time = 1715678497000 })
+  t.equal(numeric.occurred_at, '2024-05-14T09:25:00.123Z', 'epoch milliseconds are not a date-time')
+  t.equal(numeric.labels.envelope_time, '1715678497000')
+
+  t.same(occurredAt('yesterday', receivedAt), { occurredAt: '2024-05-14T09:25:00.123Z', clamped: true })
+  t.same(occurredAt(undefined, receivedAt), { occurredAt: '2024-05-14T09:25:00.123Z', clamped: true })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Resources, region, prototype keys
+// ---------------------------------------------------------------------------------------------
+
+t.test('resource_count: how many resources the envelope listed (the first 50 distinct are kept)', async t => {
+  const listed = Array.from({ length: 58 }, (_, i) => `arn:aws:ec2:us-east-1:123456789012:instance/i-${String(i).padStart(17, '0')}`)
+  for (const name of ['cloudwatch-alarm.json', 'guardduty-finding.json', 'securityhub-finding.json', 'health-issue.json']) {
+    const e = adapt(t, variant(name, (_d, env) => { env.resources = name === 'cloudwatch-alarm.json' ? [ALARM_ARN, ...listed.slice(1)] : listed }), settings, name)
+    t.equal(e.resources.length, 50, `${name}: 50 resources kept`)
+    t.equal(e.resource_count, 58, `${name}: 58 resources counted`)
+    t.same(e.resources.slice(1), listed.slice(1, 50), `${name}: the first 50, in order`)
+  }
+
+  const two = adapt(t, fixture('health-issue.json'))
+  t.equal(two.resource_count, 2, 'two listed, two counted')
+  const duplicated = adapt(t, variant('health-issue.json', (_d, e) => { e.resources = ['i-1', 'i-1', 'i-2'] }))
+  t.same(duplicated.resources, ['i-1', 'i-2'], 'duplicates are kept once')
+  t.equal(duplicated.resource_count, 3, 'but counted as listed')
+
+  const fromDetail = adapt(t, fixture('guardduty-finding.json'))
+  t.equal(fromDetail.resources.length, 2, 'GuardDuty: the envelope lists none, the finding names two')
+  t.equal(fromDetail.resource_count, 2, 'the number found in detail')
+  const built = adapt(t, variant('cloudwatch-alarm.json', (_d, e) => { e.resources = [] }))
+  t.equal(built.resource_count, 1, 'CloudWatch: the built alarm ARN')
+  const entities = adapt(t, variant('health-issue.json', (_d, e) => { e.resources = [] }))
+  t.equal(entities.resource_count, 2, 'Health: the affected entities')
+  const none = adapt(t, fixture('health-public-issue.json'))
+  t.same([none.resources, none.resource_count], [[], 0], 'no resources anywhere: 0')
+  const manyEntities = adapt(t, variant('health-issue.json', (d, e) => { e.resources = []; d.affectedEntities = listed.map(entityValue => ({ entityValue })) }))
+  t.equal(manyEntities.resources.length, 50, 'at most 50 entities kept')
+  t.ok(manyEntities.resource_count >= 50, `at least the kept ones counted (${manyEntities.resource_count})`)
+})
+
+t.test('region: the envelope region token, or unknown', async t => {
+  const region = (name: string, value: unknown): string =>
+    adapt(t, variant(name, (_d, e) => { if (value === undefined) delete e.region; else e.region = value }), settings, `${name} region ${String(value)}`).region
+  for (const name of ['cloudwatch-alarm.json', 'guardduty-finding.json', 'securityhub-finding.json', 'health-issue.json']) {
+    t.equal(region(name, 'eu-central-2'), 'eu-central-2', `${name}: a region`)
+    t.equal(region(name, 'global'), 'global', `${name}: global is kept`)
+    t.equal(region(name, 'us-gov-west-1'), 'us-gov-west-1', `${name}: GovCloud`)
+    t.equal(region(name, undefined), 'unknown', `${name}: no region → unknown`)
+    t.equal(region(name, ''), 'unknown', `${name}: an empty region → unknown`)
+    t.equal(region(name, 42), 'unknown', `${name}: a non-string region → unknown`)
+  }
+  const gd = adapt(t, variant('guardduty-finding.json', (_d, e) => { e.region = 'eu-west-3' }))
+  t.equal(gd.region, 'eu-west-3', 'the envelope region, not the finding region')
+  t.equal(gd.labels.finding_region, 'us-east-1')
+  t.match(ignoredOne(t, adaptEnvelope(variant('cloudwatch-alarm.json', (_d, e) => { delete e.region; e.resources = [] }), settings), 'detail_unreadable'),
+    /neither an alarm ARN/, 'CloudWatch without region nor alarm ARN cannot build the ARN')
+})
+
+/**
+ * The fixture as JSON text with each insertion spliced in right after its marker (which must
+ * occur once when its turn comes: edits apply in order, so list inner markers before outer
+ * ones), parsed with `JSON.parse` so that `__proto__` is an own property, as on the wire.
+ */
+function poisoned (name: string, edits: Array<[string, string]>): EventBridgeEnvelope {
+  let text = JSON.stringify(fixture(name))
+  for (const [marker, insertion] of edits) {
+    const at = text.indexOf(marker)
+    if (at < 0 || text.indexOf(marker, at + 1) >= 0) throw new Error(`marker ${marker} does not occur once in ${name}`)
+    text = text.slice(0, at + marker.length) + insertion + ',' + text.slice(at + marker.length)
+  }
+  return JSON.parse(text)
+}
+
+const PROTO_KEYS = ['__proto__', 'constructor', 'prototype']
+const withoutProtoLabels = (e: NormalizedEvent): NormalizedEvent =>
+  ({ ...e, labels: Object.fromEntries(Object.entries(e.labels).filter(([k]) => !PROTO_KEYS.includes(k))) })
+
+t.test('__proto__, constructor and prototype keys in detail never change the mapping nor Object.prototype', async t => {
+  const prototypeBefore = Object.getOwnPropertyNames(Object.prototype).sort()
+  const pollution = '"constructor":{"prototype":{"polluted":"yes","severity":"critical"}},"prototype":{"polluted":"yes"}'
+
+  const cw = poisoned('cloudwatch-alarm.json', [
+    ['"state":{', '"__proto__":{"value":"OK","reason":"evil"}'],
+    ['"configuration":{', '"__proto__":{"description":"[severity:critical]"},"tags":{"__proto__":{"severity":"critical"},"prototype":"tag-prototype","constructor":"tag-ctor"}'],
+    ['"detail":{', `"__proto__":{"alarmName":"evil","state":{"value":"OK"},"tags":{"severity":"critical"}},${pollution},` +
+      '"tags":[{"Key":"__proto__","Value":"tag-proto"},{"Key":"severity","__proto__":{"Value":"critical"}},{"Key":"constructor","Value":"second: the first value wins"}]']
+  ])
+  t.ok(Object.hasOwn(cw.detail, '__proto__'), 'the parsed detail has an own __proto__ key')
+  t.equal(Object.getPrototypeOf(cw.detail), Object.prototype, 'and the ordinary prototype')
+  const cwEvent = adapt(t, cw, settings, 'CloudWatch')
+  t.same(withoutProtoLabels(cwEvent), adapt(t, fixture('cloudwatch-alarm.json')), 'CloudWatch: mapped as the clean fixture')
+  t.equal(cwEvent.severity, 'medium', 'no severity from a __proto__ tag, marker or tag value')
+  t.equal(cwEvent.labels.prototype, 'tag-prototype', 'a prototype tag is a plain label')
+  t.same(Object.getOwnPropertyDescriptor(cwEvent.labels, '__proto__'), { value: 'tag-proto', writable: true, enumerable: true, configurable: true },
+    'a __proto__ tag is an own label')
+  t.equal(Object.getPrototypeOf(cwEvent.labels), Object.prototype, 'the labels keep the ordinary prototype')
+  t.equal(cwEvent.labels.constructor, 'tag-ctor', 'a constructor tag is a plain label')
+
+  const gd = poisoned('guardduty-finding.json', [
+    ['"resource":{', '"__proto__":{"instanceDetails":{"instanceId":"i-evil"}}'],
+    ['"service":{', '"__proto__":{"archived":true,"count":999}'],
+    ['"detail":{', `"__proto__":{"arn":"evil","severity":10,"title":"evil","type":"evil"},${pollution}`]
+  ])
+  t.same(adapt(t, gd, settings, 'GuardDuty'), adapt(t, fixture('guardduty-finding.json')), 'GuardDuty: mapped as the clean fixture')
+
+  const sh = poisoned('securityhub-finding.json', [
+    ['"Severity":{"Label":"HIGH","Normalized":70,', '"__proto__":{"Label":"LOW"}'],
+    ['"Compliance":{', '"__proto__":{"Status":"PASSED"}'],
+    ['"findings":[{', `"__proto__":{"Title":"evil","RecordState":"ARCHIVED","Severity":{"Label":"LOW"}},${pollution}`],
+    ['"detail":{', `"__proto__":{"findings":[{"Id":"evil","ProductArn":"evil"}]},${pollution}`]
+  ])
+  t.same(adapt(t, sh, settings, 'Security Hub'), adapt(t, fixture('securityhub-finding.json')), 'Security Hub: mapped as the clean fixture')
+
+  const health = poisoned('health-issue.json', [
+    ['"detail":{', `"__proto__":{"eventArn":"evil","statusCode":"closed","eventTypeCategory":"accountNotification","affectedAccount":"999999999999"},${pollution}`]
+  ])
+  t.same(adapt(t, health, settings, 'Health'), adapt(t, fixture('health-issue.json')), 'Health: mapped as the clean fixture')
+  const envelopeLevel = poisoned('health-issue.json', [['{"version":"0",', `"__proto__":{"source":"aws.guardduty","detail":{"arn":"evil"}},${pollution}`]])
+  t.same(adapt(t, envelopeLevel, settings, 'envelope-level keys'), adapt(t, fixture('health-issue.json')), 'keys at the envelope level change nothing')
+
+  t.equal(({} as Json).polluted, undefined, 'Object.prototype has no polluted property')
+  t.equal(({} as Json).severity, undefined, 'nor severity')
+  t.equal(({} as Json).arn, undefined, 'nor arn')
+  t.same(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeBefore, 'Object.prototype has the same properties as before')
 })

@@ -16,6 +16,7 @@ type Severity = 'critical' | 'high' | 'medium' | 'low' | 'info'
 type Source = 'aws.cloudwatch' | 'aws.guardduty' | 'aws.securityhub' | 'aws.health'
 type EventStatus = 'open' | 'acknowledged' | 'resolved' | 'suppressed'
 type Action = 'created' | 'updated' | 'resolved' | 'duplicate' | 'ignored' | 'rejected'
+type IgnoreReason = 'unsupported_source' | 'unsupported_detail_type' | 'detail_unreadable' | 'no_findings' | 'too_many_findings' | 'insufficient_data' | 'no_open_event' | 'stale_resolution' | 'source_disabled' | 'below_min_severity'
 
 interface MonitoringEvent {
   id: string
@@ -25,6 +26,7 @@ interface MonitoringEvent {
   account_id: string
   region: string
   resources: string[]
+  resource_count: number
   title: string
   description: string | null
   severity: Severity
@@ -43,10 +45,12 @@ interface MonitoringEvent {
 }
 interface IngestResult {
   index: number
-  envelope_id: string
+  item: number
+  envelope_id: string | null
   event_id: string | null
   dedup_key: string | null
   action: Action
+  reason: IgnoreReason | null
   error: { status: number, code: string, detail: string } | null
 }
 interface IngestResponse { accepted: number, duplicates: number, rejected: number, results: IngestResult[] }
@@ -201,14 +205,21 @@ async function setup (t: Test) {
   return { api, c, admin, key: account.key, account }
 }
 
-/** Ingests one envelope, expects 202 with `action`; returns its result. */
-async function ingestOne (t: Test, c: Client, key: string, env: Json, action: Action, label: string): Promise<IngestResult> {
+/**
+ * Ingests one envelope, expects 202 with `action` (and, for `ignored`, the `reason` when given);
+ * returns its result.
+ */
+async function ingestOne (t: Test, c: Client, key: string, env: Json, action: Action, label: string, reason?: IgnoreReason): Promise<IngestResult> {
   const res = await c.ingest(key, env)
   if (res.statusCode !== 202) throw new Error(`${label}: ingest answered ${res.statusCode} ${res.body.slice(0, 400)}`)
   const body = res.json<IngestResponse>()
   t.equal(body.results.length, 1, `${label}: one result`)
   const r = body.results[0]!
-  t.equal(r.action, action, `${label}: action ${action} (got ${r.action}${r.error ? ` ${JSON.stringify(r.error)}` : ''})`)
+  t.equal(r.action, action, `${label}: action ${action} (got ${r.action}${r.reason ? ` ${r.reason}` : ''}${r.error ? ` ${JSON.stringify(r.error)}` : ''})`)
+  t.equal(r.item, 0, `${label}: item 0`)
+  if (action !== 'ignored') t.equal(r.reason, null, `${label}: reason null`)
+  else if (reason) t.equal(r.reason, reason, `${label}: reason ${reason}`)
+  else t.type(r.reason, 'string', `${label}: a reason`)
   t.equal(r.envelope_id, env.id, `${label}: envelope_id`)
   t.same([body.accepted, body.duplicates, body.rejected], action === 'duplicate' ? [0, 1, 0] : action === 'rejected' ? [0, 0, 1] : [1, 0, 0], `${label}: totals`)
   if (action === 'created' || action === 'updated' || action === 'resolved') t.match(r.event_id, ULID, `${label}: event_id`)
@@ -331,8 +342,12 @@ t.test('each fixture kind ingested once: action, then the stored event', async t
   const user = await api.userWithRole('user')
 
   // Resolutions with nothing open, and INSUFFICIENT_DATA, open nothing.
-  for (const name of ['cloudwatch-ok', 'guardduty-finding-archived', 'securityhub-finding-resolved', 'health-closed', 'cloudwatch-insufficient-data']) {
-    const r = await ingestOne(t, c, key, fixture(name), 'ignored', name)
+  const nothingOpen: Array<[string, IgnoreReason]> = [
+    ['cloudwatch-ok', 'no_open_event'], ['guardduty-finding-archived', 'no_open_event'], ['securityhub-finding-resolved', 'no_open_event'],
+    ['health-closed', 'no_open_event'], ['cloudwatch-insufficient-data', 'insufficient_data']
+  ]
+  for (const [name, reason] of nothingOpen) {
+    const r = await ingestOne(t, c, key, fixture(name), 'ignored', name, reason)
     t.equal(r.error, null, `${name}: error null`)
   }
   t.same((await c.list(user.token, '?limit=100')).json<Page<MonitoringEvent>>().items, [], 'no event after the ignored envelopes')
@@ -425,7 +440,7 @@ t.test('idempotency and dedup: duplicates, occurrences, severity, reopening, res
 
   // INSUFFICIENT_DATA of an alarm in ALARM changes nothing.
   const snapshot = ev
-  await ingestOne(t, c, key, alarm({ name, state: 'INSUFFICIENT_DATA', time: at(6) }), 'ignored', 'INSUFFICIENT_DATA while open')
+  await ingestOne(t, c, key, alarm({ name, state: 'INSUFFICIENT_DATA', time: at(6) }), 'ignored', 'INSUFFICIENT_DATA while open', 'insufficient_data')
   t.strictSame(await mustEvent(c, admin.token, id), snapshot, 'INSUFFICIENT_DATA changed nothing')
 
   // An occurrence delivered late (older time) is counted but does not move last_seen_at back.
@@ -469,7 +484,7 @@ t.test('idempotency and dedup: duplicates, occurrences, severity, reopening, res
   const resolved = ev
   const dOk = await ingestOne(t, c, key, ok, 'duplicate', 'the OK delivered again')
   t.equal(dOk.event_id, id, 'duplicate of the OK names the event it resolved')
-  await ingestOne(t, c, key, alarm({ name, state: 'OK', time: at(21) }), 'ignored', 'another OK with nothing open')
+  await ingestOne(t, c, key, alarm({ name, state: 'OK', time: at(21) }), 'ignored', 'another OK with nothing open', 'no_open_event')
   t.strictSame(await mustEvent(c, admin.token, id), resolved, 'the resolved event is unchanged by the later OKs')
 
   // The next ALARM opens a new event.
@@ -662,7 +677,7 @@ t.test('batch fast path: 100 new events in one batch, stored exactly as the per-
   // same alarm in the batch go envelope by envelope.
   const slowAlarm = alarm({ name: 'slow-path', time: at(200), severity: 'high' })
   const slow = await c.ingest(key, { events: [alarm({ name: 'slow-path', state: 'OK', time: at(199) }), slowAlarm] })
-  t.same(slow.json<IngestResponse>().results.map(r => r.action), ['ignored', 'created'], 'per-envelope path: created')
+  t.same(slow.json<IngestResponse>().results.map(r => [r.action, r.reason]), [['ignored', 'no_open_event'], ['created', null]], 'per-envelope path: created')
   const slowId = String(slow.json<IngestResponse>().results[1]!.event_id)
   const fastId = String(body.results[1]!.event_id)
   const fastShape = await shapeOf(api, 'events', { id: fastId })
@@ -702,20 +717,25 @@ t.test('batch fast path: a mixed batch gives the same results as its envelopes o
       alarm({ name: 'mixed-f1', time: at(13), severity: 'critical' }), // 4 occurrence of 0 in the same batch
       alarm({ name: 'mixed-to-resolve', state: 'OK', time: at(14) }), // 5 resolves an open event
       alarm({ name: 'mixed-foreign', time: at(15), account: OTHER_ACCOUNT }), // 6 rejected 403
-      envelope('cloudwatch-alarm', e => { e['detail-type'] = 'CloudWatch Alarm Configuration Change' }), // 7 rejected 400
+      envelope('cloudwatch-alarm', e => { e['detail-type'] = 'CloudWatch Alarm Configuration Change' }), // 7 ignored: unsupported_detail_type
       f1, // 8 the same envelope again in the batch
       alarm({ name: 'mixed-f2', state: 'OK', time: at(16) }), // 9 resolves 3
       alarm({ name: 'mixed-f2', time: at(17) }), // 10 opens a new event after 9
       guardDuty({ finding: hex(), time: at(18) }), // 11 created
-      alarm({ name: 'mixed-insufficient', state: 'INSUFFICIENT_DATA', time: at(19) }), // 12 ignored
-      alarm({ name: 'mixed-nothing-open', state: 'OK', time: at(20) }), // 13 ignored, nothing open
+      alarm({ name: 'mixed-insufficient', state: 'INSUFFICIENT_DATA', time: at(19) }), // 12 ignored: insufficient_data
+      alarm({ name: 'mixed-nothing-open', state: 'OK', time: at(20) }), // 13 ignored: no_open_event
       sameIdOtherKey, // 14 envelope id of 0 with other content
-      alarm({ name: 'mixed-f3', state: 'OK', time: at(21) }), // 15 ignored …
+      alarm({ name: 'mixed-f3', state: 'OK', time: at(21) }), // 15 ignored: no_open_event …
       alarm({ name: 'mixed-f3', time: at(22) }) // 16 … then created, envelope by envelope
     ]
     return { before, batch }
   }
-  const expected: Action[] = ['created', 'duplicate', 'updated', 'created', 'updated', 'resolved', 'rejected', 'rejected', 'duplicate', 'resolved', 'created', 'created', 'ignored', 'ignored', 'duplicate', 'ignored', 'created']
+  const expected: Action[] = ['created', 'duplicate', 'updated', 'created', 'updated', 'resolved', 'rejected', 'ignored', 'duplicate', 'resolved', 'created', 'created', 'ignored', 'ignored', 'duplicate', 'ignored', 'created']
+  const expectedReasons: Array<IgnoreReason | null> = expected.map(() => null)
+  expectedReasons[7] = 'unsupported_detail_type'
+  expectedReasons[12] = 'insufficient_data'
+  expectedReasons[13] = 'no_open_event'
+  expectedReasons[15] = 'no_open_event'
   const { before, batch } = scenario()
 
   const run = async (oneByOne: boolean) => {
@@ -732,7 +752,7 @@ t.test('batch fast path: a mixed batch gives the same results as its envelopes o
       const res = await c.ingest(key, { events: batch })
       t.equal(res.statusCode, 202, 'mixed batch → 202')
       const body = res.json<IngestResponse>()
-      t.same([body.accepted, body.duplicates, body.rejected], [12, 3, 2], 'batch totals')
+      t.same([body.accepted, body.duplicates, body.rejected], [13, 3, 1], 'batch totals')
       results = body.results
     }
     const events = await walk(t, c, admin.token, {}, 100)
@@ -743,7 +763,9 @@ t.test('batch fast path: a mixed batch gives the same results as its envelopes o
   const single = await run(true)
   t.same(batched.results.map(r => r.action), expected, 'batch: the expected action per envelope')
   t.same(single.results.map(r => r.action), expected, 'one by one: the same actions')
-  const comparable = (r: IngestResult) => [r.index, r.envelope_id, r.action, r.dedup_key, r.error?.status ?? null, r.error?.code ?? null, r.event_id === null]
+  t.same(batched.results.map(r => r.reason), expectedReasons, 'batch: the reason of each ignored envelope, null for the others')
+  t.same(batched.results.map(r => r.item), expected.map(() => 0), 'batch: item 0 for every one-event envelope')
+  const comparable = (r: IngestResult) => [r.index, r.item, r.envelope_id, r.action, r.reason, r.dedup_key, r.error?.status ?? null, r.error?.code ?? null, r.event_id === null]
   t.same(batched.results.map(comparable), single.results.map(comparable), 'batch and one by one: same results (event ids aside)')
   const idOf = (i: number) => batched.results[i]!.event_id
   t.same([idOf(4), idOf(8), idOf(14)], [idOf(0), idOf(0), idOf(0)], 'occurrence and duplicates name the event of envelope 0')
@@ -763,7 +785,8 @@ t.test('batch fast path under concurrency: envelopes count once, one open event 
     const byEnvelope = new Map<string, IngestResult[]>()
     responses.forEach((res, b) => res.json<IngestResponse>().results.forEach((r, i) => {
       t.equal(r.envelope_id, batches[b]![i]!.id, `${label}: result order`)
-      byEnvelope.set(r.envelope_id, [...(byEnvelope.get(r.envelope_id) ?? []), r])
+      const id = String(r.envelope_id)
+      byEnvelope.set(id, [...(byEnvelope.get(id) ?? []), r])
     }))
     for (const [id, rs] of byEnvelope) {
       const counted = rs.filter(r => r.action !== 'duplicate')
@@ -812,8 +835,13 @@ t.test('batch fast path under concurrency: envelopes count once, one open event 
 
 t.test('batch fast path: a failure releases what the delivery claimed; a redelivery is processed, counted once', async t => {
   const { api, c, key, admin } = await setup(t)
-  // Expected 500s: app.inject directly (the helper's request refuses any 500 as a contract violation).
-  const failing = async (payload: object) => await api.app.inject({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': key }, payload }) as Response
+  // The injected failures are transient (a DynamoDB 5xx): 503 service_unavailable with Retry-After,
+  // a documented answer of ingestEvents, so these go through the helper's contract check too.
+  const failing = async (payload: object) => await c.ingest(key, payload)
+  const unavailable = (res: Response, label: string): void => {
+    assertProblem(t, res, 503, 'service_unavailable', label)
+    t.match(String(res.headers['retry-after'] ?? ''), /^[1-9]\d*$/, `${label}: Retry-After in seconds`)
+  }
   const claimOf = async (pk: string) => (await api.app.db.client.getItem({ TableName: `${api.config.tablePrefix}meta`, Key: { pk: { S: pk } }, ConsistentRead: true })).Item
   const fresh = (tag: string) => Array.from({ length: 3 }, (_, i) => alarm({ name: `${tag}-${i}`, time: at(i) }))
 
@@ -822,7 +850,7 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   let stop = onCommand(api, 'BatchWriteItemCommand', async () => { throw injected() })
   let res = await failing({ events: batch })
   stop()
-  assertProblem(t, res, 500, 'internal_error', 'BatchWriteItem failed')
+  unavailable(res, 'BatchWriteItem failed')
   for (const e of batch) {
     t.equal(await claimOf(dedupPk(e.resources[0])), undefined, 'dedup claim released')
     t.equal(await claimOf(envelopePk(e.id)), undefined, 'no envelope claim')
@@ -844,7 +872,7 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   })
   res = await failing({ events: batch })
   stop()
-  assertProblem(t, res, 500, 'internal_error', 'answer of BatchWriteItem lost')
+  unavailable(res, 'answer of BatchWriteItem lost')
   const kept = await walk(t, c, admin.token, { source: 'aws.cloudwatch' }, 100)
   t.equal(kept.filter(e => e.dedup_key.includes('answer-lost')).length, 3, 'the three events are kept')
   body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
@@ -867,7 +895,7 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   }, { step: 'initialize', name: fault })
   res = await failing({ events: batch })
   api.app.db.client.middlewareStack.remove(fault)
-  assertProblem(t, res, 500, 'internal_error', 'events left unprocessed')
+  unavailable(res, 'events left unprocessed')
   for (const e of batch) t.equal(await claimOf(envelopePk(e.id)), undefined, 'the envelope is not marked done')
   // The dedup claims could not be released (the check failed): they are left to go stale.
   const staleSince = new Date(Date.now() - 60_000).toISOString()
@@ -892,7 +920,7 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   })
   res = await failing({ events: batch })
   stop()
-  assertProblem(t, res, 500, 'internal_error', 'a dedup claim failed')
+  unavailable(res, 'a dedup claim failed')
   for (const e of batch) t.equal(await claimOf(dedupPk(e.resources[0])), undefined, 'dedup claim released')
   body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
   t.same(body.results.map(r => r.action), ['created', 'created', 'created'], 'the redelivery creates them')
@@ -936,18 +964,25 @@ t.test('batches and request validation', async t => {
   const res = await c.ingest(key, { events: [valid, unsupportedSource, foreign, finding, valid, unsupportedType] })
   t.equal(res.statusCode, 202, `mixed batch → 202 (got ${res.statusCode}: ${res.body.slice(0, 200)})`)
   const body = res.json<IngestResponse>()
-  const expected: Array<[Action, number | null, string | null]> = [
-    ['created', null, null], ['rejected', 400, 'unsupported_event'], ['rejected', 403, 'account_mismatch'],
-    ['created', null, null], ['duplicate', null, null], ['rejected', 400, 'unsupported_event']
+  // A well-formed envelope of an unsupported source or detail-type is `ignored` with its reason (never a 4xx).
+  const expected: Array<[Action, number | null, string | null, IgnoreReason | null]> = [
+    ['created', null, null, null], ['ignored', null, null, 'unsupported_source'], ['rejected', 403, 'account_mismatch', null],
+    ['created', null, null, null], ['duplicate', null, null, null], ['ignored', null, null, 'unsupported_detail_type']
   ]
   const sent = [valid, unsupportedSource, foreign, finding, valid, unsupportedType]
   t.equal(body.results.length, 6, 'one result per envelope')
   body.results.forEach((r, i) => {
-    const [action, status, code] = expected[i]!
+    const [action, status, code, reason] = expected[i]!
     t.equal(r.index, i, `result ${i}: index`)
+    t.equal(r.item, 0, `result ${i}: item 0`)
     t.equal(r.envelope_id, sent[i]!.id, `result ${i}: envelope_id`)
     t.equal(r.action, action, `result ${i}: action ${action}`)
-    if (status === null) {
+    t.equal(r.reason, reason, `result ${i}: reason ${reason}`)
+    if (action === 'ignored') {
+      t.equal(r.error, null, `result ${i}: error null`)
+      t.equal(r.event_id, null, `result ${i}: no event_id`)
+      t.equal(r.dedup_key, null, `result ${i}: no dedup_key (ignored before mapping)`)
+    } else if (status === null) {
       t.equal(r.error, null, `result ${i}: error null`)
     } else {
       t.equal(r.error?.status, status, `result ${i}: error.status ${status}`)
@@ -957,7 +992,7 @@ t.test('batches and request validation', async t => {
     }
   })
   t.equal(body.results[4]?.event_id, body.results[0]?.event_id, 'the repeated envelope names the first one\'s event')
-  t.same([body.accepted, body.duplicates, body.rejected], [2, 1, 3], 'accepted / duplicates / rejected totals')
+  t.same([body.accepted, body.duplicates, body.rejected], [4, 1, 1], 'accepted / duplicates / rejected totals')
   t.equal(await total(), 2, 'two events stored')
 
   // Batch size limits.
@@ -966,33 +1001,52 @@ t.test('batches and request validation', async t => {
   assertProblem(t, await c.ingest(key, { events: [] }), 400, 'validation_failed', 'empty batch')
   t.equal(await total(), 2, 'nothing ingested from the refused batches')
 
-  // A single refused envelope is a problem.
-  assertProblem(t, await c.ingest(key, unsupportedSource), 400, 'unsupported_event', 'single envelope of an unsupported source')
-  assertProblem(t, await c.ingest(key, envelope('cloudwatch-alarm', e => { e['detail-type'] = 'CloudWatch Alarm Configuration Change' })), 400, 'unsupported_event', 'single unsupported detail-type')
+  // A single well-formed envelope that cannot be used is `ignored` with its reason (202), never a 4xx.
+  await ingestOne(t, c, key, unsupportedSource, 'ignored', 'single envelope of an unsupported source', 'unsupported_source')
+  await ingestOne(t, c, key, envelope('cloudwatch-alarm', e => { e['detail-type'] = 'CloudWatch Alarm Configuration Change' }), 'ignored', 'single unsupported detail-type', 'unsupported_detail_type')
   const broken = envelope('cloudwatch-alarm', e => { e.detail.state.value = 'BROKEN' })
-  assertProblem(t, await c.ingest(key, broken), 400, 'unsupported_event', 'a detail the adapter cannot map (alarm state BROKEN)')
+  await ingestOne(t, c, key, broken, 'ignored', 'a detail the adapter cannot map (alarm state BROKEN)', 'detail_unreadable')
+  t.equal(await total(), 2, 'the ignored envelopes stored no event')
 
-  // Structurally invalid envelopes: the whole request is refused.
+  // An unknown top-level property is AWS's to add: accepted, and kept in raw.
+  let stored = 2
+  const extra = envelope('cloudwatch-alarm', e => { e.severity = 'high' })
+  const extraResult = await ingestOne(t, c, key, extra, 'created', 'extra top-level property')
+  stored++
+  t.equal((await mustEvent(c, admin.token, extraResult.event_id)).raw.severity, 'high', 'the extra property is kept in raw')
+  const extraBatch = (await c.ingest(key, { events: [alarm({ name: 'with-extra-property', time: at(12) }), extra] })).json<IngestResponse>()
+  t.same(extraBatch.results.map(r => r.action), ['created', 'duplicate'], 'batch with an envelope with an extra property: processed (here a duplicate)')
+  stored++
+
+  // Structurally invalid envelopes: a single one is refused (400); in a batch it is rejected on
+  // its own and the other envelopes are processed (202).
   const invalid: Array<[string, Json]> = [
     ['missing detail', envelope('cloudwatch-alarm', e => { delete e.detail })],
     ['bad account', envelope('cloudwatch-alarm', e => { e.account = '12345' })],
-    ['extra top-level property', envelope('cloudwatch-alarm', e => { e.severity = 'high' })],
+    ['region not a region token', envelope('cloudwatch-alarm', e => { e.region = 'us east 1' })],
     ['time not a date-time', envelope('cloudwatch-alarm', e => { e.time = 'yesterday' })],
     ['missing id', envelope('cloudwatch-alarm', e => { delete e.id })]
   ]
   for (const [label, env] of invalid) {
     assertProblem(t, await c.ingest(key, env), 400, 'validation_failed', label)
-    assertProblem(t, await c.ingest(key, { events: [alarm({ name: `with-invalid-${label}`, time: at(12) }), env] }), 400, 'validation_failed', `batch with: ${label}`)
+    const withValid = alarm({ name: `with-invalid-${label}`, time: at(12) })
+    const res = await c.ingest(key, { events: [withValid, env] })
+    t.equal(res.statusCode, 202, `batch with: ${label} → 202 (got ${res.statusCode}: ${res.body.slice(0, 200)})`)
+    const b = res.json<IngestResponse>()
+    t.same([b.accepted, b.duplicates, b.rejected], [1, 0, 1], `batch with: ${label}: totals`)
+    t.match(b.results[0], { index: 0, envelope_id: withValid.id, action: 'created', error: null }, `batch with: ${label}: the valid envelope is created`)
+    t.match(b.results[1], { index: 1, item: 0, envelope_id: env.id ?? null, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status: 400, code: 'validation_failed' } }, `batch with: ${label}: the invalid one is rejected`)
+    stored++
   }
   assertProblem(t, await c.ingest(key, { events: [alarm({ name: 'extra-batch-prop', time: at(13) })], source: 'x' }), 400, 'validation_failed', 'batch with an extra property')
-  t.equal(await total(), 2, 'nothing ingested from invalid requests (not even their valid envelopes)')
+  t.equal(await total(), stored, 'only the valid envelopes were ingested (none of a refused request)')
 
   // Not JSON.
   const malformed = await c.ingest(key, '{"version": "0", "id": ' as never, { 'content-type': 'application/json' })
   assertProblem(t, malformed, 400, 'malformed_json', 'malformed JSON')
   const text = await c.ingest(key, JSON.stringify(valid) as never, { 'content-type': 'text/plain' })
   assertProblem(t, text, 415, 'unsupported_media_type', 'text/plain')
-  t.equal(await total(), 2, 'still two events')
+  t.equal(await total(), stored, 'nothing more ingested')
 })
 
 // ------------------------------------------------------------------------------------------
@@ -1012,16 +1066,16 @@ t.test('monitoring settings applied by ingestion', async t => {
   t.equal(await severityOf(control), 'medium', 'default cloudwatch severity medium')
 
   await settings({ min_severity: 'high' })
-  const low = await ingestOne(t, c, key, alarm({ name: 'below-min', time: at(1) }), 'ignored', 'medium alarm below min_severity high')
+  const low = await ingestOne(t, c, key, alarm({ name: 'below-min', time: at(1) }), 'ignored', 'medium alarm below min_severity high', 'below_min_severity')
   t.equal(low.error, null, 'ignored: error null')
   await ingestOne(t, c, key, alarm({ name: 'at-min', time: at(2), severity: 'high' }), 'created', 'high alarm at min_severity')
-  await ingestOne(t, c, key, guardDuty({ finding: hex(), score: 5, time: at(3) }), 'ignored', 'medium GuardDuty finding below min_severity')
+  await ingestOne(t, c, key, guardDuty({ finding: hex(), score: 5, time: at(3) }), 'ignored', 'medium GuardDuty finding below min_severity', 'below_min_severity')
   await ingestOne(t, c, key, guardDuty({ finding: hex(), score: 9.5, time: at(4) }), 'created', 'critical GuardDuty finding')
   const belowIds = (await c.list(admin.token, '?limit=100')).json<Page<MonitoringEvent>>().items.map(e => e.dedup_key)
   t.notOk(belowIds.includes(alarmArn('below-min')), 'the ignored alarm made no event')
 
   await settings({ min_severity: 'info', enabled_sources: ['aws.cloudwatch', 'aws.securityhub', 'aws.health'] })
-  await ingestOne(t, c, key, guardDuty({ finding: hex(), score: 9.5, time: at(5) }), 'ignored', 'GuardDuty disabled in enabled_sources')
+  await ingestOne(t, c, key, guardDuty({ finding: hex(), score: 9.5, time: at(5) }), 'ignored', 'GuardDuty disabled in enabled_sources', 'source_disabled')
   await ingestOne(t, c, key, alarm({ name: 'still-enabled', time: at(6) }), 'created', 'CloudWatch still enabled')
   t.equal((await c.list(admin.token, '?source=aws.guardduty&limit=100')).json<Page<MonitoringEvent>>().items.length, 1, 'only the earlier GuardDuty event exists')
 
@@ -1396,6 +1450,7 @@ t.test('review regressions: account isolation, late resolutions, in-flight retri
   await ingest(keyB, cw('210987654321', '210987654321', 'b-2', 'ALARM', '2026-11-25T10:20:00Z'))
   const late = (await ingest(keyB, cw('210987654321', '210987654321', 'b-3', 'OK', '2026-11-25T10:10:00Z'))).json().results[0]
   t.equal(late.action, 'ignored')
+  t.equal(late.reason, 'stale_resolution', 'ignored as a stale resolution')
   t.equal((await api.request({ method: 'GET', url: `/api/events/${b.event_id}`, headers: api.auth(admin) })).json().status, 'open')
 
   // Envelopes the database could not store, or that are malformed, are refused per envelope; the rest proceed.

@@ -102,6 +102,7 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     deleteAwsAccount: async () => ({ method: 'DELETE', url: `/api/config/aws-accounts/${await awsAccount()}` }),
     testAwsAccountConnection: async () => ({ method: 'POST', url: `/api/config/aws-accounts/${await awsAccount()}/test-connection` }),
     rotateAwsAccountKey: async () => ({ method: 'POST', url: `/api/config/aws-accounts/${await awsAccount()}/rotate-key` }),
+    getAwsAccountIngestionHealth: async () => ({ method: 'GET', url: `/api/config/aws-accounts/${await awsAccount()}/ingestion-health` }),
     getMonitoringSettings: async () => ({ method: 'GET', url: '/api/config/monitoring' }),
     updateMonitoringSettings: async () => ({ method: 'PUT', url: '/api/config/monitoring', payload: { retention_days: 100 + (++n % 50) } })
   }

@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * Monitored AWS accounts (admins): register (the ingestion API key is shown once), test the
- * connection, rotate the key (shown once), enable or disable, delete.
+ * connection, see whether its events arrive (ingestion health), rotate the key (shown once),
+ * enable or disable, delete.
  */
 import { api, call } from '../api.js'
 import { h, fill, field, time, title, busy, formValues, submitting, secretBox, notice } from '../dom.js'
@@ -102,6 +103,10 @@ function row (a, refresh) {
       const result = await call(api.POST('/api/config/aws-accounts/{id}/test-connection', { params: { path } }))
       fill(output, connection(result))
     }), ' ',
+    button('Ingestion health', async () => {
+      const health = await call(api.GET('/api/config/aws-accounts/{id}/ingestion-health', { params: { path } }))
+      fill(output, ingestionHealth(health))
+    }), ' ',
     button('Rotate key', async () => {
       const rotated = await call(api.POST('/api/config/aws-accounts/{id}/rotate-key', { params: { path } }))
       fill(output, secretBox(`New ingestion API key of ${a.name}:`, rotated.api_key, `${KEY_NOTE} The previous key stopped working.`))
@@ -128,4 +133,31 @@ function connection (result) {
   return h('span', { class: result.ok ? 'ok' : 'failed' },
     result.ok ? 'OK' : 'Failed', ' · ', time(result.checked_at),
     result.error ? h('small', { class: 'hint' }, ` ${result.error}`) : null)
+}
+
+const ACTIONS = /** @type {const} */ (['created', 'updated', 'resolved', 'ignored', 'duplicate', 'rejected'])
+
+/**
+ * Whether an account's events arrive: last delivery, results per detail-type over 24 hours and
+ * 7 days, and the last ignored or rejected envelope with its reason.
+ * @param {Schemas['IngestionHealth']} health
+ */
+function ingestionHealth (health) {
+  /** @param {Schemas['IngestionWindow']} w @param {string} label */
+  const table = (w, label) => h('table', { class: 'ingestion-counts', 'aria-label': label },
+    h('caption', null, label),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Detail-type'), ...ACTIONS.map(a => h('th', { scope: 'col' }, a)))),
+    h('tbody', null,
+      ...w.by_detail_type.map(d => h('tr', null, h('th', { scope: 'row' }, d.detail_type), ...ACTIONS.map(a => h('td', null, String(d.counts[a]))))),
+      h('tr', { class: 'total' }, h('th', { scope: 'row' }, 'All'), ...ACTIONS.map(a => h('td', null, String(w.totals[a]))))))
+  const problem = health.last_problem
+  return h('div', { class: 'ingestion-health', 'data-account': health.account_id },
+    h('p', null, 'Last delivery: ', health.last_delivery_at ? time(health.last_delivery_at) : h('strong', null, 'none in the last 7 days'),
+      health.last_delivery_at ? null : h('small', { class: 'hint' }, ' Check the EventBridge rule, the API destination and its dead-letter queue in the account.')),
+    table(health.last_24h, 'Last 24 hours'),
+    table(health.last_7d, 'Last 7 days'),
+    h('p', { class: 'last-problem' }, 'Last problem: ', problem
+      ? h('span', null, `${problem.action} (${problem.reason})`, problem.detail_type ? ` · ${problem.detail_type}` : '', ' · ', time(problem.at),
+        problem.envelope_id ? h('small', { class: 'hint' }, ` envelope ${problem.envelope_id}`) : null)
+      : 'none'))
 }

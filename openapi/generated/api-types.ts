@@ -217,13 +217,21 @@ export interface paths {
         put?: never;
         /**
          * Ingest EventBridge events
-         * @description Receives events from an EventBridge API destination of a monitored AWS account, authenticated with that account's `X-Api-Key` (`401 invalid_api_key` when unknown, rotated, deleted, or the account is disabled). The body is one EventBridge envelope or `{ "events": [...] }` of 1 to 100 envelopes; it must match the schema as a whole (otherwise `400 validation_failed` and nothing is ingested). Bodies up to 1 MiB (a single EventBridge event can be 256 KB).
+         * @description Receives events from an EventBridge API destination of a monitored AWS account, authenticated with that account's `X-Api-Key` (`401 invalid_api_key` when unknown, rotated, deleted, or the account is disabled). Bodies up to 1 MiB (a single EventBridge event can be 256 KB). See `docs/ingestion.md` for the path from an AWS account to a stored event.
          *
-         *     Ingestion is idempotent (EventBridge retries deliveries for up to 24 hours): an envelope `id` already ingested is a `duplicate` and changes nothing. Each source adapter maps the envelope to an event and computes its `dedup_key`; while the event with that key is not resolved, a new occurrence updates it (`occurrence_count`, `last_seen_at`, severity); after it resolved, the next trigger opens a new event. CloudWatch `INSUFFICIENT_DATA` never opens an event and `OK` resolves one. The monitoring settings decide what is `ignored` (disabled source, severity below `min_severity`).
+         *     **Shape.** A body with an `events` property is a batch (`IngestBatch`, 1 to 100 envelopes); any other object is one envelope (`EventBridgeEnvelope`). The body is validated against that one schema only, so a `400 validation_failed` names the real cause. In a batch each envelope is validated on its own: one that does not match is `rejected` in its result and the others are processed (still `202`).
          *
-         *     Severity: GuardDuty 9.0+ `critical`, 7.0+ `high`, 4.0+ `medium`, else `low`; Security Hub `Severity.Label` CRITICAL/HIGH/MEDIUM/LOW/INFORMATIONAL → `critical`/`high`/`medium`/`low`/`info`; CloudWatch from the alarm tag `severity`, else `cloudwatch_default_severity`; AWS Health from `eventTypeCategory` via `health_category_severities`.
+         *     **Leniency.** The envelope is AWS's format and AWS adds to it: only what the service needs (`id`, `source`, `detail-type`, `account`, `time`, `detail`) is required and bounded; unknown top-level fields are accepted and kept in the event's `raw`; `region` is any region token AWS uses (`global` included); `resources` may hold any number of entries within the body limit (the event keeps the first 50 and `resource_count`). Keys such as `__proto__` or `constructor` anywhere in `detail` are ordinary data. An envelope `time` more than 5 minutes ahead of the server clock is clamped to the time of receipt (the original stays in `raw` and in the label `envelope_time`); a leap second (`23:59:60`) counts as `23:59:59.999`.
          *
-         *     A single envelope that is refused answers a problem: `400 unsupported_event` (unknown `source`/`detail-type`, or a `detail` its adapter cannot map) or `403 account_mismatch` (the envelope `account` is not the API key's AWS account). In a batch, each refused envelope is a `rejected` result with its `error`, and the other envelopes proceed (still `202`).
+         *     **No silent loss.** Every envelope ends in one of: `created`, `updated` (an occurrence), `resolved`, `duplicate`, or `ignored` with a `reason` — a well-formed envelope of a registered account is never refused with a 4xx (an EventBridge API destination does not retry a 4xx). Unknown sources are `ignored` (`unsupported_source`), and so are detail-types of a supported source that have no adapter (`unsupported_detail_type`). Supported: `aws.cloudwatch` *CloudWatch Alarm State Change* (metric, metric-math, anomaly-detection, Metrics Insights and composite alarms); `aws.guardduty` *GuardDuty Finding*; `aws.securityhub` *Security Hub Findings - Imported* and *Security Hub Findings - Custom Action* (one result and event per finding: `item` is the finding's position; the same finding repeated in one envelope counts once; at most 100 findings per envelope, the rest is one `ignored` result with reason `too_many_findings`); `aws.health` *AWS Health Event* and *AWS Health Abuse Event*. Each result counts in the account's ingestion health (`getAwsAccountIngestionHealth`).
+         *
+         *     **Idempotency and deduplication** (EventBridge retries deliveries for up to 24 hours): an envelope `id` already ingested is a `duplicate` and changes nothing. Each source adapter maps the envelope to an event and computes its `dedup_key`; while the event with that key is not resolved, a new occurrence updates it (`occurrence_count`, `last_seen_at`, severity, `resources`, `raw`); after it resolved, the next trigger opens a new event. CloudWatch `INSUFFICIENT_DATA` never opens an event (`ignored`, `insufficient_data`) and `OK` resolves one. A resolution without an open event, or older than the open event's last occurrence, is `ignored` (`no_open_event`, `stale_resolution`). The monitoring settings decide what else is `ignored` (`source_disabled`, `below_min_severity`).
+         *
+         *     **Severity:** GuardDuty 9.0+ `critical`, 7.0+ `high`, 4.0+ `medium`, else `low`; Security Hub `Severity.Label` CRITICAL/HIGH/MEDIUM/LOW/INFORMATIONAL → `critical`/`high`/`medium`/`low`/`info` (else `Severity.Normalized`: 90+ `critical`, 70+ `high`, 40+ `medium`, 1+ `low`, else `info`); CloudWatch from the alarm tag `severity` (or a `[severity:x]` marker in the alarm description), else `cloudwatch_default_severity`; AWS Health from `eventTypeCategory` via `health_category_severities`, and at least `high` for an *AWS Health Abuse Event*.
+         *
+         *     **Refusals** of a single envelope: `400 validation_failed` (the envelope does not match `EventBridgeEnvelope`) or `403 account_mismatch` (the envelope `account` is not the API key's AWS account). In a batch these are `rejected` results with their `error`.
+         *
+         *     **Delivery semantics.** The answer comes well within an API destination's 5-second timeout. A transient failure on our side (the database unavailable or throttling) is `503 service_unavailable` with `Retry-After`, and the same envelope delivered again is processed where it stopped (what was recorded is a `duplicate`); an envelope being processed by a concurrent delivery is `429 rate_limited` with `Retry-After`. The rate limit of this route is counted per API key (default 6,000 requests per minute per key, `INGEST_RATE_LIMIT_MAX`), so one noisy account never throttles another; requests with a missing or unknown key are limited per client address on their own (`INGEST_INVALID_KEY_LIMIT_MAX`), so failed guesses never throttle valid deliveries from the same address.
          */
         post: operations["ingestEvents"];
         delete?: never;
@@ -526,6 +534,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/config/aws-accounts/{id}/ingestion-health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Ingestion health of an AWS account
+         * @description Whether the account's events arrive: the last delivery, and the ingestion results (`created`, `updated`, `resolved`, `ignored`, `duplicate`, `rejected`) per detail-type over the last 24 hours and 7 days, with the last `ignored` or `rejected` result and its reason. Counted per hour as deliveries are processed (hours are UTC; a window covers the current hour and the 23 (or 167) before it), kept 8 days. Detail-types without an adapter are counted together as `other`. Reads counters only (no scan).
+         */
+        get: operations["getAwsAccountIngestionHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/config/aws-accounts/{id}/rotate-key": {
         parameters: {
             query?: never;
@@ -605,6 +633,12 @@ export interface components {
          */
         AwsAccountNumber: string;
         /**
+         * @description The region an AWS event comes from, as AWS writes it: a region code (`eu-west-1`) or another token AWS uses (`global` for AWS Health events that are not regional). Letters, digits, `-` and `_`, 1 to 64 characters.
+         * @example eu-west-1
+         * @example global
+         */
+        AwsRegionToken: string;
+        /**
          * @description An AWS region code.
          * @example eu-west-1
          */
@@ -655,7 +689,6 @@ export interface components {
          *     | 400 | `invalid_cursor` | the `cursor` is malformed, tampered with, or belongs to another query |
          *     | 400 | `password_policy` | the new password violates the password policy |
          *     | 400 | `invalid_assignee` | `assigned_to` is an unknown or inactive user |
-         *     | 400 | `unsupported_event` | ingestion: unknown `source` / `detail-type`, or a `detail` the source adapter cannot map |
          *     | 401 | `invalid_credentials` | login: unknown e-mail, wrong password or deactivated user (one answer for all); change-password: wrong `current_password` |
          *     | 401 | `token_expired` | the access token has expired: refresh it |
          *     | 401 | `token_invalid` | no `Authorization` header, or the token is malformed, badly signed, or of the wrong kind |
@@ -678,6 +711,7 @@ export interface components {
          *     | 429 | `rate_limited` | too many requests: wait `Retry-After` seconds |
          *     | 429 | `account_locked` | login: too many failed logins for this e-mail: wait `Retry-After` seconds |
          *     | 500 | `internal_error` | a bug; never includes a stack trace or internal detail |
+         *     | 503 | `service_unavailable` | a transient failure on our side (the database is unavailable or throttling): retry after `Retry-After` seconds |
          */
         Problem: {
             /**
@@ -818,17 +852,19 @@ export interface components {
         /** @description A monitoring event: one AWS condition (alarm, finding, Health event), deduplicated by `dedup_key` while it is not resolved. */
         MonitoringEvent: {
             id: components["schemas"]["Id"];
-            /** @description Deduplication key computed by the source adapter: `aws.cloudwatch` alarm ARN; `aws.guardduty` `detail.arn`; `aws.securityhub` `ProductArn` + `Id` of `detail.findings[0]`; `aws.health` affected account + `eventArn`. */
+            /** @description Deduplication key computed by the source adapter: `aws.cloudwatch` alarm ARN; `aws.guardduty` `detail.arn`; `aws.securityhub` `ProductArn` + `Id` of the finding (each finding of an envelope is its own event); `aws.health` affected account + `eventArn`. */
             dedup_key: string;
             source: components["schemas"]["EventSource"];
             /** @description The EventBridge `detail-type` (e.g. `CloudWatch Alarm State Change`, `GuardDuty Finding`, `Security Hub Findings - Imported`, `AWS Health Event`). */
             detail_type: string;
             /** @description The AWS account the event comes from. */
             account_id: components["schemas"]["AwsAccountNumber"];
-            /** @description The region the event comes from. */
-            region: components["schemas"]["AwsRegion"];
-            /** @description ARNs of the affected resources (the envelope `resources`). */
+            /** @description The region the event comes from (the envelope `region`, e.g. `global` for AWS Health events that are not regional). */
+            region: components["schemas"]["AwsRegionToken"];
+            /** @description ARNs of the affected resources of the latest occurrence (the first 50 distinct entries of the envelope `resources`, or those the adapter finds in `detail` when the envelope lists none). */
             resources: string[];
+            /** @description How many resources the latest occurrence listed (may exceed the 50 kept in `resources`). */
+            resource_count: number;
             /** @description Human-readable title derived from the event. */
             title: string;
             /** @description Longer explanation derived from the event (alarm reason, finding description, Health event description). */
@@ -905,75 +941,145 @@ export interface components {
              */
             due_at?: string | null;
         };
-        /** @description An Amazon EventBridge event envelope, as delivered by an EventBridge API destination. The hyphenated property names (`detail-type`, `replay-name`) are AWS's, not this API's snake_case. */
+        /** @description An Amazon EventBridge event envelope, as an EventBridge API destination delivers it. It is AWS's format, not this API's (hence the hyphenated names), and AWS adds to it: only the fields the service needs are required and bounded; every other top-level field is accepted (`additionalProperties: true`) and kept in the event's `raw`. */
         EventBridgeEnvelope: {
             /** @description Envelope version (AWS sends `0`). */
-            version: string;
+            version?: string;
             /** @description Unique id of the EventBridge event. A repeated delivery of the same `id` is a `duplicate`. */
             id: string;
-            /** @description Kind of event, with `source` selecting the adapter (e.g. `CloudWatch Alarm State Change`, `GuardDuty Finding`, `Security Hub Findings - Imported`, `AWS Health Event`). */
+            /** @description Kind of event; with `source` it selects the adapter (e.g. `CloudWatch Alarm State Change`, `GuardDuty Finding`, `Security Hub Findings - Imported`, `AWS Health Event`). One without an adapter is `ignored` (`unsupported_detail_type`). */
             "detail-type": string;
-            /** @description Emitting service (`aws.cloudwatch`, `aws.guardduty`, `aws.securityhub`, `aws.health`). Other values are rejected (`unsupported_event`). */
+            /** @description Emitting service (`aws.cloudwatch`, `aws.guardduty`, `aws.securityhub`, `aws.health`). Any other source is `ignored` (`unsupported_source`). */
             source: string;
             /** @description The AWS account that emitted the event; it must be the AWS account of the API key. */
             account: components["schemas"]["AwsAccountNumber"];
             /**
              * Format: date-time
-             * @description When the event occurred (per AWS).
+             * @description When the event occurred (per AWS), RFC 3339. A leap second (`23:59:60`) counts as `23:59:59.999`; a time more than 5 minutes ahead of the server clock is clamped to the time of receipt.
              */
             time: string;
-            region: components["schemas"]["AwsRegion"];
-            /** @description ARNs of the resources involved. */
-            resources: string[];
-            /** @description The service-specific event payload. Free-form on purpose: its shape is defined by AWS per source and detail-type and evolves without notice; each source adapter reads only the fields it needs. */
+            region?: components["schemas"]["AwsRegionToken"];
+            /** @description ARNs of the resources involved, as many as AWS lists (within the body limit). The event keeps the first 50 distinct ones and their total in `resource_count`. */
+            resources?: string[];
+            /** @description The service-specific event payload. Free-form on purpose: its shape is defined by AWS per source and detail-type and evolves without notice; each source adapter reads only the fields it needs (own properties only: keys such as `__proto__` are ordinary data). Nested at most 64 levels deep. */
             detail: {
                 [key: string]: unknown;
             };
             /** @description Present when EventBridge replays archived events. */
             "replay-name"?: string;
+        } & {
+            [key: string]: unknown;
         };
-        /** @description A batch of envelopes, processed independently in order. */
+        /** @description A batch of envelopes. Each is validated as an `EventBridgeEnvelope` on its own and processed independently: one that does not match is `rejected` in its result, the others proceed. */
         IngestBatch: {
-            /** @description The envelopes (1 to 100). */
-            events: components["schemas"]["EventBridgeEnvelope"][];
+            /** @description The envelopes (1 to 100), each an `EventBridgeEnvelope`. */
+            events: {
+                [key: string]: unknown;
+            }[];
         };
-        /** @description Outcome of an ingestion request: `accepted + duplicates + rejected` is the number of envelopes. */
+        /** @description Outcome of an ingestion request: one result per event of each envelope (one per envelope, except Security Hub envelopes with several findings), and `accepted + duplicates + rejected` is the number of results. */
         IngestResponse: {
-            /** @description Envelopes processed (`created`, `updated`, `resolved` or `ignored`). */
+            /** @description Results processed (`created`, `updated`, `resolved` or `ignored`). */
             accepted: number;
-            /** @description Envelopes whose `id` was already ingested (`duplicate`): nothing changed. */
+            /** @description Results whose envelope `id` was already ingested (`duplicate`): nothing changed. */
             duplicates: number;
             /** @description Envelopes rejected (`rejected`, batch only). */
             rejected: number;
-            /** @description One result per envelope, in request order. */
+            /** @description One result per event of each envelope, in request order (`index`, then `item`). */
             results: components["schemas"]["IngestResult"][];
         };
-        /** @description Outcome for one envelope. */
+        /** @description Outcome for one event of one envelope. */
         IngestResult: {
             /** @description Position of the envelope in the request (`0` for a single envelope). */
             index: number;
-            /** @description The envelope `id`. */
-            envelope_id: string;
+            /** @description Position of the event within its envelope (a Security Hub finding in `detail.findings`); `0` for envelopes that carry one event. */
+            item: number;
+            /** @description The envelope `id`; `null` when a rejected batch entry has none. */
+            envelope_id: string | null;
             /** @description The event created or updated; for `duplicate`, the event of the first delivery; `null` for `ignored` and `rejected`, and for a duplicate of an ignored envelope. */
             event_id: components["schemas"]["Id"] | null;
-            /** @description The computed deduplication key; `null` when the envelope was rejected before it could be computed. */
+            /** @description The computed deduplication key; `null` when none could be computed (rejected, or ignored before mapping). */
             dedup_key: string | null;
             /**
-             * @description `created`: a new event; `updated`: a new occurrence of an unresolved event; `resolved`: the source reported the condition resolved; `duplicate`: this envelope `id` was already ingested; `ignored`: dropped by the monitoring settings (source disabled, severity below `min_severity`) or not actionable (CloudWatch `INSUFFICIENT_DATA`, `OK` without an open event); `rejected`: see `error`.
+             * @description `created`: a new event; `updated`: a new occurrence of an unresolved event; `resolved`: the source reported the condition resolved; `duplicate`: this envelope `id` was already ingested; `ignored`: see `reason`; `rejected`: see `error`.
              * @enum {string}
              */
             action: "created" | "updated" | "resolved" | "duplicate" | "ignored" | "rejected";
+            /**
+             * @description Why the envelope was `ignored`; `null` for every other action.
+             *     `unsupported_source`: a source without an adapter. `unsupported_detail_type`: a detail-type of a supported source without an adapter. `detail_unreadable`: the `detail` lacks what its adapter needs to identify the condition (e.g. a GuardDuty finding without `arn`). `no_findings`: a Security Hub envelope without findings. `too_many_findings`: findings beyond the 100th of one envelope. `insufficient_data`: CloudWatch `INSUFFICIENT_DATA`. `no_open_event`: a resolution while no event of its key is open. `stale_resolution`: a resolution older than the open event's last occurrence. `source_disabled`, `below_min_severity`: the monitoring settings.
+             */
+            reason: components["schemas"]["IgnoreReason"] | null;
             /** @description Why the envelope was rejected; `null` unless `action` is `rejected`. */
             error: components["schemas"]["IngestResultError"] | null;
         };
+        /**
+         * @description Why an envelope was ignored (see `IngestResult.reason`).
+         * @enum {string}
+         */
+        IgnoreReason: "unsupported_source" | "unsupported_detail_type" | "detail_unreadable" | "no_findings" | "too_many_findings" | "insufficient_data" | "no_open_event" | "stale_resolution" | "source_disabled" | "below_min_severity";
         /** @description Why one envelope of a batch was rejected: the problem a single envelope would have received. */
         IngestResultError: {
             /** @description The status a single envelope would have received (`400` or `403`). */
             status: number;
-            /** @description Stable error code (`unsupported_event`, `account_mismatch`, `validation_failed`). */
+            /** @description Stable error code (`validation_failed`, `account_mismatch`). */
             code: string;
             /** @description Human-readable explanation. */
             detail: string;
+        };
+        /** @description Ingestion health of one monitored AWS account (see `getAwsAccountIngestionHealth`). */
+        IngestionHealth: {
+            account_id: components["schemas"]["AwsAccountNumber"];
+            /**
+             * Format: date-time
+             * @description When the last delivery with this account's key was processed, within the last 7 days; `null` when there was none.
+             */
+            last_delivery_at: string | null;
+            last_24h: components["schemas"]["IngestionWindow"];
+            last_7d: components["schemas"]["IngestionWindow"];
+            /** @description The latest `ignored` or `rejected` result within the last 7 days; `null` when there was none. */
+            last_problem: components["schemas"]["IngestionProblem"] | null;
+        };
+        /** @description Ingestion results over a window of whole UTC hours. */
+        IngestionWindow: {
+            /**
+             * Format: date-time
+             * @description Start of the first hour counted.
+             */
+            from: string;
+            totals: components["schemas"]["IngestionCounts"];
+            /** @description The counts per detail-type seen in the window, most results first; detail-types without an adapter are counted as `other`. */
+            by_detail_type: components["schemas"]["IngestionDetailTypeCounts"][];
+        };
+        /** @description Ingestion results of one detail-type. */
+        IngestionDetailTypeCounts: {
+            /** @description A supported EventBridge `detail-type`, or `other`. */
+            detail_type: string;
+            counts: components["schemas"]["IngestionCounts"];
+        };
+        /** @description How many results of each action. */
+        IngestionCounts: {
+            created: components["schemas"]["Count"];
+            updated: components["schemas"]["Count"];
+            resolved: components["schemas"]["Count"];
+            ignored: components["schemas"]["Count"];
+            duplicate: components["schemas"]["Count"];
+            rejected: components["schemas"]["Count"];
+        };
+        /** @description A number of results. */
+        Count: number;
+        /** @description One `ignored` or `rejected` ingestion result. */
+        IngestionProblem: {
+            /** Format: date-time */
+            at: string;
+            /** @enum {string} */
+            action: "ignored" | "rejected";
+            /** @description The `reason` of an ignored result, or the error `code` of a rejected one. */
+            reason: string;
+            /** @description The envelope `detail-type` (at most 128 characters), if it had one. */
+            detail_type: string | null;
+            /** @description The envelope `id`, if it had one. */
+            envelope_id: string | null;
         };
         /** @description A task: a unit of operator work, optionally created from an event. */
         Task: {
@@ -1345,7 +1451,7 @@ export interface components {
             cloudwatch_default_severity: components["schemas"]["Severity"];
             /** @description Severity of AWS Health events per `eventTypeCategory`. */
             health_category_severities: components["schemas"]["HealthCategorySeverities"];
-            /** @description Events are deleted this many days after their `last_seen_at`. */
+            /** @description Events are deleted this many days after ingestion last recorded them (created, a new occurrence, or resolved), not counted from the AWS event time, so a replayed or late event is not dropped on arrival. A change applies to events as ingestion next records them. */
             retention_days: number;
             /** @description Incremented on every change. The `ETag` is `"v<version>"`. */
             version: number;
@@ -1369,7 +1475,7 @@ export interface components {
             cloudwatch_default_severity?: components["schemas"]["Severity"];
             /** @description All four categories (replaces the mapping). */
             health_category_severities?: components["schemas"]["HealthCategorySeverities"];
-            /** @description Retention of events in days. */
+            /** @description Retention of events in days, counted from when ingestion last recorded the event (see `MonitoringSettings.retention_days`). */
             retention_days?: number;
         };
         /** @description Liveness and readiness. */
@@ -1600,6 +1706,26 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description A transient failure on our side (the database is unavailable or throttling): `service_unavailable`. Nothing is half-done that a retry would not finish; retry after `Retry-After` seconds. */
+        ServiceUnavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "detail": "The database is temporarily unavailable; retry later.",
+                 *       "code": "service_unavailable",
+                 *       "instance": "/api/events/ingest"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         /** @description Maximum number of items in the page. */
@@ -1680,6 +1806,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     refreshToken: {
@@ -1735,6 +1862,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     logout: {
@@ -1768,6 +1896,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getMe: {
@@ -1806,6 +1935,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     changePassword: {
@@ -1840,6 +1970,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listUsers: {
@@ -1905,6 +2036,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createUser: {
@@ -1962,6 +2094,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getUser: {
@@ -2005,6 +2138,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     updateUser: {
@@ -2065,6 +2199,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     deactivateUser: {
@@ -2095,6 +2230,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     resetUserPassword: {
@@ -2131,6 +2267,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listEvents: {
@@ -2180,6 +2317,7 @@ export interface operations {
                      *           "resources": [
                      *             "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-api-5xx-rate"
                      *           ],
+                     *           "resource_count": 1,
                      *           "title": "ALARM: prod-api-5xx-rate",
                      *           "description": "Threshold Crossed: 1 out of the last 1 datapoints [12.0 (25/11/26 11:54:00)] was greater than the threshold (5.0) (minimum 1 datapoint for OK -> ALARM transition).",
                      *           "severity": "high",
@@ -2253,6 +2391,7 @@ export interface operations {
                      *           "account_id": "210987654321",
                      *           "region": "us-east-1",
                      *           "resources": [],
+                     *           "resource_count": 0,
                      *           "title": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
                      *           "description": "Credentials that were created exclusively for an EC2 instance through an instance launch role are being used from an external IP address.",
                      *           "severity": "high",
@@ -2302,6 +2441,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     ingestEvents: {
@@ -2380,34 +2520,42 @@ export interface operations {
                      *       "results": [
                      *         {
                      *           "index": 0,
+                     *           "item": 0,
                      *           "envelope_id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
                      *           "event_id": "01JDQ7C4E8G2J5M9P3S6V0X4ZA",
                      *           "dedup_key": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-api-5xx-rate",
                      *           "action": "updated",
+                     *           "reason": null,
                      *           "error": null
                      *         },
                      *         {
                      *           "index": 1,
+                     *           "item": 0,
                      *           "envelope_id": "3b8f5d0e-7a41-4c2f-9e6d-1a2b3c4d5e6f",
                      *           "event_id": "01JDQ5A2C6E0G3J7M1Q4S8V2XC",
                      *           "dedup_key": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-orders-db-free-storage",
                      *           "action": "created",
+                     *           "reason": null,
                      *           "error": null
                      *         },
                      *         {
                      *           "index": 2,
+                     *           "item": 0,
                      *           "envelope_id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
                      *           "event_id": "01JDQ7C4E8G2J5M9P3S6V0X4ZA",
                      *           "dedup_key": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-api-5xx-rate",
                      *           "action": "duplicate",
+                     *           "reason": null,
                      *           "error": null
                      *         },
                      *         {
                      *           "index": 3,
+                     *           "item": 0,
                      *           "envelope_id": "a7e2c9f4-1d3b-4e8a-b6c5-0f9e8d7c6b5a",
                      *           "event_id": null,
                      *           "dedup_key": null,
                      *           "action": "rejected",
+                     *           "reason": null,
                      *           "error": {
                      *             "status": 403,
                      *             "code": "account_mismatch",
@@ -2427,6 +2575,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getEvent: {
@@ -2458,6 +2607,7 @@ export interface operations {
                      *       "resources": [
                      *         "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-api-5xx-rate"
                      *       ],
+                     *       "resource_count": 1,
                      *       "title": "ALARM: prod-api-5xx-rate",
                      *       "description": "Threshold Crossed: 1 out of the last 1 datapoints [12.0 (25/11/26 11:54:00)] was greater than the threshold (5.0) (minimum 1 datapoint for OK -> ALARM transition).",
                      *       "severity": "high",
@@ -2533,6 +2683,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     deleteEvent: {
@@ -2562,6 +2713,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createTaskFromEvent: {
@@ -2623,6 +2775,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listTasks: {
@@ -2708,6 +2861,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createTask: {
@@ -2765,6 +2919,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getTask: {
@@ -2838,6 +2993,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     updateTask: {
@@ -2901,6 +3057,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     deleteTask: {
@@ -2930,6 +3087,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listTaskComments: {
@@ -2985,6 +3143,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     addTaskComment: {
@@ -3034,6 +3193,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     updateTaskStatus: {
@@ -3098,6 +3258,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getDashboardOverview: {
@@ -3152,6 +3313,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getEventsStats: {
@@ -3223,6 +3385,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getTasksStats: {
@@ -3267,6 +3430,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getUsersStats: {
@@ -3303,6 +3467,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     listAwsAccounts: {
@@ -3389,6 +3554,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     createAwsAccount: {
@@ -3455,6 +3621,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getAwsAccount: {
@@ -3518,6 +3685,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     updateAwsAccount: {
@@ -3601,6 +3769,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     deleteAwsAccount: {
@@ -3630,6 +3799,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     testAwsAccountConnection: {
@@ -3678,6 +3848,142 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAwsAccountIngestionHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account's ingestion health. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "123456789012",
+                     *       "last_delivery_at": "2026-11-25T11:55:31.204Z",
+                     *       "last_24h": {
+                     *         "from": "2026-11-24T12:00:00.000Z",
+                     *         "totals": {
+                     *           "created": 14,
+                     *           "updated": 52,
+                     *           "resolved": 11,
+                     *           "ignored": 3,
+                     *           "duplicate": 2,
+                     *           "rejected": 0
+                     *         },
+                     *         "by_detail_type": [
+                     *           {
+                     *             "detail_type": "CloudWatch Alarm State Change",
+                     *             "counts": {
+                     *               "created": 9,
+                     *               "updated": 50,
+                     *               "resolved": 8,
+                     *               "ignored": 2,
+                     *               "duplicate": 2,
+                     *               "rejected": 0
+                     *             }
+                     *           },
+                     *           {
+                     *             "detail_type": "GuardDuty Finding",
+                     *             "counts": {
+                     *               "created": 5,
+                     *               "updated": 2,
+                     *               "resolved": 3,
+                     *               "ignored": 0,
+                     *               "duplicate": 0,
+                     *               "rejected": 0
+                     *             }
+                     *           },
+                     *           {
+                     *             "detail_type": "other",
+                     *             "counts": {
+                     *               "created": 0,
+                     *               "updated": 0,
+                     *               "resolved": 0,
+                     *               "ignored": 1,
+                     *               "duplicate": 0,
+                     *               "rejected": 0
+                     *             }
+                     *           }
+                     *         ]
+                     *       },
+                     *       "last_7d": {
+                     *         "from": "2026-11-18T12:00:00.000Z",
+                     *         "totals": {
+                     *           "created": 80,
+                     *           "updated": 301,
+                     *           "resolved": 70,
+                     *           "ignored": 12,
+                     *           "duplicate": 9,
+                     *           "rejected": 1
+                     *         },
+                     *         "by_detail_type": [
+                     *           {
+                     *             "detail_type": "CloudWatch Alarm State Change",
+                     *             "counts": {
+                     *               "created": 60,
+                     *               "updated": 290,
+                     *               "resolved": 62,
+                     *               "ignored": 11,
+                     *               "duplicate": 9,
+                     *               "rejected": 0
+                     *             }
+                     *           },
+                     *           {
+                     *             "detail_type": "GuardDuty Finding",
+                     *             "counts": {
+                     *               "created": 20,
+                     *               "updated": 11,
+                     *               "resolved": 8,
+                     *               "ignored": 0,
+                     *               "duplicate": 0,
+                     *               "rejected": 1
+                     *             }
+                     *           },
+                     *           {
+                     *             "detail_type": "other",
+                     *             "counts": {
+                     *               "created": 0,
+                     *               "updated": 0,
+                     *               "resolved": 0,
+                     *               "ignored": 1,
+                     *               "duplicate": 0,
+                     *               "rejected": 0
+                     *             }
+                     *           }
+                     *         ]
+                     *       },
+                     *       "last_problem": {
+                     *         "at": "2026-11-25T09:12:03.550Z",
+                     *         "action": "ignored",
+                     *         "reason": "unsupported_detail_type",
+                     *         "detail_type": "CloudWatch Alarm Configuration Change",
+                     *         "envelope_id": "5d6a1e2b-9c0f-4f7e-8a3b-2c1d0e9f8a7b"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["IngestionHealth"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     rotateAwsAccountKey: {
@@ -3716,6 +4022,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getMonitoringSettings: {
@@ -3764,6 +4071,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     updateMonitoringSettings: {
@@ -3828,6 +4136,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
         };
     };
     getHealth: {

@@ -10,223 +10,229 @@ export const routes = {
   login: {
     method: "POST" as const,
     url: "/api/auth/login",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.LoginRequest, response: { "200": S.TokenResponse, "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.LoginRequest, response: { "200": S.TokenResponse, "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "login", policy: {"kind":"public"} as RoutePolicy }
   },
   refreshToken: {
     method: "POST" as const,
     url: "/api/auth/refresh",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.RefreshRequest, response: { "200": S.TokenResponse, "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.RefreshRequest, response: { "200": S.TokenResponse, "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "refreshToken", policy: {"kind":"public"} as RoutePolicy }
   },
   logout: {
     method: "POST" as const,
     url: "/api/auth/logout",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: Type.Union([S.LogoutRequest, Type.Null()]), response: { "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: Type.Union([S.LogoutRequest, Type.Null()]), response: { "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "logout", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   getMe: {
     method: "GET" as const,
     url: "/api/auth/me",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.UserProfile, "400": S.Problem, "401": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.UserProfile, "400": S.Problem, "401": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getMe", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   changePassword: {
     method: "POST" as const,
     url: "/api/auth/change-password",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.ChangePasswordRequest, response: { "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.ChangePasswordRequest, response: { "400": S.Problem, "401": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "changePassword", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   listUsers: {
     method: "GET" as const,
     url: "/api/users",
-    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), role: Type.Optional(S.Role), is_active: Type.Optional(Type.Boolean()), search: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }, { additionalProperties: false }), response: { "200": S.UserList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), role: Type.Optional(S.Role), is_active: Type.Optional(Type.Boolean()), search: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }, { additionalProperties: false }), response: { "200": S.UserList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "listUsers", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   createUser: {
     method: "POST" as const,
     url: "/api/users",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateUserRequest, response: { "201": S.CreateUserResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateUserRequest, response: { "201": S.CreateUserResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "createUser", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getUser: {
     method: "GET" as const,
     url: "/api/users/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.UserProfile, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.UserProfile, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getUser", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   updateUser: {
     method: "PUT" as const,
     url: "/api/users/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateUserRequest, response: { "200": S.UserProfile, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateUserRequest, response: { "200": S.UserProfile, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "updateUser", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   deactivateUser: {
     method: "DELETE" as const,
     url: "/api/users/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "deactivateUser", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   resetUserPassword: {
     method: "POST" as const,
     url: "/api/users/:id/reset-password",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.ResetPasswordResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.ResetPasswordResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "resetUserPassword", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   listEvents: {
     method: "GET" as const,
     url: "/api/events",
-    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), severity: Type.Optional(S.Severity), source: Type.Optional(S.EventSource), account_id: Type.Optional(S.AwsAccountNumber), status: Type.Optional(S.EventStatus), from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), time_field: Type.Optional(Type.Enum(["occurred_at","last_seen_at"], { default: "occurred_at" })) }, { additionalProperties: false }), response: { "200": S.MonitoringEventList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), severity: Type.Optional(S.Severity), source: Type.Optional(S.EventSource), account_id: Type.Optional(S.AwsAccountNumber), status: Type.Optional(S.EventStatus), from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), time_field: Type.Optional(Type.Enum(["occurred_at","last_seen_at"], { default: "occurred_at" })) }, { additionalProperties: false }), response: { "200": S.MonitoringEventList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "listEvents", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   ingestEvents: {
     method: "POST" as const,
     url: "/api/events/ingest",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: Type.Union([S.EventBridgeEnvelope, S.IngestBatch]), response: { "202": S.IngestResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: Type.Union([S.EventBridgeEnvelope, S.IngestBatch]), response: { "202": S.IngestResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "ingestEvents", policy: {"kind":"apiKey"} as RoutePolicy }
   },
   getEvent: {
     method: "GET" as const,
     url: "/api/events/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.MonitoringEvent, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.MonitoringEvent, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getEvent", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   deleteEvent: {
     method: "DELETE" as const,
     url: "/api/events/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "deleteEvent", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   createTaskFromEvent: {
     method: "POST" as const,
     url: "/api/events/:id/create-task",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), body: Type.Union([S.CreateTaskFromEventRequest, Type.Null()]), response: { "201": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), body: Type.Union([S.CreateTaskFromEventRequest, Type.Null()]), response: { "201": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "createTaskFromEvent", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   listTasks: {
     method: "GET" as const,
     url: "/api/tasks",
-    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), status: Type.Optional(S.TaskStatus), priority: Type.Optional(S.TaskPriority), assigned_to: Type.Optional(Type.String({ minLength: 2, maxLength: 26, pattern: "^([0-9A-HJKMNP-TV-Z]{26}|me)$" })), created_by: Type.Optional(S.Id), event_id: Type.Optional(S.Id), created_from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), created_to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), due_from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), due_to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })) }, { additionalProperties: false }), response: { "200": S.TaskList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), status: Type.Optional(S.TaskStatus), priority: Type.Optional(S.TaskPriority), assigned_to: Type.Optional(Type.String({ minLength: 2, maxLength: 26, pattern: "^([0-9A-HJKMNP-TV-Z]{26}|me)$" })), created_by: Type.Optional(S.Id), event_id: Type.Optional(S.Id), created_from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), created_to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), due_from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), due_to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })) }, { additionalProperties: false }), response: { "200": S.TaskList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "listTasks", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   createTask: {
     method: "POST" as const,
     url: "/api/tasks",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateTaskRequest, response: { "201": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateTaskRequest, response: { "201": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "createTask", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   getTask: {
     method: "GET" as const,
     url: "/api/tasks/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.TaskDetail, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.TaskDetail, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getTask", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   updateTask: {
     method: "PUT" as const,
     url: "/api/tasks/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateTaskRequest, response: { "200": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateTaskRequest, response: { "200": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "updateTask", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   deleteTask: {
     method: "DELETE" as const,
     url: "/api/tasks/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "deleteTask", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   listTaskComments: {
     method: "GET" as const,
     url: "/api/tasks/:id/comments",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })) }, { additionalProperties: false }), response: { "200": S.TaskCommentList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })) }, { additionalProperties: false }), response: { "200": S.TaskCommentList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "listTaskComments", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   addTaskComment: {
     method: "POST" as const,
     url: "/api/tasks/:id/comments",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateCommentRequest, response: { "201": S.TaskComment, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateCommentRequest, response: { "201": S.TaskComment, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "addTaskComment", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   updateTaskStatus: {
     method: "PUT" as const,
     url: "/api/tasks/:id/status",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateTaskStatusRequest, response: { "200": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateTaskStatusRequest, response: { "200": S.Task, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "updateTaskStatus", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   getDashboardOverview: {
     method: "GET" as const,
     url: "/api/dashboard/overview",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.DashboardOverview, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.DashboardOverview, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getDashboardOverview", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   getEventsStats: {
     method: "GET" as const,
     url: "/api/dashboard/events-stats",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.EventsStats, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.EventsStats, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getEventsStats", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   getTasksStats: {
     method: "GET" as const,
     url: "/api/dashboard/tasks-stats",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.TasksStats, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.TasksStats, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getTasksStats", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
   getUsersStats: {
     method: "GET" as const,
     url: "/api/dashboard/users-stats",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.UsersStats, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.UsersStats, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getUsersStats", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   listAwsAccounts: {
     method: "GET" as const,
     url: "/api/config/aws-accounts",
-    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), response: { "200": S.AwsAccountList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), enabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), response: { "200": S.AwsAccountList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "listAwsAccounts", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   createAwsAccount: {
     method: "POST" as const,
     url: "/api/config/aws-accounts",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateAwsAccountRequest, response: { "201": S.CreateAwsAccountResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateAwsAccountRequest, response: { "201": S.CreateAwsAccountResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "createAwsAccount", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getAwsAccount: {
     method: "GET" as const,
     url: "/api/config/aws-accounts/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.AwsAccount, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.AwsAccount, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getAwsAccount", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   updateAwsAccount: {
     method: "PUT" as const,
     url: "/api/config/aws-accounts/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateAwsAccountRequest, response: { "200": S.AwsAccount, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateAwsAccountRequest, response: { "200": S.AwsAccount, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "updateAwsAccount", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   deleteAwsAccount: {
     method: "DELETE" as const,
     url: "/api/config/aws-accounts/:id",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "deleteAwsAccount", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   testAwsAccountConnection: {
     method: "POST" as const,
     url: "/api/config/aws-accounts/:id/test-connection",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.ConnectionTestResult, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.ConnectionTestResult, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "testAwsAccountConnection", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  getAwsAccountIngestionHealth: {
+    method: "GET" as const,
+    url: "/api/config/aws-accounts/:id/ingestion-health",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.IngestionHealth, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "getAwsAccountIngestionHealth", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   rotateAwsAccountKey: {
     method: "POST" as const,
     url: "/api/config/aws-accounts/:id/rotate-key",
-    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.RotateKeyResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.RotateKeyResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "rotateAwsAccountKey", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getMonitoringSettings: {
     method: "GET" as const,
     url: "/api/config/monitoring",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.MonitoringSettings, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.MonitoringSettings, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getMonitoringSettings", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
   updateMonitoringSettings: {
     method: "PUT" as const,
     url: "/api/config/monitoring",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateMonitoringSettingsRequest, response: { "200": S.MonitoringSettings, "400": S.Problem, "401": S.Problem, "403": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateMonitoringSettingsRequest, response: { "200": S.MonitoringSettings, "400": S.Problem, "401": S.Problem, "403": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "updateMonitoringSettings", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getHealth: {
@@ -264,6 +270,7 @@ export const pathMethods: Record<string, string[]> = {
   "/api/config/aws-accounts": ["GET","POST"],
   "/api/config/aws-accounts/:id": ["GET","PUT","DELETE"],
   "/api/config/aws-accounts/:id/test-connection": ["POST"],
+  "/api/config/aws-accounts/:id/ingestion-health": ["GET"],
   "/api/config/aws-accounts/:id/rotate-key": ["POST"],
   "/api/config/monitoring": ["GET","PUT"],
   "/api/health": ["GET"]

@@ -24,8 +24,14 @@ export type AwsAccount = Static<typeof AwsAccount>
 export const AwsAccountList = Type.Object({ items: Type.Array(AwsAccount, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
 export type AwsAccountList = Static<typeof AwsAccountList>
 
+export const AwsRegionToken = Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_-]*$" })
+export type AwsRegionToken = Static<typeof AwsRegionToken>
+
 export const ChangePasswordRequest = Type.Object({ current_password: Type.String({ minLength: 1, maxLength: 128 }), new_password: Type.String({ minLength: 12, maxLength: 128 }) }, { additionalProperties: false })
 export type ChangePasswordRequest = Static<typeof ChangePasswordRequest>
+
+export const Count = Type.Integer({ minimum: 0, maximum: 1000000000 })
+export type Count = Static<typeof Count>
 
 export const CreateAwsAccountRequest = Type.Object({ account_id: AwsAccountNumber, name: Type.String({ minLength: 1, maxLength: 100 }), role_arn: Type.String({ minLength: 20, maxLength: 2048, pattern: "^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$" }), external_id: Type.Optional(Type.String({ minLength: 2, maxLength: 1224, pattern: "^[\\w+=,.@:/-]+$" })), regions: Type.Optional(Type.Array(AwsRegion, { maxItems: 40, uniqueItems: true, default: [] })), enabled: Type.Optional(Type.Boolean({ default: true })) }, { additionalProperties: false })
 export type CreateAwsAccountRequest = Static<typeof CreateAwsAccountRequest>
@@ -78,7 +84,7 @@ export type DashboardOverview = Static<typeof DashboardOverview>
 export const DatabaseHealth = Type.Object({ status: Type.Enum(["ok","unavailable"]), latency_ms: Type.Number({ minimum: 0, maximum: 60000 }) }, { additionalProperties: false })
 export type DatabaseHealth = Static<typeof DatabaseHealth>
 
-export const EventBridgeEnvelope = Type.Object({ version: Type.String({ minLength: 1, maxLength: 8 }), id: Type.String({ minLength: 1, maxLength: 128 }), "detail-type": Type.String({ minLength: 1, maxLength: 256 }), source: Type.String({ minLength: 1, maxLength: 256 }), account: AwsAccountNumber, time: Type.String({ format: "date-time", maxLength: 30 }), region: AwsRegion, resources: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 50 }), detail: Type.Object({}, { maxProperties: 200, additionalProperties: true }), "replay-name": Type.Optional(Type.String({ minLength: 1, maxLength: 256 })) }, { additionalProperties: false })
+export const EventBridgeEnvelope = Type.Object({ version: Type.Optional(Type.String({ maxLength: 16 })), id: Type.String({ minLength: 1, maxLength: 128 }), "detail-type": Type.String({ minLength: 1, maxLength: 256 }), source: Type.String({ minLength: 1, maxLength: 256 }), account: AwsAccountNumber, time: Type.String({ format: "date-time", maxLength: 64 }), region: Type.Optional(AwsRegionToken), resources: Type.Optional(Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 100000 })), detail: Type.Object({}, { additionalProperties: true }), "replay-name": Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: true })
 export type EventBridgeEnvelope = Static<typeof EventBridgeEnvelope>
 
 export const EventSource = Type.Enum(["aws.cloudwatch","aws.guardduty","aws.securityhub","aws.health"])
@@ -108,17 +114,35 @@ export type Health = Static<typeof Health>
 export const HealthCategorySeverities = Type.Object({ issue: Severity, accountNotification: Severity, scheduledChange: Severity, investigation: Severity }, { additionalProperties: false })
 export type HealthCategorySeverities = Static<typeof HealthCategorySeverities>
 
-export const IngestBatch = Type.Object({ events: Type.Array(EventBridgeEnvelope, { minItems: 1, maxItems: 100 }) }, { additionalProperties: false })
+export const IgnoreReason = Type.Enum(["unsupported_source","unsupported_detail_type","detail_unreadable","no_findings","too_many_findings","insufficient_data","no_open_event","stale_resolution","source_disabled","below_min_severity"])
+export type IgnoreReason = Static<typeof IgnoreReason>
+
+export const IngestBatch = Type.Object({ events: Type.Array(Type.Object({}, { additionalProperties: true }), { minItems: 1, maxItems: 100 }) }, { additionalProperties: false })
 export type IngestBatch = Static<typeof IngestBatch>
 
 export const IngestResultError = Type.Object({ status: Type.Integer({ minimum: 400, maximum: 499 }), code: Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9_]*$" }), detail: Type.String({ maxLength: 2000 }) }, { additionalProperties: false })
 export type IngestResultError = Static<typeof IngestResultError>
 
-export const IngestResult = Type.Object({ index: Type.Integer({ minimum: 0, maximum: 99 }), envelope_id: Type.String({ minLength: 1, maxLength: 128 }), event_id: Type.Union([Id, Type.Null()]), dedup_key: Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()]), action: Type.Enum(["created","updated","resolved","duplicate","ignored","rejected"]), error: Type.Union([IngestResultError, Type.Null()]) }, { additionalProperties: false })
+export const IngestResult = Type.Object({ index: Type.Integer({ minimum: 0, maximum: 99 }), item: Type.Integer({ minimum: 0, maximum: 100 }), envelope_id: Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()]), event_id: Type.Union([Id, Type.Null()]), dedup_key: Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()]), action: Type.Enum(["created","updated","resolved","duplicate","ignored","rejected"]), reason: Type.Union([IgnoreReason, Type.Null()]), error: Type.Union([IngestResultError, Type.Null()]) }, { additionalProperties: false })
 export type IngestResult = Static<typeof IngestResult>
 
-export const IngestResponse = Type.Object({ accepted: Type.Integer({ minimum: 0, maximum: 100 }), duplicates: Type.Integer({ minimum: 0, maximum: 100 }), rejected: Type.Integer({ minimum: 0, maximum: 100 }), results: Type.Array(IngestResult, { maxItems: 100 }) }, { additionalProperties: false })
+export const IngestResponse = Type.Object({ accepted: Type.Integer({ minimum: 0, maximum: 10100 }), duplicates: Type.Integer({ minimum: 0, maximum: 10100 }), rejected: Type.Integer({ minimum: 0, maximum: 10100 }), results: Type.Array(IngestResult, { maxItems: 10100 }) }, { additionalProperties: false })
 export type IngestResponse = Static<typeof IngestResponse>
+
+export const IngestionCounts = Type.Object({ created: Count, updated: Count, resolved: Count, ignored: Count, duplicate: Count, rejected: Count }, { additionalProperties: false })
+export type IngestionCounts = Static<typeof IngestionCounts>
+
+export const IngestionDetailTypeCounts = Type.Object({ detail_type: Type.String({ minLength: 1, maxLength: 128 }), counts: IngestionCounts }, { additionalProperties: false })
+export type IngestionDetailTypeCounts = Static<typeof IngestionDetailTypeCounts>
+
+export const IngestionWindow = Type.Object({ from: Type.String({ format: "date-time", maxLength: 30 }), totals: IngestionCounts, by_detail_type: Type.Array(IngestionDetailTypeCounts, { maxItems: 16 }) }, { additionalProperties: false })
+export type IngestionWindow = Static<typeof IngestionWindow>
+
+export const IngestionProblem = Type.Object({ at: Type.String({ format: "date-time", maxLength: 30 }), action: Type.Enum(["ignored","rejected"]), reason: Type.String({ minLength: 1, maxLength: 64 }), detail_type: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]), envelope_id: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]) }, { additionalProperties: false })
+export type IngestionProblem = Static<typeof IngestionProblem>
+
+export const IngestionHealth = Type.Object({ account_id: AwsAccountNumber, last_delivery_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]), last_24h: IngestionWindow, last_7d: IngestionWindow, last_problem: Type.Union([IngestionProblem, Type.Null()]) }, { additionalProperties: false })
+export type IngestionHealth = Static<typeof IngestionHealth>
 
 export const LoginRequest = Type.Object({ email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), password: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false })
 export type LoginRequest = Static<typeof LoginRequest>
@@ -129,7 +153,7 @@ export type LogoutRequest = Static<typeof LogoutRequest>
 export const SourceState = Type.Enum(["active","resolved","pending"])
 export type SourceState = Static<typeof SourceState>
 
-export const MonitoringEvent = Type.Object({ id: Id, dedup_key: Type.String({ minLength: 1, maxLength: 1024 }), source: EventSource, detail_type: Type.String({ minLength: 1, maxLength: 128 }), account_id: AwsAccountNumber, region: AwsRegion, resources: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 50 }), title: Type.String({ minLength: 1, maxLength: 512 }), description: Type.Union([Type.String({ maxLength: 8192 }), Type.Null()]), severity: Severity, native_severity: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]), source_state: SourceState, status: EventStatus, occurrence_count: Type.Integer({ minimum: 1, maximum: 2147483647 }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), last_seen_at: Type.String({ format: "date-time", maxLength: 30 }), resolved_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]), task_id: Type.Union([Id, Type.Null()]), labels: Type.Object({}, { maxProperties: 50, additionalProperties: Type.String({ maxLength: 256 }) }), raw: Type.Object({}, { maxProperties: 200, additionalProperties: true }), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
+export const MonitoringEvent = Type.Object({ id: Id, dedup_key: Type.String({ minLength: 1, maxLength: 1024 }), source: EventSource, detail_type: Type.String({ minLength: 1, maxLength: 128 }), account_id: AwsAccountNumber, region: AwsRegionToken, resources: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 50 }), resource_count: Type.Integer({ minimum: 0, maximum: 1000000 }), title: Type.String({ minLength: 1, maxLength: 512 }), description: Type.Union([Type.String({ maxLength: 8192 }), Type.Null()]), severity: Severity, native_severity: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]), source_state: SourceState, status: EventStatus, occurrence_count: Type.Integer({ minimum: 1, maximum: 2147483647 }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), last_seen_at: Type.String({ format: "date-time", maxLength: 30 }), resolved_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]), task_id: Type.Union([Id, Type.Null()]), labels: Type.Object({}, { maxProperties: 50, additionalProperties: Type.String({ maxLength: 256 }) }), raw: Type.Object({}, { maxProperties: 200, additionalProperties: true }), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
 export type MonitoringEvent = Static<typeof MonitoringEvent>
 
 export const MonitoringEventList = Type.Object({ items: Type.Array(MonitoringEvent, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })

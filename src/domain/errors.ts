@@ -18,7 +18,6 @@ export const ErrorCodes = [
   'not_found',
   'conflict',
   'aws_account_exists',
-  'unsupported_event',
   'email_taken',
   'last_admin',
   'invalid_transition',

@@ -6,7 +6,7 @@
  * shape AWS owns, so every field is read defensively; no input shape makes an adapter throw.
  */
 import { createHash } from 'node:crypto'
-import type { EventBridgeEnvelope, MonitoringSettings, Severity } from '../../openapi/generated/schemas.js'
+import type { EventBridgeEnvelope, IgnoreReason, MonitoringSettings, Severity } from '../../openapi/generated/schemas.js'
 
 export type AdapterSettings = Pick<MonitoringSettings, 'cloudwatch_default_severity' | 'health_category_severities'>
 
@@ -16,6 +16,8 @@ export interface NormalizedEvent {
   source: AdapterSource
   /** The envelope `detail-type`, truncated to 128 characters. */
   detail_type: string
+  /** The envelope `region` (any token AWS uses, e.g. `global`), or `unknown` when it has none. */
+  region: string
   /** At most 1024 characters. */
   dedup_key: string
   /** 1 to 512 characters. */
@@ -30,16 +32,23 @@ export interface NormalizedEvent {
   occurred_at: string
   /** At most 50 ARNs, each at most 2048 characters. */
   resources: string[]
+  /** How many resources the envelope listed (`resources.length` when they came from `detail`). */
+  resource_count: number
   /** At most 50 entries; keys 1 to 128 characters, values at most 256. */
   labels: Record<string, string>
 }
 
+/**
+ * What one item of an envelope (the envelope itself, or one Security Hub finding of it) maps
+ * to: an event, or a reason to ignore it (`detail` says more, for logs and `ingest:check`).
+ * `item` is the position of the finding in `detail.findings`, 0 for one-event envelopes.
+ */
 export type AdapterResult =
-  | { kind: 'event', event: NormalizedEvent }
-  | { kind: 'ignored', reason: string }
-  | { kind: 'unsupported', detail: string }
+  | { kind: 'event', item: number, event: NormalizedEvent }
+  | { kind: 'ignored', item: number, reason: IgnoreReason, detail: string }
 
-export type Adapter = (envelope: EventBridgeEnvelope, settings: AdapterSettings) => AdapterResult
+/** Maps an envelope to one result per item; `receivedAt` (epoch ms) bounds the envelope time. */
+export type Adapter = (envelope: EventBridgeEnvelope, settings: AdapterSettings, receivedAt?: number) => AdapterResult[]
 
 export const DEFAULT_ADAPTER_SETTINGS: AdapterSettings = {
   cloudwatch_default_severity: 'medium',
@@ -55,17 +64,24 @@ export const EVENT_LIMITS = {
   nativeSeverity: 64,
   resources: 50,
   resource: 2048,
+  resourceBytes: 65536,
   labels: 50,
   labelKey: 128,
   labelValue: 256
 } as const
 
-export const DETAIL_TYPES: Readonly<Record<AdapterSource, string>> = {
-  'aws.cloudwatch': 'CloudWatch Alarm State Change',
-  'aws.guardduty': 'GuardDuty Finding',
-  'aws.securityhub': 'Security Hub Findings - Imported',
-  'aws.health': 'AWS Health Event'
+/** The detail-types each source's adapter reads; any other detail-type is `unsupported_detail_type`. */
+export const DETAIL_TYPES: Readonly<Record<AdapterSource, readonly string[]>> = {
+  'aws.cloudwatch': ['CloudWatch Alarm State Change'],
+  'aws.guardduty': ['GuardDuty Finding'],
+  'aws.securityhub': ['Security Hub Findings - Imported', 'Security Hub Findings - Custom Action'],
+  'aws.health': ['AWS Health Event', 'AWS Health Abuse Event']
 }
+
+/** An envelope time further ahead of the receiving clock than this is clamped to the time of receipt. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000
+/** Findings of one Security Hub envelope mapped to events; the rest is one `too_many_findings` result. */
+export const MAX_FINDINGS = 100
 
 const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low', 'info']
 
@@ -170,18 +186,38 @@ export function boundedKey (key: string): string {
   return head(key, EVENT_LIMITS.dedupKey - suffix.length) + suffix
 }
 
-/** Unique non-blank strings of at most 2048 characters (longer ARNs are dropped, not cut), at most 50. */
+/**
+ * Unique non-blank strings of at most 2048 characters (longer ARNs are dropped, not cut), at most 50
+ * and 64 KB of UTF-8 together (the event item must stay under DynamoDB's 400 KB).
+ */
 const resourcesOf = (candidates: readonly unknown[]): string[] => {
   const out: string[] = []
+  let bytes = 0
   for (const candidate of candidates) {
     if (out.length >= EVENT_LIMITS.resources) break
     const s = text(candidate)
-    if (s !== undefined && s.length <= EVENT_LIMITS.resource && !out.includes(s)) out.push(s)
+    if (s === undefined || s.length > EVENT_LIMITS.resource || out.includes(s)) continue
+    bytes += Buffer.byteLength(s)
+    if (bytes > EVENT_LIMITS.resourceBytes) break
+    out.push(s)
   }
   return out
 }
 
-const envelopeResources = (envelope: Json): string[] => resourcesOf(list(envelope.resources))
+/** The envelope's resources as stored (the first 50 distinct) and how many it listed. */
+const envelopeResources = (envelope: Json): { resources: string[], count: number } =>
+  ({ resources: resourcesOf(list(envelope.resources)), count: list(envelope.resources).length })
+
+/** The envelope's resources, or (when it lists none) those the adapter found in `detail`. */
+const resourcesWithFallback = (envelope: Json, fallback: () => readonly unknown[]): { resources: string[], resource_count: number } => {
+  const listed = envelopeResources(envelope)
+  if (listed.resources.length > 0) return { resources: listed.resources, resource_count: listed.count }
+  const candidates = fallback()
+  return { resources: resourcesOf(candidates), resource_count: Math.max(countOf(candidates), listed.count) }
+}
+
+/** How many distinct non-blank strings `candidates` holds (resources before the 50 kept). */
+const countOf = (candidates: readonly unknown[]): number => new Set(candidates.map(text).filter(s => s !== undefined)).size
 
 /** Collects labels in insertion order; the first value of a key wins; at most 50. */
 class Labels {
@@ -254,28 +290,51 @@ export function securityHubNormalizedSeverity (normalized: number): Severity {
 // Shared envelope checks
 // ---------------------------------------------------------------------------------------------
 
-interface Checked { envelope: Json, detail: Json, detailType: string, occurredAt: string }
+interface Checked {
+  envelope: Json
+  detail: Json
+  detailType: string
+  occurredAt: string
+  region: string
+  /** The envelope time as sent, when it was not used as `occurredAt` (clamped or unreadable). */
+  envelopeTime: string | undefined
+}
 
 /** RFC 3339 date-time as the spec's `format: date-time` accepts it (`t`/space separator, `z`, `+hhmm` offsets too). */
-const DATE_TIME = /^(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d(?:\.\d+)?)(?:([Zz])|([+-]\d\d)(?::?(\d\d))?)$/
+const DATE_TIME = /^(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-]\d\d)(?::?(\d\d))?)$/
 
 /**
  * The envelope `time` as canonical ISO UTC with milliseconds (`new Date(x).toISOString()`), or undefined
- * for anything that is not an RFC 3339 date-time `Date` can represent with a four-digit year.
+ * for anything that is not an RFC 3339 date-time `Date` can represent with a four-digit year. A leap
+ * second (`:60`, which RFC 3339 allows and `Date` does not) counts as `:59.999`.
  */
 export function canonicalTime (value: unknown): string | undefined {
   const match = typeof value === 'string' ? DATE_TIME.exec(value) : null
   if (match === null) return undefined
-  const [, date = '', time, zulu, offsetHours, offsetMinutes] = match
+  const [, date = '', hoursMinutes, seconds = '', fraction, zulu, offsetHours, offsetMinutes] = match
   // `Date.parse` rolls 2024-02-30 over to March: reject days the month does not have.
   const [year = 0, month = 0, day = 0] = date.split('-').map(Number)
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
   const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0
   if (day < 1 || day > days) return undefined
+  const [hours = 0, minutes = 0] = (hoursMinutes ?? '').split(':').map(Number)
+  if (hours > 23 || minutes > 59 || Number(seconds) > 60) return undefined
+  const time = seconds === '60' ? `${hoursMinutes}:59.999` : `${hoursMinutes}:${seconds}${fraction ?? ''}`
   const ms = Date.parse(`${date}T${time}${zulu !== undefined ? 'Z' : `${offsetHours}:${offsetMinutes ?? '00'}`}`)
   if (Number.isNaN(ms)) return undefined
   const iso = new Date(ms).toISOString()
   return /^\d{4}-/.test(iso) ? iso : undefined
+}
+
+/**
+ * When the event occurred: the envelope time, unless it is unreadable or more than
+ * `MAX_CLOCK_SKEW_MS` ahead of `receivedAt` (a wrong clock, or an attempt to pin an event to the
+ * top of every list): then the time of receipt.
+ */
+export function occurredAt (value: unknown, receivedAt: number): { occurredAt: string, clamped: boolean } {
+  const time = canonicalTime(value)
+  if (time !== undefined && Date.parse(time) <= receivedAt + MAX_CLOCK_SKEW_MS) return { occurredAt: time, clamped: false }
+  return { occurredAt: new Date(receivedAt).toISOString(), clamped: true }
 }
 
 const quote = (value: unknown): string => {
@@ -283,33 +342,55 @@ const quote = (value: unknown): string => {
   return JSON.stringify(truncate(value, 100))
 }
 
-function check (source: AdapterSource, raw: unknown): Checked | { kind: 'unsupported', detail: string } {
-  if (!isRecord(raw)) return { kind: 'unsupported', detail: 'the envelope is not an object' }
-  if (raw.source !== source) return { kind: 'unsupported', detail: `source ${quote(raw.source)} is not ${source}` }
+const ignored = (reason: IgnoreReason, detail: string, item = 0): AdapterResult => ({ kind: 'ignored', item, reason, detail })
+
+function check (source: AdapterSource, raw: unknown, receivedAt: number): Checked | AdapterResult {
+  if (!isRecord(raw)) return ignored('detail_unreadable', 'the envelope is not an object')
+  if (raw.source !== source) return ignored('unsupported_source', `source ${quote(raw.source)} is not ${source}`)
   const detailType = raw['detail-type']
-  if (detailType !== DETAIL_TYPES[source]) {
-    return { kind: 'unsupported', detail: `detail-type ${quote(detailType)} of source ${source} is not supported (expected "${DETAIL_TYPES[source]}")` }
+  if (typeof detailType !== 'string' || !DETAIL_TYPES[source].includes(detailType)) {
+    return ignored('unsupported_detail_type', `detail-type ${quote(detailType)} of source ${source} has no adapter (supported: ${DETAIL_TYPES[source].map(d => `"${d}"`).join(', ')})`)
   }
-  const occurredAt = canonicalTime(raw.time)
-  if (occurredAt === undefined) return { kind: 'unsupported', detail: `envelope time ${quote(raw.time)} is not a valid date-time` }
-  if (!isRecord(raw.detail)) return { kind: 'unsupported', detail: `detail of ${source} "${detailType}" is not an object` }
-  return { envelope: raw, detail: raw.detail, detailType: truncate(detailType, EVENT_LIMITS.detailType), occurredAt }
+  if (!isRecord(raw.detail)) return ignored('detail_unreadable', `detail of ${source} "${detailType}" is not an object`)
+  const time = occurredAt(raw.time, receivedAt)
+  return {
+    envelope: raw,
+    detail: raw.detail,
+    detailType: truncate(detailType, EVENT_LIMITS.detailType),
+    occurredAt: time.occurredAt,
+    region: text(raw.region) ?? 'unknown',
+    envelopeTime: time.clamped ? scalarText(raw.time) ?? '(none)' : undefined
+  }
 }
 
-/** Runs an adapter body so that no input (nor a bug on an unforeseen shape) escapes as an exception. */
-function guarded (source: AdapterSource, body: (c: Checked, settings: AdapterSettings) => AdapterResult): Adapter {
-  return (envelope, settings) => {
+/** The label that keeps an envelope time that was not used (see `occurredAt`). */
+const ENVELOPE_TIME_LABEL = 'envelope_time'
+
+/**
+ * Runs an adapter body so that no input (nor a bug on an unforeseen shape) escapes as an
+ * exception: what cannot be read is `detail_unreadable`.
+ */
+function guarded (source: AdapterSource, body: (c: Checked, settings: AdapterSettings) => AdapterResult[]): Adapter {
+  return (envelope, settings, receivedAt = Date.now()) => {
     try {
-      const checked = check(source, envelope)
-      if ('kind' in checked) return checked
-      return body(checked, settings)
+      const checked = check(source, envelope, receivedAt)
+      if ('kind' in checked) return [checked]
+      const results = body(checked, settings)
+      if (checked.envelopeTime !== undefined) {
+        for (const r of results) {
+          if (r.kind === 'event' && Object.keys(r.event.labels).length < EVENT_LIMITS.labels) {
+            r.event.labels = { ...r.event.labels, [ENVELOPE_TIME_LABEL]: truncate(checked.envelopeTime, EVENT_LIMITS.labelValue) }
+          }
+        }
+      }
+      return results
     } catch (err) {
-      return { kind: 'unsupported', detail: `${source} event could not be read: ${truncate(String(err), 200)}` }
+      return [ignored('detail_unreadable', `${source} event could not be read: ${truncate(String(err), 200)}`)]
     }
   }
 }
 
-const event = (e: NormalizedEvent): AdapterResult => ({ kind: 'event', event: e })
+const event = (e: NormalizedEvent, item = 0): AdapterResult => ({ kind: 'event', item, event: e })
 
 const partitionOf = (region: string): string =>
   region.startsWith('cn-') ? 'aws-cn' : region.startsWith('us-gov-') ? 'aws-us-gov' : 'aws'
@@ -335,25 +416,24 @@ function tagsOf (value: unknown): Array<[string, unknown]> {
 
 const SEVERITY_MARKER = /\[\s*severity\s*[:=]\s*([a-z]+)\s*\]/i
 
-export const adaptCloudWatchAlarm: Adapter = guarded('aws.cloudwatch', ({ envelope, detail, detailType, occurredAt }, settings) => {
+export const adaptCloudWatchAlarm: Adapter = guarded('aws.cloudwatch', ({ envelope, detail, detailType, occurredAt, region }, settings) => {
   // An AWS enum: compared exactly, not trimmed or case-folded.
   const rawState = path(detail, 'state', 'value')
   const stateValue = typeof rawState === 'string' ? rawState : undefined
-  if (stateValue === 'INSUFFICIENT_DATA') return { kind: 'ignored', reason: 'INSUFFICIENT_DATA never opens an event' }
+  if (stateValue === 'INSUFFICIENT_DATA') return [ignored('insufficient_data', 'INSUFFICIENT_DATA never opens an event')]
   if (stateValue !== 'ALARM' && stateValue !== 'OK') {
-    return { kind: 'unsupported', detail: `CloudWatch alarm state ${quote(path(detail, 'state', 'value'))} is not ALARM, OK or INSUFFICIENT_DATA` }
+    return [ignored('detail_unreadable', `CloudWatch alarm state ${quote(path(detail, 'state', 'value'))} is not ALARM, OK or INSUFFICIENT_DATA`)]
   }
 
-  const resources = envelopeResources(envelope)
-  const region = text(envelope.region)
+  const listed = envelopeResources(envelope)
   const account = text(envelope.account)
   let alarmName = text(detail.alarmName)
-  let alarmArn = resources.find(r => ALARM_ARN.test(r))
-  if (alarmArn === undefined && alarmName !== undefined && region !== undefined && account !== undefined) {
+  let alarmArn = listed.resources.find(r => ALARM_ARN.test(r))
+  if (alarmArn === undefined && alarmName !== undefined && region !== 'unknown' && account !== undefined) {
     alarmArn = `arn:${partitionOf(region)}:cloudwatch:${region}:${account}:alarm:${alarmName}`
   }
   if (alarmArn === undefined) {
-    return { kind: 'unsupported', detail: 'CloudWatch alarm event has neither an alarm ARN in resources nor detail.alarmName with the envelope region and account' }
+    return [ignored('detail_unreadable', 'CloudWatch alarm event has neither an alarm ARN in resources nor detail.alarmName with the envelope region and account')]
   }
   alarmName ??= ALARM_ARN.exec(alarmArn)?.[1] ?? alarmArn
 
@@ -398,9 +478,11 @@ export const adaptCloudWatchAlarm: Adapter = guarded('aws.cloudwatch', ({ envelo
   const shortReason = reason === undefined
     ? stateValue
     : oneLine(head(reason, 16 * CLOUDWATCH_TITLE_REASON).replace(/ ?\[[^[\]]*\]/g, ''), CLOUDWATCH_TITLE_REASON) || stateValue
-  return event({
+  const { resources, resource_count: resourceCount } = resourcesWithFallback(envelope, () => [alarmArn])
+  return [event({
     source: 'aws.cloudwatch',
     detail_type: detailType,
+    region,
     dedup_key: boundedKey(alarmArn),
     title: titleOf(`${alarmName}: ${shortReason}`, `CloudWatch alarm ${stateValue}`),
     description: descriptionOf(alarmDescription, reason),
@@ -408,9 +490,10 @@ export const adaptCloudWatchAlarm: Adapter = guarded('aws.cloudwatch', ({ envelo
     native_severity: nativeSeverityOf(nativeSeverity),
     source_state: stateValue === 'ALARM' ? 'active' : 'resolved',
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf([alarmArn]),
+    resources,
+    resource_count: resourceCount,
     labels: labels.toObject()
-  })
+  })]
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -436,9 +519,9 @@ function guardDutyResourceArns (detail: Json, region: string | undefined): strin
   return out.filter((a): a is string => text(a)?.startsWith('arn:') === true)
 }
 
-export const adaptGuardDutyFinding: Adapter = guarded('aws.guardduty', ({ envelope, detail, detailType, occurredAt }) => {
+export const adaptGuardDutyFinding: Adapter = guarded('aws.guardduty', ({ envelope, detail, detailType, occurredAt, region }) => {
   const arn = text(detail.arn)
-  if (arn === undefined) return { kind: 'unsupported', detail: 'GuardDuty finding has no detail.arn' }
+  if (arn === undefined) return [ignored('detail_unreadable', 'GuardDuty finding has no detail.arn')]
 
   const score = numeric(detail.severity)
   const type = text(detail.type)
@@ -457,10 +540,11 @@ export const adaptGuardDutyFinding: Adapter = guarded('aws.guardduty', ({ envelo
     .add('action_type', path(service, 'action', 'actionType'))
     .add('count', prop(service, 'count'))
 
-  const resources = envelopeResources(envelope)
-  return event({
+  const { resources, resource_count: resourceCount } = resourcesWithFallback(envelope, () => [arn, ...guardDutyResourceArns(detail, text(envelope.region))])
+  return [event({
     source: 'aws.guardduty',
     detail_type: detailType,
+    region,
     dedup_key: boundedKey(arn),
     title: titleOf(text(detail.title), type === undefined ? 'GuardDuty finding' : `GuardDuty finding ${type}`),
     description: descriptionOf(text(detail.description)),
@@ -468,9 +552,10 @@ export const adaptGuardDutyFinding: Adapter = guarded('aws.guardduty', ({ envelo
     native_severity: nativeSeverityOf(scalarText(detail.severity)),
     source_state: prop(service, 'archived') === true ? 'resolved' : 'active',
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf([arn, ...guardDutyResourceArns(detail, text(envelope.region))]),
+    resources,
+    resource_count: resourceCount,
     labels: labels.toObject()
-  })
+  })]
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -479,13 +564,13 @@ export const adaptGuardDutyFinding: Adapter = guarded('aws.guardduty', ({ envelo
 
 const RESOLVED_WORKFLOW = new Set(['RESOLVED', 'SUPPRESSED'])
 
-export const adaptSecurityHubFindings: Adapter = guarded('aws.securityhub', ({ envelope, detail, detailType, occurredAt }) => {
-  const finding = list(detail.findings)[0]
-  if (!isRecord(finding)) return { kind: 'unsupported', detail: 'Security Hub event has no finding in detail.findings[0]' }
+/** One ASFF finding (position `item` in `detail.findings`) as an event. */
+function securityHubFinding (finding: unknown, item: number, several: boolean, { envelope, detailType, occurredAt, region }: Checked): AdapterResult {
+  if (!isRecord(finding)) return ignored('detail_unreadable', `Security Hub detail.findings[${item}] is not an object`, item)
   const productArn = text(finding.ProductArn)
   const id = text(finding.Id)
   if (productArn === undefined || id === undefined) {
-    return { kind: 'unsupported', detail: 'Security Hub finding detail.findings[0] lacks ProductArn or Id' }
+    return ignored('detail_unreadable', `Security Hub finding detail.findings[${item}] lacks ProductArn or Id`, item)
   }
 
   const label = text(path(finding, 'Severity', 'Label'))?.toUpperCase()
@@ -520,11 +605,16 @@ export const adaptSecurityHubFindings: Adapter = guarded('aws.securityhub', ({ e
     .add('finding_account', finding.AwsAccountId)
     .add('finding_region', finding.Region)
 
-  const resources = envelopeResources(envelope)
+  // The envelope's resources belong to the envelope: with several findings, each finding's own.
+  const own = () => [id, ...list(finding.Resources).map(r => prop(r, 'Id'))]
+  const { resources, resource_count: resourceCount } = several
+    ? { resources: resourcesOf(own()), resource_count: countOf(own()) }
+    : resourcesWithFallback(envelope, own)
   const fallbackTitle = text(list(finding.Types)[0]) ?? 'Security Hub finding'
   return event({
     source: 'aws.securityhub',
     detail_type: detailType,
+    region,
     dedup_key: boundedKey(`${productArn}|${id}`),
     title: titleOf(text(finding.Title), fallbackTitle),
     description: descriptionOf(text(finding.Description)),
@@ -532,14 +622,44 @@ export const adaptSecurityHubFindings: Adapter = guarded('aws.securityhub', ({ e
     native_severity: nativeSeverityOf(nativeSeverity),
     source_state: resolved ? 'resolved' : 'active',
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf([id, ...list(finding.Resources).slice(0, EVENT_LIMITS.resources).map(r => prop(r, 'Id'))]),
+    resources,
+    resource_count: resourceCount,
     labels: labels.toObject()
-  })
+  }, item)
+}
+
+/**
+ * Security Hub *Findings - Imported* and *Findings - Custom Action*: one result per finding of
+ * `detail.findings` (the same finding twice in one envelope counts once), at most `MAX_FINDINGS`.
+ */
+export const adaptSecurityHubFindings: Adapter = guarded('aws.securityhub', (checked) => {
+  const findings = list(checked.detail.findings)
+  if (findings.length === 0) return [ignored('no_findings', 'Security Hub event has no finding in detail.findings')]
+  const results: AdapterResult[] = []
+  const keys = new Set<string>()
+  // Several *different* findings (a repeated one is the same finding).
+  const distinct = new Set(findings.slice(0, MAX_FINDINGS).map(f => `${text(prop(f, 'ProductArn'))}|${text(prop(f, 'Id'))}`))
+  for (const [item, finding] of findings.slice(0, MAX_FINDINGS).entries()) {
+    const result = securityHubFinding(finding, item, distinct.size > 1, checked)
+    if (result.kind === 'event') {
+      if (keys.has(result.event.dedup_key)) continue
+      keys.add(result.event.dedup_key)
+    }
+    results.push(result)
+  }
+  if (findings.length > MAX_FINDINGS) {
+    results.push(ignored('too_many_findings', `${findings.length - MAX_FINDINGS} findings beyond the first ${MAX_FINDINGS} of this envelope were not read`, MAX_FINDINGS))
+  }
+  return results
 })
 
 // ---------------------------------------------------------------------------------------------
 // aws.health — AWS Health Event
 // ---------------------------------------------------------------------------------------------
+
+const HEALTH_CATEGORIES = ['issue', 'accountNotification', 'scheduledChange', 'investigation'] as const
+const ABUSE_MIN_SEVERITY: Severity = 'high'
+const severityRank = (s: Severity): number => SEVERITIES.length - SEVERITIES.indexOf(s)
 
 const HEALTH_STATES: Readonly<Record<string, NormalizedEvent['source_state']>> = {
   open: 'active',
@@ -556,16 +676,20 @@ function healthDescription (value: unknown): string | undefined {
     descriptions.map(d => text(prop(d, 'latestDescription'))).find(d => d !== undefined)
 }
 
-export const adaptHealthEvent: Adapter = guarded('aws.health', ({ envelope, detail, detailType, occurredAt }, settings) => {
+export const adaptHealthEvent: Adapter = guarded('aws.health', ({ envelope, detail, detailType, occurredAt, region }, settings) => {
   const eventArn = text(detail.eventArn)
-  if (eventArn === undefined) return { kind: 'unsupported', detail: 'AWS Health event has no detail.eventArn' }
+  if (eventArn === undefined) return [ignored('detail_unreadable', 'AWS Health event has no detail.eventArn')]
   const account = text(detail.affectedAccount) ?? text(envelope.account)
-  if (account === undefined) return { kind: 'unsupported', detail: 'AWS Health event has neither detail.affectedAccount nor an envelope account' }
+  if (account === undefined) return [ignored('detail_unreadable', 'AWS Health event has neither detail.affectedAccount nor an envelope account')]
 
   const category = text(detail.eventTypeCategory)
-  const fromSettings = category === undefined ? undefined : prop(settings?.health_category_severities, category)
-  const fromDefaults = category === undefined ? undefined : prop(DEFAULT_ADAPTER_SETTINGS.health_category_severities, category)
-  const severity: Severity = isSeverity(fromSettings) ? fromSettings : isSeverity(fromDefaults) ? fromDefaults : 'low'
+  // AWS writes the categories in camelCase; some producers lower-case them.
+  const known = category === undefined ? undefined : HEALTH_CATEGORIES.find(c => c.toLowerCase() === category.toLowerCase())
+  const fromSettings = known === undefined ? undefined : prop(settings?.health_category_severities, known)
+  const fromDefaults = known === undefined ? undefined : prop(DEFAULT_ADAPTER_SETTINGS.health_category_severities, known)
+  let severity: Severity = isSeverity(fromSettings) ? fromSettings : isSeverity(fromDefaults) ? fromDefaults : 'low'
+  // An abuse report (compromised or misused resources, a copyright notice) needs someone's action.
+  if (detailType === 'AWS Health Abuse Event' && severityRank(severity) < severityRank(ABUSE_MIN_SEVERITY)) severity = ABUSE_MIN_SEVERITY
 
   const statusCode = text(detail.statusCode)?.toLowerCase()
   const sourceState = statusCode !== undefined && Object.hasOwn(HEALTH_STATES, statusCode) ? HEALTH_STATES[statusCode] ?? 'active' : 'active'
@@ -584,11 +708,12 @@ export const adaptHealthEvent: Adapter = guarded('aws.health', ({ envelope, deta
     .add('end_time', detail.endTime)
     .add('communication_id', detail.communicationId)
 
-  const resources = envelopeResources(envelope)
+  const { resources, resource_count: resourceCount } = resourcesWithFallback(envelope, () => list(detail.affectedEntities).map(e => prop(e, 'entityValue')))
   const title = [service, eventTypeCode].filter(p => p !== undefined).join(' ')
-  return event({
+  return [event({
     source: 'aws.health',
     detail_type: detailType,
+    region,
     dedup_key: boundedKey(`${account}|${eventArn}`),
     title: titleOf(title, 'AWS Health event'),
     description: descriptionOf(healthDescription(detail.eventDescription)),
@@ -596,9 +721,10 @@ export const adaptHealthEvent: Adapter = guarded('aws.health', ({ envelope, deta
     native_severity: nativeSeverityOf(category),
     source_state: sourceState,
     occurred_at: occurredAt,
-    resources: resources.length > 0 ? resources : resourcesOf(list(detail.affectedEntities).map(e => prop(e, 'entityValue'))),
+    resources,
+    resource_count: resourceCount,
     labels: labels.toObject()
-  })
+  })]
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -612,17 +738,20 @@ const ADAPTERS: Readonly<Record<AdapterSource, Adapter>> = {
   'aws.health': adaptHealthEvent
 }
 
-/** Maps an EventBridge envelope to a normalised event with the adapter of its `source`. Never throws. */
-export function adaptEnvelope (envelope: EventBridgeEnvelope, settings: AdapterSettings): AdapterResult {
+/**
+ * Maps an EventBridge envelope with the adapter of its `source`: one result per item (one, or one
+ * per Security Hub finding). Never throws; an unknown source is `unsupported_source`.
+ */
+export function adaptEnvelope (envelope: EventBridgeEnvelope, settings: AdapterSettings, receivedAt = Date.now()): AdapterResult[] {
   let source: unknown
   try {
-    if (!isRecord(envelope)) return { kind: 'unsupported', detail: 'the envelope is not an object' }
+    if (!isRecord(envelope)) return [ignored('detail_unreadable', 'the envelope is not an object')]
     source = envelope.source
   } catch (err) {
-    return { kind: 'unsupported', detail: `the envelope could not be read: ${truncate(String(err), 200)}` }
+    return [ignored('detail_unreadable', `the envelope could not be read: ${truncate(String(err), 200)}`)]
   }
   if (typeof source !== 'string' || !Object.hasOwn(ADAPTERS, source)) {
-    return { kind: 'unsupported', detail: `source ${quote(source)} is not supported (expected one of ${Object.keys(ADAPTERS).join(', ')})` }
+    return [ignored('unsupported_source', `source ${quote(source)} has no adapter (supported: ${Object.keys(ADAPTERS).join(', ')})`)]
   }
-  return ADAPTERS[source as AdapterSource](envelope, settings)
+  return ADAPTERS[source as AdapterSource](envelope, settings, receivedAt)
 }

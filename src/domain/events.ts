@@ -46,6 +46,7 @@ export const toEventDto = (e: MonitoringEvent): MonitoringEventDto => ({
   account_id: e.account_id,
   region: e.region,
   resources: e.resources,
+  resource_count: e.resource_count,
   title: e.title,
   description: e.description,
   severity: e.severity,

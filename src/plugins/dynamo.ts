@@ -9,6 +9,7 @@ import { createUsersRepository, type UsersRepository } from '../modules/users/us
 import { createAuthRepository, type AuthRepository } from '../modules/auth/auth.repository.js'
 import { createTasksRepository, type TasksRepository } from '../modules/tasks/tasks.repository.js'
 import { createEventsRepository, type EventsRepository } from '../modules/events/events.repository.js'
+import { createIngestionHealthRepository, type IngestionHealthRepository } from '../modules/events/ingestion-health.repository.js'
 import { createAwsAccountsRepository, type AwsAccountsRepository } from '../modules/settings/aws-accounts.repository.js'
 import { createMonitoringSettingsRepository, type MonitoringSettingsRepository } from '../modules/settings/monitoring-settings.repository.js'
 import { createStatsRepository, type StatsRepository } from '../modules/dashboard/stats.repository.js'
@@ -18,6 +19,7 @@ export interface Repositories {
   auth: AuthRepository
   tasks: TasksRepository
   events: EventsRepository
+  ingestionHealth: IngestionHealthRepository
   awsAccounts: AwsAccountsRepository
   settings: MonitoringSettingsRepository
   stats: StatsRepository
@@ -64,6 +66,7 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
       auth: createAuthRepository(models.auth, raw, opts.authCache),
       tasks: createTasksRepository(models.tasks, models.comments, cursors, raw),
       events: createEventsRepository(models.events, models.meta, cursors, client, raw),
+      ingestionHealth: createIngestionHealthRepository(client, raw, models.meta.table().name),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),
       settings: createMonitoringSettingsRepository(models.meta),
       stats: createStatsRepository(models.stats, raw)

@@ -3,12 +3,16 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { isDomainError, type ErrorCode, type ErrorDetails } from '../domain/errors.js'
 import { pathMethods } from '../../openapi/generated/routes.js'
+import { isTransientDbError } from '../db/errors.js'
+
+/** How long a client should wait after a transient database failure. */
+const TRANSIENT_RETRY_AFTER_S = 5
 
 /**
  * Every error becomes an RFC 9457 problem (application/problem+json). Domain errors carry a
  * stable code and no HTTP status: this table is the one place that maps codes to statuses.
  */
-type ProblemCode = ErrorCode | 'malformed_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'internal_error'
+type ProblemCode = ErrorCode | 'malformed_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'internal_error' | 'service_unavailable'
 
 export const STATUS_BY_CODE: Record<ProblemCode, number> = {
   validation_failed: 400,
@@ -16,7 +20,6 @@ export const STATUS_BY_CODE: Record<ProblemCode, number> = {
   invalid_cursor: 400,
   invalid_assignee: 400,
   password_policy: 400,
-  unsupported_event: 400,
   invalid_credentials: 401,
   invalid_api_key: 401,
   token_invalid: 401,
@@ -38,7 +41,8 @@ export const STATUS_BY_CODE: Record<ProblemCode, number> = {
   unsupported_media_type: 415,
   account_locked: 429,
   rate_limited: 429,
-  internal_error: 500
+  internal_error: 500,
+  service_unavailable: 503
 }
 
 export interface Problem {
@@ -132,6 +136,10 @@ export default fp(async (app) => {
       // A client error from a plugin we did not map: keep its status, never leak internals.
       const code = (Object.entries(STATUS_BY_CODE).find(([, s]) => s === err.statusCode)?.[0] ?? 'validation_failed') as ProblemCode
       return sendProblem(request, reply, code, err.message)
+    }
+    if (isTransientDbError(err)) {
+      request.log.warn({ err }, 'transient database failure')
+      return sendProblem(request, reply, 'service_unavailable', 'The database is temporarily unavailable; retry later.', { retryAfterSeconds: TRANSIENT_RETRY_AFTER_S })
     }
     request.log.error({ err }, 'unhandled error')
     return sendProblem(request, reply, 'internal_error', 'An unexpected error occurred. It has been logged.')

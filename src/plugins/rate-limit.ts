@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
+import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
 
 export interface RateLimitOptions {
@@ -8,14 +9,19 @@ export interface RateLimitOptions {
   windowMs: number
   /** Stricter limit for credential endpoints (login, refresh), per client. */
   authMax: number
+  /** Ingestion: per API key (every monitored account delivers from AWS's shared addresses). */
+  ingestMax: number
   /** Shared store: the counters live in this Redis, so every instance counts together. */
   redisUrl?: string | undefined
 }
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** 'credentials': the strict per-client limit of login, refresh and password change. */
-    rateLimitClass?: 'credentials'
+    /**
+     * 'credentials': the strict per-client limit of login, refresh and password change;
+     * 'ingest': per API key (the `X-Api-Key` header's hash), not per client address.
+     */
+    rateLimitClass?: 'credentials' | 'ingest'
   }
 }
 
@@ -27,9 +33,11 @@ const REDIS_CONNECT_TIMEOUT_MS = 2000
 const REDIS_COMMAND_TIMEOUT_MS = 1000
 
 /**
- * A per-client limit on every request (404s, 405s and refused tokens included), and a
- * stricter one for the credential routes (route config `rateLimitClass: 'credentials'`). Exceeding either is a 429
- * problem with `Retry-After`.
+ * A per-client limit on every request (404s, 405s and refused tokens included), a
+ * stricter one for the credential routes (route config `rateLimitClass: 'credentials'`), and a
+ * per-API-key one for ingestion (`rateLimitClass: 'ingest'`: all monitored accounts deliver from
+ * AWS's address ranges, so a per-address limit would let one account throttle the others).
+ * Exceeding any is a 429 problem with `Retry-After`.
  *
  * Store: without `redisUrl` it is in-process, so with several instances each one counts for
  * itself (the effective limit is the limit times the number of instances). With `redisUrl`
@@ -60,9 +68,19 @@ export default fp<RateLimitOptions>(async (app, opts) => {
   // prefix (the in-process store gives each its own map), so the class is part of the key.
   const general = app.rateLimit({ max: opts.max, timeWindow: opts.windowMs, keyGenerator: (request) => `general:${request.ip}` })
   const credentials = app.rateLimit({ max: opts.authMax, timeWindow: opts.windowMs, keyGenerator: (request) => `credentials:${request.ip}` })
+  // A key is counted by its hash (never stored or logged as such); no key counts per client.
+  const ingest = app.rateLimit({
+    max: opts.ingestMax,
+    timeWindow: opts.windowMs,
+    keyGenerator: (request) => {
+      const key = request.headers['x-api-key']
+      return typeof key === 'string' ? `ingest:${createHash('sha256').update(key).digest('base64url')}` : `ingest-nokey:${request.ip}`
+    }
+  })
+  const limiters = { credentials, ingest }
   app.addHook('onRequest', async function (request, reply) {
-    const limiter = request.routeOptions.config.rateLimitClass === 'credentials' ? credentials : general
-    await limiter.call(this, request, reply)
+    const cls = request.routeOptions.config.rateLimitClass
+    await (cls ? limiters[cls] : general).call(this, request, reply)
   })
 }, { name: 'rate-limit', dependencies: ['errors'] })
 

@@ -32,6 +32,7 @@ export interface EventItem extends Item {
   account_id: string
   region: string
   resources: string[]
+  resource_count?: number
   title: string
   description?: string
   severity: string
@@ -69,6 +70,7 @@ const schema = new dynamoose.Schema({
   account_id: { type: String, required: true, index: byOccurred('account-occurred-index') },
   region: { type: String, required: true },
   resources: { type: Array, schema: [String] },
+  resource_count: Number,
   title: { type: String, required: true },
   description: String,
   severity: { type: String, required: true, index: byOccurred('severity-occurred-index') },

@@ -10,6 +10,7 @@ import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
+import { itemSize } from '../../db/item-size.js'
 import type { EventItem, EventsModel } from './events.model.js'
 
 export interface EventListQuery {
@@ -42,6 +43,17 @@ const batchBackoff = (attempt: number): Promise<void> => sleep(Math.min(1600, 25
 
 const chunks = <T>(items: T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
+/** What a new occurrence (or a resolution) changes on its event. */
+export interface OccurrenceChanges {
+  severity: Severity
+  status: EventStatus
+  last_seen_at: string
+  native_severity: string | null
+  ttl: number
+  resources: string[]
+  resource_count: number
+}
+
 /** A new event of the batch fast path and the envelope that creates it. */
 export interface NewEvent {
   event: MonitoringEvent
@@ -60,6 +72,8 @@ export const toEvent = (item: EventItem): MonitoringEvent => ({
   account_id: item.account_id,
   region: item.region,
   resources: item.resources ?? [],
+  // Items written before resource_count existed listed at most the 50 they kept.
+  resource_count: item.resource_count ?? item.resources?.length ?? 0,
   title: item.title,
   description: item.description ?? null,
   severity: item.severity as Severity,
@@ -81,14 +95,50 @@ export const toEvent = (item: EventItem): MonitoringEvent => ({
   deleted_by: item.deleted_by ?? null
 })
 
+/**
+ * An event item stays well under DynamoDB's 400 KB item limit, with room for the attributes
+ * later writes add (task link, deletion marks). Everything but `raw` is bounded by the adapters'
+ * limits (about 160 KB at worst); `raw` gets what is left.
+ */
+const EVENT_ITEM_BUDGET = 350_000
+/** The spec's bound on the top-level properties of `raw`. */
+const MAX_RAW_PROPERTIES = 200
+/** The envelope fields kept when an envelope is cut to fit (each at most 256 characters). */
+const KEPT_ENVELOPE_FIELDS = ['version', 'id', 'detail-type', 'source', 'account', 'time', 'region', 'replay-name'] as const
+
+/**
+ * `raw` as stored: the envelope as JSON when the item fits in `budget` bytes with it; otherwise the
+ * envelope with `detail` replaced by a marker `{ _truncated: true, _original_bytes }`; otherwise
+ * only its known fields (and the first 50 resources) with that marker. Sizes in UTF-8 bytes, as
+ * DynamoDB counts them.
+ */
+export function fitRaw (raw: Record<string, unknown>, budget: number): string {
+  const full = JSON.stringify(raw)
+  const bytes = Buffer.byteLength(full)
+  const keys = Object.keys(raw)
+  if (bytes <= budget && keys.length <= MAX_RAW_PROPERTIES) return full
+  const marker = { _truncated: true, _original_bytes: bytes }
+  if (keys.length <= MAX_RAW_PROPERTIES) {
+    const withoutDetail = JSON.stringify({ ...raw, detail: marker })
+    if (Buffer.byteLength(withoutDetail) <= budget) return withoutDetail
+  }
+  const kept: Record<string, unknown> = {}
+  for (const key of KEPT_ENVELOPE_FIELDS) {
+    const value = Object.hasOwn(raw, key) ? raw[key] : undefined
+    if (typeof value === 'string') kept[key] = value.slice(0, 256)
+  }
+  const resources = Array.isArray(raw.resources) ? raw.resources.filter((r): r is string => typeof r === 'string' && r.length <= 2048).slice(0, 50) : []
+  const minimal = JSON.stringify({ ...kept, resources, detail: marker, _truncated_fields: true })
+  return Buffer.byteLength(minimal) <= budget ? minimal : JSON.stringify({ id: kept.id, detail: marker, _truncated_fields: true })
+}
+
 /** The event item exactly as it is stored (by Dynamoose on the per-envelope path, by the SDK client on the batch path). */
 function eventItem (event: MonitoringEvent): Record<string, unknown> {
   const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
-  return {
+  const item: Record<string, unknown> = {
     ...rest,
     entity: 'event',
     labels: JSON.stringify(labels),
-    raw: JSON.stringify(raw),
     occurred_sk: `${event.occurred_at}#${event.id}`,
     seen_sk: `${event.last_seen_at}#${event.id}`,
     ...(description !== null ? { description } : {}),
@@ -96,7 +146,13 @@ function eventItem (event: MonitoringEvent): Record<string, unknown> {
     ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
     ...(taskId !== null ? { task_id: taskId } : {})
   }
+  item.raw = fitRaw(raw as Record<string, unknown>, EVENT_ITEM_BUDGET - itemSize(item) - 3)
+  return item
 }
+
+/** `raw` of an update of `current` (with `changes`), fitted to the item budget. */
+const rawAfter = (current: MonitoringEvent, changes: Partial<MonitoringEvent>, raw: Record<string, unknown>): string =>
+  eventItem({ ...current, ...changes, raw }).raw as string
 
 /** The dedup claim of a new event, naming the envelope that creates it. */
 const dedupItem = (event: MonitoringEvent, envelopeId: string) =>
@@ -342,7 +398,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
      * on (severity, last_seen_at, status); null when it changed meanwhile (read and retry).
      * The count is an atomic ADD, so concurrent occurrences are all counted.
      */
-    async addOccurrence (current: MonitoringEvent, changes: { severity: Severity, status: EventStatus, last_seen_at: string, native_severity: string | null, ttl: number }, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+    async addOccurrence (current: MonitoringEvent, changes: OccurrenceChanges, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
       const now = new Date().toISOString()
       const set: Record<string, unknown> = {
         severity: changes.severity,
@@ -351,7 +407,9 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
         seen_sk: `${changes.last_seen_at}#${current.id}`,
         source_state: 'active',
         ttl: changes.ttl,
-        raw: JSON.stringify(raw),
+        resources: changes.resources,
+        resource_count: changes.resource_count,
+        raw: rawAfter(current, { ...changes, updated_at: now }, raw),
         updated_at: now
       }
       if (changes.native_severity !== null) set.native_severity = changes.native_severity
@@ -360,11 +418,13 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
     },
 
     /** The source says it is over: the event is resolved (once). */
-    async resolve (current: MonitoringEvent, time: string, raw: Record<string, unknown>, ttl: number): Promise<MonitoringEvent | null> {
+    async resolve (current: MonitoringEvent, changes: Pick<OccurrenceChanges, 'resources' | 'resource_count' | 'ttl'> & { time: string }, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
       const now = new Date().toISOString()
+      const { time, ...rest } = changes
       const lastSeen = time > current.last_seen_at ? time : current.last_seen_at
+      const set = { ...rest, status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, updated_at: now } as const
       return conditionalUpdate(current.id, {
-        $SET: { status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, ttl, raw: JSON.stringify(raw), updated_at: now },
+        $SET: { ...set, raw: rawAfter(current, set, raw) },
         $ADD: { version: 1 }
       // Decided on `current`: a concurrent occurrence (severity, last_seen_at) makes us re-decide.
       }, live().and().where('account_id').eq(current.account_id).and().where('status').eq(current.status)

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeTime } from 'ulid'
-import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IngestResult } from '../../../openapi/generated/schemas.js'
+import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IgnoreReason, IngestResult } from '../../../openapi/generated/schemas.js'
 import type { AwsAccount } from '../../domain/aws-accounts.js'
 import { assertRange, DomainError } from '../../domain/errors.js'
-import { adaptEnvelope, type NormalizedEvent } from '../../domain/event-adapters.js'
+import { adaptEnvelope, type AdapterResult, type NormalizedEvent } from '../../domain/event-adapters.js'
 import { isExpired, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
 import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
 import { assertAssignable, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
@@ -27,8 +27,6 @@ const NEW_EVENT_CONCURRENCY = 16
 const IN_FLIGHT_WAIT_MS = 2000
 /** Deeper `detail` objects are refused (and could not be stored as JSON safely). */
 const MAX_DETAIL_DEPTH = 64
-/** A larger envelope is kept in `raw` without its `detail` (a DynamoDB item is at most 400 KB). */
-const MAX_RAW_BYTES = 300_000
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 /** A dedup claim whose event never appeared is abandoned after this long. */
 const STALE_CLAIM_MS = 30_000
@@ -70,16 +68,17 @@ function depthOf (value: unknown): number {
   return max
 }
 
-/** What is kept as the event's `raw`: the envelope, without an oversized `detail`. */
-function rawOf (envelope: EventBridgeEnvelope): Record<string, unknown> {
-  const bytes = Buffer.byteLength(JSON.stringify(envelope))
-  if (bytes <= MAX_RAW_BYTES) return envelope as unknown as Record<string, unknown>
-  return { ...envelope, detail: { _truncated: true, _original_bytes: bytes } }
-}
+/** The envelope as the event's `raw` (the repository cuts it to fit the item limit). */
+const rawOf = (envelope: EventBridgeEnvelope): Record<string, unknown> => envelope as unknown as Record<string, unknown>
 
-type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action'>
-/** An envelope that needs the database, and its event. */
-interface Work { index: number, envelope: EventBridgeEnvelope, ev: NormalizedEvent }
+type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action' | 'reason'>
+/**
+ * One event of an envelope that needs the database. `claimId` is what idempotency is keyed on:
+ * the envelope id, or for the second and later findings of one envelope `<id>#<item>`.
+ */
+interface Work { index: number, item: number, claimId: string, envelope: EventBridgeEnvelope, ev: NormalizedEvent }
+
+const claimIdOf = (envelope: EventBridgeEnvelope, item: number): string => item === 0 ? envelope.id : `${envelope.id}#${item}`
 /** Where ingestion reports its event writes: the batch's counters, applied once at its end. */
 type Counted = Pick<StatsBatch, 'event'>
 
@@ -93,8 +92,9 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       source: ev.source,
       detail_type: ev.detail_type,
       account_id: envelope.account,
-      region: envelope.region,
+      region: ev.region,
       resources: ev.resources,
+      resource_count: ev.resource_count,
       title: ev.title,
       description: ev.description,
       severity: ev.severity,
@@ -142,28 +142,28 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A trigger: opens a new event, or counts one more occurrence of the open one. */
-  async function trigger (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
+  async function trigger ({ envelope, ev, claimId }: Work, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const current = await openEvent(envelope.account, ev.dedup_key, envelope.id)
+      const current = await openEvent(envelope.account, ev.dedup_key, claimId)
       if (current === 'wait') {
         await backoff()
         continue
       }
-      if (current && 'createdBy' in current) return { event_id: current.createdBy, dedup_key: ev.dedup_key, action: 'duplicate' }
+      if (current && 'createdBy' in current) return { event_id: current.createdBy, dedup_key: ev.dedup_key, action: 'duplicate', reason: null }
       if (!current) {
         const event = build(envelope, ev, retentionDays)
-        if (await repo.createOpen(event, envelope.id)) {
+        if (await repo.createOpen(event, claimId)) {
           counted.event(null, event)
-          return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created' }
+          return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created', reason: null }
         }
         continue
       }
       const changes = occurrenceChanges(current, { severity: ev.severity, time: ev.occurred_at })
       const ttl = retentionEnd(Date.now(), retentionDays)
-      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl }, rawOf(envelope))
+      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl, resources: ev.resources, resource_count: ev.resource_count }, rawOf(envelope))
       if (updated) {
         counted.event(current, updated)
-        return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated' }
+        return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated', reason: null }
       }
       // Changed meanwhile (another occurrence, an operator, a resolution): decide again.
       await backoff()
@@ -172,70 +172,75 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
   }
 
   /** A resolution: resolves the open event, if there is one. */
-  async function resolution (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number, counted: Counted): Promise<Outcome> {
+  async function resolution ({ envelope, ev }: Work, retentionDays: number, counted: Counted): Promise<Outcome> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await openEvent(envelope.account, ev.dedup_key)
       if (current === 'wait') {
         await backoff()
         continue
       }
-      if (!current) return { event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
+      if (!current) return { event_id: null, dedup_key: ev.dedup_key, action: 'ignored', reason: 'no_open_event' }
       // A late (retried) resolution older than the latest occurrence does not resolve it.
-      if (ev.occurred_at < current.last_seen_at) return { event_id: current.id, dedup_key: ev.dedup_key, action: 'ignored' }
-      const resolved = await repo.resolve(current, ev.occurred_at, rawOf(envelope), retentionEnd(Date.now(), retentionDays))
+      if (ev.occurred_at < current.last_seen_at) return { event_id: current.id, dedup_key: ev.dedup_key, action: 'ignored', reason: 'stale_resolution' }
+      const changes = { time: ev.occurred_at, resources: ev.resources, resource_count: ev.resource_count, ttl: retentionEnd(Date.now(), retentionDays) }
+      const resolved = await repo.resolve(current, changes, rawOf(envelope))
       if (resolved) {
         counted.event(current, resolved)
         await repo.releaseDedup(envelope.account, ev.dedup_key, resolved.id)
-        return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved' }
+        return { event_id: resolved.id, dedup_key: ev.dedup_key, action: 'resolved', reason: null }
       }
     }
     throw new Error(`could not resolve ${ev.dedup_key}: too much contention`)
   }
 
-  const rejected = (index: number, envelope: EventBridgeEnvelope, status: number, code: string, detail: string): IngestResult => ({
-    index, envelope_id: envelope.id, event_id: null, dedup_key: null, action: 'rejected', error: { status, code, detail }
+  const rejected = (index: number, envelope: { id?: unknown }, status: number, code: string, detail: string): IngestResult => ({
+    index, item: 0, envelope_id: typeof envelope.id === 'string' ? envelope.id.slice(0, 128) || null : null, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status, code, detail }
+  })
+  const ignoredResult = (index: number, item: number, envelope: EventBridgeEnvelope, dedupKey: string | null, reason: IgnoreReason): IngestResult => ({
+    index, item, envelope_id: envelope.id, event_id: null, dedup_key: dedupKey, action: 'ignored', reason, error: null
   })
 
   /**
-   * The checks that need no database: the envelope's final result (rejected, ignored), or
-   * the event it is about.
+   * The checks that need no database: per item of the envelope, its final result (rejected,
+   * ignored with a reason), or the event it is about.
    */
-  function check (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted: ReturnType<typeof adaptEnvelope>): IngestResult | Work {
+  function check (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted: AdapterResult[]): Array<IngestResult | Work> {
     if (envelope.account !== account.account_id) {
-      return rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)
+      return [rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)]
     }
-    if (LONE_SURROGATE.test(envelope.id)) return rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')
-    if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)
-    if (adapted.kind === 'unsupported') return rejected(index, envelope, 400, 'unsupported_event', adapted.detail)
-    const base = { index, envelope_id: envelope.id, error: null }
-    if (adapted.kind === 'ignored') return { ...base, event_id: null, dedup_key: null, action: 'ignored' }
-    const ev = adapted.event
-    const wanted = settings.enabled_sources.includes(ev.source) &&
-      (ev.source_state === 'resolved' || meetsMinSeverity(ev.severity, settings.min_severity))
-    if (!wanted) return { ...base, event_id: null, dedup_key: ev.dedup_key, action: 'ignored' }
-    return { index, envelope, ev }
+    if (LONE_SURROGATE.test(envelope.id)) return [rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')]
+    if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return [rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)]
+    return adapted.map((result): IngestResult | Work => {
+      const { item } = result
+      if (result.kind === 'ignored') return ignoredResult(index, item, envelope, null, result.reason)
+      const ev = result.event
+      if (!settings.enabled_sources.includes(ev.source)) return ignoredResult(index, item, envelope, ev.dedup_key, 'source_disabled')
+      if (ev.source_state !== 'resolved' && !meetsMinSeverity(ev.severity, settings.min_severity)) return ignoredResult(index, item, envelope, ev.dedup_key, 'below_min_severity')
+      return { index, item, claimId: claimIdOf(envelope, item), envelope, ev }
+    })
   }
 
   /** The per-envelope path: claims the envelope id, then records the trigger or resolution. */
-  async function perEnvelope (account: AwsAccount, { index, envelope, ev }: Work, settings: MonitoringSettings, counted: Counted): Promise<IngestResult> {
-    const base = { index, envelope_id: envelope.id, error: null }
-    let claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
+  async function perEnvelope (account: AwsAccount, work: Work, settings: MonitoringSettings, counted: Counted): Promise<IngestResult> {
+    const { index, item, envelope, ev, claimId } = work
+    const base = { index, item, envelope_id: envelope.id, error: null }
+    let claim = await repo.claimEnvelope(account.account_id, claimId, Date.now())
     // The same envelope is being processed by another delivery: wait for its outcome.
     for (let waited = 0; claim === 'in_flight' && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
       await sleep(100)
-      claim = await repo.claimEnvelope(account.account_id, envelope.id, Date.now())
+      claim = await repo.claimEnvelope(account.account_id, claimId, Date.now())
     }
-    if (claim === 'in_flight') return rejected(index, envelope, 429, 'rate_limited', 'This envelope is being processed by another delivery; retry later.')
+    if (claim === 'in_flight') return { ...rejected(index, envelope, 429, 'rate_limited', 'This envelope is being processed by another delivery; retry later.'), item }
     if (claim === 'duplicate') {
-      return { ...base, event_id: await repo.envelopeEvent(account.account_id, envelope.id), dedup_key: ev.dedup_key, action: 'duplicate' }
+      return { ...base, event_id: await repo.envelopeEvent(account.account_id, claimId), dedup_key: ev.dedup_key, action: 'duplicate', reason: null }
     }
     try {
-      const outcome = ev.source_state === 'resolved' ? await resolution(envelope, ev, settings.retention_days, counted) : await trigger(envelope, ev, settings.retention_days, counted)
-      await repo.completeEnvelope(account.account_id, envelope.id, outcome.event_id)
+      const outcome = ev.source_state === 'resolved' ? await resolution(work, settings.retention_days, counted) : await trigger(work, settings.retention_days, counted)
+      await repo.completeEnvelope(account.account_id, claimId, outcome.event_id)
       return { ...base, ...outcome }
     } catch (err) {
       // Let EventBridge's retry of this envelope be processed, not counted as a duplicate.
-      await repo.releaseEnvelope(account.account_id, envelope.id)
+      await repo.releaseEnvelope(account.account_id, claimId)
       throw err
     }
   }
@@ -248,17 +253,17 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
    * the events it created and returns the envelopes left to the per-envelope path: those whose
    * envelope or dedup key was taken, or taken meanwhile by another delivery.
    */
-  async function createNew (account: string, candidates: Work[], settings: MonitoringSettings, counted: Counted, results: IngestResult[]): Promise<Work[]> {
+  async function createNew (account: string, candidates: Work[], settings: MonitoringSettings, counted: Counted, results: Map<Work, IngestResult>): Promise<Work[]> {
     if (!candidates.length) return []
-    const present = await repo.claimsPresent(account, candidates.map(w => w.envelope.id), candidates.map(w => w.ev.dedup_key))
-    const left = candidates.filter(w => present.envelopes.has(w.envelope.id) || present.dedupKeys.has(w.ev.dedup_key))
-    const free = candidates.filter(w => !present.envelopes.has(w.envelope.id) && !present.dedupKeys.has(w.ev.dedup_key))
-    const claimed: Array<Work & NewEvent> = []
+    const present = await repo.claimsPresent(account, candidates.map(w => w.claimId), candidates.map(w => w.ev.dedup_key))
+    const left = candidates.filter(w => present.envelopes.has(w.claimId) || present.dedupKeys.has(w.ev.dedup_key))
+    const free = candidates.filter(w => !present.envelopes.has(w.claimId) && !present.dedupKeys.has(w.ev.dedup_key))
+    const claimed: Array<Work & NewEvent & { work: Work }> = []
     let stored = false
     try {
       await eachLimit(free, NEW_EVENT_CONCURRENCY, async (w) => {
         const event = build(w.envelope, w.ev, settings.retention_days)
-        if (await repo.claimNew(event, w.envelope.id)) claimed.push({ ...w, event, envelopeId: w.envelope.id })
+        if (await repo.claimNew(event, w.claimId)) claimed.push({ ...w, event, envelopeId: w.claimId, work: w })
         else left.push(w)
       })
       // A concurrent delivery may have claimed one of these envelopes since the first read (and
@@ -266,15 +271,15 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       const seen = (await repo.claimsPresent(account, claimed.map(c => c.envelopeId), [])).envelopes
       const taken = claimed.filter(c => seen.has(c.envelopeId))
       await Promise.all(taken.map(c => repo.releaseDedup(account, c.ev.dedup_key, c.event.id)))
-      left.push(...taken)
+      left.push(...taken.map(c => c.work))
       stored = true
       // The claims date from build(): stop starting writes well before they would look stale.
       const oldest = Math.min(...claimed.map(c => Date.parse(c.event.created_at)))
       const { written, unsure, error } = await repo.storeNew(account, claimed.filter(c => !seen.has(c.envelopeId)), oldest + STALE_CLAIM_MS / 3)
       const created = (items: NewEvent[]): void => {
-        for (const c of items as Array<Work & NewEvent>) {
+        for (const c of items as Array<Work & NewEvent & { work: Work }>) {
           counted.event(null, c.event)
-          results[c.index] = { index: c.index, envelope_id: c.envelopeId, event_id: c.event.id, dedup_key: c.ev.dedup_key, action: 'created', error: null }
+          results.set(c.work, { index: c.index, item: c.item, envelope_id: c.envelope.id, event_id: c.event.id, dedup_key: c.ev.dedup_key, action: 'created', reason: null, error: null })
         }
       }
       created(written)
@@ -294,54 +299,50 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
 
   return {
     /**
-     * Ingests one EventBridge envelope for `account` (the per-envelope path). Idempotent: a
-     * repeated envelope id is a `duplicate` and changes nothing; concurrent deliveries of one
-     * envelope count once.
+     * Ingests a batch: one result per item of each envelope, in order (`index`, then `item`).
+     * New events first, through the fast path (`createNew`); then everything else envelope by
+     * envelope: events with the same dedup key in their order, different ones concurrently, a
+     * few at a time. Same results as envelope by envelope. Idempotent: a repeated envelope id is
+     * a `duplicate` and changes nothing; concurrent deliveries of one envelope count once.
+     * `batch` entries that are already results (refused by validation) are kept as they are.
      */
-    async ingest (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, counted: Counted, adapted = adaptEnvelope(envelope, settings)): Promise<IngestResult> {
-      const checked = check(account, envelope, index, settings, adapted)
-      return 'action' in checked ? checked : perEnvelope(account, checked, settings, counted)
-    },
-
-    /**
-     * Ingests a batch. New events first, through the fast path (`createNew`); then everything
-     * else envelope by envelope: envelopes about the same thing (same dedup key) in their order,
-     * different ones concurrently, a few at a time. Same results as envelope by envelope.
-     */
-    async ingestBatch (account: AwsAccount, batch: EventBridgeEnvelope[], settings: MonitoringSettings, concurrency = BATCH_CONCURRENCY): Promise<IngestResult[]> {
-      const results: IngestResult[] = new Array(batch.length)
+    async ingestBatch (account: AwsAccount, batch: Array<EventBridgeEnvelope | IngestResult>, settings: MonitoringSettings, opts: { concurrency?: number, receivedAt?: number } = {}): Promise<IngestResult[]> {
+      const receivedAt = opts.receivedAt ?? Date.now()
+      const slots: Array<IngestResult | Work> = []
+      for (const [index, entry] of batch.entries()) {
+        if ('action' in entry) slots.push(entry)
+        else slots.push(...check(account, entry, index, settings, adaptEnvelope(entry, settings, receivedAt)))
+      }
       const candidates: Work[] = []
       const rest: Work[] = []
       const keys = new Set<string>()
       const ids = new Set<string>()
-      for (const [index, envelope] of batch.entries()) {
-        const checked = check(account, envelope, index, settings, adaptEnvelope(envelope, settings))
-        if ('action' in checked) {
-          results[index] = checked
-          continue
-        }
-        const first = !keys.has(checked.ev.dedup_key) && !ids.has(envelope.id)
-        keys.add(checked.ev.dedup_key)
-        ids.add(envelope.id)
-        ;(first && checked.ev.source_state !== 'resolved' ? candidates : rest).push(checked)
+      for (const slot of slots) {
+        if ('action' in slot) continue
+        const first = !keys.has(slot.ev.dedup_key) && !ids.has(slot.claimId)
+        keys.add(slot.ev.dedup_key)
+        ids.add(slot.claimId)
+        ;(first && slot.ev.source_state !== 'resolved' ? candidates : rest).push(slot)
       }
+      const done = new Map<Work, IngestResult>()
       const counted = stats.batch()
       try {
-        const left = await createNew(account.account_id, candidates, settings, counted, results)
+        const left = await createNew(account.account_id, candidates, settings, counted, done)
+        const order = new Map(slots.map((slot, i) => [slot, i]))
         const groups = new Map<string, Work[]>()
-        for (const w of [...left, ...rest].sort((a, b) => a.index - b.index)) {
+        for (const w of [...left, ...rest].sort((a, b) => order.get(a)! - order.get(b)!)) {
           const group = groups.get(w.ev.dedup_key) ?? []
           group.push(w)
           groups.set(w.ev.dedup_key, group)
         }
-        await eachLimit([...groups.values()], concurrency, async (group) => {
-          for (const w of group) results[w.index] = await perEnvelope(account, w, settings, counted)
+        await eachLimit([...groups.values()], opts.concurrency ?? BATCH_CONCURRENCY, async (group) => {
+          for (const w of group) done.set(w, await perEnvelope(account, w, settings, counted))
         })
       } finally {
         // The counters of what was written, also when the batch failed part-way.
         await counted.flush()
       }
-      return results
+      return slots.map(slot => 'action' in slot ? slot : done.get(slot)!)
     },
 
     list (q: EventListQuery) {

@@ -63,6 +63,14 @@ const settingsModule: FastifyPluginAsyncTypebox<{ sts: ConnectionTestOptions }> 
   })
 
   app.route({
+    ...routes.getAwsAccountIngestionHealth,
+    handler: async (request) => {
+      const account = await service.getAccount(request.params.id)
+      return app.db.repos.ingestionHealth.read(account.account_id, Date.now())
+    }
+  })
+
+  app.route({
     ...routes.testAwsAccountConnection,
     handler: async (request) => service.testAccount(request.params.id)
   })
