@@ -22,7 +22,7 @@ export function serverEnv (dataDir: string, port: number, extra: Record<string, 
   const env: NodeJS.ProcessEnv = { ...process.env }
   // Nothing of the caller's deployment settings leaks into the measurement.
   for (const key of Object.keys(env)) {
-    if (/^(DYNAMODB_ENDPOINT|REDIS_URL|JWT_SECRET|TABLE_PREFIX|CORS_ORIGINS|TRUST_PROXY|NODE_ENV|ARGON2_|LOCKOUT_|RATE_LIMIT_|AUTH_RATE_LIMIT_)/.test(key)) delete env[key]
+    if (/^(DYNAMODB_ENDPOINT|REDIS_URL|JWT_SECRET|TABLE_PREFIX|CORS_ORIGINS|TRUST_PROXY|NODE_ENV|ARGON2_|LOCKOUT_|RATE_LIMIT_|AUTH_RATE_LIMIT_|INGEST_)/.test(key)) delete env[key]
   }
   return {
     ...env,
@@ -34,6 +34,7 @@ export function serverEnv (dataDir: string, port: number, extra: Record<string, 
     LOG_LEVEL: 'warn',
     RATE_LIMIT_MAX: '100000000',
     AUTH_RATE_LIMIT_MAX: '100000000',
+    INGEST_RATE_LIMIT_MAX: '100000000',
     LOCKOUT_THRESHOLD: '100',
     ...extra
   }
