@@ -37,6 +37,29 @@ export type App = FastifyInstance
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
+/** A 400 `validation_failed` from a body parser. */
+const clientError = (message: string): Error => Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_VALIDATION', validation: [{ instancePath: '', message }], validationContext: 'body' })
+
+/** An unpaired UTF-16 surrogate: `u` mode matches a lone surrogate only, never half of a pair. */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** True when any string (key or value) in a parsed JSON value is not well-formed Unicode. */
+function hasLoneSurrogate (value: unknown): boolean {
+  const stack = [value]
+  while (stack.length) {
+    const v = stack.pop()
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return true
+    } else if (v && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        if (LONE_SURROGATE.test(k)) return true
+        stack.push(child)
+      }
+    }
+  }
+  return false
+}
+
 /** The one place that creates the Fastify instance and registers everything. */
 export async function buildApp (config: Config, opts: AppOptions): Promise<App> {
   const app = Fastify({
@@ -81,11 +104,19 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   })
 
   // JSON only; an empty body counts as no body (then the schema decides), anything else is 415.
+  // A JSON `null` is not "no body": every request body of the API is an object, so it is a 400.
+  // Text with an unpaired UTF-16 surrogate (valid JSON escapes, not valid Unicode) is refused
+  // too: it could not be stored as UTF-8 and would compare equal to other broken text.
   app.removeContentTypeParser(['text/plain'])
   const defaultJson = app.getDefaultJsonParser('error', 'error')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined)
-    defaultJson(request, body as string, done)
+    defaultJson(request, body as string, (err, parsed) => {
+      if (err) return done(err, undefined)
+      if (parsed === null) return done(clientError('The body must be a JSON object, not null; send no body to leave it out.'), undefined)
+      if (hasLoneSurrogate(parsed)) return done(clientError('The body contains text that is not well-formed Unicode (an unpaired surrogate).'), undefined)
+      done(null, parsed)
+    })
   })
 
   await app.register(errorsPlugin)
@@ -126,7 +157,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
 
   await app.register(healthModule)
   await app.register(authModule, { config })
-  await app.register(usersModule)
+  await app.register(usersModule, { config })
   await app.register(tasksModule)
   await app.register(eventsModule)
   await app.register(dashboardModule)

@@ -178,6 +178,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     updateTask: async (op) => ({ headers: bearer(admin), path: { id: await newTask() }, body: example(op) }),
     deleteTask: async () => { const id = await newTask(); return { headers: bearer(admin), path: { id }, after: async () => { t.equal((await json('GET', `/api/tasks/${id}`, admin)).status, 404, 'after DELETE the task is 404') } } },
     listTaskComments: async () => ({ headers: bearer(member.token), path: { id: await newTask() } }),
+    listTaskStatusHistory: async () => ({ headers: bearer(member.token), path: { id: await newTask() } }),
     addTaskComment: async (op) => { const id = await newTask(); return { headers: bearer(member.token), path: { id }, body: example(op), after: async (_r, j) => { t.ok((await json('GET', `/api/tasks/${id}/comments`, admin)).body.items.some((c: { id: string }) => c.id === j.id), 'the comment is listed right after POST') } } },
     updateTaskStatus: async (op) => ({ headers: bearer(admin), path: { id: await newTask('in_progress') }, body: example(op) }),
     getDashboardOverview: async () => ({ headers: bearer(member.token) }),

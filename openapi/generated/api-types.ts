@@ -59,7 +59,7 @@ export interface paths {
         put?: never;
         /**
          * Log out
-         * @description Revokes the presented access token and, when `refresh_token` is given and belongs to the caller, that refresh token's session (its token family). Afterwards they are rejected with `401 token_revoked`; other sessions live on. A refresh token that is not the caller's is ignored. The body is optional (absent, empty or `{}`).
+         * @description Revokes the presented access token and, when `refresh_token` is given and belongs to the caller, that refresh token's session (its token family). Afterwards they are rejected with `401 token_revoked`; other sessions live on. A refresh token that is not the caller's is ignored. The body is optional (absent, empty or `{}`); a JSON `null` is not an absent body, and is refused with `400`.
          */
         post: operations["logout"];
         delete?: never;
@@ -125,7 +125,7 @@ export interface paths {
         put?: never;
         /**
          * Create a user
-         * @description Without `password`, a temporary password is generated, returned once as `temporary_password`, and `must_change_password` is set: until the user changes it, every operation except `getMe`, `changePassword` and `logout` answers `403 password_change_required`. With `password` (checked against the password policy: `400 password_policy`), the user logs in with it and `must_change_password` is `false`.
+         * @description Without `password`, a temporary password is generated, returned once as `temporary_password`, and `must_change_password` is set: until the user changes it, every operation except `getMe`, `changePassword` and `logout` answers `403 password_change_required`. The temporary password expires after 72 hours (`TEMP_PASSWORD_TTL_HOURS`): then logging in with it is `401 invalid_credentials`, as for a wrong password, and an admin resets it again. With `password` (checked against the password policy: `400 password_policy`), the user logs in with it and `must_change_password` is `false`.
          *
          *     E-mail addresses are unique, compared case-insensitively: `409 email_taken` otherwise (deactivated users included).
          */
@@ -177,7 +177,7 @@ export interface paths {
         put?: never;
         /**
          * Reset a user's password
-         * @description Generates a temporary password, returned once, sets `must_change_password`, and ends every session of the user (`401 token_revoked`). No request body.
+         * @description Generates a temporary password, returned once, sets `must_change_password`, and ends every session of the user (`401 token_revoked`). The temporary password expires after 72 hours (`TEMP_PASSWORD_TTL_HOURS`). No request body.
          */
         post: operations["resetUserPassword"];
         delete?: never;
@@ -195,7 +195,7 @@ export interface paths {
         };
         /**
          * List events
-         * @description Events that are not deleted, newest first by the timestamp named by `time_field`. `from` is inclusive and `to` exclusive; `from` after `to` is `400`.
+         * @description Events that are not deleted, newest first by the timestamp named by `time_field`. `from` is inclusive and `to` exclusive; `from` after `to` is `400`. Items carry every field except `raw` (see `getEvent`), so a page stays small whatever AWS sent: at most `limit` items and 1 MiB of JSON.
          */
         get: operations["listEvents"];
         put?: never;
@@ -275,7 +275,7 @@ export interface paths {
         put?: never;
         /**
          * Create a task from an event
-         * @description Creates a task linked to the event (`event_id`), created by the caller. The body is optional: `title` defaults to the event title, `description` to the event description, `priority` to the event severity (`critical`/`high`/`medium`/`low` alike, `info` → `low`). The event gets `task_id` and, when `open`, becomes `acknowledged`.
+         * @description Creates a task linked to the event (`event_id`), created by the caller. The body is optional (absent, empty or `{}`; a JSON `null` is `400`): `title` defaults to the event title, `description` to the event description, `priority` to the event severity (`critical`/`high`/`medium`/`low` alike, `info` → `low`). The event gets `task_id` and, when `open`, becomes `acknowledged`.
          *
          *     An event has at most one task: `409 event_has_task` with `task_id` naming the existing one. `assigned_to` must be an active user (`400 invalid_assignee`).
          */
@@ -338,6 +338,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the status changes of a task
+         * @description Every status change of the task, oldest first (the task itself carries only its 20 most recent changes, in `status_history`). Soft-deleted tasks are `404`.
+         */
+        get: operations["listTaskStatusHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/comments": {
         parameters: {
             query?: never;
@@ -372,7 +392,7 @@ export interface paths {
         get?: never;
         /**
          * Change the status of a task
-         * @description Moves the task along the transition table (`open` → `in_progress` → `closed`, `in_progress` → `open`, `closed` → `open`); any other move is `409 invalid_transition`. Records `{ from, to, changed_by, changed_at, comment }` in the status history; closing sets `closed_at`, reopening clears it. Allowed to admins, managers, the creator and the assignee.
+         * @description Moves the task along the transition table (`open` → `in_progress` → `closed`, `open` → `closed` to close a false positive or a duplicate directly, `in_progress` → `open`, `closed` → `open`); any other move is `409 invalid_transition`. Records `{ from, to, changed_by, changed_at, comment }` in the status history (the task keeps its 20 most recent changes; `GET /api/tasks/{id}/history` pages through all of them); closing sets `closed_at`, reopening clears it. Allowed to admins, managers, the creator and the assignee.
          */
         put: operations["updateTaskStatus"];
         post?: never;
@@ -669,7 +689,7 @@ export interface components {
          */
         SourceState: "active" | "resolved" | "pending";
         /**
-         * @description Task status. Allowed transitions: `open` → `in_progress`, `in_progress` → `closed`, `in_progress` → `open`, `closed` → `open` (reopen). Any other move (including to the same status) is `409 invalid_transition`.
+         * @description Task status. Allowed transitions: `open` → `in_progress`, `open` → `closed` (a false positive or a duplicate), `in_progress` → `closed`, `in_progress` → `open`, `closed` → `open` (reopen). Any other move (including to the same status) is `409 invalid_transition`.
          * @enum {string}
          */
         TaskStatus: "open" | "in_progress" | "closed";
@@ -824,7 +844,7 @@ export interface components {
              * @description E-mail address (unique, compared case-insensitively).
              */
             email: string;
-            /** @description Display name. */
+            /** @description Display name; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name: string;
             role: components["schemas"]["Role"];
             /** @description Initial password (12 to 128 characters, subject to the password policy). Omit it to have a temporary password generated. */
@@ -838,7 +858,7 @@ export interface components {
         };
         /** @description Fields to change (at least one). A manager may send only `name`. */
         UpdateUserRequest: {
-            /** @description Display name. */
+            /** @description Display name; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name?: string;
             role?: components["schemas"]["Role"];
             /** @description `false` deactivates the user (like `DELETE`), `true` reactivates it. */
@@ -906,10 +926,63 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /** @description An event as lists show it: every field of `MonitoringEvent` except `raw` (the envelope, up to ~350 KB), which only `GET /api/events/{id}` returns. */
+        MonitoringEventListItem: {
+            id: components["schemas"]["Id"];
+            /** @description Deduplication key computed by the source adapter: `aws.cloudwatch` alarm ARN; `aws.guardduty` `detail.arn`; `aws.securityhub` `ProductArn` + `Id` of the finding (each finding of an envelope is its own event); `aws.health` affected account + `eventArn`. */
+            dedup_key: string;
+            source: components["schemas"]["EventSource"];
+            /** @description The EventBridge `detail-type` (e.g. `CloudWatch Alarm State Change`, `GuardDuty Finding`, `Security Hub Findings - Imported`, `AWS Health Event`). */
+            detail_type: string;
+            /** @description The AWS account the event comes from. */
+            account_id: components["schemas"]["AwsAccountNumber"];
+            /** @description The region the event comes from (the envelope `region`, e.g. `global` for AWS Health events that are not regional). */
+            region: components["schemas"]["AwsRegionToken"];
+            /** @description ARNs of the affected resources of the latest occurrence (the first 50 distinct entries of the envelope `resources`, or those the adapter finds in `detail` when the envelope lists none). */
+            resources: string[];
+            /** @description How many resources the latest occurrence listed (may exceed the 50 kept in `resources`). */
+            resource_count: number;
+            /** @description Human-readable title derived from the event. */
+            title: string;
+            /** @description Longer explanation derived from the event (alarm reason, finding description, Health event description). */
+            description: string | null;
+            severity: components["schemas"]["Severity"];
+            /** @description The severity as the source expressed it (GuardDuty score, Security Hub label, alarm `severity` tag), if any. */
+            native_severity: string | null;
+            source_state: components["schemas"]["SourceState"];
+            status: components["schemas"]["EventStatus"];
+            /** @description How many occurrences were merged into this event. */
+            occurrence_count: number;
+            /**
+             * Format: date-time
+             * @description The EventBridge `time` of the first occurrence.
+             */
+            occurred_at: string;
+            /**
+             * Format: date-time
+             * @description The EventBridge `time` of the latest occurrence.
+             */
+            last_seen_at: string;
+            /**
+             * Format: date-time
+             * @description When the source reported the condition resolved; `null` while it is not.
+             */
+            resolved_at: string | null;
+            /** @description The task created from this event, if any. */
+            task_id: components["schemas"]["Id"] | null;
+            /** @description Key/value labels extracted from the event (e.g. alarm tags, finding type). Keys are 1 to 128 characters. */
+            labels: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
         /** @description A page of events. */
         MonitoringEventList: {
-            /** @description The page of items (at most `limit`). */
-            items: components["schemas"]["MonitoringEvent"][];
+            /** @description The page of items: at most `limit`, and no more than 1 MiB of JSON together (a page cut short by that bound still has a `next_cursor`). */
+            items: components["schemas"]["MonitoringEventListItem"][];
             /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
             next_cursor: string | null;
         };
@@ -1148,7 +1221,7 @@ export interface components {
             comments: components["schemas"]["TaskComment"][];
             /** @description Cursor of the next page of comments for `GET /api/tasks/{id}/comments`; `null` when `comments` holds them all. */
             comments_next_cursor: string | null;
-            /** @description The most recent 100 status changes, in chronological order (oldest first). */
+            /** @description The most recent 20 status changes, in chronological order (oldest first). The whole history, in pages: `GET /api/tasks/{id}/history`. */
             status_history: components["schemas"]["StatusHistoryEntry"][];
         };
         /** @description A page of tasks. */
@@ -1173,6 +1246,13 @@ export interface components {
         TaskCommentList: {
             /** @description The page of items (at most `limit`). */
             items: components["schemas"]["TaskComment"][];
+            /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description A page of a task's status changes, oldest first. */
+        StatusHistoryList: {
+            /** @description The page of items (at most `limit`). */
+            items: components["schemas"]["StatusHistoryEntry"][];
             /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
             next_cursor: string | null;
         };
@@ -1373,7 +1453,7 @@ export interface components {
         /** @description A new monitored AWS account. */
         CreateAwsAccountRequest: {
             account_id: components["schemas"]["AwsAccountNumber"];
-            /** @description Display name of the AWS account. */
+            /** @description Display name of the AWS account; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name: string;
             /** @description IAM role the console assumes in the account. */
             role_arn: string;
@@ -1398,7 +1478,7 @@ export interface components {
         };
         /** @description Fields to change (at least one). `account_id` cannot change. */
         UpdateAwsAccountRequest: {
-            /** @description Display name of the AWS account. */
+            /** @description Display name of the AWS account; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name?: string;
             /** @description IAM role the console assumes in the account. */
             role_arn?: string;
@@ -2334,52 +2414,6 @@ export interface operations {
                      *             "namespace": "AWS/ApplicationELB",
                      *             "team": "platform"
                      *           },
-                     *           "raw": {
-                     *             "version": "0",
-                     *             "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-                     *             "detail-type": "CloudWatch Alarm State Change",
-                     *             "source": "aws.cloudwatch",
-                     *             "account": "123456789012",
-                     *             "time": "2026-11-25T11:55:30Z",
-                     *             "region": "eu-west-1",
-                     *             "resources": [
-                     *               "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:prod-api-5xx-rate"
-                     *             ],
-                     *             "detail": {
-                     *               "alarmName": "prod-api-5xx-rate",
-                     *               "state": {
-                     *                 "value": "ALARM",
-                     *                 "reason": "Threshold Crossed: 1 out of the last 1 datapoints [12.0 (25/11/26 11:54:00)] was greater than the threshold (5.0) (minimum 1 datapoint for OK -> ALARM transition).",
-                     *                 "reasonData": "{\"version\":\"1.0\",\"queryDate\":\"2026-11-25T11:55:30.118+0000\",\"startDate\":\"2026-11-25T11:54:00.000+0000\",\"statistic\":\"Sum\",\"period\":60,\"recentDatapoints\":[12.0],\"threshold\":5.0,\"evaluatedDatapoints\":[{\"timestamp\":\"2026-11-25T11:54:00.000+0000\",\"sampleCount\":1.0,\"value\":12.0}]}",
-                     *                 "timestamp": "2026-11-25T11:55:30.123+0000"
-                     *               },
-                     *               "previousState": {
-                     *                 "value": "OK",
-                     *                 "reason": "Threshold Crossed: 1 out of the last 1 datapoints [0.0 (25/11/26 11:50:00)] was not greater than the threshold (5.0) (minimum 1 datapoint for ALARM -> OK transition).",
-                     *                 "timestamp": "2026-11-25T11:51:30.098+0000"
-                     *               },
-                     *               "configuration": {
-                     *                 "description": "HTTP 5xx responses of the production API load balancer",
-                     *                 "metrics": [
-                     *                   {
-                     *                     "id": "m1",
-                     *                     "metricStat": {
-                     *                       "metric": {
-                     *                         "namespace": "AWS/ApplicationELB",
-                     *                         "name": "HTTPCode_Target_5XX_Count",
-                     *                         "dimensions": {
-                     *                           "LoadBalancer": "app/prod-api/50dc6c495c0c9188"
-                     *                         }
-                     *                       },
-                     *                       "period": 60,
-                     *                       "stat": "Sum"
-                     *                     },
-                     *                     "returnData": true
-                     *                   }
-                     *                 ]
-                     *               }
-                     *             }
-                     *           },
                      *           "created_at": "2026-11-25T10:12:31.204Z",
                      *           "updated_at": "2026-11-25T11:55:31.087Z"
                      *         },
@@ -2405,26 +2439,6 @@ export interface operations {
                      *           "task_id": "01JDQ8M2P6R0T3W7Y1B5D9G2HJ",
                      *           "labels": {
                      *             "finding_type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS"
-                     *           },
-                     *           "raw": {
-                     *             "version": "0",
-                     *             "id": "9f1c7e52-2b0d-4c55-8a61-3f1d2e0b7a44",
-                     *             "detail-type": "GuardDuty Finding",
-                     *             "source": "aws.guardduty",
-                     *             "account": "210987654321",
-                     *             "time": "2026-11-25T09:41:07Z",
-                     *             "region": "us-east-1",
-                     *             "resources": [],
-                     *             "detail": {
-                     *               "schemaVersion": "2.0",
-                     *               "accountId": "210987654321",
-                     *               "region": "us-east-1",
-                     *               "id": "7ac0bbd2e4a1f3c5d6e7f8091a2b3c4d",
-                     *               "arn": "arn:aws:guardduty:us-east-1:210987654321:detector/12abc34d567e8fa901bc2d34e56789f0/finding/7ac0bbd2e4a1f3c5d6e7f8091a2b3c4d",
-                     *               "type": "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
-                     *               "severity": 8,
-                     *               "title": "Credentials for instance role used from an external IP address."
-                     *             }
                      *           },
                      *           "created_at": "2026-11-25T09:41:08.311Z",
                      *           "updated_at": "2026-11-25T10:02:44.950Z"
@@ -3085,6 +3099,62 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listTaskStatusHistory: {
+        parameters: {
+            query?: {
+                /** @description Maximum number of items in the page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque cursor from the `next_cursor` of the previous page (with the same filters). A malformed or tampered cursor is `400 invalid_cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of status changes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "from": "open",
+                     *           "to": "in_progress",
+                     *           "changed_by": "01JC4D9T3N6Q1W4X7A0B3E6FGH",
+                     *           "changed_at": "2026-11-25T10:15:40.902Z",
+                     *           "comment": "Looking into it."
+                     *         },
+                     *         {
+                     *           "from": "in_progress",
+                     *           "to": "closed",
+                     *           "changed_by": "01JC4D9T3N6Q1W4X7A0B3E6FGH",
+                     *           "changed_at": "2026-11-25T11:02:13.377Z",
+                     *           "comment": null
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["StatusHistoryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

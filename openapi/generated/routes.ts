@@ -133,6 +133,12 @@ export const routes = {
     schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "deleteTask", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
   },
+  listTaskStatusHistory: {
+    method: "GET" as const,
+    url: "/api/tasks/:id/history",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })) }, { additionalProperties: false }), response: { "200": S.StatusHistoryList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "listTaskStatusHistory", policy: {"kind":"roles","roles":["admin","manager","user"]} as RoutePolicy }
+  },
   listTaskComments: {
     method: "GET" as const,
     url: "/api/tasks/:id/comments",
@@ -261,6 +267,7 @@ export const pathMethods: Record<string, string[]> = {
   "/api/events/:id/create-task": ["POST"],
   "/api/tasks": ["GET","POST"],
   "/api/tasks/:id": ["GET","PUT","DELETE"],
+  "/api/tasks/:id/history": ["GET"],
   "/api/tasks/:id/comments": ["GET","POST"],
   "/api/tasks/:id/status": ["PUT"],
   "/api/dashboard/overview": ["GET"],

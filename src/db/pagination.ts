@@ -58,16 +58,33 @@ Promise<{ items: T[], lastKey: Record<string, unknown> | undefined }>
  * short; further rounds fill the page, bounded so that a very selective filter costs a few
  * reads and returns a short page with a cursor rather than walking the whole index.
  */
-export async function readPage<T> (codec: CursorCodec, query: unknown, limit: number, cursor: string | undefined, round: QueryRound<T>, maxRounds = 5): Promise<Page<T>> {
+export async function readPage<T> (codec: CursorCodec, query: unknown, limit: number, cursor: string | undefined, round: QueryRound<T>, maxRounds = 5, bound?: PageBound<T>): Promise<Page<T>> {
   let startKey = cursor ? codec.decode(cursor, query) : undefined
   const items: T[] = []
+  let bytes = 0
   for (let i = 0; i < maxRounds && items.length < limit; i++) {
     const res = await round(limit - items.length, startKey)
-    items.push(...res.items)
     startKey = res.lastKey
+    for (const item of res.items) {
+      const size = bound ? bound.sizeOf(item) : 0
+      // A page ends before the item that would take it past the bound (never empty).
+      if (bound && items.length > 0 && bytes + size > bound.maxBytes) {
+        return { items, next_cursor: codec.encode(bound.keyOf(items[items.length - 1]!), query) }
+      }
+      items.push(item)
+      bytes += size
+    }
     if (!startKey) break
   }
   return { items, next_cursor: startKey ? codec.encode(startKey, query) : null }
+}
+
+/** A page's size bound: it ends before the item that would take it past `maxBytes`, and continues after `keyOf` the last item. */
+export interface PageBound<T> {
+  maxBytes: number
+  sizeOf: (item: T) => number
+  /** The key to continue after `item` (what DynamoDB's LastEvaluatedKey would be). */
+  keyOf: (item: T) => Record<string, unknown>
 }
 
 /** Maintenance only (recounts, exports): every item of a table, page by page. Never on a request path. */

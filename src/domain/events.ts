@@ -1,4 +1,4 @@
-import type { MonitoringEvent as MonitoringEventDto, MonitoringEventSummary } from '../../openapi/generated/schemas.js'
+import type { MonitoringEvent as MonitoringEventDto, MonitoringEventListItem, MonitoringEventSummary } from '../../openapi/generated/schemas.js'
 import { severityRank, type Severity } from './monitoring-settings.js'
 
 /** An event as stored: the public fields plus concurrency and deletion marks. */
@@ -11,6 +11,9 @@ export interface MonitoringEvent extends MonitoringEventDto {
 }
 
 export type EventStatus = MonitoringEventDto['status']
+
+/** An event as lists read it: everything but `raw` (the envelope, up to ~350 KB). */
+export type ListedEvent = Omit<MonitoringEvent, 'raw'>
 
 /**
  * A new occurrence of an unresolved event: the latest severity wins, and a rise in
@@ -38,7 +41,7 @@ export const retentionEnd = (writtenAtMs: number, retentionDays: number): number
 
 export const isExpired = (e: Pick<MonitoringEvent, 'ttl'>, nowMs = Date.now()): boolean => e.ttl * 1000 <= nowMs
 
-export const toEventDto = (e: MonitoringEvent): MonitoringEventDto => ({
+export const toEventListItem = (e: ListedEvent): MonitoringEventListItem => ({
   id: e.id,
   dedup_key: e.dedup_key,
   source: e.source,
@@ -59,12 +62,13 @@ export const toEventDto = (e: MonitoringEvent): MonitoringEventDto => ({
   resolved_at: e.resolved_at,
   task_id: e.task_id,
   labels: e.labels,
-  raw: e.raw,
   created_at: e.created_at,
   updated_at: e.updated_at
 })
 
-export const toEventSummary = (e: MonitoringEvent): MonitoringEventSummary => ({
+export const toEventDto = (e: MonitoringEvent): MonitoringEventDto => ({ ...toEventListItem(e), raw: e.raw })
+
+export const toEventSummary = (e: ListedEvent): MonitoringEventSummary => ({
   id: e.id,
   title: e.title,
   severity: e.severity,

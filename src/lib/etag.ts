@@ -12,7 +12,8 @@ export function versionFromIfMatch (header: string | undefined): number | undefi
   const value = header.trim()
   if (value === '*') return undefined
   // If-Match uses the strong comparison (RFC 9110): a weak ETag never matches.
-  const match = /^"v(\d{1,10})"$/.exec(value)
+  // Exactly the form we issue: no leading zeros (`"v03"` is not `"v3"`).
+  const match = /^"v([1-9]\d{0,9})"$/.exec(value)
   if (!match?.[1]) throw new DomainError('precondition_failed', 'If-Match does not match the current ETag of the resource.')
   return Number(match[1])
 }

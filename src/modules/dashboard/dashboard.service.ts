@@ -1,5 +1,5 @@
 import { count, counterKey } from '../../domain/stats.js'
-import { toEventSummary, type MonitoringEvent } from '../../domain/events.js'
+import { toEventSummary, type ListedEvent } from '../../domain/events.js'
 import type { Actor } from '../../domain/users.js'
 import type { Counters, StatsRepository } from './stats.repository.js'
 
@@ -22,7 +22,7 @@ const mean = (c: Counters, name: string): number | null => {
  * The dashboard reads counters (a few items, fetched together) and, for `recent`, one index
  * query with a small limit: its cost does not grow with the number of events or tasks.
  */
-export function createDashboardService (stats: StatsRepository, recentEvents: (limit: number) => Promise<MonitoringEvent[]>) {
+export function createDashboardService (stats: StatsRepository, recentEvents: (limit: number) => Promise<ListedEvent[]>) {
   const staff = (actor: Actor): boolean => actor.role === 'admin' || actor.role === 'manager'
   const eventsSummary = (c: Counters) => ({ total: count(c, 'total'), open: count(c, counterKey('status', 'open')) + count(c, counterKey('status', 'acknowledged')), by_severity: by(c, 'severity', SEVERITIES) })
   const usersStats = (c: Counters) => ({ total: count(c, 'total'), active: count(c, 'active'), by_role: by(c, 'role', ROLES) })

@@ -4,7 +4,7 @@ import type { AttributeValue, DynamoDB, WriteRequest } from '@aws-sdk/client-dyn
 import dynamoose from 'dynamoose'
 import type { Condition } from 'dynamoose/dist/Condition.js'
 import { DomainError } from '../../domain/errors.js'
-import { isExpired, type EventStatus, type MonitoringEvent } from '../../domain/events.js'
+import { isExpired, type EventStatus, type ListedEvent, type MonitoringEvent } from '../../domain/events.js'
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
@@ -64,7 +64,16 @@ export interface NewEvent {
 const dedupClaim = (account: string, dedupKey: string): string => `dedup#${account}#${createHash('sha256').update(dedupKey).digest('hex')}`
 const envelopeClaim = (account: string, id: string): string => `envelope#${account}#${id}`
 
-export const toEvent = (item: EventItem): MonitoringEvent => ({
+/** Every stored attribute but `raw`: lists never read the envelope (up to ~350 KB an item). */
+const LISTED_ATTRIBUTES = ['id', 'entity', 'dedup_key', 'source', 'detail_type', 'account_id', 'region', 'resources', 'resource_count', 'title', 'description',
+  'severity', 'native_severity', 'source_state', 'status', 'occurrence_count', 'occurred_at', 'last_seen_at', 'occurred_sk', 'seen_sk', 'resolved_at',
+  'task_id', 'labels', 'version', 'ttl', 'created_at', 'updated_at', 'deleted_at', 'deleted_by'] as const
+/** A page of a list carries at most this much JSON (the spec's bound). */
+const LIST_PAGE_BYTES = 1024 * 1024
+
+export const toEvent = (item: EventItem): MonitoringEvent => ({ ...toListedEvent(item), raw: JSON.parse(item.raw) as Record<string, unknown> })
+
+const toListedEvent = (item: Omit<EventItem, 'raw'>): ListedEvent => ({
   id: item.id,
   dedup_key: item.dedup_key,
   source: item.source as MonitoringEvent['source'],
@@ -86,7 +95,6 @@ export const toEvent = (item: EventItem): MonitoringEvent => ({
   resolved_at: item.resolved_at ?? null,
   task_id: item.task_id ?? null,
   labels: JSON.parse(item.labels) as Record<string, string>,
-  raw: JSON.parse(item.raw) as Record<string, unknown>,
   created_at: item.created_at,
   updated_at: item.updated_at,
   version: item.version,
@@ -462,7 +470,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
      * Events newest first on `time_field`. One filter picks the index (severity, source,
      * account, status, else all); from/to are key conditions on `<time>#<id>`.
      */
-    async list (q: EventListQuery): Promise<Page<MonitoringEvent>> {
+    async list (q: EventListQuery): Promise<Page<ListedEvent>> {
       const { limit, cursor, ...filters } = q
       const bySeen = q.time_field === 'last_seen_at'
       const index = bySeen
@@ -478,6 +486,7 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
                 : { name: 'entity-occurred-index', attr: 'entity', value: 'event', sk: 'occurred_sk' }
       // Key condition on the index, filters on the pages read; every name aliased (`status`, `source`, `ttl` are reserved).
       const names: Record<string, string> = { '#k': index.attr, '#deleted': 'deleted_at', '#ttl': 'ttl' }
+      LISTED_ATTRIBUTES.forEach((name, i) => { names[`#p${i}`] = name })
       const values: Record<string, unknown> = { ':k': index.value }
       let keyCondition = '#k = :k'
       if (q.from || q.to) names['#sk'] = index.sk
@@ -494,24 +503,31 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
         values[`:${attr}`] = value
         filter.push(`#${attr} = :${attr}`)
       }
-      return readPage(cursors, { list: 'events', ...filters }, limit, cursor, async (n, startKey) => {
-        const res = await raw.query<EventItem>({
+      const page = await readPage(cursors, { list: 'events', ...filters }, limit, cursor, async (n, startKey) => {
+        const res = await raw.query<Omit<EventItem, 'raw'>>({
           TableName: eventsTable,
           IndexName: index.name,
           KeyConditionExpression: keyCondition,
           FilterExpression: filter.join(' AND '),
+          ProjectionExpression: LISTED_ATTRIBUTES.map((_, i) => `#p${i}`).join(', '),
           ExpressionAttributeNames: names,
           values: { ...values, ':now': Math.floor(Date.now() / 1000) },
           ScanIndexForward: false,
           Limit: n,
           startKey
         })
-        return { items: res.items.map(toEvent), lastKey: res.lastKey }
+        return { items: res.items, lastKey: res.lastKey }
+      }, undefined, {
+        maxBytes: LIST_PAGE_BYTES,
+        // What the item's JSON in the response costs, near enough (the stored JSON texts and strings).
+        sizeOf: (item) => Buffer.byteLength(JSON.stringify(item)),
+        keyOf: (item) => ({ id: item.id, [index.attr]: item[index.attr as keyof typeof item], [index.sk]: item[index.sk as keyof typeof item] })
       })
+      return { items: page.items.map(toListedEvent), next_cursor: page.next_cursor }
     },
 
     /** The most recent live events (dashboard). */
-    async recent (limit: number): Promise<MonitoringEvent[]> {
+    async recent (limit: number): Promise<ListedEvent[]> {
       const page = await this.list({ time_field: 'occurred_at', limit })
       return page.items
     }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import { EventBridgeEnvelope as EnvelopeSchema, IngestBatch as BatchSchema, type EventBridgeEnvelope, type IngestResult } from '../../../openapi/generated/schemas.js'
 import { DomainError, type ErrorCode } from '../../domain/errors.js'
-import { toEventDto } from '../../domain/events.js'
+import { toEventDto, toEventListItem } from '../../domain/events.js'
 import { toTaskDto } from '../../domain/tasks.js'
 import { etagOf } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
@@ -108,7 +108,7 @@ const eventsModule: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request) => {
       const { limit = 20, time_field: timeField = 'occurred_at', ...filters } = request.query
       const page = await service.list({ ...filters, limit, time_field: timeField })
-      return { items: page.items.map(toEventDto), next_cursor: page.next_cursor }
+      return { items: page.items.map(toEventListItem), next_cursor: page.next_cursor }
     }
   })
 
