@@ -2,11 +2,11 @@
  * Operator recovery: gives a user a new temporary password, reactivates them and lifts a
  * login lockout, e.g. when the only admin forgot their password:
  *   npm run user:reset-password -- ops@example.com
- * Prints the temporary password once; it must be changed at the next login. Every existing
- * session of the user ends.
+ * Prints the temporary password once (valid TEMP_PASSWORD_TTL_HOURS); it must be changed at the
+ * next login. Every existing session of the user ends. Also recomputes the set of active admins
+ * (the last-admin guard) from the users, and says when no admin is active (then run seed:admin).
  */
-import { normalizeEmail } from '../src/domain/users.js'
-import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
+import { resetPasswordByEmail } from '../src/modules/users/recovery.js'
 import { withApp } from './lib/with-app.js'
 
 const email = process.argv[2]
@@ -15,20 +15,20 @@ if (!email) {
   process.exit(2)
 }
 
-await withApp(async (app) => {
-  const { users, auth } = app.db.repos
-  const user = await users.getByEmail(normalizeEmail(email))
-  if (!user) {
+await withApp(async (app, config) => {
+  const result = await resetPasswordByEmail({
+    users: app.db.repos.users,
+    passwords: app.passwords,
+    stats: app.stats,
+    unlock: e => app.db.repos.auth.unlock(e),
+    temporaryPasswordTtlHours: config.temporaryPasswordTtlHours
+  }, email)
+  if (!result) {
     console.error(`No user with the e-mail ${email}.`)
     process.exitCode = 1
     return
   }
-  const temporary = generateTemporaryPassword()
-  await users.update(user.id, { password_hash: await app.passwords.hash(temporary), must_change_password: true, bumpSession: true })
-  if (!user.is_active) {
-    await users.update(user.id, { is_active: true })
-    if (user.role === 'admin') await users.addActiveAdmin(user.id)
-  }
-  await auth.unlock(user.email)
-  console.log(`Reset ${user.email} (${user.role}).\nTemporary password: ${temporary}\n(shown once; it must be changed at the next login)`)
+  const { user, temporaryPassword, activeAdmins } = result
+  console.log(`Reset ${user.email} (${user.role}).\nTemporary password: ${temporaryPassword}\n(shown once; valid ${config.temporaryPasswordTtlHours} h; it must be changed at the next login)`)
+  if (activeAdmins === 0) console.log('No admin is active: run `npm run seed:admin` (ADMIN_EMAIL) to make one.')
 })

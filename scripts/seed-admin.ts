@@ -1,15 +1,29 @@
 /**
- * Creates the first admin on demand (the server also does this on its first start):
+ * Makes sure an admin can log in, from any state of the database:
  *   ADMIN_EMAIL=ops@example.com ADMIN_PASSWORD='…' npm run seed:admin
- * Without ADMIN_PASSWORD a password is generated and printed once. Does nothing when an
- * admin already exists.
+ * First recomputes the set of active admins (the last-admin guard) from the users. If no admin
+ * is active then, the user with ADMIN_EMAIL becomes an active admin again (reactivated,
+ * promoted, its sessions ended, its lockout lifted) or is created, with ADMIN_PASSWORD or a
+ * temporary password printed once (valid TEMP_PASSWORD_TTL_HOURS; to be changed at first login).
+ * Otherwise it changes no user.
  */
-import { ensureFirstAdmin } from '../src/modules/users/first-admin.js'
+import { seedAdmin } from '../src/modules/users/recovery.js'
 import { withApp } from './lib/with-app.js'
 
 await withApp(async (app, config) => {
-  const result = await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin, app.stats)
-  if (!result.created) console.log('An admin already exists; nothing to do.')
-  else if (result.generatedPassword) console.log(`Created admin ${result.email}\nTemporary password: ${result.generatedPassword}\n(shown once; it must be changed at first login)`)
-  else console.log(`Created admin ${result.email} with the password from ADMIN_PASSWORD.`)
+  const result = await seedAdmin({
+    users: app.db.repos.users,
+    passwords: app.passwords,
+    stats: app.stats,
+    unlock: email => app.db.repos.auth.unlock(email),
+    temporaryPasswordTtlHours: config.temporaryPasswordTtlHours
+  }, config.admin)
+  const what = result.created ? 'Created admin' : result.restored ? 'No admin was active: made this user an active admin again:' : undefined
+  if (!what) {
+    console.log(`An active admin already exists (${result.activeAdmins} active); the set of active admins is repaired. Nothing else to do.`)
+  } else if (result.generatedPassword) {
+    console.log(`${what} ${result.email}\nTemporary password: ${result.generatedPassword}\n(shown once; valid ${config.temporaryPasswordTtlHours} h; it must be changed at first login)`)
+  } else {
+    console.log(`${what} ${result.email} with the password from ADMIN_PASSWORD.`)
+  }
 })

@@ -36,7 +36,8 @@ export const EnvSchema = Type.Object({
   AWS_STS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
   TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
-  AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 })
+  AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 }),
+  TEMP_PASSWORD_TTL_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -74,6 +75,8 @@ export interface Config {
    * (one process per data directory: the write drops this process's own cached copy).
    */
   authCache: { ttlMs: number, settleMs: number }
+  /** Lifetime of a temporary password (new user without a password, reset), in hours. */
+  temporaryPasswordTtlHours: number
 }
 
 export class ConfigError extends Error {
@@ -121,7 +124,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     stsEndpoint: e.AWS_STS_ENDPOINT,
     redisUrl: e.REDIS_URL,
-    authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 }
+    authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 },
+    temporaryPasswordTtlHours: e.TEMP_PASSWORD_TTL_HOURS
   }
 }
 

@@ -8,7 +8,7 @@ import { MODEL_OPTIONS } from './model-options.js'
  * | item                      | purpose                                                   |
  * | ------------------------- | --------------------------------------------------------- |
  * | `email#<email>`           | uniqueness claim: conditional put; `ref` = the user id     |
- * | `admins#active`           | the set of active admin ids and its size (`ids`, `n`): the last-admin guard |
+ * | `admins#active`           | the last-admin guard: active admin ids (`ids`), the admin epoch last heard of per user (`v#<id>`), `rev` (users.repository.ts) |
  * | `awsaccount#<number>`     | uniqueness claim of a monitored AWS account number        |
  * | `apikey#<sha256>`         | ingestion API key → AWS account record id                 |
  * | `settings#monitoring`     | the monitoring settings (`data` JSON, `version`)          |

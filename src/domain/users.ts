@@ -17,6 +17,18 @@ export interface User {
   created_at: string
   updated_at: string
   last_login_at: string | null
+  /**
+   * When the current password is a temporary one (issued at creation without a password, or
+   * by a reset): the moment it stops working (ISO 8601). null/absent: not temporary, or
+   * issued before temporary passwords had a lifetime. Cleared by any new password.
+   */
+  temporary_password_expires_at?: string | null
+  /**
+   * Orders the writes to the set of active admins: bumped exactly when the user joins or leaves
+   * the active admins (and advanced by the set's repair to fence off an abandoned change).
+   * Absent on items written before it existed (read as 0).
+   */
+  admin_epoch?: number
 }
 
 /** Who is acting: taken from a verified token and the current user record. */
@@ -60,6 +72,9 @@ export function assertCanDeactivateUser (actor: Actor, targetId: string): void {
   if (actor.id === targetId) throw new DomainError('forbidden', 'You cannot deactivate yourself.')
 }
 
+/** Whether the user counts toward the last-admin guard. */
+export const isActiveAdmin = (u: Pick<User, 'role' | 'is_active'>): boolean => u.role === 'admin' && u.is_active
+
 /** Whether an update takes an active admin away (so the last-admin guard must hold). */
 export const removesActiveAdmin = (before: Pick<User, 'role' | 'is_active'>, after: Pick<User, 'role' | 'is_active'>): boolean =>
   before.role === 'admin' && before.is_active && !(after.role === 'admin' && after.is_active)
@@ -67,6 +82,20 @@ export const removesActiveAdmin = (before: Pick<User, 'role' | 'is_active'>, aft
 /** Whether an update adds an active admin. */
 export const addsActiveAdmin = (before: Pick<User, 'role' | 'is_active'>, after: Pick<User, 'role' | 'is_active'>): boolean =>
   !(before.role === 'admin' && before.is_active) && after.role === 'admin' && after.is_active
+
+/** How long a temporary password works when TEMP_PASSWORD_TTL_HOURS does not say. */
+export const DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS = 72
+
+/** When a temporary password issued at `now` stops working. */
+export const temporaryPasswordExpiry = (now: number, ttlHours: number): string =>
+  new Date(now + Math.round(ttlHours * 3_600_000)).toISOString()
+
+/**
+ * Whether the user's password is a temporary one past its lifetime. Login must then answer as
+ * for a wrong password (after the same password check), until an admin resets it again.
+ */
+export const temporaryPasswordExpired = (user: Pick<User, 'temporary_password_expires_at'>, now: number | Date): boolean =>
+  user.temporary_password_expires_at != null && Date.parse(user.temporary_password_expires_at) <= +now
 
 /** The public view of a user: never the hash or session data. */
 export const toProfile = (u: User): UserProfile => ({

@@ -1,37 +1,97 @@
 import type { UsersRepository } from './users.repository.js'
-import { createUsersService } from './users.service.js'
+import { createUsersService, generateTemporaryPassword } from './users.service.js'
 import type { PasswordHasher } from '../../plugins/passwords.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
 import { DomainError } from '../../domain/errors.js'
+import { assertPasswordAcceptable } from '../../domain/password-policy.js'
+import { DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS, isActiveAdmin, normalizeEmail, temporaryPasswordExpiry, type User } from '../../domain/users.js'
 
 export interface FirstAdminResult {
+  /** A new admin user was created. */
   created: boolean
+  /** (`restore` only) the existing user with the admin e-mail was made an active admin again. */
+  restored: boolean
   email: string
   /** Only when generated: shown once, and the admin must change it at first login. */
   generatedPassword?: string
+  /** Active admins afterwards. */
+  activeAdmins: number
+}
+
+export interface FirstAdminOptions {
+  /**
+   * When no admin is active: make the user with the admin e-mail an active admin again
+   * (reactivated, promoted, with ADMIN_PASSWORD or a new temporary password; its sessions end),
+   * or create it. Without it (server start-up) an admin is only created when none exists at all.
+   */
+  restore?: boolean
+  /** Lifetime of a generated (temporary) password; TEMP_PASSWORD_TTL_HOURS. */
+  temporaryPasswordTtlHours?: number
 }
 
 /**
- * With no admin in the database, creates one from ADMIN_EMAIL / ADMIN_PASSWORD, or with a
- * generated password. Safe to run from several instances at once: the e-mail claim lets
- * exactly one create it.
+ * Repairs the set of active admins (from whatever state it is in), then, with no admin in the
+ * database, creates one from ADMIN_EMAIL / ADMIN_PASSWORD, or with a generated password; with
+ * `restore`, also when admins exist but none is active. Safe to run from several instances at
+ * once: the e-mail claim lets exactly one create it, the user's admin epoch exactly one restore it.
  */
-export async function ensureFirstAdmin (repo: UsersRepository, passwords: PasswordHasher, admin: { email: string, password: string | undefined }, stats: Pick<StatsRecorder, 'user'>): Promise<FirstAdminResult> {
-  if (await repo.hasAnyAdmin()) {
-    await repo.repairAdminSet()
-    return { created: false, email: admin.email }
+export async function ensureFirstAdmin (
+  repo: UsersRepository,
+  passwords: PasswordHasher,
+  admin: { email: string, password: string | undefined },
+  stats: Pick<StatsRecorder, 'user'>,
+  opts: FirstAdminOptions = {},
+  attempt = 1
+): Promise<FirstAdminResult> {
+  // Another instance got there first (created or restored the admin): look again, a few times.
+  const again = (err: unknown): Promise<FirstAdminResult> => {
+    if (attempt >= 5) throw err
+    return ensureFirstAdmin(repo, passwords, admin, stats, opts, attempt + 1)
   }
-  const service = createUsersService(repo, passwords, stats)
+  const email = normalizeEmail(admin.email)
+  const ttlHours = opts.temporaryPasswordTtlHours ?? DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS
+  const none = (activeAdmins: number): FirstAdminResult => ({ created: false, restored: false, email, activeAdmins })
+  const active = await repo.repairAdminSet()
+  if (active > 0) return none(active)
+  if (opts.restore) {
+    const existing = await repo.getByEmail(email)
+    if (existing) return restore(existing)
+  } else if (await repo.hasAnyAdmin()) {
+    return none(0)
+  }
+  const service = createUsersService(repo, passwords, stats, { temporaryPasswordTtlHours: ttlHours })
   try {
     const { user, temporaryPassword } = await service.create({
-      email: admin.email,
+      email,
       name: 'Administrator',
       role: 'admin',
       ...(admin.password ? { password: admin.password } : {})
     })
-    return { created: true, email: user.email, ...(temporaryPassword ? { generatedPassword: temporaryPassword } : {}) }
+    return { created: true, restored: false, email: user.email, ...(temporaryPassword ? { generatedPassword: temporaryPassword } : {}), activeAdmins: 1 }
   } catch (err) {
-    if (err instanceof DomainError && err.code === 'email_taken') return { created: false, email: admin.email }
+    if (err instanceof DomainError && err.code === 'email_taken') return opts.restore ? again(err) : none(await repo.repairAdminSet())
     throw err
+  }
+
+  async function restore (user: User): Promise<FirstAdminResult> {
+    if (isActiveAdmin(user)) return none(await repo.repairAdminSet())
+    if (admin.password) assertPasswordAcceptable(admin.password, 'ADMIN_PASSWORD', { email: user.email, name: user.name })
+    const generated = admin.password ? undefined : generateTemporaryPassword()
+    let updated: User
+    try {
+      updated = await repo.updateAccess(user, {
+        role: 'admin',
+        is_active: true,
+        password_hash: await passwords.hash(admin.password ?? generated!),
+        must_change_password: generated !== undefined,
+        temporary_password_expires_at: generated ? temporaryPasswordExpiry(Date.now(), ttlHours) : null,
+        bumpSession: true
+      })
+    } catch (err) {
+      if (err instanceof DomainError && err.code === 'conflict') return again(err)
+      throw err
+    }
+    await stats.user(user, updated)
+    return { created: false, restored: true, email: user.email, ...(generated ? { generatedPassword: generated } : {}), activeAdmins: await repo.repairAdminSet() }
   }
 }

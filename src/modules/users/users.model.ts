@@ -12,6 +12,7 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * | listAll (newest first)  | GSI `entity-id-index`: entity = 'user', id desc (ULIDs sort by time) |
  * | listByRole              | GSI `role-id-index`: role, id desc            |
  * | filters is_active/search | filter expressions (is_active; name_lc or email contains) on the pages read |
+ * | active admins           | meta item `admins#active` (see users.repository.ts), ordered by `admin_epoch` |
  */
 export interface UserItem extends Item {
   id: string
@@ -28,6 +29,10 @@ export interface UserItem extends Item {
   created_at: string
   updated_at: string
   last_login_at?: string
+  /** The end of a temporary password's lifetime (ISO 8601); absent when the password is not temporary. */
+  temporary_password_expires_at?: string
+  /** Bumped when the user joins or leaves the active admins; absent on older items (0). */
+  admin_epoch?: number
 }
 
 const schema = new dynamoose.Schema({
@@ -44,7 +49,9 @@ const schema = new dynamoose.Schema({
   name_lc: { type: String, required: true },
   created_at: { type: String, required: true },
   updated_at: { type: String, required: true },
-  last_login_at: String
+  last_login_at: String,
+  temporary_password_expires_at: String,
+  admin_epoch: Number
 })
 
 export const defineUsersModel = (prefix: string) =>

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import dynamoose from 'dynamoose'
 import type { Role } from '../../../openapi/generated/schemas.js'
 import { DomainError } from '../../domain/errors.js'
-import type { User } from '../../domain/users.js'
+import { isActiveAdmin, type User } from '../../domain/users.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
@@ -18,11 +18,46 @@ export interface UserListQuery {
   cursor?: string
 }
 
-export type UserPatch = Partial<Pick<User, 'name' | 'role' | 'is_active' | 'must_change_password' | 'password_hash' | 'last_login_at'>>
+export type UserPatch = Partial<Pick<User, 'name' | 'role' | 'is_active' | 'must_change_password' | 'password_hash' | 'last_login_at' | 'temporary_password_expires_at'>>
+/** A patch that leaves role and is_active alone; those change through `updateAccess`. */
+export type PlainPatch = Omit<UserPatch, 'role' | 'is_active'>
 
+/**
+ * The set of active admins: meta item `admins#active`, the last-admin guard. Without
+ * transactions the set and a user item are two writes; they are ordered so that the set never
+ * counts anyone who is not an active admin (it may miss one for the moment between the two
+ * writes, never the other way round), and every user's entry is versioned:
+ *
+ * - `ids`: the members; `v#<user id>`: the user's `admin_epoch` the set last heard of (kept
+ *   after the user leaves); `rev`: bumped by every write of the item (the repair's lock).
+ * - Leaving (demote, deactivate): the set first. `reserveRemoval` takes the user out and sets
+ *   `v#id = epoch + 1`, atomically refused when nobody else would remain in the set and when the
+ *   set has heard of a newer epoch. Then the user write, only at that epoch, which bumps it.
+ *   If that write is refused, the reservation is given back (`undoRemoval`).
+ * - Joining (promote, reactivate, create): the user write first (bumping the epoch), then
+ *   `addMember`, only if the set's `v#id` is older: a late or stale adder (e.g. a promotion whose
+ *   user was deactivated meanwhile) can never put back someone who has left since.
+ * - `repairAdminSet` recomputes the item from the user items, from any state.
+ */
 const ACTIVE_ADMINS = 'admins#active'
 const STALE_CLAIM_MS = 60_000
+const REPAIR_ATTEMPTS = 10
 const emailClaim = (email: string): string => `email#${email}`
+const epochKey = (id: string): string => `v#${id}`
+const epochOf = (u: Pick<User, 'admin_epoch'>): number => u.admin_epoch ?? 0
+
+/** The admin set item as stored (plus `v#<id>` numbers); `n` only on items of older versions. */
+type AdminSetItem = { pk: string, ids?: Set<string>, rev?: number, n?: number } & Record<string, unknown>
+
+interface WriteConditions {
+  /** If-Match: only at this version. */
+  expectedVersion?: number
+  /** Only while these fields still hold these values. */
+  expect?: Partial<Pick<User, 'role' | 'is_active' | 'session_version' | 'password_hash'>>
+  /** Only at this admin epoch; `bumpEpoch`: the write moves the user into or out of the active admins. */
+  epoch?: number
+  bumpEpoch?: boolean
+}
 
 const toUser = (item: UserItem): User => ({
   id: item.id,
@@ -36,7 +71,9 @@ const toUser = (item: UserItem): User => ({
   version: item.version,
   created_at: item.created_at,
   updated_at: item.updated_at,
-  last_login_at: item.last_login_at ?? null
+  last_login_at: item.last_login_at ?? null,
+  temporary_password_expires_at: item.temporary_password_expires_at ?? null,
+  admin_epoch: item.admin_epoch ?? 0
 })
 
 export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
@@ -71,6 +108,169 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
     }
   }
 
+  /**
+   * One conditional UpdateItem of the named fields (no read-modify-write); bumps `version`.
+   * null removes a field. A new password that is not given a lifetime ends the temporary one.
+   */
+  async function write (id: string, patch: UserPatch & { bumpSession?: boolean }, c: WriteConditions): Promise<User> {
+    const { bumpSession, ...fields } = patch
+    const set: Record<string, unknown> = { updated_at: new Date().toISOString() }
+    const remove = new Set<string>()
+    for (const [k, v] of Object.entries(fields)) {
+      if (v === null) remove.add(k)
+      else if (v !== undefined) set[k] = v
+    }
+    if (typeof fields.name === 'string') set.name_lc = fields.name.toLowerCase()
+    if (fields.password_hash !== undefined && fields.temporary_password_expires_at === undefined) remove.add('temporary_password_expires_at')
+    const names: Record<string, string> = { '#id': 'id' }
+    const values: Record<string, unknown> = { ':one': 1 }
+    const ref = (attr: string): string => { names[`#${attr}`] = attr; return `#${attr}` }
+    const assignments = Object.entries(set).map(([k, v]) => { values[`:${k}`] = v; return `${ref(k)} = :${k}` })
+    const counters = ['version', ...(bumpSession ? ['session_version'] : []), ...(c.bumpEpoch ? ['admin_epoch'] : [])].map(k => `${ref(k)} :one`)
+    const removals = [...remove].map(ref)
+    const conditions = ['attribute_exists(#id)']
+    if (c.expectedVersion !== undefined) {
+      values[':c_version'] = c.expectedVersion
+      conditions.push(`${ref('version')} = :c_version`)
+    }
+    for (const [k, v] of Object.entries(c.expect ?? {})) {
+      values[`:c_${k}`] = v
+      conditions.push(`${ref(k)} = :c_${k}`)
+    }
+    if (c.epoch !== undefined) {
+      values[':c_epoch'] = c.epoch
+      const epoch = ref('admin_epoch')
+      conditions.push(c.epoch === 0 ? `(attribute_not_exists(${epoch}) OR ${epoch} = :c_epoch)` : `${epoch} = :c_epoch`)
+    }
+    try {
+      const item = await raw.update<UserItem>(table, { id }, {
+        update: `SET ${assignments.join(', ')} ADD ${counters.join(', ')}${removals.length ? ` REMOVE ${removals.join(', ')}` : ''}`,
+        condition: conditions.join(' AND '),
+        names,
+        values,
+        returnValues: 'ALL_NEW'
+      })
+      // Forget, do not store: responses to two writes can arrive out of order, and a load
+      // started now sees both (an entry counts from when its load started).
+      callers.evict(id)
+      return toUser(item!)
+    } catch (err) {
+      callers.evict(id)
+      if (!isConditionFailed(err)) throw err
+      const current = await getById(id)
+      if (!current) throw new DomainError('not_found', 'User not found.')
+      if (c.expectedVersion !== undefined && current.version !== c.expectedVersion) {
+        throw new DomainError('precondition_failed', 'The user was changed by someone else (ETag mismatch).')
+      }
+      throw new DomainError('conflict', 'The user was changed concurrently; retry the request.')
+    }
+  }
+
+  /** A write that ends sessions or changes a role answers once other instances' copies expired. */
+  async function settle (patch: UserPatch & { bumpSession?: boolean }): Promise<void> {
+    const revokes = patch.bumpSession || patch.is_active === false || patch.role !== undefined
+    if (revokes && cache.settleMs > 0) await sleep(cache.settleMs)
+  }
+
+  const setNames = { '#ids': 'ids', '#rev': 'rev' }
+  const readAdminSet = (): Promise<AdminSetItem | null> => raw.get<AdminSetItem>(metaTable, { pk: ACTIVE_ADMINS })
+
+  /**
+   * Takes `id` (at admin epoch `epoch`) out of the set before the user write that makes it leave.
+   * Refused atomically when nobody else would remain in the set (`last_admin`), or when the set
+   * has heard of a newer epoch of the user (`conflict`: someone else is changing it).
+   */
+  async function reserveRemoval (id: string, epoch: number): Promise<void> {
+    try {
+      await raw.update(metaTable, { pk: ACTIVE_ADMINS }, {
+        update: 'SET #v = :next DELETE #ids :id_set ADD #rev :one',
+        condition: '(attribute_not_exists(#v) OR #v <= :epoch) AND (size(#ids) > :one OR (size(#ids) = :one AND NOT contains(#ids, :id)))',
+        names: { ...setNames, '#v': epochKey(id) },
+        values: { ':next': epoch + 1, ':epoch': epoch, ':id_set': new Set([id]), ':id': id, ':one': 1 }
+      })
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err
+      const heard = (await readAdminSet())?.[epochKey(id)]
+      if (typeof heard === 'number' && heard > epoch) throw new DomainError('conflict', 'The user\'s role or status is being changed concurrently; retry the request.')
+      throw new DomainError('last_admin', 'The last active admin can be neither deactivated nor demoted.')
+    }
+  }
+
+  /**
+   * Gives a reservation back after its user write was refused, if the user is still the active
+   * admin it was at `epoch`: nothing else can have moved it meanwhile (the reservation holds the
+   * set's entry one epoch ahead, so any other change of that epoch is refused).
+   */
+  async function undoRemoval (id: string, epoch: number): Promise<void> {
+    const user = await getById(id)
+    if (!user || !isActiveAdmin(user) || epochOf(user) !== epoch) return
+    try {
+      await raw.update(metaTable, { pk: ACTIVE_ADMINS }, {
+        update: 'SET #v = :epoch ADD #ids :id_set, #rev :one',
+        condition: '#v = :next AND NOT contains(#ids, :id)',
+        names: { ...setNames, '#v': epochKey(id) },
+        values: { ':epoch': epoch, ':next': epoch + 1, ':id_set': new Set([id]), ':id': id, ':one': 1 }
+      })
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err
+    }
+  }
+
+  /** Puts `id`, an active admin at `epoch`, into the set, unless the set has heard of that epoch or a later one. */
+  async function addMember (id: string, epoch: number): Promise<void> {
+    try {
+      await raw.update(metaTable, { pk: ACTIVE_ADMINS }, {
+        update: 'SET #v = :epoch ADD #ids :id_set, #rev :one',
+        condition: 'attribute_not_exists(#v) OR #v < :epoch',
+        names: { ...setNames, '#v': epochKey(id) },
+        values: { ':epoch': epoch, ':id_set': new Set([id]), ':one': 1 }
+      })
+    } catch (err) {
+      if (!isConditionFailed(err)) throw err
+    }
+  }
+
+  /**
+   * The repair's fence: the set holds an epoch of the user that the user item has not reached
+   * (a removal between its two writes, abandoned by a crash, or a corrupted set). Moving the user
+   * to that epoch makes any late user write of that removal fail; undefined if the user changed.
+   */
+  async function fence (user: User, epoch: number): Promise<User | undefined> {
+    try {
+      const item = await raw.update<UserItem>(table, { id: user.id }, {
+        update: 'SET #e = :to',
+        condition: epochOf(user) === 0 ? '(attribute_not_exists(#e) OR #e = :from)' : '#e = :from',
+        names: { '#e': 'admin_epoch' },
+        values: { ':to': epoch, ':from': epochOf(user) },
+        returnValues: 'ALL_NEW'
+      })
+      callers.evict(user.id)
+      return toUser(item!)
+    } catch (err) {
+      if (isConditionFailed(err)) return undefined
+      throw err
+    }
+  }
+
+  /** Ids of every user with the admin role, active or not (the role index: maintenance only). */
+  async function adminIds (): Promise<string[]> {
+    const ids: string[] = []
+    let startKey: Record<string, unknown> | undefined
+    do {
+      const res = await raw.query<UserItem>({
+        TableName: table,
+        IndexName: 'role-id-index',
+        KeyConditionExpression: '#r = :r',
+        ExpressionAttributeNames: { '#r': 'role' },
+        values: { ':r': 'admin' },
+        ...(startKey ? { startKey } : {})
+      })
+      ids.push(...res.items.map(u => u.id))
+      startKey = res.lastKey
+    } while (startKey)
+    return ids
+  }
+
   return {
     getById,
 
@@ -99,13 +299,15 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
 
     /**
      * A successful login: sets last_login_at (and an upgraded hash), only if nothing that the
-     * password check relied on has changed since (session, hash, still active); else `conflict`.
+     * password check relied on has changed since (session, hash, still active) and the password
+     * is not a temporary one past its lifetime (see `temporaryPasswordExpired`); else `conflict`.
      */
     async recordLogin (user: User, at: string, rehash?: string): Promise<User> {
       try {
         const item = await raw.update<UserItem>(table, { id: user.id }, {
           update: `SET last_login_at = :at, updated_at = :now${rehash ? ', password_hash = :rehash' : ''} ADD version :one`,
-          condition: 'attribute_exists(id) AND session_version = :sv AND password_hash = :hash AND is_active = :active',
+          condition: 'attribute_exists(id) AND session_version = :sv AND password_hash = :hash AND is_active = :active' +
+            ' AND (attribute_not_exists(temporary_password_expires_at) OR temporary_password_expires_at > :at)',
           values: {
             ':at': at,
             ':now': new Date().toISOString(),
@@ -141,56 +343,69 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
     async create (user: User): Promise<User> {
       await claimEmail(user.email, user.id, user.created_at)
       try {
-        const { last_login_at: lastLogin, ...rest } = user
-        await users.create({ ...rest, ...(lastLogin ? { last_login_at: lastLogin } : {}), entity: 'user', name_lc: user.name.toLowerCase() }, { overwrite: false })
+        const { last_login_at: lastLogin, temporary_password_expires_at: expires, ...rest } = user
+        await users.create({
+          ...rest,
+          ...(lastLogin ? { last_login_at: lastLogin } : {}),
+          ...(expires ? { temporary_password_expires_at: expires } : {}),
+          admin_epoch: epochOf(user),
+          entity: 'user',
+          name_lc: user.name.toLowerCase()
+        }, { overwrite: false })
       } catch (err) {
         await meta.delete({ pk: emailClaim(user.email) }, { condition: new dynamoose.Condition('ref').eq(user.id) }).catch(() => {})
         throw err
       }
-      if (user.role === 'admin' && user.is_active) await this.addActiveAdmin(user.id)
-      return user
+      if (isActiveAdmin(user)) await addMember(user.id, epochOf(user))
+      return { ...user, admin_epoch: epochOf(user) }
     },
 
     /**
      * Writes only the named fields (no read-modify-write), bumps `version`, and, when
      * `expectedVersion` is given, only if the stored version still matches (If-Match).
-     * `expect` adds conditions on the stored item (e.g. still an active admin).
+     * `expect` adds conditions on the stored item. Role and status change through `updateAccess`.
      */
-    async update (id: string, patch: UserPatch & { bumpSession?: boolean }, opts: { expectedVersion?: number, expect?: Partial<Pick<User, 'role' | 'is_active' | 'session_version' | 'password_hash'>> } = {}): Promise<User> {
-      const { bumpSession, ...fields } = patch
-      const set: Record<string, unknown> = { ...fields, updated_at: new Date().toISOString() }
-      const remove: string[] = []
-      if ('last_login_at' in fields && fields.last_login_at === null) {
-        delete set.last_login_at
-        remove.push('last_login_at')
-      }
-      if (fields.name !== undefined) set.name_lc = fields.name.toLowerCase()
-      let condition = new dynamoose.Condition('id').exists()
-      if (opts.expectedVersion !== undefined) condition = condition.and().where('version').eq(opts.expectedVersion)
-      for (const [k, v] of Object.entries(opts.expect ?? {})) condition = condition.and().where(k).eq(v)
+    async update (id: string, patch: PlainPatch & { bumpSession?: boolean }, opts: { expectedVersion?: number, expect?: WriteConditions['expect'] } = {}): Promise<User> {
+      // The type says so; this says it to callers that cast (the set of active admins depends on it).
+      if ('role' in patch || 'is_active' in patch) throw new TypeError('role and is_active change through updateAccess')
+      const user = await write(id, patch, { expectedVersion: opts.expectedVersion, expect: opts.expect })
+      await settle(patch)
+      return user
+    },
+
+    /**
+     * An update that may change role or is_active, decided on `before` and written only while
+     * the user is still as in `before` (role, status, admin epoch; the version with If-Match),
+     * keeping the set of active admins in step (see the set's comment above): a user who
+     * leaves the active admins leaves the set first, refused for the last one (`last_admin`);
+     * one who joins is added right after the user write.
+     */
+    async updateAccess (before: User, patch: UserPatch & { bumpSession?: boolean }, opts: { expectedVersion?: number } = {}): Promise<User> {
+      const after = { role: patch.role ?? before.role, is_active: patch.is_active ?? before.is_active }
+      const leaves = isActiveAdmin(before) && !isActiveAdmin(after)
+      const joins = !isActiveAdmin(before) && isActiveAdmin(after)
+      const epoch = epochOf(before)
+      if (leaves) await reserveRemoval(before.id, epoch)
+      let user: User
       try {
-        const updated = await users.update({ id }, {
-          $SET: set,
-          $ADD: { version: 1, ...(bumpSession ? { session_version: 1 } : {}) },
-          ...(remove.length ? { $REMOVE: remove } : {})
-        } as never, { condition, returnValues: 'ALL_NEW' })
-        const user = toUser(updated)
-        // Forget, do not store: responses to two writes can arrive out of order, and a load
-        // started now sees both (an entry counts from when its load started).
-        callers.evict(id)
-        const revokes = bumpSession || fields.is_active === false || fields.role !== undefined
-        if (revokes && cache.settleMs > 0) await sleep(cache.settleMs)
-        return user
+        user = await write(before.id, patch, {
+          expectedVersion: opts.expectedVersion,
+          expect: { role: before.role, is_active: before.is_active },
+          epoch,
+          bumpEpoch: leaves || joins
+        })
       } catch (err) {
-        callers.evict(id)
-        if (!isConditionFailed(err)) throw err
-        const current = await getById(id)
-        if (!current) throw new DomainError('not_found', 'User not found.')
-        if (opts.expectedVersion !== undefined && current.version !== opts.expectedVersion) {
-          throw new DomainError('precondition_failed', 'The user was changed by someone else (ETag mismatch).')
-        }
-        throw new DomainError('conflict', 'The user was changed concurrently; retry the request.')
+        // Refused by its condition (a DomainError): the write did not happen, give the place back.
+        // Any other failure may still have written: the set stays short of the user (the safe
+        // side) until the next repair.
+        if (leaves && err instanceof DomainError) await undoRemoval(before.id, epoch).catch(() => {})
+        throw err
       }
+      // At once, not after the settle wait. Should it fail, the set only misses an admin
+      // (the safe side) until the next repair; the user write stands.
+      if (joins) await addMember(user.id, epochOf(user)).catch(() => {})
+      await settle(patch)
+      return user
     },
 
     /** Users newest first, by role when given; is_active and search filter the pages read. */
@@ -226,53 +441,82 @@ export function createUsersRepository (users: UsersModel, meta: MetaModel, curso
       })
     },
 
-    /**
-     * Last-admin guard: the set of active admin ids, with its size kept in the same item.
-     * Taking an admin out of the set succeeds only while more than one remains, so two
-     * admins demoting each other at once can never both succeed. 'absent' means the id was
-     * not in the set (already being removed): nothing to guard.
-     */
-    async reserveAdminRemoval (id: string): Promise<'removed' | 'absent'> {
-      try {
-        await meta.update({ pk: ACTIVE_ADMINS }, { $DELETE: { ids: [id] }, $ADD: { n: -1 } } as never, {
-          condition: new dynamoose.Condition('ids').contains(id).and().where('n').gt(1)
-        })
-        return 'removed'
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err
-      }
-      const item = await meta.get({ pk: ACTIVE_ADMINS }, { consistent: true })
-      if (!item?.ids?.has(id)) return 'absent'
-      throw new DomainError('last_admin', 'The last active admin can be neither deactivated nor demoted.')
-    },
-
-    /** Puts an admin (back) into the set; idempotent. */
-    async addActiveAdmin (id: string): Promise<void> {
-      try {
-        await meta.update({ pk: ACTIVE_ADMINS }, { $ADD: { ids: [id], n: 1 } } as never, {
-          condition: new dynamoose.Condition('ids').not().contains(id)
-        })
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err
-      }
+    /** The set of active admins as stored: the members, and the admin epoch it holds per user. */
+    async adminSet (): Promise<{ ids: string[], epochs: Record<string, number> }> {
+      const item = await readAdminSet()
+      const epochs: Record<string, number> = {}
+      for (const [k, v] of Object.entries(item ?? {})) if (k.startsWith('v#') && typeof v === 'number') epochs[k.slice(2)] = v
+      return { ids: [...(item?.ids ?? [])].sort(), epochs }
     },
 
     /**
-     * Start-up repair: adds every active admin of the users table to the set (a crash between
-     * a user write and the set update can only leave an admin out, never in). Returns the count.
+     * Recomputes the set of active admins from the user items, whatever state it is in (lagging,
+     * corrupted, missing, or of an older version): every user the set names and every user with
+     * the admin role is read (consistently); members are exactly the active admins; each entry's
+     * epoch is the user's, after fencing off any removal the set is ahead of. Written in one
+     * update conditioned on the set's `rev`: a concurrent change makes it start over.
+     * Start-up, seed:admin and the operator scripts run it. Returns the number of active admins.
      */
     async repairAdminSet (): Promise<number> {
-      let lastKey: unknown
-      let n = 0
-      do {
-        let query = users.query('role').eq('admin').using('role-id-index').and().where('is_active').eq(true)
-        if (lastKey) query = query.startAt(lastKey as never)
-        const res = await query.exec()
-        for (const admin of res) await this.addActiveAdmin(admin.id)
-        n += res.length
-        lastKey = res.lastKey
-      } while (lastKey)
-      return n
+      for (let attempt = 0; attempt < REPAIR_ATTEMPTS; attempt++) {
+        const item = await readAdminSet()
+        const heard = new Map<string, number>()
+        for (const [k, v] of Object.entries(item ?? {})) if (k.startsWith('v#') && typeof v === 'number') heard.set(k.slice(2), v)
+        const candidates = new Set([...(item?.ids ?? []), ...heard.keys(), ...await adminIds()])
+        const entries = await Promise.all([...candidates].map(async id => {
+          const user = await getById(id)
+          const seen = heard.get(id)
+          if (!user || seen === undefined || seen <= epochOf(user)) return { id, user }
+          return { id, user: await fence(user, seen) ?? 'changed' as const }
+        }))
+        if (entries.some(e => e.user === 'changed')) continue
+        const names: Record<string, string> = { ...setNames }
+        const values: Record<string, unknown> = { ':rev': (item?.rev ?? 0) + 1 }
+        const assignments = ['#rev = :rev']
+        const removals: string[] = []
+        const members = entries.flatMap(e => (e.user && e.user !== 'changed' && isActiveAdmin(e.user) ? [e.id] : []))
+        if (members.length) {
+          values[':ids'] = new Set(members)
+          assignments.push('#ids = :ids')
+        } else {
+          removals.push('#ids')
+        }
+        entries.forEach((e, i) => {
+          names[`#v${i}`] = epochKey(e.id)
+          if (e.user && e.user !== 'changed') {
+            values[`:v${i}`] = epochOf(e.user)
+            assignments.push(`#v${i} = :v${i}`)
+          } else {
+            removals.push(`#v${i}`) // no such user
+          }
+        })
+        if (item && 'n' in item) {
+          names['#n'] = 'n'
+          removals.push('#n')
+        }
+        let condition: string
+        if (!item) {
+          names['#pk'] = 'pk'
+          condition = 'attribute_not_exists(#pk)'
+        } else if (item.rev === undefined) {
+          condition = 'attribute_not_exists(#rev)'
+        } else {
+          values[':prev'] = item.rev
+          condition = '#rev = :prev'
+        }
+        try {
+          await raw.update(metaTable, { pk: ACTIVE_ADMINS }, {
+            update: `SET ${assignments.join(', ')}${removals.length ? ` REMOVE ${removals.join(', ')}` : ''}`,
+            condition,
+            names,
+            values
+          })
+          return members.length
+        } catch (err) {
+          if (!isConditionFailed(err)) throw err
+        }
+      }
+      throw new DomainError('conflict', 'The set of active admins kept changing during its repair; run it again.')
     },
 
     async hasAnyAdmin (): Promise<boolean> {

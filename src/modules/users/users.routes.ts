@@ -3,10 +3,14 @@ import { routes } from '../../../openapi/generated/routes.js'
 import { toProfile } from '../../domain/users.js'
 import { noContent } from '../../lib/http.js'
 import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import type { Config } from '../../config.js'
 import { createUsersService } from './users.service.js'
 
-const usersModule: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createUsersService(app.db.repos.users, app.passwords, app.stats)
+/** `config`: TEMP_PASSWORD_TTL_HOURS (without it, the default lifetime). */
+const usersModule: FastifyPluginAsyncTypebox<{ config?: Pick<Config, 'temporaryPasswordTtlHours'> }> = async (app, opts) => {
+  const service = createUsersService(app.db.repos.users, app.passwords, app.stats, {
+    temporaryPasswordTtlHours: opts.config?.temporaryPasswordTtlHours
+  })
 
   app.route({
     ...routes.listUsers,

@@ -1,15 +1,26 @@
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { newId } from '../../lib/ids.js'
 import type { CreateUserRequest, UpdateUserRequest } from '../../../openapi/generated/schemas.js'
 import { DomainError } from '../../domain/errors.js'
 import { assertPasswordAcceptable, passwordWeakness } from '../../domain/password-policy.js'
 import {
-  addsActiveAdmin, assertCanDeactivateUser, assertCanUpdateUser, assertCanViewUser,
-  normalizeEmail, removesActiveAdmin, type Actor, type User
+  assertCanDeactivateUser, assertCanUpdateUser, assertCanViewUser, DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS,
+  normalizeEmail, temporaryPasswordExpiry, type Actor, type User
 } from '../../domain/users.js'
 import type { PasswordHasher } from '../../plugins/passwords.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
-import type { UserListQuery, UsersRepository } from './users.repository.js'
+import type { UserListQuery, UserPatch, UsersRepository } from './users.repository.js'
+
+export interface UsersServiceOptions {
+  /** Lifetime of the temporary passwords it issues (TEMP_PASSWORD_TTL_HOURS). */
+  temporaryPasswordTtlHours?: number
+  /** The clock (tests). */
+  now?: () => number
+}
+
+/** How often a DELETE waits for a concurrent change of the same user before it gives up. */
+const DEACTIVATE_ATTEMPTS = 20
 
 /** A random password that satisfies the policy, shown to the admin once. */
 export function generateTemporaryPassword (): string {
@@ -19,7 +30,10 @@ export function generateTemporaryPassword (): string {
   }
 }
 
-export function createUsersService (repo: UsersRepository, passwords: PasswordHasher, stats: Pick<StatsRecorder, 'user'>) {
+export function createUsersService (repo: UsersRepository, passwords: PasswordHasher, stats: Pick<StatsRecorder, 'user'>, opts: UsersServiceOptions = {}) {
+  const ttlHours = opts.temporaryPasswordTtlHours ?? DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS
+  const now = opts.now ?? Date.now
+
   async function load (id: string): Promise<User> {
     const user = await repo.getById(id)
     if (!user) throw new DomainError('not_found', 'User not found.')
@@ -27,24 +41,14 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
   }
 
   /**
-   * Applies an update that may take an active admin away. The admin leaves the active-admin
-   * set first (refused when it is the last one) and comes back if the write fails.
+   * An update decided on `before`. Role and status changes go through the repository's
+   * `updateAccess`, which keeps the set of active admins exact (and refuses to lose the last).
    */
-  async function guardedUpdate (before: User, patch: Parameters<UsersRepository['update']>[1], expectedVersion: number | undefined): Promise<User> {
-    const after = { role: patch.role ?? before.role, is_active: patch.is_active ?? before.is_active }
-    const removal = removesActiveAdmin(before, after) ? await repo.reserveAdminRemoval(before.id) : undefined
-    let updated: User
-    try {
-      updated = await repo.update(before.id, patch, {
-        expectedVersion,
-        // The decision above was made on `before`: write only if it still holds.
-        expect: { role: before.role, is_active: before.is_active }
-      })
-    } catch (err) {
-      if (removal === 'removed') await repo.addActiveAdmin(before.id)
-      throw err
-    }
-    if (addsActiveAdmin(before, after)) await repo.addActiveAdmin(before.id)
+  async function apply (before: User, patch: UserPatch & { bumpSession?: boolean }, expectedVersion: number | undefined): Promise<User> {
+    const { role, is_active: isActive, ...plain } = patch
+    const updated = role !== undefined || isActive !== undefined
+      ? await repo.updateAccess(before, patch, { expectedVersion })
+      : await repo.update(before.id, plain, { expectedVersion })
     await stats.user(before, updated)
     return updated
   }
@@ -65,7 +69,8 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
       if (password !== undefined) assertPasswordAcceptable(password, 'body/password', { email, name })
       const temporaryPassword = password === undefined ? generateTemporaryPassword() : undefined
       password ??= temporaryPassword as string
-      const now = new Date().toISOString()
+      const at = now()
+      const created = new Date(at).toISOString()
       const user: User = {
         id: newId(),
         email,
@@ -76,9 +81,10 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
         password_hash: await passwords.hash(password),
         session_version: 1,
         version: 1,
-        created_at: now,
-        updated_at: now,
-        last_login_at: null
+        created_at: created,
+        updated_at: created,
+        last_login_at: null,
+        temporary_password_expires_at: temporaryPassword !== undefined ? temporaryPasswordExpiry(at, ttlHours) : null
       }
       await repo.create(user)
       await stats.user(null, user)
@@ -94,7 +100,7 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
       const name = patch.name?.trim()
       if (patch.name !== undefined && !name) throw new DomainError('validation_failed', 'The name must not be blank.', { errors: [{ path: '/body/name', message: 'must not be blank' }] })
       const deactivating = patch.is_active === false && before.is_active
-      return guardedUpdate(before, {
+      return apply(before, {
         ...(name !== undefined ? { name } : {}),
         ...(patch.role !== undefined ? { role: patch.role } : {}),
         ...(patch.is_active !== undefined ? { is_active: patch.is_active } : {}),
@@ -106,25 +112,32 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
     /** DELETE deactivates (users are never hard-deleted); repeating it is harmless. */
     async deactivate (actor: Actor, id: string): Promise<void> {
       assertCanDeactivateUser(actor, id)
-      const before = await load(id)
-      // Already deactivated (maybe by a request still waiting for other instances): answer
-      // no sooner than that request would.
-      if (!before.is_active) return repo.settled(before)
-      try {
-        await guardedUpdate(before, { is_active: false, bumpSession: true }, undefined)
-      } catch (err) {
-        // A concurrent DELETE of the same user got there first: DELETE is idempotent.
-        if (!(err instanceof DomainError && err.code === 'conflict')) throw err
-        const current = await load(id)
-        if (current.is_active) throw err
-        await repo.settled(current)
+      for (let attempt = 1; ; attempt++) {
+        const before = await load(id)
+        // Already deactivated (maybe by a request still waiting for other instances): answer
+        // no sooner than that request would.
+        if (!before.is_active) return repo.settled(before)
+        try {
+          await apply(before, { is_active: false, bumpSession: true }, undefined)
+          return
+        } catch (err) {
+          // Someone else is changing the user (a concurrent DELETE, whose writes may be half
+          // done): look again, DELETE is idempotent.
+          if (!(err instanceof DomainError && err.code === 'conflict') || attempt >= DEACTIVATE_ATTEMPTS) throw err
+          await sleep(5 * attempt)
+        }
       }
     },
 
     async resetPassword (id: string): Promise<string> {
       const before = await load(id)
       const temporaryPassword = generateTemporaryPassword()
-      await repo.update(before.id, { password_hash: await passwords.hash(temporaryPassword), must_change_password: true, bumpSession: true })
+      await repo.update(before.id, {
+        password_hash: await passwords.hash(temporaryPassword),
+        must_change_password: true,
+        temporary_password_expires_at: temporaryPasswordExpiry(now(), ttlHours),
+        bumpSession: true
+      })
       return temporaryPassword
     }
   }
