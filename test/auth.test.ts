@@ -1,7 +1,10 @@
 /** Authentication (Phase 1): login, tokens, refresh rotation, logout, password change, lockout. */
 import { createHmac } from 'node:crypto'
+import argon2 from 'argon2'
 import t from 'tap'
+import type { Test } from 'tap'
 import { DomainError } from '../src/domain/errors.js'
+import { createAuthService } from '../src/modules/auth/auth.service.js'
 import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
@@ -331,14 +334,14 @@ t.test('several instances on one database: once a revocation is answered, no ins
 t.test('a busy server (429 from the password gate) does not use up the account\'s login attempts', async t => {
   const api = await build(t)
   const u = await api.userWithRole('user')
-  const verify = api.app.passwords.verify
-  api.app.passwords.verify = async () => { throw new DomainError('rate_limited', 'busy', { retryAfterSeconds: 1 }) }
+  const check = api.app.passwords.check
+  api.app.passwords.check = async () => { throw new DomainError('rate_limited', 'busy', { retryAfterSeconds: 1 }) }
   for (let i = 0; i < 8; i++) {
     const res = await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })
     assertProblem(t, res, 429, 'rate_limited', `busy ${i + 1}`)
     t.ok(res.headers['retry-after'], 'Retry-After')
   }
-  api.app.passwords.verify = verify
+  api.app.passwords.check = check
   t.equal((await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })).statusCode, 200, 'then the right password logs in: no attempt was used up')
 })
 
@@ -411,4 +414,261 @@ t.test('several legitimate logins at once never lock the account', async t => {
   t.ok(results.filter(r => r.statusCode === 200).length >= 3, 'at least the allowance succeeds')
   const later = await api.request({ method: 'POST', url: '/api/auth/login', payload: { email: u.email, password: u.password } })
   t.equal(later.statusCode, 200, 'and the account is not locked afterwards')
+})
+
+// ---------------------------------------------------------------- issue 15, finding 4: Unicode
+
+const ARGON2_DEFAULTS = { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 }
+const postLogin = (api: Awaited<ReturnType<typeof build>>, email: string, password: string) =>
+  api.request({ method: 'POST', url: '/api/auth/login', payload: { email, password } })
+
+t.test('passwords: disguised common passwords are refused wherever a password is set (issue 15, finding 4)', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const create = (email: string, password: string, name = 'Someone Else') =>
+    api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email, name, role: 'user', password } })
+  const disguised: Array<[string, string]> = [
+    ['fullwidth', 'ｐａｓｓｗｏｒｄ１２３４'],
+    ['Cyrillic homoglyphs', 'p\u0430ssw\u043Erd1234'],
+    ['Greek homoglyphs', 'P\u0391SSW\u039FRD1234'],
+    ['zero-width space', 'pass\u200Bword1234'],
+    ['soft hyphen', 'qwe\u00ADrty123456'],
+    ['right-to-left override', '\u202Epassword1234'],
+    ['mixed', 'ｐａｓ\u200Bｓｗ\u043Erd1234']
+  ]
+  let i = 0
+  for (const [what, password] of disguised) {
+    const res = await create(`disguise${++i}@example.com`, password)
+    assertProblem(t, res, 400, 'password_policy', `user creation: ${what}`)
+    t.match(res.json().errors, [{ path: '/body/password', message: 'password is too common' }])
+  }
+  assertProblem(t, await create('named@example.com', 'greetings from Ｇｒａｃｅ Ｈｏｐｐｅｒ', 'Grace Hopper'), 400, 'password_policy', 'the name, in fullwidth')
+  assertProblem(t, await create('harold.jones@example.com', 'h\u0430rold.jones says hi'), 400, 'password_policy', 'the e-mail, with a homoglyph')
+
+  const u = await api.userWithRole('user')
+  const change = (next: string) => api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(u.token), payload: { current_password: u.password, new_password: next } })
+  for (const [what, password] of disguised) assertProblem(t, await change(password), 400, 'password_policy', `change-password: ${what}`)
+  const same = await change(u.password.replaceAll(' ', '\u3000'))
+  assertProblem(t, same, 400, 'password_policy', 'the current password with ideographic spaces is the same password')
+  t.match(same.json().errors, [{ path: '/body/new_password', message: 'must differ from the current password' }])
+  assertProblem(t, await change(`${u.password}\u200B`), 400, 'password_policy', 'the current password plus a zero-width space is the same password')
+})
+
+t.test('passwords: unpaired surrogates are refused everywhere a password is accepted (issue 15, finding 4)', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const u = await api.userWithRole('user')
+  const lone = ['correct horse \uD800 battery', 'correct horse \uDC00 battery', 'correct horse battery \uDC00\uD800', 'correct horse battery \uD83D']
+  // Over HTTP the JSON body parser (src/app.ts) refuses any text with an unpaired surrogate
+  // first (400 validation_failed); the services and the hasher refuse it again, as
+  // password_policy naming the field, for every other way in.
+  const refused = (res: Awaited<ReturnType<typeof api.request>>, what: string) => {
+    t.equal(res.statusCode, 400, `${what}: 400`)
+    t.match(res.json().code, /^(validation_failed|password_policy)$/)
+    t.match(res.body, /unpaired surrogate/, `${what}: says why`)
+  }
+  for (const [i, password] of lone.entries()) {
+    refused(await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email: `lone${i}@example.com`, name: 'Lone Surrogate', role: 'user', password } }), `user creation ${i}`)
+    refused(await postLogin(api, u.email, password), `login ${i}`)
+    refused(await postLogin(api, 'nobody@example.com', password), `login of an unknown e-mail ${i}`)
+    refused(await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(u.token), payload: { current_password: u.password, new_password: password } }), `new password ${i}`)
+    refused(await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(u.token), payload: { current_password: password, new_password: 'a fine new passphrase' } }), `current password ${i}`)
+  }
+  t.equal((await postLogin(api, u.email, u.password)).statusCode, 200, 'malformed attempts do not count toward the lockout')
+
+  const service = createAuthService(api.app.db.repos, api.app.passwords, {
+    refreshTtlSeconds: 60, familyMaxSeconds: 600, lockout: { threshold: 1, windowSeconds: 60 }, issueAccessToken: () => ({ token: 'x', expiresIn: 60 })
+  })
+  const user = (await api.app.db.repos.users.getById(u.id))!
+  const policy = (path: string) => ({ code: 'password_policy', message: /unpaired surrogate/, details: { errors: [{ path }] } })
+  for (const password of lone) {
+    await t.rejects(service.login(u.email, password), policy('/body/password'), 'login (service)')
+    await t.rejects(service.changePassword(user, password, 'a fine new passphrase'), policy('/body/current_password'), 'current password (service)')
+    await t.rejects(service.changePassword(user, u.password, password), policy('/body/new_password'), 'new password (service)')
+    // The hasher refuses them too, for any other caller (user creation, scripts).
+    await t.rejects(api.app.passwords.hash(password), { code: 'password_policy' }, 'hash')
+    await t.rejects(api.app.passwords.check(null, password), { code: 'password_policy' }, 'check')
+    await t.rejects(api.app.passwords.check(user.password_hash, password), { code: 'password_policy' }, 'check')
+  }
+  t.equal((await postLogin(api, u.email, u.password)).statusCode, 200, 'none of them counted toward the lockout (threshold 1)')
+})
+
+t.test('passwords: hashed and verified in NFKC form, for every caller (issue 15, finding 4)', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const fullwidth = 'ｍｙ\u3000ｆｕｌｌｗｉｄｔｈ\u3000ｓｅｃｒｅｔ\u3000ｐｈｒａｓｅ'
+  const plain = 'my fullwidth secret phrase'
+  t.equal(fullwidth.normalize('NFKC'), plain)
+  const created = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email: 'wide@example.com', name: 'Wide', role: 'user', password: fullwidth } })
+  t.equal(created.statusCode, 201)
+  const stored = (await api.app.db.repos.users.getById(created.json().user.id))!.password_hash
+  t.ok(await argon2.verify(stored, plain), 'the hash is of the NFKC form')
+  t.notOk(await argon2.verify(stored, fullwidth), 'not of the form as typed')
+  t.equal((await postLogin(api, 'wide@example.com', plain)).statusCode, 200, 'log in with the plain form')
+  t.equal((await postLogin(api, 'wide@example.com', fullwidth)).statusCode, 200, 'or the fullwidth form')
+  t.equal((await api.app.db.repos.users.getById(created.json().user.id))!.password_hash, stored, 'a normalised hash is not rehashed')
+
+  // Composed and decomposed accents are one password; a change-password stores the NFKC form.
+  const u = await api.userWithRole('user')
+  const decomposed = 'cre\u0300me bru\u0302le\u0301e a\u0300 la vanille'
+  const composed = decomposed.normalize('NFC')
+  t.not(decomposed, composed)
+  const { token } = await api.login(u.email, u.password)
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(token), payload: { current_password: u.password, new_password: decomposed } })).statusCode, 204)
+  t.ok(await argon2.verify((await api.app.db.repos.users.getById(u.id))!.password_hash, composed), 'change-password hashes the NFKC form')
+  const session = await api.login(u.email, composed)
+  t.equal(session.body.user.id, u.id, 'log in with the composed form')
+  t.equal((await postLogin(api, u.email, decomposed)).statusCode, 200, 'or the decomposed one')
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(session.token), payload: { current_password: decomposed, new_password: 'ｔｈｅ ｎｅｗ ｏｎｅ ｉｓ ｗｉｄｅ' } })).statusCode, 204, 'the current password in its decomposed form')
+  t.equal((await postLogin(api, u.email, 'the new one is wide')).statusCode, 200)
+
+  // A reset's temporary password (and the first admin's) go through the same hasher.
+  const reset = await api.request({ method: 'POST', url: `/api/users/${u.id}/reset-password`, headers: api.auth(admin) })
+  t.equal((await postLogin(api, u.email, reset.json().temporary_password)).statusCode, 200, 'a reset password logs in')
+})
+
+t.test('passwords: a hash made before normalisation still logs in once, and is replaced by the NFKC form (issue 15, finding 4)', async t => {
+  const api = await build(t)
+  const users = api.app.db.repos.users
+  const u = await api.userWithRole('user')
+  // Stored before this change: the hash of the password exactly as typed.
+  const typed = 'ｌｅｇａｃｙ ｆｕｌｌｗｉｄｔｈ ｐａｓｓｐｈｒａｓｅ'
+  const normal = typed.normalize('NFKC')
+  await users.update(u.id, { password_hash: await argon2.hash(typed, ARGON2_DEFAULTS) })
+  const legacy = (await users.getById(u.id))!.password_hash
+  t.notOk(api.app.passwords.needsRehash(legacy), 'current parameters: only the normalisation calls for a rehash')
+
+  assertProblem(t, await postLogin(api, u.email, 'ｗｒｏｎｇ ｆｕｌｌｗｉｄｔｈ ｐａｓｓｐｈｒａｓｅ'), 401, 'invalid_credentials', 'a wrong password still fails')
+  t.equal((await users.getById(u.id))!.password_hash, legacy, 'and replaces nothing')
+
+  const res = await postLogin(api, u.email, typed)
+  t.equal(res.statusCode, 200, 'the password as typed before logs in')
+  const rehashed = (await users.getById(u.id))!.password_hash
+  t.not(rehashed, legacy, 'the hash was replaced')
+  t.ok(await argon2.verify(rehashed, normal), 'by a hash of the NFKC form')
+  t.notOk(await argon2.verify(rehashed, typed), 'not of the form as typed')
+  t.equal((await postLogin(api, u.email, normal)).statusCode, 200, 'now the plain form logs in')
+  t.equal((await postLogin(api, u.email, typed)).statusCode, 200, 'and the fullwidth form still does')
+  t.equal((await users.getById(u.id))!.password_hash, rehashed, 'no further rehash')
+
+  // Change-password accepts a legacy hash's password as the current one.
+  await users.update(u.id, { password_hash: await argon2.hash(typed, ARGON2_DEFAULTS) })
+  const again = await api.login(u.email, typed)
+  await users.update(u.id, { password_hash: await argon2.hash(typed, ARGON2_DEFAULTS) })
+  t.equal((await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(again.token), payload: { current_password: typed, new_password: 'an entirely different passphrase' } })).statusCode, 204)
+})
+
+// ---------------------------------------------------------------- issue 15, finding 6: login timing
+
+/** Counts DynamoDB commands (by kind and table) and argon2 verifications while `measure` runs. */
+function instrument (t: Test, api: Awaited<ReturnType<typeof build>>) {
+  let calls: string[] | undefined
+  const prefix = api.config.tablePrefix
+  api.app.db.client.middlewareStack.add((next, context) => async (args) => {
+    const table = String((args.input as { TableName?: string }).TableName ?? '').replace(prefix, '')
+    calls?.push(`${context.commandName} ${table}`)
+    return next(args)
+  }, { step: 'initialize', name: 'countCommandsForTest' })
+  const lib = argon2 as { verify: typeof argon2.verify, hash: typeof argon2.hash }
+  const { verify, hash } = lib
+  let verifies = 0
+  let hashes = 0
+  lib.verify = (async (...args: Parameters<typeof verify>) => { verifies++; return verify(...args) }) as typeof verify
+  lib.hash = (async (...args: Parameters<typeof hash>) => { hashes++; return hash(...args) }) as typeof hash
+  t.teardown(() => { lib.verify = verify; lib.hash = hash })
+  return async (fn: () => Promise<unknown>) => {
+    calls = []
+    verifies = 0
+    hashes = 0
+    await fn()
+    // Sorted: the lookup and the reservation run concurrently.
+    const work = { db: [...calls].sort(), argon2: { verify: verifies, hash: hashes } }
+    calls = undefined
+    return work
+  }
+}
+
+t.test('login timing: every failed login does the same database and argon2 work (issue 15, finding 6)', async t => {
+  const api = await build(t, { LOCKOUT_THRESHOLD: '100' })
+  const admin = await api.adminToken()
+  const make = async (email: string, password: string) => {
+    const res = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email, name: email.split('@')[0], role: 'user', password } })
+    t.equal(res.statusCode, 201)
+    return res.json().user.id as string
+  }
+  const password = 'the right passphrase for all'
+  await make('never-1@example.com', password)
+  await make('never-2@example.com', password)
+  await make('recent@example.com', password)
+  await make('tried@example.com', password)
+  const gone = await make('gone@example.com', password)
+  const temp = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email: 'expired@example.com', name: 'Expired', role: 'user' } })
+  const tempPassword = temp.json().temporary_password as string
+  await api.app.db.repos.users.update(temp.json().user.id, { temporary_password_expires_at: new Date(Date.now() - 1000).toISOString() })
+  t.equal((await postLogin(api, 'recent@example.com', password)).statusCode, 200)
+  await postLogin(api, 'tried@example.com', 'one wrong passphrase')
+  await postLogin(api, 'tried-ghost@example.com', 'one wrong passphrase')
+  t.equal((await api.request({ method: 'DELETE', url: `/api/users/${gone}`, headers: api.auth(admin) })).statusCode, 204)
+
+  const measure = instrument(t, api)
+  for (const [pass, typed, argonVerifies] of [[1, 'a wrong passphrase here', 1], [2, 'ａ ｗｒｏｎｇ ｐａｓｓｐｈｒａｓｅ ｈｅｒｅ', 2]] as const) {
+    // A password that is not NFKC-normal is also checked as typed (hashes made before normalisation).
+    const wide = pass === 2 ? ' (input not NFKC-normal)' : ''
+    const branches: Array<[string, string, string]> = [
+      ['unknown e-mail, never tried', `ghost-${pass}@example.com`, typed],
+      ['unknown e-mail, tried before', 'tried-ghost@example.com', typed],
+      ['wrong password, never logged in', `never-${pass}@example.com`, typed],
+      ['wrong password, logged in just now', 'recent@example.com', typed],
+      ['wrong password, failed before', 'tried@example.com', typed],
+      ['deactivated, wrong password', 'gone@example.com', typed],
+      ['deactivated, right password', 'gone@example.com', wide ? password.replaceAll(' ', '\u3000') : password],
+      ['expired temporary password, right password', 'expired@example.com', wide ? tempPassword.replace(/[A-Za-z0-9]/g, c => String.fromCharCode(c.charCodeAt(0) + 0xFEE0)) : tempPassword]
+    ]
+    let reference: Awaited<ReturnType<typeof measure>> | undefined
+    for (const [branch, email, pw] of branches) {
+      // 'Logged in just now' must be so at each measurement.
+      if (email === 'recent@example.com') t.equal((await postLogin(api, email, password)).statusCode, 200)
+      let res: Awaited<ReturnType<typeof postLogin>> | undefined
+      const work = await measure(async () => { res = await postLogin(api, email, pw) })
+      assertProblem(t, res!, 401, 'invalid_credentials', branch + wide)
+      t.equal(work.argon2.verify, argonVerifies, `${branch}${wide}: ${argonVerifies} argon2 verification(s)`)
+      t.equal(work.argon2.hash, 0, `${branch}${wide}: no hashing`)
+      reference ??= work
+      t.same(work.db, reference.db, `${branch}${wide}: the same database commands as an unknown e-mail (${work.db.join(', ')})`)
+    }
+  }
+})
+
+t.test('login timing: unknown e-mail and wrong password on a just-used e-mail take the same time (issue 15, finding 6)', async t => {
+  // Medians of interleaved samples, in alternating order. The operation counts above are the
+  // exact check; this one guards against work they do not see, with a bound (a third either
+  // way, was 0.4–2.5 in test/security.test.ts) that holds on a 2-core machine under a load
+  // average of 8, where before the fix the ratio was 1.2–1.7.
+  const api = await build(t, { LOCKOUT_THRESHOLD: '100' })
+  const u = await api.userWithRole('user')
+  const time = async (email: string) => {
+    const started = process.hrtime.bigint()
+    const res = await postLogin(api, email, 'definitely the wrong password')
+    const ms = Number(process.hrtime.bigint() - started) / 1e6
+    assertProblem(t, res, 401, 'invalid_credentials')
+    return ms
+  }
+  const unknown: number[] = []
+  const wrong: number[] = []
+  for (let i = 0; i < 16; i++) {
+    t.equal((await postLogin(api, u.email, u.password)).statusCode, 200)
+    if (i % 2) {
+      unknown.push(await time(`nobody-${i}@example.com`))
+      wrong.push(await time(u.email))
+    } else {
+      wrong.push(await time(u.email))
+      unknown.push(await time(`nobody-${i}@example.com`))
+    }
+  }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((x, y) => x - y)
+    return (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2
+  }
+  const ratio = median(unknown) / median(wrong)
+  t.ok(ratio > 0.67 && ratio < 1.5, `median ${median(unknown).toFixed(2)} ms (unknown, fresh e-mail) vs ${median(wrong).toFixed(2)} ms (wrong password, e-mail that just logged in): ratio ${ratio.toFixed(3)}`)
 })

@@ -1,6 +1,6 @@
 /** Unit tests of framework-free rules: password policy, user policies, ETags, cursors, config. */
 import t from 'tap'
-import { passwordWeakness, assertPasswordAcceptable } from '../src/domain/password-policy.js'
+import { passwordWeakness, assertPasswordAcceptable, assertPasswordWellFormed, normalizePassword, samePassword } from '../src/domain/password-policy.js'
 import { assertCanUpdateUser, assertCanViewUser, assertCanDeactivateUser, removesActiveAdmin, addsActiveAdmin, normalizeEmail, toProfile, type User } from '../src/domain/users.js'
 import { DomainError } from '../src/domain/errors.js'
 import { etagOf, versionFromIfMatch } from '../src/lib/etag.js'
@@ -34,6 +34,64 @@ t.test('password policy', async t => {
   t.equal(passwordWeakness('ÄÖÜ-ß-€-漢字-絵文字'), null, 'length counts characters, not bytes; no composition rules')
   t.equal(code(() => assertPasswordAcceptable('short', 'body/password')), 'password_policy')
   for (let i = 0; i < 20; i++) t.equal(passwordWeakness(generateTemporaryPassword()), null, 'generated passwords pass the policy')
+})
+
+t.test('password policy: Unicode variants of refused passwords are refused too (issue 15, finding 4)', async t => {
+  // NFKC compatibility forms: fullwidth, mathematical and ligature letters are the plain ones.
+  t.equal(passwordWeakness('ｐａｓｓｗｏｒｄ１２３４'), 'is too common', 'fullwidth')
+  t.equal(passwordWeakness('ＱＷＥＲＴＹ123456'), 'is too common', 'fullwidth capitals')
+  t.equal(passwordWeakness('\u{1D429}\u{1D41A}\u{1D42C}\u{1D42C}\u{1D430}\u{1D428}\u{1D42B}\u{1D41D}1234'), 'is too common', 'mathematical bold letters')
+  // Homoglyphs: Cyrillic and Greek letters that look Latin.
+  t.equal(passwordWeakness('p\u0430ssw\u043Erd1234'), 'is too common', 'Cyrillic а and о')
+  t.equal(passwordWeakness('\u0420\u0410SSW\u039FRD1234'), 'is too common', 'Cyrillic Р, А and Greek Ο')
+  t.equal(passwordWeakness('qw\u0435rty123456'), 'is too common', 'Cyrillic е')
+  t.equal(passwordWeakness('\u03C1assw\u03BFrd1234'), 'is too common', 'Greek ρ and ο')
+  // Invisible format characters do not count and do not hide a common password.
+  for (const [name, c] of [['zero-width space', '\u200B'], ['zero-width joiner', '\u200D'], ['soft hyphen', '\u00AD'], ['word joiner', '\u2060'],
+    ['byte-order mark', '\uFEFF'], ['right-to-left override', '\u202E'], ['left-to-right mark', '\u200E'], ['variation selector', '\uFE0F'], ['tag character', '\u{E0041}']]) {
+    t.equal(passwordWeakness(`pass${c}word1234`), 'is too common', `${name} inside a common password`)
+  }
+  t.equal(passwordWeakness('p\u200Ba\u200Bs\u200Bs\u200Bw\u200Bo\u200Br\u200Bd\u200B1234'), 'is too common', 'one between every letter')
+  t.equal(passwordWeakness('shortpw\u200B\u200B\u200B\u200B\u200B\u200B'), 'must be at least 12 characters', 'invisible characters do not count toward the length')
+  t.equal(passwordWeakness('\u200B'.repeat(20)), 'must be at least 12 characters')
+  t.equal(passwordWeakness('ｐａｓ\u200Bｓｗ\u043Erd1234'), 'is too common', 'all three at once')
+  // The e-mail and name checks see through the same disguises.
+  t.equal(passwordWeakness('h\u0430rold.jones.at.work!', { email: 'harold.jones.at.work@example.com' }), 'must not contain the e-mail address', 'homoglyph e-mail')
+  t.equal(passwordWeakness('my name is Ｇｒａｃｅ Ｈｏｐｐｅｒ', { name: 'Grace Hopper' }), 'must not contain the user name', 'fullwidth name')
+  t.equal(passwordWeakness('my name is Gr\u200Bace Hopper', { name: 'Grace Hopper' }), 'must not contain the user name', 'zero-width in the name')
+  t.equal(passwordWeakness('greetings from grace hopper', { name: 'Gr\u0430ce Hopper' }), 'must not contain the user name', 'a homoglyph in the stored name')
+  // Real non-Latin passphrases are still fine.
+  t.equal(passwordWeakness('мороз и солнце день чудесный'), null, 'a Cyrillic passphrase')
+  t.equal(passwordWeakness('γλαύκα της Αθηνάς σοφή'), null, 'a Greek passphrase')
+  t.equal(passwordWeakness('👩‍💻 writes code at night 🌙'), null, 'emoji with a zero-width joiner')
+})
+
+t.test('password policy: unpaired surrogates are refused (issue 15, finding 4)', async t => {
+  const message = 'must be valid Unicode (it contains an unpaired surrogate)'
+  t.equal(passwordWeakness('correct horse \uD800 battery'), message, 'a lone high surrogate')
+  t.equal(passwordWeakness('correct horse \uDC00 battery'), message, 'a lone low surrogate')
+  t.equal(passwordWeakness('correct horse battery \uDC00\uD800'), message, 'a pair in the wrong order')
+  t.equal(passwordWeakness('correct horse battery \uD83D'), message, 'half an emoji at the end')
+  t.equal(passwordWeakness('correct horse battery 😀'), null, 'a whole pair is fine')
+  t.equal(code(() => assertPasswordAcceptable('correct horse \uD800 battery', 'body/password')), 'password_policy')
+  t.equal(code(() => assertPasswordWellFormed('\uDFFFanything', 'body/password')), 'password_policy', 'even where no policy applies (login)')
+  t.equal(code(() => assertPasswordWellFormed('anything 😀')), undefined)
+  try {
+    assertPasswordWellFormed('x\uD800', 'body/current_password')
+  } catch (err) {
+    t.match(err, { code: 'password_policy', message: /unpaired surrogate/, details: { errors: [{ path: '/body/current_password' }] } }, 'names the field')
+  }
+})
+
+t.test('normalizePassword and samePassword', async t => {
+  t.equal(normalizePassword('ｐａｓｓ ｗｏｒｄ'), 'pass word', 'NFKC: fullwidth to ASCII')
+  t.equal(normalizePassword('cafe\u0301'), 'caf\u00E9', 'NFKC composes')
+  t.equal(normalizePassword('\uFB01ne'), 'fine', 'ligatures are expanded')
+  t.equal(normalizePassword('p\u0430ss'), 'p\u0430ss', 'homoglyphs are kept: they are only folded for the policy')
+  t.equal(normalizePassword('pass\u200Bword'), 'pass\u200Bword', 'invisible characters are kept: they are only ignored for the policy')
+  t.ok(samePassword('correct horse', 'ｃｏｒｒｅｃｔ horse'))
+  t.ok(samePassword('correct horse', 'correct\u200B horse'), 'an invisible difference is no difference')
+  t.notOk(samePassword('correct horse', 'Correct horse'))
 })
 
 t.test('user policies', async t => {

@@ -2,20 +2,73 @@ import { dictionary } from '@zxcvbn-ts/language-common'
 import { DomainError } from './errors.js'
 
 /**
- * Password policy after NIST SP 800-63B: length 12–128, no composition rules,
- * and a block-list of common passwords (and trivial variations of them).
+ * Password policy after NIST SP 800-63B §5.1.1.2: length 12–128, no composition rules, and a
+ * block-list of common passwords (and trivial variations of them).
+ *
+ * Unicode, as §5.1.1.2 asks: a password is hashed and verified in its NFKC form
+ * (`normalizePassword`, applied by src/plugins/passwords.ts for every caller), so a fullwidth
+ * or decomposed spelling of a password is that password. The policy looks through further
+ * disguises that must not change what is hashed: invisible characters are ignored, and
+ * Cyrillic and Greek letters that look Latin are read as Latin, when comparing against the
+ * common passwords and the user's e-mail and name. A password with an unpaired UTF-16
+ * surrogate is refused everywhere (it is not text: UTF-8 turns every lone surrogate into the
+ * same U+FFFD, so different ones would verify against each other).
  */
 export const PASSWORD_MIN_LENGTH = 12
 export const PASSWORD_MAX_LENGTH = 128
 
-const COMMON = new Set(dictionary['passwords-common'].map(p => p.toLowerCase()))
+/** Code units, no `u` flag: a lone surrogate is one that is not half of a pair. */
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Characters that show nothing: format controls (zero-width space and joiners, bidi marks,
+ * embeddings, overrides and isolates, soft hyphen, word joiner, byte-order mark, tags) and
+ * the other default-ignorable code points (variation selectors, Hangul fillers, …).
+ */
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/gu
+
+/** [lookalike, Latin] for each position of two equally long strings. */
+const pairs = (lookalike: string, latin: string): Array<[string, string]> => [...lookalike].map((c, i) => [c, latin[i] ?? c])
+
+/**
+ * Common confusables (after Unicode's confusables.txt): Cyrillic and Greek letters, and a few
+ * Latin phonetic ones, that are drawn like a Latin letter. Used for the policy only.
+ */
+const CONFUSABLES = new Map<string, string>([
+  // Cyrillic capitals and small letters
+  ...pairs('АВЕЅІЈКМНОРСТУҮХԚԜӀԀꙄ', 'ABESIJKMHOPCTYYXQWIDS'),
+  ...pairs('авеѕіјкмнорстуүхԛԝӏԁһѵ', 'abesijkmhopctyyxqwldhv'),
+  // Greek capitals and small letters
+  ...pairs('ΑΒΕΖΗΙΚΜΝΟΡΤΥΧϹͿ', 'ABEZHIKMNOPTYXCJ'),
+  ...pairs('αικνορτυχγϲϳ', 'aikvoptuxycj'),
+  // Latin letters that look like other Latin letters
+  ...pairs('ıɑɩɡ', 'iaig')
+])
+const CONFUSABLE = new RegExp(`[${[...CONFUSABLES.keys()].join('')}]`, 'gu')
+
+/** The form that is hashed and verified (NIST SP 800-63B: NFKC). */
+export const normalizePassword = (password: string): string => password.normalize('NFKC')
+
+/** What a reader sees: NFKC without invisible characters. */
+const visible = (text: string): string => normalizePassword(normalizePassword(text).replace(INVISIBLE, ''))
+
+/** The form compared against the common passwords, the e-mail and the name. */
+const policyForm = (text: string): string => visible(text).replace(CONFUSABLE, c => CONFUSABLES.get(c) ?? c).toLowerCase()
+
+/** Whether two passwords are the same to a reader (e.g. a "new" password that is the old one). */
+export const samePassword = (a: string, b: string): boolean => visible(a) === visible(b)
+
+const COMMON = new Set(dictionary['passwords-common'].map(policyForm))
+
+const MALFORMED = 'must be valid Unicode (it contains an unpaired surrogate)'
 
 /** Why a password is refused, or null when it is acceptable. */
 export function passwordWeakness (password: string, context: { email?: string, name?: string } = {}): string | null {
-  const length = [...password].length
+  if (UNPAIRED_SURROGATE.test(password)) return MALFORMED
+  const length = [...visible(password)].length
   if (length < PASSWORD_MIN_LENGTH) return `must be at least ${PASSWORD_MIN_LENGTH} characters`
   if (length > PASSWORD_MAX_LENGTH) return `must be at most ${PASSWORD_MAX_LENGTH} characters`
-  const lower = password.toLowerCase()
+  const lower = policyForm(password)
   if (new Set(lower).size < 4) return 'is too repetitive'
   // A common password, the same repeated, or with digits and symbols appended, is still common.
   const stem = lower.replace(/[\d\W_]+$/u, '')
@@ -25,17 +78,26 @@ export function passwordWeakness (password: string, context: { email?: string, n
       if (size < 6 || COMMON.has(lower.slice(0, size))) return 'is too repetitive'
     }
   }
-  const email = context.email?.toLowerCase()
+  const email = context.email === undefined ? undefined : policyForm(context.email)
   const local = email?.split('@')[0]
   if ((email && lower.includes(email)) || (local && local.length >= 4 && lower.includes(local))) return 'must not contain the e-mail address'
-  const name = context.name?.toLowerCase().trim()
+  const name = context.name === undefined ? undefined : policyForm(context.name).trim()
   if (name && name.length >= 4 && lower.includes(name)) return 'must not contain the user name'
   return null
 }
 
+const policyError = (weakness: string, field?: string): DomainError =>
+  new DomainError('password_policy', `The password ${weakness}.`, field ? { errors: [{ path: `/${field}`, message: `password ${weakness}` }] } : {})
+
 export function assertPasswordAcceptable (password: string, field: string, context: { email?: string, name?: string } = {}): void {
   const weakness = passwordWeakness(password, context)
-  if (weakness) {
-    throw new DomainError('password_policy', `The password ${weakness}.`, { errors: [{ path: `/${field}`, message: `password ${weakness}` }] })
-  }
+  if (weakness) throw policyError(weakness, field)
+}
+
+/**
+ * Wherever a password is accepted, even where no policy applies (login, the current password):
+ * an unpaired surrogate is `400 password_policy`.
+ */
+export function assertPasswordWellFormed (password: string, field?: string): void {
+  if (UNPAIRED_SURROGATE.test(password)) throw policyError(MALFORMED, field)
 }

@@ -1,11 +1,29 @@
 import fp from 'fastify-plugin'
 import { availableParallelism } from 'node:os'
 import argon2 from 'argon2'
+import { assertPasswordWellFormed, normalizePassword } from '../domain/password-policy.js'
 import { createGate } from '../lib/gate.js'
 
+/** The outcome of a password check: whether it matched, and whether the stored hash should be replaced. */
+export interface PasswordCheck {
+  ok: boolean
+  /** The hash has outdated parameters, or was made from a password that was not NFKC-normalised. */
+  rehash: boolean
+}
+
+/**
+ * Every method takes the password as typed: it is NFKC-normalised here (NIST SP 800-63B
+ * §5.1.1.2), so every caller (login, password change, user creation, reset, scripts) hashes
+ * and verifies the same form. A password with an unpaired surrogate is `400 password_policy`.
+ */
 export interface PasswordHasher {
   hash: (password: string) => Promise<string>
-  /** Constant work whether or not a user exists: pass `null` to verify against a dummy hash. */
+  /**
+   * Constant work whatever the account and the outcome: pass `null` to verify against a dummy
+   * hash. The argon2 work depends only on the password typed (see `check` below).
+   */
+  check: (hash: string | null, password: string) => Promise<PasswordCheck>
+  /** `check(…).ok`. */
   verify: (hash: string | null, password: string) => Promise<boolean>
   needsRehash: (hash: string) => boolean
 }
@@ -30,17 +48,33 @@ export default fp<PasswordOptions>(async (app, opts) => {
   // reads use it too).
   const slots = Math.max(1, Math.min(availableParallelism(), (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1))
   const gate = createGate(slots, 256 * slots)
+  // A malformed stored hash is a failed check.
+  const matches = (hash: string, password: string): Promise<boolean> => argon2.verify(hash, password).catch(() => false)
+
+  const check = async (hash: string | null, password: string): Promise<PasswordCheck> => {
+    assertPasswordWellFormed(password)
+    const normal = normalizePassword(password)
+    // The gate's 429 (queue full) goes to the caller.
+    return gate.run(async () => {
+      const against = hash ?? dummy
+      const ok = await matches(against, normal)
+      // Hashes made before passwords were normalised are of the password as typed. That form
+      // is checked whenever it differs, even after a match, so that the work done depends on
+      // the input only: never on whether the account exists, is active, or the password is right.
+      const legacy = normal !== password && await matches(against, password)
+      if (hash === null || !(ok || legacy)) return { ok: false, rehash: false }
+      return { ok: true, rehash: !ok || argon2.needsRehash(hash, params) }
+    })
+  }
+
   app.decorate('passwords', {
-    hash: (password: string) => gate.run(() => argon2.hash(password, params)),
-    // The gate's 429 (queue full) goes to the caller; a malformed stored hash is a failed check.
-    verify: (hash: string | null, password: string) => gate.run(async () => {
-      try {
-        const ok = await argon2.verify(hash ?? dummy, password)
-        return hash !== null && ok
-      } catch {
-        return false
-      }
-    }),
+    hash: async (password: string) => {
+      assertPasswordWellFormed(password)
+      const normal = normalizePassword(password)
+      return gate.run(() => argon2.hash(normal, params))
+    },
+    check,
+    verify: async (hash: string | null, password: string) => (await check(hash, password)).ok,
     needsRehash: (hash: string) => argon2.needsRehash(hash, params)
   })
 }, { name: 'passwords' })

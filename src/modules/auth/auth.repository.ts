@@ -115,68 +115,70 @@ export function createAuthRepository (auth: AuthModel, raw: RawClient, cache: { 
      * per window are verified. Returns 'ok', or how long to wait: `{ lockedMs }` while the
      * e-mail is locked, `{ busyMs }` while the window's attempts are all in flight (they may
      * still succeed, so that alone does not lock the e-mail).
+     *
+     * Always one read, then one conditional write (unless locked or busy), whatever state the
+     * e-mail is in (never tried, in a window, just logged in, unknown): how long a failed login
+     * takes must not tell whether, or how recently, the e-mail was used. The write's condition
+     * is the guard; a lost race reads again.
      */
     async reserveAttempt (email: string, now: number, threshold: number, windowMs: number): Promise<'ok' | { lockedMs: number } | { busyMs: number }> {
       const key = { pk: lock(email) }
       for (let round = 0; round < 10; round++) {
+        const item = await raw.get<AuthItem>(table, key)
+        if (item?.locked_until && item.locked_until > now) return { lockedMs: item.locked_until - now }
+        const open = !item || (item.window_started_at ?? 0) <= now - windowMs
+        if (!open && (item.failures ?? 0) >= threshold) return { busyMs: 1000 }
         try {
-          await raw.update(table, key, {
-            update: 'ADD failures :one',
-            condition: 'window_started_at > :since AND failures < :max AND locked_until <= :now',
-            values: { ':one': 1, ':since': now - windowMs, ':max': threshold, ':now': now }
-          })
+          if (open) {
+            // No window, or an expired one: this attempt opens a new window.
+            await raw.update(table, key, {
+              update: 'SET failures = :one, window_started_at = :now, locked_until = :zero, #ttl = :ttl',
+              condition: 'attribute_not_exists(pk) OR ((attribute_not_exists(window_started_at) OR window_started_at <= :since) AND (attribute_not_exists(locked_until) OR locked_until <= :now))',
+              names: { '#ttl': 'ttl' },
+              values: { ':one': 1, ':zero': 0, ':now': now, ':since': now - windowMs, ':ttl': epochSeconds(now + 2 * windowMs) }
+            })
+          } else {
+            await raw.update(table, key, {
+              update: 'ADD failures :one',
+              condition: 'window_started_at > :since AND failures < :max AND (attribute_not_exists(locked_until) OR locked_until <= :now)',
+              values: { ':one': 1, ':since': now - windowMs, ':max': threshold, ':now': now }
+            })
+          }
           return 'ok'
         } catch (err) {
           if (!isConditionFailed(err)) throw err
         }
-        const item = await auth.get(key, { consistent: true })
-        if (item?.locked_until && item.locked_until > now) return { lockedMs: item.locked_until - now }
-        if (!item || (item.window_started_at ?? 0) <= now - windowMs) {
-          try {
-            // No window, or an expired one: this attempt opens a new window.
-            await auth.update(key, { failures: 1, window_started_at: now, locked_until: 0, ttl: epochSeconds(now + 2 * windowMs) }, {
-              condition: new dynamoose.Condition('pk').not().exists().or().where('window_started_at').le(now - windowMs)
-            })
-            return 'ok'
-          } catch (err) {
-            if (!isConditionFailed(err)) throw err
-            continue
-          }
-        }
-        // Someone else opened the window meanwhile: try to take an attempt from it again.
-        if ((item.failures ?? 0) < threshold) continue
-        return { busyMs: 1000 }
       }
       return { busyMs: 1000 }
     },
 
     /**
      * After a verified failure: when the window's failures reached the threshold, lock the
-     * e-mail for `windowMs` (once per window). Returns the lock in ms, or 0.
+     * e-mail for `windowMs` (once per window). Returns the lock in ms, or 0. One read (and the
+     * locking write when due), the same for every e-mail.
      */
     async lockIfExhausted (email: string, now: number, threshold: number, windowMs: number): Promise<number> {
       const key = { pk: lock(email) }
-      const item = await auth.get(key, { consistent: true })
+      const item = await raw.get<AuthItem>(table, key)
       if (!item || (item.failures ?? 0) < threshold || (item.window_started_at ?? 0) <= now - windowMs) return 0
       if (item.locked_until && item.locked_until > now) return item.locked_until - now
-      try {
-        await auth.update(key, { locked_until: now + windowMs, ttl: epochSeconds(now + 2 * windowMs) }, {
-          condition: new dynamoose.Condition('window_started_at').eq(item.window_started_at).and().where('locked_until').le(now)
-        })
-      } catch (err) {
-        if (!isConditionFailed(err)) throw err
-      }
+      await raw.update(table, key, {
+        update: 'SET locked_until = :until, #ttl = :ttl',
+        condition: 'window_started_at = :started AND (attribute_not_exists(locked_until) OR locked_until <= :now)',
+        names: { '#ttl': 'ttl' },
+        values: { ':until': now + windowMs, ':ttl': epochSeconds(now + 2 * windowMs), ':started': item.window_started_at, ':now': now }
+      }).catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
       return windowMs
     },
 
-    /** A successful login returns its reservation: the window starts over (unless locked). */
-    async clearFailures (email: string, now = Date.now(), windowMs = 15 * 60 * 1000): Promise<void> {
-      // A fresh window rather than no item: the next login then reserves with one write.
-      await raw.update(table, { pk: lock(email) }, {
-        update: 'SET failures = :zero, window_started_at = :now, locked_until = :zero, #ttl = :ttl',
-        condition: 'locked_until <= :now OR attribute_not_exists(locked_until)',
-        names: { '#ttl': 'ttl' },
-        values: { ':zero': 0, ':now': now, ':ttl': epochSeconds(now + 2 * windowMs) }
+    /**
+     * A successful login returns its reservation: the e-mail's failures are forgotten (unless
+     * it is locked). No item rather than a fresh window, so that an e-mail that just logged in
+     * is in the same state as one never tried: a failed login must not tell them apart.
+     */
+    async clearFailures (email: string, now = Date.now()): Promise<void> {
+      await auth.delete({ pk: lock(email) }, {
+        condition: new dynamoose.Condition('locked_until').not().exists().or().where('locked_until').le(now)
       }).catch((err: unknown) => { if (!isConditionFailed(err)) throw err })
     },
 

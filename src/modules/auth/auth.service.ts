@@ -1,9 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { randomId } from '../../lib/ids.js'
 import { DomainError } from '../../domain/errors.js'
-import { assertPasswordAcceptable } from '../../domain/password-policy.js'
-import { normalizeEmail, type User } from '../../domain/users.js'
-import type { PasswordHasher } from '../../plugins/passwords.js'
+import { assertPasswordAcceptable, assertPasswordWellFormed, samePassword } from '../../domain/password-policy.js'
+import { normalizeEmail, temporaryPasswordExpired, type User } from '../../domain/users.js'
+import type { PasswordCheck, PasswordHasher } from '../../plugins/passwords.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import type { Repositories } from '../../plugins/dynamo.js'
 
@@ -28,6 +28,9 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('bas
 const REFRESH_TOKEN = /^([0-9A-HJKMNP-TV-Z]{26})\.([A-Za-z0-9_-]{43})$/
 
 const invalidCredentials = (): DomainError => new DomainError('invalid_credentials', 'The e-mail or password is incorrect.')
+
+/** No user has this id (ids are ULIDs): reading it costs what reading a user costs. */
+const NO_USER_ID = '~no-user'
 
 export function createAuthService (repos: Repositories, passwords: PasswordHasher, opts: AuthServiceOptions) {
   const windowMs = opts.lockout.windowSeconds * 1000
@@ -65,10 +68,21 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
     throw new DomainError('rate_limited', 'Too many login attempts for this account are in progress; retry in a moment.', { retryAfterSeconds: r.busyMs / 1000 })
   }
 
+  /**
+   * The user of an e-mail, after the same database reads whether or not it exists: the users
+   * repository reads the e-mail's claim and then the user it names, so an unknown e-mail is
+   * given the second read too.
+   */
+  async function findByEmail (email: string): Promise<User | null> {
+    const user = await repos.users.getByEmail(email)
+    if (!user) await repos.users.getById(NO_USER_ID)
+    return user
+  }
+
   /** The password check of a reserved attempt; a busy server (429) gives the attempt back. */
-  async function verifyReserved (email: string, hash: string | null, password: string): Promise<boolean> {
+  async function verifyReserved (email: string, hash: string | null, password: string): Promise<PasswordCheck> {
     try {
-      return await passwords.verify(hash, password)
+      return await passwords.check(hash, password)
     } catch (err) {
       if (err instanceof DomainError && err.code === 'rate_limited') await repos.auth.returnAttempt(email).catch(() => {})
       throw err
@@ -83,19 +97,23 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
 
   return {
     /**
-     * Unknown e-mail, wrong password and deactivated account answer the same 401 after the
-     * same argon2 work (a dummy hash stands in for a missing user). Failures count toward a
-     * per-e-mail lockout stored in the database, so it holds across instances.
+     * Unknown e-mail, wrong password, deactivated account and expired temporary password all
+     * take one path: the same database round trips (reserve: one read and one write; lookup:
+     * two reads; then one read), the same argon2 work (a dummy hash stands in for a missing
+     * user; see PasswordHasher.check) and the same 401. Failures count toward a per-e-mail
+     * lockout stored in the database, so it holds across instances.
      */
     async login (rawEmail: string, password: string): Promise<Session> {
+      assertPasswordWellFormed(password, 'body/password')
       const email = normalizeEmail(rawEmail)
       const now = Date.now()
       // The attempt is reserved before the password is checked; the lookup need not wait for it.
-      const [, user] = await Promise.all([reserveAttempt(email, now), repos.users.getByEmail(email)])
-      const ok = await verifyReserved(email, user?.password_hash ?? null, password)
-      if (!user || !ok || !user.is_active) return failed(email, now)
-      // Upgrading an outdated hash can wait for a quieter moment (the next login).
-      const rehash = passwords.needsRehash(user.password_hash)
+      const [, user] = await Promise.all([reserveAttempt(email, now), findByEmail(email)])
+      const check = await verifyReserved(email, user?.password_hash ?? null, password)
+      // The one decision, after all the work: nothing above may depend on which clause fails.
+      if (!user || !check.ok || !user.is_active || temporaryPasswordExpired(user, now)) return failed(email, now)
+      // Upgrading an outdated (or not normalised) hash can wait for a quieter moment (the next login).
+      const rehash = check.rehash
         ? await passwords.hash(password).catch((err: unknown) => { if (err instanceof DomainError && err.code === 'rate_limited') return undefined; throw err })
         : undefined
       let updated: User
@@ -108,7 +126,7 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
         throw err
       }
       // A successful login returns its reservation, alongside starting the session.
-      const [session] = await Promise.all([startSession(updated, now), repos.auth.clearFailures(email, now, windowMs)])
+      const [session] = await Promise.all([startSession(updated, now), repos.auth.clearFailures(email, now)])
       return session
     },
 
@@ -168,16 +186,18 @@ export function createAuthService (repos: Repositories, passwords: PasswordHashe
 
     /** Changes the password; every existing session of the user ends (log in again). */
     async changePassword (user: User, current: string, next: string): Promise<void> {
+      assertPasswordWellFormed(current, 'body/current_password')
+      assertPasswordWellFormed(next, 'body/new_password')
       const now = Date.now()
       await reserveAttempt(user.email, now)
-      if (!(await verifyReserved(user.email, user.password_hash, current))) {
+      if (!(await verifyReserved(user.email, user.password_hash, current)).ok) {
         await repos.auth.lockIfExhausted(user.email, now, opts.lockout.threshold, windowMs)
         throw new DomainError('invalid_credentials', 'The current password is incorrect.', { errors: [{ path: '/body/current_password', message: 'incorrect password' }] })
       }
-      if (current === next) {
+      if (samePassword(current, next)) {
         throw new DomainError('password_policy', 'The new password must differ from the current one.', { errors: [{ path: '/body/new_password', message: 'must differ from the current password' }] })
       }
-      await repos.auth.clearFailures(user.email, now, windowMs)
+      await repos.auth.clearFailures(user.email, now)
       assertPasswordAcceptable(next, 'body/new_password', { email: user.email, name: user.name })
       await repos.users.update(user.id, { password_hash: await passwords.hash(next), must_change_password: false, bumpSession: true }, {
         expect: { session_version: user.session_version, password_hash: user.password_hash }
