@@ -1,12 +1,19 @@
 /**
  * Tasks: RBAC by relation to the task, create, get, partial update, status transitions,
- * comments, soft delete, list filters and pagination, ETags and concurrency.
+ * comments, soft delete, list filters and pagination, ETags and concurrency, the bounded
+ * status history and its own list (issue 15, finding 2).
  * Every request goes through the helper's `request`, so every response is also checked
  * against docs/api-specification.yaml.
  */
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import type { Test } from 'tap'
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb'
 import { build, assertProblem, type Api, type Response } from './helper.js'
+import { itemSize, MAX_ITEM_BYTES } from '../src/db/item-size.js'
+import { assertTransition, TRANSITIONS } from '../src/domain/tasks.js'
+import { DomainError } from '../src/domain/errors.js'
 
 const MISSING_ID = '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV'
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/
@@ -67,6 +74,7 @@ function tasksClient (api: Api) {
       api.request({ method: 'PUT', url: `/api/tasks/${id}/status`, headers: h(who, extra), payload }),
     remove: (who: Who | undefined, id: string) => api.request({ method: 'DELETE', url: `/api/tasks/${id}`, headers: h(who) }),
     comments: (who: Who | undefined, id: string, query = '') => api.request({ method: 'GET', url: `/api/tasks/${id}/comments${query}`, headers: h(who) }),
+    history: (who: Who | undefined, id: string, query = '') => api.request({ method: 'GET', url: `/api/tasks/${id}/history${query}`, headers: h(who) }),
     comment: (who: Who | undefined, id: string, payload: object) => api.request({ method: 'POST', url: `/api/tasks/${id}/comments`, headers: h(who), payload })
   }
 }
@@ -146,6 +154,7 @@ t.test('RBAC: every task operation × anonymous, unrelated user, creator, assign
     { name: 'getTask', expect: all(200), call: (who, task) => c.get(who, task.id) },
     { name: 'createTask', expect: all(201), call: who => c.create(who, { title: 'Created in the RBAC matrix' }) },
     { name: 'listTaskComments', expect: all(200), call: (who, task) => c.comments(who, task.id) },
+    { name: 'listTaskStatusHistory', expect: all(200), call: (who, task) => c.history(who, task.id) },
     { name: 'addTaskComment', expect: all(201), call: (who, task) => c.comment(who, task.id, { body: 'A comment from the RBAC matrix' }) },
     { name: 'updateTask', expect: { ...all(200), 'unrelated user': 403 }, call: (who, task) => c.update(who, task.id, { title: 'Changed in the RBAC matrix' }) },
     { name: 'updateTaskStatus', expect: { ...all(200), 'unrelated user': 403 }, call: (who, task) => c.status(who, task.id, { status: 'in_progress' }) },
@@ -192,6 +201,35 @@ t.test('RBAC: every task operation × anonymous, unrelated user, creator, assign
       }
     }
   }
+
+  // listTaskStatusHistory beyond the roles: what it shows, unknown, malformed and deleted ids, cursors.
+  const task = await mustCreate(c, p.creator, { title: 'History target', assigned_to: p.assignee.id })
+  for (let i = 0; i < 3; i++) await mustStatus(c, p.assignee, task.id, { status: i % 2 === 0 ? 'in_progress' : 'open', comment: `change ${i}` })
+  for (const [name, who] of callers.slice(1)) {
+    const res = await c.history(who, task.id, '?limit=2')
+    t.equal(res.statusCode, 200, `listTaskStatusHistory as ${name}`)
+    const page = res.json<Page<HistoryEntry>>()
+    t.strictSame(page.items.map(e => e.comment), ['change 0', 'change 1'], `${name}: the first page, oldest first`)
+    t.type(page.next_cursor, 'string', `${name}: a cursor`)
+  }
+  for (const who of [p.admin, p.manager, p.other]) {
+    assertProblem(t, await c.history(who, MISSING_ID), 404, 'not_found', 'unknown id')
+    assertProblem(t, await c.history(who, 'not-a-ulid'), 400, 'validation_failed', 'malformed id')
+  }
+  const first = (await c.history(p.other, task.id, '?limit=1')).json<Page<HistoryEntry>>()
+  assertProblem(t, await c.history(p.other, task.id, qs({ limit: 1, cursor: tamper(first.next_cursor!) })), 400, 'invalid_cursor', 'tampered cursor')
+  assertProblem(t, await c.history(p.other, task.id, qs({ limit: 1, cursor: 'bm90LWEtY3Vyc29y' })), 400, 'invalid_cursor', 'made-up cursor')
+  const otherTask = await mustCreate(c, p.creator, { title: 'Another history' })
+  await mustStatus(c, p.creator, otherTask.id, { status: 'in_progress' })
+  await mustStatus(c, p.creator, otherTask.id, { status: 'open' })
+  const otherCursor = (await c.history(p.other, otherTask.id, '?limit=1')).json<Page<HistoryEntry>>().next_cursor!
+  assertProblem(t, await c.history(p.other, task.id, qs({ limit: 1, cursor: otherCursor })), 400, 'invalid_cursor', 'a cursor of another task')
+  assertProblem(t, await c.history(p.other, task.id, '?limit=0'), 400, 'validation_failed', 'limit 0')
+  assertProblem(t, await c.history(p.other, task.id, '?limit=101'), 400, 'validation_failed', 'limit 101')
+  assertProblem(t, await c.history(undefined, task.id), 401, 'token_invalid', 'anonymous')
+  t.equal((await c.remove(p.creator, task.id)).statusCode, 204)
+  assertProblem(t, await c.history(p.admin, task.id), 404, 'not_found', 'a deleted task')
+  assertProblem(t, await c.history(p.admin, task.id, qs({ cursor: first.next_cursor! })), 404, 'not_found', 'a deleted task, with a cursor')
 })
 
 // ------------------------------------------------------------------------------------------
@@ -518,7 +556,6 @@ t.test('status: transition table, closed_at, history, validation, If-Match, conc
     t.equal(d.status_history.length, history.length, 'no history entry')
   }
 
-  await refuse('closed')
   await refuse('open')
   await move(p.assignee, 'in_progress', 'Looking into it.')
   await refuse('in_progress')
@@ -534,6 +571,12 @@ t.test('status: transition table, closed_at, history, validation, If-Match, conc
   t.ok(closedAgain.closed_at! >= firstClose, 'closing again moves closed_at forward')
   const reopened = await move(p.manager, 'open', 'Reopened: it fired again.')
   t.equal(reopened.closed_at, null, 'reopening clears closed_at')
+  // Product change (issue 15): an open task closes directly (a false positive, a duplicate).
+  const direct = await move(p.assignee, 'closed', 'A duplicate of another task.')
+  t.ok(direct.closed_at! >= closedAgain.closed_at!, 'closing directly from open sets closed_at')
+  await refuse('closed')
+  await refuse('in_progress')
+  await move(p.creator, 'open', 'Not a duplicate after all.')
 
   const d = await detail(c, p.other, task.id)
   t.strictSame(d.status_history.map(({ changed_at: _, ...e }) => e), history.map(({ window: _, ...e }) => e), 'one entry per change, in order, with who and why')
@@ -579,6 +622,19 @@ t.test('status: transition table, closed_at, history, validation, If-Match, conc
   t.equal(now.status, 'in_progress')
   t.equal(now.version, 2)
   t.strictSame(now.status_history.map(e => [e.from, e.to, e.changed_by]), [['open', 'in_progress', won[0]?.id]], 'exactly one history entry, by the winner')
+
+  // Mixed moves from open at once (start work, close directly): a close first refuses every
+  // other move; a start first lets one close follow. The history matches the 200s either way.
+  const fork = await mustCreate(c, p.creator, { title: 'Start or close', assigned_to: p.assignee.id })
+  const forkMoves: Array<[Who, Status]> = [[p.creator, 'in_progress'], [p.assignee, 'closed'], [p.manager, 'in_progress'], [p.admin, 'closed']]
+  const forkResults = await Promise.all(forkMoves.map(([who, to]) => c.status(who, fork.id, { status: to })))
+  for (const r of forkResults) if (r.statusCode !== 200) assertProblem(t, r, 409, 'invalid_transition', 'a losing move from open')
+  const forkWins = forkResults.flatMap((r, i) => (r.statusCode === 200 ? [{ version: r.json<Task>().version, to: forkMoves[i]![1], who: forkMoves[i]![0].id }] : []))
+    .sort((a, b) => a.version - b.version)
+  t.ok(['closed', 'in_progress,closed'].includes(forkWins.map(w => w.to).join()), `a close, or a start then a close (got ${forkWins.map(w => w.to).join()})`)
+  now = await detail(c, p.admin, fork.id)
+  t.strictSame(now.status_history.map(e => [e.to, e.changed_by]), forkWins.map(w => [w.to, w.who]), 'one entry per 200, in version order')
+  t.equal(now.status, 'closed')
 
   // The same with If-Match of the one version: one 200, the others 412.
   const guarded = await mustCreate(c, p.creator, { title: 'Race with If-Match', assigned_to: p.assignee.id })
@@ -870,4 +926,341 @@ t.test('review regressions: times the service cannot store are a 400, and lists 
     assertProblem(t, await api.request({ method: 'GET', url: `/api/events?from=${encodeURIComponent(due)}`, headers: api.auth(user.token) }), 400, 'validation_failed')
   }
   t.equal((await api.request({ method: 'GET', url: '/api/tasks', headers: api.auth(await api.adminToken()) })).statusCode, 200, 'the list still works')
+})
+
+// ------------------------------------------------------------------------------------------
+// Issue 15, finding 2: a plain user could grow a task item to DynamoDB's 400 KB limit with
+// status changes, after which every change and every DELETE was a 500. The item now keeps its
+// 20 most recent changes; the whole history has its own table and GET /api/tasks/{id}/history.
+
+const STATUS_CYCLE: Status[] = ['in_progress', 'closed', 'open', 'closed', 'open']
+/** The longest comment (2,000 characters), multi-byte: 5,995 UTF-8 bytes but 2,000 UTF-16 units (what the stand-in counts). */
+const euroComment = (i: number): string => `${String(i).padStart(5, '0')}${'€'.repeat(1995)}`
+/** 200 and 10,000 characters of 4 UTF-8 bytes each: the largest title and description. */
+const WIDEST_TITLE = '𝄞'.repeat(200)
+const WIDEST_DESCRIPTION = '𝄞'.repeat(10000)
+
+/** The stored task item, unmarshalled. */
+async function storedTask (api: Api, id: string): Promise<Record<string, any>> {
+  const res = await api.app.db.client.getItem({ TableName: `${api.config.tablePrefix}tasks`, Key: { id: { S: id } }, ConsistentRead: true })
+  return res.Item ? unmarshall(res.Item) : {}
+}
+
+/** Every entry of the history table for a task, in key order. */
+async function historyTable (api: Api, id: string): Promise<Array<Record<string, any>>> {
+  const items: Array<Record<string, any>> = []
+  let start: Record<string, any> | undefined
+  do {
+    const res = await api.app.db.client.query({
+      TableName: `${api.config.tablePrefix}task-history`,
+      KeyConditionExpression: 'task_id = :t',
+      ExpressionAttributeValues: { ':t': { S: id } },
+      ...(start ? { ExclusiveStartKey: start } : {})
+    })
+    items.push(...(res.Items ?? []).map(i => unmarshall(i)))
+    start = res.LastEvaluatedKey
+  } while (start)
+  return items
+}
+
+/** A task created from a fresh CloudWatch alarm event by `who`. */
+async function taskFromEvent (t: Test, api: Api, who: Who, payload: object): Promise<{ task: Task, eventId: string }> {
+  const account = '210987654321'
+  const reg = await api.request({
+    method: 'POST',
+    url: '/api/config/aws-accounts',
+    headers: api.auth(await api.adminToken()),
+    payload: { account_id: account, name: 'history test', role_arn: `arn:aws:iam::${account}:role/MonitoringReadOnly` }
+  })
+  t.equal(reg.statusCode, 201, 'account registered')
+  const envelope = JSON.parse(readFileSync(new URL('./fixtures/events/cloudwatch-alarm.json', import.meta.url), 'utf8'))
+  envelope.id = randomUUID()
+  envelope.account = account
+  envelope.resources = [`arn:aws:cloudwatch:us-east-1:${account}:alarm:history-test`]
+  envelope.detail.alarmName = 'history-test'
+  const ingest = await api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': reg.json().api_key }, payload: envelope })
+  t.equal(ingest.statusCode, 202, 'event ingested')
+  const eventId = ingest.json().results[0].event_id as string
+  const res = await api.request({ method: 'POST', url: `/api/events/${eventId}/create-task`, headers: api.auth(who.token), payload })
+  t.equal(res.statusCode, 201, `task created from the event (${res.body.slice(0, 200)})`)
+  return { task: res.json<Task>(), eventId }
+}
+
+type Change = Pick<HistoryEntry, 'from' | 'to' | 'changed_by' | 'comment'>
+const essentials = (e: HistoryEntry): Change => ({ from: e.from, to: e.to, changed_by: e.changed_by, comment: e.comment })
+
+t.test('the transition table (issue 15 product change: open → closed)', async t => {
+  const statuses: Status[] = ['open', 'in_progress', 'closed']
+  const allowed = new Set(['open>in_progress', 'open>closed', 'in_progress>closed', 'in_progress>open', 'closed>open'])
+  for (const from of statuses) {
+    for (const to of statuses) {
+      const ok = allowed.has(`${from}>${to}`)
+      let code: string | undefined
+      try { assertTransition(from, to) } catch (err) { code = err instanceof DomainError ? err.code : String(err) }
+      t.equal(code, ok ? undefined : 'invalid_transition', `${from} → ${to} ${ok ? 'allowed' : 'refused'}`)
+      t.equal(TRANSITIONS[from].includes(to), ok)
+    }
+  }
+})
+
+t.test('status history: 300 changes with the longest multi-byte comments never reach the item limit (issue 15, finding 2)', async t => {
+  const api = await build(t)
+  const c = tasksClient(api)
+  const p = await people(api)
+  // The largest task there is: widest title and description, created from an event by a plain user.
+  const { task, eventId } = await taskFromEvent(t, api, p.creator, { title: WIDEST_TITLE, description: WIDEST_DESCRIPTION, assigned_to: p.assignee.id })
+  const expected: Change[] = []
+  let status: Status = 'open'
+  const started = Date.now()
+  for (let i = 0; i < 300; i++) {
+    const to = STATUS_CYCLE[i % STATUS_CYCLE.length]!
+    const res = await c.status(p.creator, task.id, { status: to, comment: euroComment(i) })
+    if (res.statusCode !== 200) {
+      t.fail(`change ${i + 1} (${status} → ${to}): ${res.statusCode} ${res.body.slice(0, 200)}`)
+      return
+    }
+    expected.push({ from: status, to, changed_by: p.creator.id, comment: euroComment(i) })
+    status = to
+  }
+  t.pass(`300 status changes by the creator, all 200 (${Date.now() - started} ms)`)
+
+  const item = await storedTask(api, task.id)
+  const size = itemSize(item)
+  t.ok(size < MAX_ITEM_BYTES, `the stored item weighs ${size} bytes (UTF-8), under the 400 KB limit`)
+  t.ok(size < 250_000, 'and well under it: its size no longer grows with the number of changes')
+  t.equal(item.status_history.length, 20, 'the item holds 20 changes')
+  t.equal(item.version, 301)
+
+  const d = await detail(c, p.other, task.id)
+  t.equal(d.status_history.length, 20, 'GET task: the 20 most recent changes')
+  t.strictSame(d.status_history.map(essentials), expected.slice(-20), 'the latest 20, oldest first')
+  t.equal(d.status, status)
+
+  for (const limit of [100, 37]) {
+    const all = await walk<HistoryEntry>(t, api, p.other, `/api/tasks/${task.id}/history`, {}, limit)
+    t.equal(all.length, 300, `GET history (limit ${limit}): all 300 changes`)
+    t.strictSame(all.map(essentials), expected, `limit ${limit}: every change, oldest first, with who and why`)
+    t.ok(all.every((e, i) => i === 0 || all[i - 1]!.changed_at <= e.changed_at), 'changed_at never goes back')
+  }
+
+  // The admin and the creator can still change the task and delete it.
+  const byAdmin = await c.status(p.admin, task.id, { status: 'in_progress', comment: euroComment(300) })
+  t.equal(byAdmin.statusCode, 200, `the admin changes the status (${byAdmin.body.slice(0, 120)})`)
+  const byCreator = await c.status(p.creator, task.id, { status: 'closed', comment: euroComment(301) })
+  t.equal(byCreator.statusCode, 200, 'the creator changes the status')
+  t.equal((await c.update(p.creator, task.id, { title: WIDEST_TITLE.slice(2) + '€' })).statusCode, 200, 'the creator edits it')
+  t.equal((await c.comment(p.creator, task.id, { body: '€'.repeat(5000) })).statusCode, 201, 'and comments on it')
+  const history = await walk<HistoryEntry>(t, api, p.admin, `/api/tasks/${task.id}/history`, {}, 100)
+  t.equal(history.length, 302, '302 changes')
+  t.strictSame(history.slice(-2).map(e => [e.from, e.to, e.changed_by]), [['open', 'in_progress', p.admin.id], ['in_progress', 'closed', p.creator.id]])
+  t.ok(itemSize(await storedTask(api, task.id)) < 250_000, 'still small')
+
+  const del = await c.remove(p.creator, task.id)
+  t.equal(del.statusCode, 204, 'the creator deletes it')
+  assertProblem(t, await c.get(p.admin, task.id), 404, 'not_found', 'gone')
+  assertProblem(t, await c.history(p.admin, task.id), 404, 'not_found', 'its history too')
+  const event = await api.request({ method: 'GET', url: `/api/events/${eventId}`, headers: api.auth(p.admin.token) })
+  t.equal(event.json().task_id, null, 'the event is free again')
+  const again = await api.request({ method: 'POST', url: `/api/events/${eventId}/create-task`, headers: api.auth(p.creator.token), payload: {} })
+  t.equal(again.statusCode, 201, 'a new task can be created from it')
+
+  // The admin deletes another task driven past the bound the same way.
+  const other = await mustCreate(c, p.creator, { title: WIDEST_TITLE, description: WIDEST_DESCRIPTION })
+  for (let i = 0; i < 25; i++) await mustStatus(c, p.creator, other.id, { status: STATUS_CYCLE[i % STATUS_CYCLE.length]!, comment: euroComment(i) })
+  t.equal((await c.remove(p.admin, other.id)).statusCode, 204, 'the admin deletes it')
+})
+
+/**
+ * Replaces a task's stored history with a legacy list, as versions before the bound wrote it
+ * (no keys, appended without limit): pairs open → in_progress → open with ASCII comments, the
+ * item filled to exactly `target` bytes (UTF-8, which the stand-in also counts for ASCII).
+ */
+async function makeLegacy (api: Api, id: string, target: number, changedBy: string, opts: { withoutCommentCount?: boolean, change?: (item: Record<string, any>) => void } = {}): Promise<Change[]> {
+  const item = await storedTask(api, id)
+  if (opts.withoutCommentCount) delete item.comment_count
+  opts.change?.(item)
+  const entry = (i: number, from: Status, to: Status) => ({
+    from, to, changed_by: changedBy, changed_at: new Date(Date.parse('2026-01-01T00:00:00.000Z') + i * 60_000).toISOString(), comment: `${String(i).padStart(5, '0')} ${'x'.repeat(994)}`
+  })
+  const list: Array<ReturnType<typeof entry>> = []
+  const sizeWith = (l: typeof list) => itemSize({ ...item, status_history: l, version: 1 + l.length })
+  for (let i = 0; ; i += 2) {
+    const pair = [entry(i, 'open', 'in_progress'), entry(i + 1, 'in_progress', 'open')]
+    if (sizeWith([...list, ...pair]) > target) break
+    list.push(...pair)
+  }
+  // Lengthen the last comments (up to the API's 2,000 characters) to land exactly on target.
+  for (let j = list.length - 1; j >= 0 && sizeWith(list) < target; j--) {
+    const e = list[j]!
+    e.comment += 'y'.repeat(Math.min(2000 - e.comment.length, target - sizeWith(list)))
+  }
+  if (sizeWith(list) !== target) throw new Error(`legacy item of ${sizeWith(list)} bytes, not ${target}`)
+  item.status_history = list
+  item.version = 1 + list.length
+  await api.app.db.client.putItem({ TableName: `${api.config.tablePrefix}tasks`, Item: marshall(item, { removeUndefinedValues: true }) })
+  return list.map(({ from, to, changed_by: by, comment }) => ({ from, to, changed_by: by, comment }))
+}
+
+t.test('legacy tasks: an unbounded status_history list at the item limit is read, listed, bounded on the next write (issue 15, finding 2)', async t => {
+  const api = await build(t)
+  const c = tasksClient(api)
+  const p = await people(api)
+  // 4 bytes under DynamoDB's limit: one more attribute, a longer title or a deletion mark does not fit.
+  const AT_LIMIT = MAX_ITEM_BYTES - 4
+  const fresh = (title: string) => mustCreate(c, p.creator, { title, assigned_to: p.assignee.id })
+  const allHistory = async (id: string, limit = 100) => (await walk<HistoryEntry>(t, api, p.other, `/api/tasks/${id}/history`, {}, limit)).map(essentials)
+
+  // Reads: GET shows the latest 20, the history lists every legacy entry in order.
+  const a = await fresh('Legacy: comment on it')
+  const legacyA = await makeLegacy(api, a.id, AT_LIMIT, p.assignee.id, { withoutCommentCount: true })
+  t.ok(legacyA.length > 300, `a legacy list of ${legacyA.length} changes`)
+  const shown = await detail(c, p.other, a.id)
+  t.strictSame(shown.status_history.map(essentials), legacyA.slice(-20), 'GET task: the latest 20 legacy entries')
+  t.strictSame(await allHistory(a.id, 100), legacyA, 'GET history: every legacy entry, oldest first')
+  t.strictSame(await allHistory(a.id, 33), legacyA, 'the same with pages of 33')
+
+  // A comment needs the comment counter: the item is bounded first (its version unchanged).
+  const comment = await c.comment(p.other, a.id, { body: 'Still there?' })
+  t.equal(comment.statusCode, 201, `a comment on a legacy task at the limit (${comment.body.slice(0, 150)})`)
+  let stored = await storedTask(api, a.id)
+  t.equal(stored.status_history.length, 20, 'the item now holds 20 entries')
+  t.equal(stored.version, 1 + legacyA.length, 'a comment does not change the version')
+  t.equal((await historyTable(api, a.id)).length, legacyA.length - 20 + 1, 'the entries it no longer holds (and the latest) are in the history table')
+  t.strictSame(await allHistory(a.id, 100), legacyA, 'no entry lost')
+  t.strictSame((await detail(c, p.other, a.id)).comments.map(x => x.body), ['Still there?'])
+  const moved = await c.status(p.assignee, a.id, { status: 'closed', comment: 'c'.repeat(2000) })
+  t.equal(moved.statusCode, 200, 'then a status change')
+  t.strictSame(await allHistory(a.id, 100), [...legacyA, { from: 'open', to: 'closed', changed_by: p.assignee.id, comment: 'c'.repeat(2000) }], 'legacy entries first, then the new one')
+
+  // A status change with the longest comment (before: a 500, the item would exceed the limit).
+  const b = await fresh('Legacy: change its status')
+  const legacyB = await makeLegacy(api, b.id, AT_LIMIT, p.assignee.id)
+  const change = await c.status(p.creator, b.id, { status: 'in_progress', comment: 'z'.repeat(2000) })
+  t.equal(change.statusCode, 200, `a status change on a legacy task at the limit (${change.body.slice(0, 150)})`)
+  t.equal(change.json<Task>().version, 2 + legacyB.length)
+  const expectedB = [...legacyB, { from: 'open' as Status, to: 'in_progress' as Status, changed_by: p.creator.id, comment: 'z'.repeat(2000) }]
+  stored = await storedTask(api, b.id)
+  t.equal(stored.status_history.length, 20, 'the item now holds 20 entries')
+  t.ok(itemSize(stored) < 100_000, `and weighs ${itemSize(stored)} bytes`)
+  t.strictSame((await detail(c, p.other, b.id)).status_history.map(essentials), expectedB.slice(-20), 'GET task: the latest 20')
+  t.strictSame(await allHistory(b.id, 100), expectedB, 'GET history: every entry, oldest first')
+  t.strictSame(await allHistory(b.id, 19), expectedB, 'the same with pages of 19')
+  for (let i = 0; i < 3; i++) await mustStatus(c, p.creator, b.id, { status: i % 2 === 0 ? 'open' : 'in_progress' })
+  t.equal((await allHistory(b.id)).length, expectedB.length + 3, 'later changes follow')
+
+  // An edit that makes the task larger (before: a 500).
+  const d = await fresh('Legacy: edit it')
+  await makeLegacy(api, d.id, AT_LIMIT, p.assignee.id)
+  const edit = await c.update(p.creator, d.id, { title: 'A much longer title for a legacy task. '.repeat(5), description: 'Now with a description.' })
+  t.equal(edit.statusCode, 200, `an edit on a legacy task at the limit (${edit.body.slice(0, 150)})`)
+  t.equal((await storedTask(api, d.id)).status_history.length, 20)
+
+  // A deletion (before: a 500 for everyone, the admin included).
+  for (const [who, name] of [[p.creator, 'the creator'], [p.admin, 'the admin']] as const) {
+    const e = await fresh(`Legacy: deleted by ${name}`)
+    const legacyE = await makeLegacy(api, e.id, AT_LIMIT, p.assignee.id)
+    const del = await c.remove(who, e.id)
+    t.equal(del.statusCode, 204, `${name} deletes a legacy task at the limit (${del.body.slice(0, 150)})`)
+    assertProblem(t, await c.get(p.admin, e.id), 404, 'not_found', 'gone')
+    t.equal((await historyTable(api, e.id)).length, legacyE.length - 20 + 1, 'its history was kept')
+  }
+
+  // A task whose own text (impossible through the API) leaves no room: a 400, never a 500;
+  // shortening it is allowed, and then everything works again.
+  const f = await fresh('Legacy: huge description')
+  const item = await storedTask(api, f.id)
+  item.description = 'd'.repeat(AT_LIMIT - itemSize({ ...item, description: '' }))
+  t.equal(itemSize(item), AT_LIMIT)
+  await api.app.db.client.putItem({ TableName: `${api.config.tablePrefix}tasks`, Item: marshall(item) })
+  assertProblem(t, await c.update(p.creator, f.id, { title: 'x'.repeat(200) }), 400, 'validation_failed', 'an edit that would exceed the limit')
+  assertProblem(t, await c.remove(p.admin, f.id), 400, 'validation_failed', 'a deletion mark that would exceed the limit')
+  t.equal((await storedTask(api, f.id)).version, 1, 'nothing written (GET would not show it: its description is beyond the contract)')
+  t.equal((await c.update(p.creator, f.id, { description: 'Shortened.' })).statusCode, 200, 'an edit that shrinks the task')
+  t.equal((await c.remove(p.admin, f.id)).statusCode, 204, 'then it can be deleted')
+})
+
+/** Fault injection on the app's DynamoDB client for one table (the database stays real); returns the undo. */
+function onCommand (api: Api, commands: string[], table: string, fault: () => never): () => void {
+  const name = `test-fault-${randomUUID()}`
+  api.app.db.client.middlewareStack.add((next, context) => async (args) => {
+    const input = args.input as { TableName?: string, RequestItems?: Record<string, unknown> }
+    const tables = input.TableName ? [input.TableName] : Object.keys(input.RequestItems ?? {})
+    if (!commands.includes(String(context.commandName)) || !tables.includes(`${api.config.tablePrefix}${table}`)) return next(args)
+    return fault()
+  }, { step: 'initialize', name })
+  return () => { api.app.db.client.middlewareStack.remove(name) }
+}
+const injected = (): never => { throw Object.assign(new Error('injected failure: the process stops here'), { name: 'InternalServerError', $fault: 'server' }) }
+
+t.test('status history: no entry lost, duplicated or invented when a change stops between its writes (issue 15, finding 2)', async t => {
+  const api = await build(t)
+  const c = tasksClient(api)
+  const p = await people(api)
+  const task = await mustCreate(c, p.creator, { title: 'Crash safety', assigned_to: p.assignee.id })
+  const expected: Change[] = []
+  let status: Status = 'open'
+  let n = 0
+  const nextMove = (): Status => STATUS_CYCLE[n % STATUS_CYCLE.length]!
+  const move = async (who: Who): Promise<void> => {
+    const to = nextMove()
+    await mustStatus(c, who, task.id, { status: to, comment: `change ${n}` })
+    expected.push({ from: status, to, changed_by: who.id, comment: `change ${n}` })
+    status = to
+    n++
+  }
+  const history = async () => (await walk<HistoryEntry>(t, api, p.other, `/api/tasks/${task.id}/history`, {}, 10)).map(essentials)
+  const tableKeys = async () => (await historyTable(api, task.id)).map(r => r.seq as string)
+  const key = (version: number): string => `v${String(version).padStart(10, '0')}`
+  for (let i = 0; i < 24; i++) await move(i % 2 ? p.assignee : p.creator)
+  t.strictSame(await history(), expected, '24 changes, oldest first')
+  // Each change stores the latest entry it read before its own write: the table holds all but the newest.
+  t.strictSame(await tableKeys(), Array.from({ length: 23 }, (_, i) => key(i + 2)), 'the table: every change but the newest, keyed by the version it produced')
+
+  // 1. The history write fails: the task write is never attempted, nothing changes.
+  let undo = onCommand(api, ['PutItemCommand', 'BatchWriteItemCommand'], 'task-history', injected)
+  assertProblem(t, await c.status(p.creator, task.id, { status: nextMove(), comment: 'never happened' }), 503, 'service_unavailable', 'the history write fails')
+  undo()
+  let d = await detail(c, p.admin, task.id)
+  t.equal(d.version, 25, 'the task did not change')
+  t.equal(d.status, status)
+  t.strictSame(await history(), expected, 'no entry for a change that did not happen')
+
+  // 2. The process stops after the history write, before the task write: the history write
+  // only (re)wrote entries that exist; the retry writes the same keys again.
+  undo = onCommand(api, ['UpdateItemCommand'], 'tasks', injected)
+  assertProblem(t, await c.status(p.creator, task.id, { status: nextMove(), comment: 'never happened either' }), 503, 'service_unavailable', 'the task write fails')
+  undo()
+  t.equal((await detail(c, p.admin, task.id)).version, 25, 'the task did not change')
+  t.strictSame(await history(), expected, 'nothing lost, duplicated or invented')
+  t.strictSame(await tableKeys(), Array.from({ length: 24 }, (_, i) => key(i + 2)), 'the table now also holds the newest entry (written again, harmlessly, by the retry)')
+  await move(p.creator)
+  t.strictSame(await history(), expected, 'the retried change is recorded once')
+
+  // 3. Entries whose table write was lost are read from the item, and stored again before the
+  // item drops them.
+  const table = `${api.config.tablePrefix}task-history`
+  for (let v = 7; v <= 26; v++) await api.app.db.client.deleteItem({ TableName: table, Key: { task_id: { S: task.id }, seq: { S: key(v) } } })
+  t.equal((await tableKeys()).length, 5, 'only the 5 oldest changes left in the table')
+  t.strictSame(await history(), expected, 'the reader merges the 20 the item holds: nothing missing')
+  await move(p.assignee)
+  t.ok((await tableKeys()).includes(key(7)), 'the entry the item dropped was stored first')
+  t.ok((await tableKeys()).includes(key(26)), 'and so was the latest one')
+  t.strictSame(await history(), expected, 'nothing missing after the item dropped it')
+
+  // 4. Concurrent changes on a full history: one entry per 200, chained, in version order.
+  const start = (await detail(c, p.admin, task.id)).version
+  const racers: Array<[Who, Status]> = [[p.creator, 'in_progress'], [p.assignee, 'closed'], [p.manager, 'open'], [p.admin, 'closed'], [p.creator, 'open'], [p.assignee, 'in_progress']]
+  const results = await Promise.all(racers.map(([who, to]) => c.status(who, task.id, { status: to })))
+  for (const r of results) if (r.statusCode !== 200) assertProblem(t, r, 409, 'invalid_transition', 'a losing move')
+  const wins = results.flatMap((r, i) => (r.statusCode === 200 ? [{ version: r.json<Task>().version, who: racers[i]![0].id, to: racers[i]![1] }] : []))
+    .sort((a, b) => a.version - b.version)
+  t.ok(wins.length >= 1, `${wins.length} of the concurrent moves succeeded`)
+  t.strictSame(wins.map(w => w.version), wins.map((_, i) => start + 1 + i), 'consecutive versions')
+  const all = await history()
+  t.equal(all.length, expected.length + wins.length, 'one entry per 200')
+  t.strictSame(all.slice(0, expected.length), expected, 'earlier entries untouched')
+  t.strictSame(all.slice(expected.length).map(e => [e.to, e.changed_by]), wins.map(w => [w.to, w.who]), 'the new ones in version order')
+  all.forEach((e, i) => { if (i > 0 && e.from !== all[i - 1]!.to) t.fail(`entry ${i} does not chain`) })
+  d = await detail(c, p.admin, task.id)
+  t.strictSame(d.status_history.map(essentials), all.slice(-20), 'GET task: the latest 20')
 })

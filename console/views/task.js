@@ -9,10 +9,10 @@ import { namesFor, remember } from '../people.js'
 /** @typedef {Schemas['TaskStatus']} TaskStatus */
 /** @typedef {Schemas['UpdateTaskRequest']} UpdateTask */
 
-/** The moves the API allows from each status, as buttons. */
+/** The moves the API allows from each status, as buttons (an open task may be closed directly: a false positive, a duplicate). */
 /** @type {Record<TaskStatus, Array<[TaskStatus, string]>>} */
 const MOVES = {
-  open: [['in_progress', 'Start work']],
+  open: [['in_progress', 'Start work'], ['closed', 'Close']],
   in_progress: [['closed', 'Close'], ['open', 'Back to open']],
   closed: [['open', 'Reopen']]
 }
@@ -127,6 +127,27 @@ export async function render ({ view, params, user, go, reload }) {
     })
   })
 
+  // ---- status history: the task carries its 20 most recent changes; the whole history pages
+  const RECENT = 20
+  const history = h('ol', { class: 'history', id: 'status-history' }, task.status_history.map(s => change(s, nameOf)))
+  const allChanges = h('button', { type: 'button', class: 'secondary small', id: 'all-changes' }, 'All changes…')
+  const allChangesForm = task.status_history.length >= RECENT ? h('form', { class: 'inline', 'aria-label': 'All status changes' }, allChanges) : null
+  /** @type {string | null | undefined} undefined: the full history is not loaded yet */
+  let historyCursor
+  allChanges.addEventListener('click', () => {
+    if (!allChangesForm) return
+    submitting(allChangesForm, async () => {
+      const page = await call(api.GET('/api/tasks/{id}/history', { params: { path, query: { limit: 100, ...(historyCursor ? { cursor: historyCursor } : {}) } } }))
+      const names = await namesFor(page.items.map(s => s.changed_by))
+      // The first page replaces the recent changes: the full list starts with the oldest.
+      if (historyCursor === undefined) history.replaceChildren()
+      history.append(...page.items.map(s => change(s, names)))
+      historyCursor = page.next_cursor
+      if (historyCursor) allChanges.textContent = 'More changes…'
+      else allChangesForm.remove()
+    })
+  })
+
   fill(view,
     h('p', { class: 'crumbs' }, h('a', { href: '#/tasks' }, '← Tasks')),
     title(task.title),
@@ -147,13 +168,17 @@ export async function render ({ view, params, user, go, reload }) {
     h('div', { class: 'grid' },
       h('section', { class: 'card' }, h('h2', null, 'Comments'), comments, more, commentForm),
       h('section', { class: 'card' }, h('h2', null, 'Status history'),
-        task.status_history.length
-          ? h('ol', { class: 'history', id: 'status-history' }, task.status_history.map(s => h('li', null,
-            badge('status', s.from), ' → ', badge('status', s.to), ' by ', nameOf(s.changed_by), ', ', time(s.changed_at),
-            s.comment ? h('q', null, s.comment) : null)))
-          : h('p', { class: 'empty' }, 'No status change yet.'))
+        task.status_history.length ? [history, allChangesForm] : h('p', { class: 'empty' }, 'No status change yet.'))
     )
   )
+}
+
+/**
+ * @param {Schemas['StatusHistoryEntry']} s
+ * @param {(id: string) => string} nameOf
+ */
+function change (s, nameOf) {
+  return h('li', null, badge('status', s.from), ' → ', badge('status', s.to), ' by ', nameOf(s.changed_by), ', ', time(s.changed_at), s.comment ? h('q', null, s.comment) : null)
 }
 
 /**

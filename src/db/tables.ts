@@ -2,7 +2,7 @@ import type { DynamoDB } from '@aws-sdk/client-dynamodb'
 import { defineMetaModel } from './meta.model.js'
 import { defineUsersModel } from '../modules/users/users.model.js'
 import { defineAuthModel } from '../modules/auth/auth.model.js'
-import { defineCommentsModel, defineTasksModel } from '../modules/tasks/tasks.model.js'
+import { defineCommentsModel, defineTaskHistoryModel, defineTasksModel } from '../modules/tasks/tasks.model.js'
 import { defineEventsModel } from '../modules/events/events.model.js'
 import { defineAwsAccountsModel } from '../modules/settings/settings.model.js'
 import { defineStatsModel } from '../modules/dashboard/stats.model.js'
@@ -20,6 +20,7 @@ function define (prefix: string) {
     meta: defineMetaModel(prefix),
     tasks: defineTasksModel(prefix),
     comments: defineCommentsModel(prefix),
+    taskHistory: defineTaskHistoryModel(prefix),
     events: defineEventsModel(prefix),
     awsAccounts: defineAwsAccountsModel(prefix),
     stats: defineStatsModel(prefix)

@@ -3,9 +3,24 @@ import { DomainError } from './errors.js'
 import { canonicalTime } from './time.js'
 import type { Actor, UserLookup } from './users.js'
 
+/**
+ * A status change as the task holds it. `key` places it in the task's whole history (the
+ * history sorts by it; assigned by the repository, never shown).
+ */
+export interface StatusChange extends StatusHistoryEntry {
+  key: string
+}
+
+/**
+ * The task keeps its most recent status changes (so its stored size has a bound); the whole
+ * history is listed page by page (`GET /api/tasks/{id}/history`).
+ */
+export const RECENT_HISTORY = 20
+
 /** A task as stored, with what never leaves the server (deletion marks). */
 export interface Task extends TaskDto {
-  status_history: StatusHistoryEntry[]
+  /** The most recent status changes, oldest first (at most RECENT_HISTORY once written by this version). */
+  status_history: StatusChange[]
   /** When the task first left `open` (for the time-to-first-action statistic). */
   first_action_at: string | null
   deleted_at: string | null
@@ -14,9 +29,12 @@ export interface Task extends TaskDto {
 
 export type { TaskStatus, TaskPriority, StatusHistoryEntry }
 
-/** Which status may follow which: open → in_progress → closed, in_progress → open, closed → open. */
+/**
+ * Which status may follow which: open → in_progress → closed, open → closed (a false positive
+ * or a duplicate is closed directly), in_progress → open, closed → open.
+ */
 export const TRANSITIONS: Record<TaskStatus, readonly TaskStatus[]> = {
-  open: ['in_progress'],
+  open: ['in_progress', 'closed'],
   in_progress: ['closed', 'open'],
   closed: ['open']
 }
@@ -59,6 +77,13 @@ export const writeGuard = (actor: Actor, kind: 'modify' | 'delete'): { actorId: 
 /** Priority of a task created from an event of this severity (info → low). */
 export const priorityForSeverity = (severity: 'critical' | 'high' | 'medium' | 'low' | 'info'): TaskPriority =>
   severity === 'info' ? 'low' : severity
+
+/** The public view of a status change. */
+export const toStatusHistoryDto = ({ key: _, ...entry }: StatusChange): StatusHistoryEntry => entry
+
+/** The status history a task shows: its most recent changes, oldest first. */
+export const recentHistory = (t: Pick<Task, 'status_history'>): StatusHistoryEntry[] =>
+  t.status_history.slice(-RECENT_HISTORY).map(toStatusHistoryDto)
 
 /** The public view of a task. */
 export const toTaskDto = (t: Task): TaskDto => ({

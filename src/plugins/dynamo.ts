@@ -64,7 +64,7 @@ export default fp<DynamoPluginOptions>(async (app, opts) => {
     repos: {
       users: createUsersRepository(models.users, models.meta, cursors, raw, opts.authCache),
       auth: createAuthRepository(models.auth, raw, opts.authCache),
-      tasks: createTasksRepository(models.tasks, models.comments, cursors, raw),
+      tasks: createTasksRepository(models.tasks, models.comments, cursors, raw, models.taskHistory, client),
       events: createEventsRepository(models.events, models.meta, cursors, client, raw),
       ingestionHealth: createIngestionHealthRepository(client, raw, models.meta.table().name),
       awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors),

@@ -3,9 +3,9 @@ import type { Item } from 'dynamoose/dist/Item.js'
 import { MODEL_OPTIONS } from '../../db/model-options.js'
 
 /**
- * Table `<prefix>tasks`: one item per task; its status history lives in the item and is
- * appended in the same conditional write that changes the status (atomic without
- * transactions). Every GSI has the ULID `id` as range key: newest first, and created-date
+ * Table `<prefix>tasks`: one item per task. The item holds its 20 most recent status changes
+ * (`status_history`), rewritten by the same conditional write that changes the status, so the
+ * item has a size bound whatever the number of changes. Every GSI has the ULID `id` as range key: newest first, and created-date
  * ranges become key conditions (`id` between the ULIDs of two instants).
  *
  * | access pattern            | key / index                                   |
@@ -20,8 +20,34 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  *
  * Table `<prefix>task-comments`: hash task_id, range id (oldest first); append-only, so
  * parallel comments never conflict and a task with thousands of comments reads one page.
+ *
+ * Table `<prefix>task-history`: every status change of a task, hash task_id, range seq
+ * (oldest first). `seq` is deterministic, so writing an entry again is harmless:
+ * `v<version>` (the task version the change produced, 10 digits) for changes written by this
+ * version, `a<index>#<changed_at>` for entries of a legacy `status_history` list (written
+ * before the bound, position in that append-only list). 'a' < 'v': legacy entries come first.
+ *
+ * | access pattern            | key                                           |
+ * | ------------------------- | --------------------------------------------- |
+ * | listHistory (oldest first, after a seq) | table: task_id, seq > :after    |
+ *
+ * An entry reaches that table before any write drops it from the task item (see
+ * tasks.repository.ts, `changeStatus`), and the history reader merges the item's recent
+ * entries with the table: no entry is lost if the process stops between the two writes.
  */
 export interface HistoryItem {
+  from: string
+  to: string
+  changed_by: string
+  changed_at: string
+  comment?: string
+  /** The entry's key in the history table (absent on entries of a legacy list). */
+  seq?: string
+}
+
+export interface HistoryRecordItem extends Item {
+  task_id: string
+  seq: string
   from: string
   to: string
   changed_by: string
@@ -81,7 +107,7 @@ const taskSchema = new dynamoose.Schema({
     type: Array,
     schema: [{
       type: Object,
-      schema: { from: String, to: String, changed_by: String, changed_at: String, comment: String }
+      schema: { from: String, to: String, changed_by: String, changed_at: String, comment: String, seq: String }
     }]
   },
   created_at: { type: String, required: true },
@@ -98,10 +124,23 @@ const commentSchema = new dynamoose.Schema({
   created_at: { type: String, required: true }
 })
 
+const historySchema = new dynamoose.Schema({
+  task_id: { type: String, hashKey: true },
+  seq: { type: String, rangeKey: true },
+  from: { type: String, required: true },
+  to: { type: String, required: true },
+  changed_by: { type: String, required: true },
+  changed_at: { type: String, required: true },
+  comment: String
+})
+
 const options = MODEL_OPTIONS
 
 export const defineTasksModel = (prefix: string) => dynamoose.model<TaskItem>(`${prefix}tasks`, taskSchema, options)
 export const defineCommentsModel = (prefix: string) => dynamoose.model<CommentItem>(`${prefix}task-comments`, commentSchema, options)
 
+export const defineTaskHistoryModel = (prefix: string) => dynamoose.model<HistoryRecordItem>(`${prefix}task-history`, historySchema, options)
+
 export type TasksModel = ReturnType<typeof defineTasksModel>
 export type CommentsModel = ReturnType<typeof defineCommentsModel>
+export type TaskHistoryModel = ReturnType<typeof defineTaskHistoryModel>

@@ -20,9 +20,9 @@ const tasksModule: FastifyPluginAsyncTypebox = async (app) => {
   app.route({
     ...routes.getTask,
     handler: async (request, reply) => {
-      const { task, comments, commentsCursor } = await service.get(request.params.id)
+      const { task, history, comments, commentsCursor } = await service.get(request.params.id)
       reply.header('etag', etagOf(task.version))
-      return { ...toTaskDto(task), comments, comments_next_cursor: commentsCursor, status_history: task.status_history }
+      return { ...toTaskDto(task), comments, comments_next_cursor: commentsCursor, status_history: history }
     }
   })
 
@@ -58,6 +58,14 @@ const tasksModule: FastifyPluginAsyncTypebox = async (app) => {
     handler: async (request, reply) => {
       await service.remove(request.actor!, request.params.id)
       return noContent(reply)
+    }
+  })
+
+  app.route({
+    ...routes.listTaskStatusHistory,
+    handler: async (request) => {
+      const { limit = 20, cursor } = request.query
+      return service.listHistory(request.params.id, limit, cursor)
     }
   })
 

@@ -3,7 +3,8 @@ import type { CreateTaskRequest, UpdateTaskRequest, UpdateTaskStatusRequest } fr
 import { assertRange, DomainError } from '../../domain/errors.js'
 import { canonicalTime } from '../../domain/time.js'
 import {
-  assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, newTask, statusEffects, writeGuard, type Task
+  assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, newTask, recentHistory, statusEffects, writeGuard,
+  type StatusHistoryEntry, type Task
 } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
@@ -12,8 +13,6 @@ import type { Comment, TaskListQuery, TasksRepository } from './tasks.repository
 
 /** Comments shown with a task; the rest through GET /api/tasks/{id}/comments. */
 export const FIRST_COMMENTS = 50
-/** Status history entries shown with a task (the most recent ones). */
-export const HISTORY_SHOWN = 100
 
 /** What tasks need to tell the events module: a deleted task frees its event. */
 export interface EventLinks {
@@ -59,9 +58,9 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
       return repo.list(q)
     },
 
-    async get (id: string): Promise<{ task: Task, comments: Comment[], commentsCursor: string | null }> {
+    async get (id: string): Promise<{ task: Task, history: StatusHistoryEntry[], comments: Comment[], commentsCursor: string | null }> {
       const { task, comments } = await repo.getLiveWithComments(id, FIRST_COMMENTS)
-      return { task: { ...task, status_history: task.status_history.slice(-HISTORY_SHOWN) }, comments: comments.items, commentsCursor: comments.next_cursor }
+      return { task, history: recentHistory(task), comments: comments.items, commentsCursor: comments.next_cursor }
     },
 
     async create (actor: Actor, input: CreateTaskRequest): Promise<Task> {
@@ -76,7 +75,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> => pinned(expectedVersion, async () => {
       const task = await loadForChange(actor, id, expectedVersion)
       if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
-      const updated = await repo.update(id, {
+      const updated = await repo.update(task, {
         title: patch.title,
         description: patch.description,
         priority: patch.priority,
@@ -88,16 +87,16 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     }),
 
     /**
-     * Moves the task along the transition table. The write is conditional on the status it
-     * was decided from, so of concurrent changes from one status exactly one succeeds and
-     * the history (appended in the same write) matches the responses.
+     * Moves the task along the transition table. The write is conditional on the status and
+     * version it was decided from, so of concurrent changes from one status exactly one
+     * succeeds and the history (written in the same write) matches the responses.
      */
     changeStatus: (actor: Actor, id: string, input: UpdateTaskStatusRequest, expectedVersion: number | undefined): Promise<Task> => pinned(expectedVersion, async () => {
       const task = await loadForChange(actor, id, expectedVersion)
       assertTransition(task.status, input.status)
       const now = new Date().toISOString()
       const effects = statusEffects(task, input.status, now)
-      const updated = await repo.update(id, { status: input.status, ...effects }, {
+      const updated = await repo.changeStatus(task, { status: input.status, ...effects }, {
         expectedVersion: task.version,
         expectedStatus: task.status,
         actor: writeGuard(actor, 'modify')
@@ -109,7 +108,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     remove: (actor: Actor, id: string): Promise<Task> => pinned(undefined, async () => {
       const task = await repo.getLive(id)
       assertCanDeleteTask(actor, task)
-      const deleted = await repo.softDelete(id, actor.id, { expectedVersion: task.version, actor: writeGuard(actor, 'delete') })
+      const deleted = await repo.softDelete(task, actor.id, { expectedVersion: task.version, actor: writeGuard(actor, 'delete') })
       await stats.task(task, deleted)
       // The event may get a new task once this one is gone.
       if (deleted.event_id) await events.detachTask(deleted.event_id, deleted.id)
@@ -124,7 +123,10 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     async listComments (taskId: string, limit: number, cursor: string | undefined) {
       await repo.getLive(taskId)
       return repo.listComments(taskId, limit, cursor)
-    }
+    },
+
+    /** Every status change, oldest first (the task shows only its most recent ones). */
+    listHistory: (taskId: string, limit: number, cursor: string | undefined) => repo.listHistory(taskId, limit, cursor)
   }
 }
 
