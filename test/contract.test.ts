@@ -9,7 +9,7 @@ import { spec, operations, validateAt, pointer } from './contract.js'
 import * as S from '../openapi/generated/schemas.js'
 import { routes } from '../openapi/generated/routes.js'
 import { generate, specPath } from '../scripts/generate-openapi.js'
-import { build } from './helper.js'
+import { build, assertProblem } from './helper.js'
 
 type Json = Record<string, any>
 
@@ -203,4 +203,54 @@ t.test('the app serves exactly the operations of the spec (minus the pending lis
     t.ok(specIds.has(r.operationId ?? ''), `${r.method} ${r.url} (${r.operationId}) is in the spec`)
   }
   t.ok(catalog.every(r => r.operationId), 'every route declares an operation and a policy')
+})
+
+// ------------------------------------------------------------------------------------------
+// Issue 16, point 5: every rule the service enforces on input is stated in the spec. Each rule
+// below is stated in the description of the operation or parameter named in its test.
+
+t.test('stated rules: a leap second is a time (read as :59.999) in query filters and bodies', async t => {
+  const api = await build(t)
+  const user = await api.userWithRole('user')
+  const leap = encodeURIComponent('2016-12-31T23:59:60Z')
+  for (const url of [`/api/events?from=${leap}`, `/api/events?to=${leap}`, `/api/tasks?created_from=${leap}`, `/api/tasks?created_to=${leap}`, `/api/tasks?due_from=${leap}`, `/api/tasks?due_to=${leap}`]) {
+    t.equal((await api.request({ method: 'GET', url, headers: api.auth(user.token) })).statusCode, 200, url)
+  }
+  const created = await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(user.token), payload: { title: 'leap', due_at: '2016-12-31T23:59:60Z' } })
+  t.equal(created.statusCode, 201)
+  t.equal(created.json().due_at, '2016-12-31T23:59:59.999Z', 'stored as :59.999')
+  const ranged = await api.request({ method: 'GET', url: `/api/tasks?due_from=${encodeURIComponent('2016-12-31T23:59:59.999Z')}&due_to=${encodeURIComponent('2017-01-01T00:00:00Z')}`, headers: api.auth(user.token) })
+  t.equal(ranged.json().items.length, 1, 'and found by a range around it')
+  // A time outside years 0000-9999 once in UTC is refused, as stated.
+  assertProblem(t, await api.request({ method: 'GET', url: `/api/events?to=${encodeURIComponent('9999-12-31T23:59:59-23:59')}`, headers: api.auth(user.token) }), 400, 'validation_failed')
+})
+
+t.test('stated rules: a reversed range is a 400 on GET /api/tasks and GET /api/events', async t => {
+  const api = await build(t)
+  const user = await api.userWithRole('user')
+  const early = encodeURIComponent('2026-01-01T00:00:00Z')
+  const late = encodeURIComponent('2026-02-01T00:00:00Z')
+  for (const [url, param] of [[`/api/events?from=${late}&to=${early}`, 'to'], [`/api/tasks?created_from=${late}&created_to=${early}`, 'created_to'], [`/api/tasks?due_from=${late}&due_to=${early}`, 'due_to']] as const) {
+    const res = await api.request({ method: 'GET', url, headers: api.auth(user.token) })
+    assertProblem(t, res, 400, 'validation_failed', url)
+    t.equal(res.json().errors?.[0]?.path, `/query/${param}`, 'the error names the upper bound')
+  }
+  for (const url of [`/api/events?from=${early}&to=${early}`, `/api/tasks?created_from=${early}&created_to=${early}`, `/api/tasks?due_from=${early}&due_to=${early}`]) {
+    t.equal((await api.request({ method: 'GET', url, headers: api.auth(user.token) })).statusCode, 200, `equal bounds are a range: ${url}`)
+  }
+})
+
+t.test('stated rules: role_arn must belong to account_id (create and update)', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const account = { account_id: '123456789012', name: 'Production', role_arn: 'arn:aws:iam::210987654321:role/R', external_id: 'ops-7f3a9c', regions: ['us-east-1'] }
+  const refused = await api.request({ method: 'POST', url: '/api/config/aws-accounts', headers: api.auth(admin), payload: account })
+  assertProblem(t, refused, 400, 'validation_failed')
+  t.equal(refused.json().errors?.[0]?.path, '/body/role_arn')
+  const created = await api.request({ method: 'POST', url: '/api/config/aws-accounts', headers: api.auth(admin), payload: { ...account, role_arn: 'arn:aws:iam::123456789012:role/R' } })
+  t.equal(created.statusCode, 201)
+  const id = created.json().account.id
+  const put = await api.request({ method: 'PUT', url: `/api/config/aws-accounts/${id}`, headers: api.auth(admin), payload: { role_arn: 'arn:aws:iam::210987654321:role/R' } })
+  assertProblem(t, put, 400, 'validation_failed')
+  t.equal(put.json().errors?.[0]?.path, '/body/role_arn')
 })

@@ -920,7 +920,8 @@ t.test('list tasks: every filter alone and combined, newest first, pagination, b
 t.test('review regressions: times the service cannot store are a 400, and lists keep working', async t => {
   const api = await build(t)
   const user = await api.userWithRole('user')
-  for (const due of ['9999-12-31T23:59:59-23:59', '2026-12-31T23:59:60Z']) {
+  // A leap second is a time the service reads (as :59.999): see the contract test of stated rules.
+  for (const due of ['9999-12-31T23:59:59-23:59']) {
     assertProblem(t, await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(user.token), payload: { title: 'x', due_at: due } }), 400, 'validation_failed', `due_at ${due}`)
     assertProblem(t, await api.request({ method: 'GET', url: `/api/tasks?due_to=${encodeURIComponent(due)}`, headers: api.auth(user.token) }), 400, 'validation_failed')
     assertProblem(t, await api.request({ method: 'GET', url: `/api/events?from=${encodeURIComponent(due)}`, headers: api.auth(user.token) }), 400, 'validation_failed')

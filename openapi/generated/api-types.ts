@@ -295,7 +295,7 @@ export interface paths {
         };
         /**
          * List tasks
-         * @description Tasks that are not deleted, newest first (by `created_at`). `*_from` bounds are inclusive and `*_to` bounds exclusive.
+         * @description Tasks that are not deleted, newest first (by `created_at`). `*_from` bounds are inclusive and `*_to` bounds exclusive; a `*_to` earlier than its `*_from` is `400 validation_failed`.
          */
         get: operations["listTasks"];
         put?: never;
@@ -497,7 +497,7 @@ export interface paths {
         put?: never;
         /**
          * Register an AWS account
-         * @description Registers an AWS account and generates its ingestion API key, returned only in this response (store it in the EventBridge connection). An AWS account number can be registered once: `409 aws_account_exists`.
+         * @description Registers an AWS account and generates its ingestion API key, returned only in this response (store it in the EventBridge connection). An AWS account number can be registered once: `409 aws_account_exists`. `role_arn` must be a role of `account_id` (the 12 digits of the ARN equal `account_id`), otherwise `400 validation_failed` with error path `/body/role_arn`.
          */
         post: operations["createAwsAccount"];
         delete?: never;
@@ -520,7 +520,7 @@ export interface paths {
         get: operations["getAwsAccount"];
         /**
          * Update an AWS account
-         * @description Partial update: only the fields in the body change. `account_id` and the API key cannot be changed here (see `rotate-key`).
+         * @description Partial update: only the fields in the body change. `account_id` and the API key cannot be changed here (see `rotate-key`). A new `role_arn` must be a role of the stored `account_id`, otherwise `400 validation_failed` with error path `/body/role_arn`.
          */
         put: operations["updateAwsAccount"];
         post?: never;
@@ -844,7 +844,7 @@ export interface components {
              * @description E-mail address (unique, compared case-insensitively).
              */
             email: string;
-            /** @description Display name; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
+            /** @description Display name, stored without leading and trailing white space; blank (only white space) is `400 validation_failed`. No control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name: string;
             role: components["schemas"]["Role"];
             /** @description Initial password (12 to 128 characters, subject to the password policy). Omit it to have a temporary password generated. */
@@ -858,7 +858,7 @@ export interface components {
         };
         /** @description Fields to change (at least one). A manager may send only `name`. */
         UpdateUserRequest: {
-            /** @description Display name; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
+            /** @description Display name, stored without leading and trailing white space; blank (only white space) is `400 validation_failed`. No control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name?: string;
             role?: components["schemas"]["Role"];
             /** @description `false` deactivates the user (like `DELETE`), `true` reactivates it. */
@@ -1424,7 +1424,7 @@ export interface components {
             account_id: components["schemas"]["AwsAccountNumber"];
             /** @description Display name of the AWS account. */
             name: string;
-            /** @description IAM role the console assumes in the account (`sts:AssumeRole`). */
+            /** @description IAM role the console assumes in the account (`sts:AssumeRole`); always a role of `account_id`. */
             role_arn: string;
             /** @description External id passed to `sts:AssumeRole`; `null` for none. */
             external_id: string | null;
@@ -1455,7 +1455,7 @@ export interface components {
             account_id: components["schemas"]["AwsAccountNumber"];
             /** @description Display name of the AWS account; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name: string;
-            /** @description IAM role the console assumes in the account. */
+            /** @description IAM role the console assumes in the account. Must be a role of `account_id` (the account number in the ARN equals `account_id`): `400 validation_failed` otherwise. */
             role_arn: string;
             /** @description External id for `sts:AssumeRole`. */
             external_id?: string;
@@ -1480,7 +1480,7 @@ export interface components {
         UpdateAwsAccountRequest: {
             /** @description Display name of the AWS account; no control characters and no bidirectional-override or invisible direction marks (they could disguise a name in lists and audit trails). */
             name?: string;
-            /** @description IAM role the console assumes in the account. */
+            /** @description IAM role the console assumes in the account. Must be a role of the account's stored `account_id`: `400 validation_failed` otherwise. */
             role_arn?: string;
             /** @description External id for `sts:AssumeRole`; `null` removes it. */
             external_id?: string | null;
@@ -2365,9 +2365,9 @@ export interface operations {
                 account_id?: components["schemas"]["AwsAccountNumber"];
                 /** @description Only events with this status. */
                 status?: components["schemas"]["EventStatus"];
-                /** @description Only events whose `time_field` timestamp is at or after this time. */
+                /** @description Only events whose `time_field` timestamp is at or after this time. RFC 3339; a leap second (`23:59:60`) is read as `23:59:59.999`; a time outside the years 0000–9999 once converted to UTC is `400 validation_failed`. */
                 from?: string;
-                /** @description Only events whose `time_field` timestamp is before this time. */
+                /** @description Only events whose `time_field` timestamp is before this time. Earlier than `from`: `400 validation_failed` (error path `/query/to`); equal to `from` is an empty range. RFC 3339; a leap second (`23:59:60`) is read as `23:59:59.999`; a time outside the years 0000–9999 once converted to UTC is `400 validation_failed`. */
                 to?: string;
                 /** @description Which timestamp `from`, `to` and the ordering use. */
                 time_field?: "occurred_at" | "last_seen_at";
@@ -2809,13 +2809,13 @@ export interface operations {
                 created_by?: components["schemas"]["Id"];
                 /** @description Only the task created from this event. */
                 event_id?: components["schemas"]["Id"];
-                /** @description Only tasks created at or after this time. */
+                /** @description Only tasks created at or after this time. RFC 3339; a leap second (`23:59:60`) is read as `23:59:59.999`; a time outside the years 0000–9999 once converted to UTC is `400 validation_failed`. */
                 created_from?: string;
-                /** @description Only tasks created before this time. */
+                /** @description Only tasks created before this time. Earlier than `created_from`: `400 validation_failed` (error path `/query/created_to`); equal to `created_from` is an empty range. RFC 3339; a leap second (`23:59:60`) is read as `23:59:59.999`; a time outside the years 0000–9999 once converted to UTC is `400 validation_failed`. */
                 created_to?: string;
-                /** @description Only tasks due at or after this time. */
+                /** @description Only tasks due at or after this time. RFC 3339; a leap second (`23:59:60`) is read as `23:59:59.999`; a time outside the years 0000–9999 once converted to UTC is `400 validation_failed`. */
                 due_from?: string;
-                /** @description Only tasks due before this time. */
+                /** @description Only tasks due before this time. Earlier than `due_from`: `400 validation_failed` (error path `/query/due_to`); equal to `due_from` is an empty range. RFC 3339; a leap second (`23:59:60`) is read as `23:59:59.999`; a time outside the years 0000–9999 once converted to UTC is `400 validation_failed`. */
                 due_to?: string;
             };
             header?: never;

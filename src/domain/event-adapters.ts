@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { EventBridgeEnvelope, IgnoreReason, MonitoringSettings, Severity } from '../../openapi/generated/schemas.js'
+import { parseTime } from './time.js'
 
 export type AdapterSettings = Pick<MonitoringSettings, 'cloudwatch_default_severity' | 'health_category_severities'>
 
@@ -300,31 +301,8 @@ interface Checked {
   envelopeTime: string | undefined
 }
 
-/** RFC 3339 date-time as the spec's `format: date-time` accepts it (`t`/space separator, `z`, `+hhmm` offsets too). */
-const DATE_TIME = /^(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d):(\d\d)(\.\d+)?(?:([Zz])|([+-]\d\d)(?::?(\d\d))?)$/
-
-/**
- * The envelope `time` as canonical ISO UTC with milliseconds (`new Date(x).toISOString()`), or undefined
- * for anything that is not an RFC 3339 date-time `Date` can represent with a four-digit year. A leap
- * second (`:60`, which RFC 3339 allows and `Date` does not) counts as `:59.999`.
- */
-export function canonicalTime (value: unknown): string | undefined {
-  const match = typeof value === 'string' ? DATE_TIME.exec(value) : null
-  if (match === null) return undefined
-  const [, date = '', hoursMinutes, seconds = '', fraction, zulu, offsetHours, offsetMinutes] = match
-  // `Date.parse` rolls 2024-02-30 over to March: reject days the month does not have.
-  const [year = 0, month = 0, day = 0] = date.split('-').map(Number)
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
-  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0
-  if (day < 1 || day > days) return undefined
-  const [hours = 0, minutes = 0] = (hoursMinutes ?? '').split(':').map(Number)
-  if (hours > 23 || minutes > 59 || Number(seconds) > 60) return undefined
-  const time = seconds === '60' ? `${hoursMinutes}:59.999` : `${hoursMinutes}:${seconds}${fraction ?? ''}`
-  const ms = Date.parse(`${date}T${time}${zulu !== undefined ? 'Z' : `${offsetHours}:${offsetMinutes ?? '00'}`}`)
-  if (Number.isNaN(ms)) return undefined
-  const iso = new Date(ms).toISOString()
-  return /^\d{4}-/.test(iso) ? iso : undefined
-}
+/** The envelope `time` as canonical ISO UTC with milliseconds: the service's one rule for times (`parseTime`). */
+export const canonicalTime = (value: unknown): string | undefined => parseTime(value)
 
 /**
  * When the event occurred: the envelope time, unless it is unreadable or more than
