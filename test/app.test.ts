@@ -60,10 +60,37 @@ t.test('unknown routes, wrong methods and bad requests are problems', async t =>
   const loginGet = await api.request({ method: 'GET', url: '/api/auth/login' })
   assertProblem(t, loginGet, 405, 'method_not_allowed')
   t.equal(loginGet.headers.allow, 'POST')
+  const headLogin = await api.request({ method: 'HEAD', url: '/api/auth/login' })
+  t.equal(headLogin.statusCode, 405, 'HEAD on a path without GET is 405')
+  t.equal(headLogin.headers.allow, 'POST')
+  t.equal((await api.request({ method: 'OPTIONS', url: '/api/users' })).statusCode, 404, 'OPTIONS without CORS_ORIGINS is 404, as the spec states')
   // Problems never leak internals.
   const res = await api.request({ method: 'POST', url: '/api/users', headers: { ...api.auth(token), 'content-type': 'application/json' }, payload: '{"email": "a@example.com", "name": "x", "role": "user", "__proto__": {"admin": true}}' })
   t.equal(res.statusCode, 400, 'prototype pollution attempt refused')
   t.notMatch(res.body, /at .*\.(ts|js):\d+/, 'no stack trace')
+})
+
+t.test('HEAD answers every GET route like the GET, without a body (spec: "Methods")', async t => {
+  const api = await build(t)
+  const token = await api.adminToken()
+  const cases: Array<[string, Record<string, string>]> = [
+    ['/api/health', {}],
+    ['/api/users', api.auth(token)],
+    ['/api/tasks?limit=2', api.auth(token)],
+    ['/api/users', {}],
+    ['/api/tasks?limit=0', api.auth(token)],
+    ['/api/users/01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', api.auth(token)]
+  ]
+  const me = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(token) })).json()
+  cases.push([`/api/users/${String(me.id)}`, api.auth(token)])
+  for (const [url, headers] of cases) {
+    const get = await api.request({ method: 'GET', url, headers })
+    const head = await api.request({ method: 'HEAD', url, headers })
+    t.equal(head.statusCode, get.statusCode, `HEAD ${url}: status of the GET (${get.statusCode})`)
+    t.equal(head.body, '', `HEAD ${url}: no body`)
+    t.equal(head.headers['content-type'], get.headers['content-type'], `HEAD ${url}: content type of the GET`)
+    t.equal(head.headers.etag, get.headers.etag, `HEAD ${url}: ETag of the GET`)
+  }
 })
 
 t.test('boot fails when a route declares no access policy', async t => {

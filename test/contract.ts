@@ -66,7 +66,15 @@ export function checkResponse (method: string, url: string, res: ResponseLike): 
     if (![404, 405, 429].includes(res.statusCode)) problems.push(`${where}: not an operation of the spec`)
     const ptr = pointer('components', 'schemas', 'Problem')
     if (contentType !== 'application/problem+json') problems.push(`${where}: content type ${contentType}, expected application/problem+json`)
-    if (problems.length === 0 && !validatorAt(ptr)(JSON.parse(res.body))) problems.push(`${where}: ${ajv.errorsText(validatorAt(ptr).errors)}`)
+    if (method.toUpperCase() === 'HEAD') {
+      if (res.body !== '') problems.push(`${where}: HEAD with a body ${res.body.slice(0, 200)}`)
+    } else if (problems.length === 0 && !validatorAt(ptr)(JSON.parse(res.body))) problems.push(`${where}: ${ajv.errorsText(validatorAt(ptr).errors)}`)
+    if (res.statusCode === 405) {
+      // Declared once for every path (components/responses/MethodNotAllowed): the Allow header is required.
+      const allow = validatorAt(pointer('components', 'headers', 'Allow', 'schema'))
+      if (res.headers.allow === undefined) problems.push(`${where}: 405 without an Allow header`)
+      else if (!allow(res.headers.allow)) problems.push(`${where}: Allow header ${String(res.headers.allow)}: ${ajv.errorsText(allow.errors)}`)
+    }
     return problems
   }
   const statuses = seen.get(op.operationId) ?? new Set<number>()
@@ -83,6 +91,12 @@ export function checkResponse (method: string, url: string, res: ResponseLike): 
     declared = base.split('/').reduce((o: Json, k: string) => o[k.replace(/~1/g, '/').replace(/~0/g, '~')], spec)
   }
   const content: Json | undefined = declared.content
+  if (method.toUpperCase() === 'HEAD') {
+    // HEAD answers like the GET (see "Methods" in the spec), without a body.
+    if (res.body !== '') problems.push(`${where}: HEAD with a body ${res.body.slice(0, 200)}`)
+    if (content && !content[contentType]) problems.push(`${where}: content type "${contentType}" not in ${Object.keys(content).join(', ')}`)
+    return problems
+  }
   if (!content) {
     if (res.body !== '') problems.push(`${where}: expected no body, got ${res.body.slice(0, 200)}`)
     return problems

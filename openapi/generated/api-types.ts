@@ -1728,6 +1728,26 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The path exists but does not support this method (see "Methods" in the API description). `Allow` lists the methods it supports. Sent for any method a path does not list, so it cannot be attached to an operation; it is declared here (and referenced by `x-method-not-allowed`) so that generated clients know its shape. */
+        MethodNotAllowed: {
+            headers: {
+                Allow: components["headers"]["Allow"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "about:blank",
+                 *       "title": "Method Not Allowed",
+                 *       "status": 405,
+                 *       "detail": "PATCH is not supported on this path; use GET, POST, HEAD.",
+                 *       "code": "method_not_allowed",
+                 *       "instance": "/api/users"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The request body is not `application/json`. */
         UnsupportedMediaType: {
             headers: {
@@ -1819,6 +1839,8 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description The methods the path supports, comma-separated (`GET, POST, HEAD`); `HEAD` is listed wherever `GET` is. */
+        Allow: string;
         /** @description Strong entity tag of the returned resource, `"v<version>"` (e.g. `"v4"`); send it back in `If-Match` to update it. */
         ETag: string;
         /** @description Path of the created resource. */
