@@ -11,7 +11,12 @@ import createClient from './vendor/openapi-fetch.js'
 /** @typedef {import('../openapi/generated/api-types.js').components['schemas']} Schemas */
 /** @typedef {Schemas['UserProfile']} UserProfile */
 /** @typedef {Schemas['TokenResponse']} TokenResponse */
-/** @typedef {Schemas['Problem']} Problem */
+/**
+ * A problem of the API (its `code` is the spec's enum), or one the console makes for a failure
+ * that is no API answer: `network_error` (unreachable), `unexpected_response` (not a problem
+ * body), `client_error` (a bug in the console).
+ * @typedef {Omit<Schemas['Problem'], 'code'> & { code: Schemas['Problem']['code'] | 'network_error' | 'unexpected_response' | 'client_error' }} Problem
+ */
 /** @typedef {{ user: UserProfile | null, problem?: Problem, notice?: string }} SessionChange */
 /** @typedef {(change: SessionChange) => void} SessionListener */
 

@@ -5,7 +5,9 @@
  */
 import t from 'tap'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import { spec, operations, validateAt, pointer } from './contract.js'
+import { spec, operations, validateAt, pointer, errorCodesOf } from './contract.js'
+import { STATUS_BY_CODE } from '../src/plugins/errors.js'
+import { ErrorCodes } from '../src/domain/errors.js'
 import * as S from '../openapi/generated/schemas.js'
 import { routes } from '../openapi/generated/routes.js'
 import { generate, specPath } from '../scripts/generate-openapi.js'
@@ -253,4 +255,33 @@ t.test('stated rules: role_arn must belong to account_id (create and update)', a
   const put = await api.request({ method: 'PUT', url: `/api/config/aws-accounts/${id}`, headers: api.auth(admin), payload: { role_arn: 'arn:aws:iam::210987654321:role/R' } })
   assertProblem(t, put, 400, 'validation_failed')
   t.equal(put.json().errors?.[0]?.path, '/body/role_arn')
+})
+
+t.test('typed errors: Problem.code is the enum of every code the service sends, and each operation lists its codes', async t => {
+  const codes: string[] = spec.components.schemas.Problem.properties.code.enum
+  t.same([...codes].sort(), Object.keys(STATUS_BY_CODE).sort(), 'the enum is exactly the codes of STATUS_BY_CODE')
+  for (const code of ErrorCodes) t.ok(codes.includes(code), `domain code ${code} is in the enum`)
+  const common = spec['x-common-error-codes'] as Record<string, string[]>
+  for (const code of Object.values(common).flat()) t.ok(codes.includes(code), `common code ${code} is in the enum`)
+  for (const op of operations) {
+    const own: unknown = op.op['x-error-codes']
+    t.ok(Array.isArray(own), `${op.operationId} has x-error-codes`)
+    if (!Array.isArray(own)) continue
+    t.equal(new Set(own).size, own.length, `${op.operationId}: no duplicates`)
+    for (const code of errorCodesOf(op)) t.ok(codes.includes(code), `${op.operationId}: ${code} is a code of the enum`)
+    for (const code of own as string[]) {
+      const status = STATUS_BY_CODE[code as keyof typeof STATUS_BY_CODE]
+      t.ok(op.op.responses[String(status)], `${op.operationId}: ${code} has its status ${status} declared`)
+    }
+  }
+})
+
+t.test('typed errors: the contract check refuses a problem code its operation does not list', async t => {
+  const { checkResponse } = await import('./contract.js')
+  const problem = (code: string, status: number) => ({ statusCode: status, headers: { 'content-type': 'application/problem+json' }, body: JSON.stringify({ type: 'about:blank', title: 'x', status, code, detail: 'x' }) })
+  t.same(checkResponse('POST', '/api/users', problem('email_taken', 409)), [], 'a listed code passes')
+  t.same(checkResponse('POST', '/api/users', problem('rate_limited', 429)), [], 'a common code passes')
+  t.same(checkResponse('POST', '/api/users', problem('token_expired', 401)), [], 'a bearer code passes on a bearer operation')
+  t.match(checkResponse('POST', '/api/users', problem('invalid_transition', 409)), [/code invalid_transition is not in x-error-codes of createUser/], 'an unlisted code fails')
+  t.match(checkResponse('POST', '/api/auth/login', problem('password_change_required', 403)), [/./], 'bearer codes are not common on a public operation')
 })

@@ -115,7 +115,22 @@ export function checkResponse (method: string, url: string, res: ResponseLike): 
   }
   const validate = validatorAt(ptr)
   if (!validate(body)) problems.push(`${where}: body does not match the spec: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(body).slice(0, 500)}`)
+  if (contentType === 'application/problem+json') {
+    const code = String((body as Json).code)
+    if (!errorCodesOf(op).has(code)) problems.push(`${where}: code ${code} is not in x-error-codes of ${op.operationId} (nor in x-common-error-codes)`)
+  }
   return problems
+}
+
+/**
+ * The error codes an operation can answer: its `x-error-codes`, plus `x-common-error-codes`
+ * (`every-operation`, and `bearer-operations` when the operation takes a bearer token).
+ */
+export function errorCodesOf (op: Operation): Set<string> {
+  const common = spec['x-common-error-codes'] as { 'every-operation': string[], 'bearer-operations': string[] }
+  const security: Array<Record<string, unknown>> = op.op.security ?? spec.security ?? []
+  const bearer = security.some(requirement => 'bearerAuth' in requirement)
+  return new Set([...(op.op['x-error-codes'] as string[] ?? []), ...common['every-operation'], ...(bearer ? common['bearer-operations'] : [])])
 }
 
 /** Validates any value against a component schema of the spec. */

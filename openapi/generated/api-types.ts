@@ -745,8 +745,11 @@ export interface components {
             status: number;
             /** @description Human-readable explanation of this occurrence. Never contains a stack trace, a secret or a password. */
             detail?: string;
-            /** @description Stable machine-readable error code (see the table above). */
-            code: string;
+            /**
+             * @description Stable machine-readable error code (see the table above). Each operation lists the codes it can answer in `x-error-codes`, besides the ones every operation can answer (`x-common-error-codes`). New codes may be added in a minor version: treat an unknown code by its `status`.
+             * @enum {string}
+             */
+            code: "validation_failed" | "malformed_json" | "invalid_cursor" | "invalid_assignee" | "password_policy" | "invalid_credentials" | "invalid_api_key" | "token_invalid" | "token_expired" | "token_revoked" | "forbidden" | "password_change_required" | "account_mismatch" | "not_found" | "method_not_allowed" | "conflict" | "aws_account_exists" | "email_taken" | "last_admin" | "invalid_transition" | "event_has_task" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "account_locked" | "rate_limited" | "internal_error" | "service_unavailable";
             /** @description The request path of this occurrence. */
             instance?: string;
             /** @description Validation failures, one per offending field (with `validation_failed`). */
