@@ -7,7 +7,7 @@
  * (the last-admin guard) from the users, and says when no admin is active (then run seed:admin).
  */
 import { resetPasswordByEmail } from '../src/modules/users/recovery.js'
-import { withApp } from './lib/with-app.js'
+import { recoveryDeps, withApp } from './lib/with-app.js'
 
 const email = process.argv[2]
 if (!email) {
@@ -16,13 +16,7 @@ if (!email) {
 }
 
 await withApp(async (app, config) => {
-  const result = await resetPasswordByEmail({
-    users: app.db.repos.users,
-    passwords: app.passwords,
-    stats: app.stats,
-    unlock: e => app.db.repos.auth.unlock(e),
-    temporaryPasswordTtlHours: config.temporaryPasswordTtlHours
-  }, email)
+  const result = await resetPasswordByEmail(recoveryDeps(app, config), email)
   if (!result) {
     console.error(`No user with the e-mail ${email}.`)
     process.exitCode = 1

@@ -8,16 +8,10 @@
  * Otherwise it changes no user.
  */
 import { seedAdmin } from '../src/modules/users/recovery.js'
-import { withApp } from './lib/with-app.js'
+import { recoveryDeps, withApp } from './lib/with-app.js'
 
 await withApp(async (app, config) => {
-  const result = await seedAdmin({
-    users: app.db.repos.users,
-    passwords: app.passwords,
-    stats: app.stats,
-    unlock: email => app.db.repos.auth.unlock(email),
-    temporaryPasswordTtlHours: config.temporaryPasswordTtlHours
-  }, config.admin)
+  const result = await seedAdmin(recoveryDeps(app, config), config.admin)
   const what = result.created ? 'Created admin' : result.restored ? 'No admin was active: made this user an active admin again:' : undefined
   if (!what) {
     console.log(`An active admin already exists (${result.activeAdmins} active); the set of active admins is repaired. Nothing else to do.`)

@@ -19,48 +19,19 @@ import { unmarshall } from '@aws-sdk/util-dynamodb'
 import t from 'tap'
 import type { Test } from 'tap'
 import { itemSize, MAX_ITEM_BYTES } from '../src/db/item-size.js'
+import type * as S from '../openapi/generated/schemas.js'
 import { build, assertProblem, type Api, type Response } from './helper.js'
 
 type Json = Record<string, any>
-type Action = 'created' | 'updated' | 'resolved' | 'duplicate' | 'ignored' | 'rejected'
-type IgnoreReason = 'unsupported_source' | 'unsupported_detail_type' | 'detail_unreadable' | 'no_findings' | 'too_many_findings' | 'insufficient_data' | 'no_open_event' | 'stale_resolution' | 'source_disabled' | 'below_min_severity'
-
-interface IngestResult {
-  index: number
-  item: number
-  envelope_id: string | null
-  event_id: string | null
-  dedup_key: string | null
-  action: Action
-  reason: IgnoreReason | null
-  error: { status: number, code: string, detail: string } | null
-}
-interface IngestResponse { accepted: number, duplicates: number, rejected: number, results: IngestResult[] }
-interface MonitoringEvent {
-  id: string
-  dedup_key: string
-  source: string
-  account_id: string
-  region: string
-  resources: string[]
-  resource_count: number
-  severity: string
-  status: string
-  occurrence_count: number
-  occurred_at: string
-  last_seen_at: string
-  labels: Record<string, string>
-  raw: Json
-}
-interface Counts { created: number, updated: number, resolved: number, ignored: number, duplicate: number, rejected: number }
-interface IngestionWindow { from: string, totals: Counts, by_detail_type: Array<{ detail_type: string, counts: Counts }> }
-interface IngestionHealth {
-  account_id: string
-  last_delivery_at: string | null
-  last_24h: IngestionWindow
-  last_7d: IngestionWindow
-  last_problem: { at: string, action: 'ignored' | 'rejected', reason: string, detail_type: string | null, envelope_id: string | null } | null
-}
+type IngestResult = S.IngestResult
+type Action = IngestResult['action']
+type IgnoreReason = S.IgnoreReason
+type IngestResponse = S.IngestResponse
+type IngestionHealth = S.IngestionHealth
+type IngestionWindow = S.IngestionWindow
+type Counts = S.IngestionCounts
+/** The generated event type, with `raw` and `labels` as JSON to read into. */
+type MonitoringEvent = Omit<S.MonitoringEvent, 'raw' | 'labels'> & { raw: Json, labels: Record<string, string> }
 interface Page<T> { items: T[], next_cursor: string | null }
 
 const MISSING_ID = '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV'

@@ -4,6 +4,7 @@ import { buildApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { startEmbeddedDynamo } from '../../src/embedded-dynamodb.js'
 import { resolveJwtSecret } from '../../src/secrets.js'
+import type { RecoveryDeps } from '../../src/modules/users/recovery.js'
 
 /**
  * Runs an operator task against the configured database (the embedded one in DATA_DIR when
@@ -21,3 +22,12 @@ export async function withApp<T> (task: (app: App, config: Config) => Promise<T>
     await embedded?.close()
   }
 }
+
+/** What the users module's recovery operations (seed:admin, user:reset-password) need of the app. */
+export const recoveryDeps = (app: App, config: Config): RecoveryDeps => ({
+  users: app.db.repos.users,
+  passwords: app.passwords,
+  stats: app.stats,
+  unlock: email => app.db.repos.auth.unlock(email),
+  temporaryPasswordTtlHours: config.temporaryPasswordTtlHours
+})
