@@ -60,6 +60,40 @@ function checkKeys (schema: Json, allowed: string[], where: string): void {
   }
 }
 
+/** The component schemas of the spec being converted (to check discriminated unions). */
+let componentSchemas: Json = {}
+
+/**
+ * A oneOf must carry a discriminator (so generated clients can narrow it) whose mapping names
+ * exactly its members, each member a $ref to an object that requires the property and
+ * restricts it (enum) to exactly the values mapped to it: the members then exclude each other.
+ */
+export function checkDiscriminator (schema: Json, where: string, components: Json = componentSchemas): void {
+  const d = schema.discriminator as Json | undefined
+  if (!d?.propertyName || !d.mapping) throw new Error(`${where}: oneOf needs a discriminator with propertyName and mapping`)
+  const prop = d.propertyName as string
+  const members = (schema.oneOf as Json[]).map((m, i) => {
+    if (!m.$ref) throw new Error(`${where}.oneOf[${i}]: members of a discriminated oneOf must be $refs`)
+    return m.$ref as string
+  })
+  const mapped = new Map<string, string[]>()
+  for (const [value, ref] of Object.entries(d.mapping as Record<string, string>)) {
+    if (!members.includes(ref)) throw new Error(`${where}: discriminator maps ${value} to ${ref}, which is not a member`)
+    mapped.set(ref, [...(mapped.get(ref) ?? []), value])
+  }
+  for (const ref of members) {
+    const member = components[refName(ref)]
+    const values = member?.properties?.[prop]?.enum as unknown[] | undefined
+    if (!member || member.type !== 'object' || !(member.required ?? []).includes(prop) || !values) {
+      throw new Error(`${where}: ${ref} must be an object that requires "${prop}" as an enum`)
+    }
+    const expected = (mapped.get(ref) ?? []).slice().sort()
+    if (JSON.stringify([...values].sort()) !== JSON.stringify(expected)) {
+      throw new Error(`${where}: ${ref} allows ${prop} ${JSON.stringify(values)} but the mapping gives it ${JSON.stringify(expected)}`)
+    }
+  }
+}
+
 /** Converts one spec schema to TypeBox source code. */
 export function emitSchema (schema: Json, where: string, ns = ''): string {
   if (schema.$ref) {
@@ -74,9 +108,14 @@ export function emitSchema (schema: Json, where: string, ns = ''): string {
     const inner = emitSchema({ ...rest, type: base }, where, ns)
     return `Type.Union([${inner}, Type.Null()]${def !== undefined ? `, { default: ${literal(def)} }` : ''})`
   }
-  // oneOf ("exactly one") has no TypeBox counterpart that keeps its meaning: refuse it
-  // rather than weaken it to anyOf. Use anyOf with members that exclude each other.
-  if (schema.oneOf) throw new Error(`${where}: oneOf is not supported; use anyOf with disjoint members`)
+  // oneOf ("exactly one") has no TypeBox counterpart that keeps its meaning, except when a
+  // discriminator proves the members exclude each other: then it is a plain union.
+  if (schema.oneOf) {
+    checkKeys(schema, ['oneOf', 'discriminator'], where)
+    checkDiscriminator(schema, where)
+    const members = (schema.oneOf as Json[]).map((s, i) => emitSchema(s, `${where}.oneOf[${i}]`, ns)).join(', ')
+    return `Type.Union([${members}])`
+  }
   if (schema.anyOf) {
     checkKeys(schema, ['anyOf', 'default'], where)
     const members = (schema.anyOf as Json[]).map((s, i) => emitSchema(s, `${where}.anyOf[${i}]`, ns)).join(', ')
@@ -185,6 +224,7 @@ function resolve (spec: Json, obj: Json, kind: string): Json {
 
 function emitSchemas (spec: Json): string {
   const schemas = spec.components?.schemas ?? {}
+  componentSchemas = schemas
   const lines = [HEADER, "import { Type, type Static } from 'typebox'", '']
   for (const name of topoSort(schemas)) {
     lines.push(`export const ${name} = ${emitSchema(schemas[name], `components.schemas.${name}`)}`)

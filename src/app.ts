@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
 import cors from '@fastify/cors'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -36,6 +36,19 @@ export interface AppOptions {
 export type App = FastifyInstance
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+/** Headers every response carries: its request id (spec: X-Request-Id) and the security headers. */
+function commonHeaders (request: FastifyRequest, reply: FastifyReply, problem = false): void {
+  reply.header('x-request-id', request.id)
+  reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store')
+  reply.header('x-content-type-options', 'nosniff')
+  reply.header('referrer-policy', 'no-referrer')
+  reply.header('x-frame-options', reply.getHeader('x-frame-options') ?? 'DENY')
+  // API responses are data: nothing in them may run or be framed (pages set their own policy).
+  if ((problem || /json/.test(String(reply.getHeader('content-type') ?? ''))) && !reply.hasHeader('content-security-policy')) {
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
+  }
+}
 
 /** A 400 `validation_failed` from a body parser. */
 const clientError = (message: string): Error => Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_VALIDATION', validation: [{ instancePath: '', message }], validationContext: 'body' })
@@ -86,22 +99,16 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 2048 },
     // Malformed URLs (bad percent-encoding, oversized parameters) are problems like the rest.
-    frameworkErrors: (err, request, reply) => sendProblem(request, reply, err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'not_found' : 'validation_failed', err.message)
+    // They are answered before routing, where no onSend hook runs: add the common headers here.
+    frameworkErrors: (err, request, reply) => {
+      commonHeaders(request, reply, true)
+      return sendProblem(request, reply, err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'not_found' : 'validation_failed', err.message)
+    }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(createValidatorCompiler())
 
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id)
-    reply.header('cache-control', reply.getHeader('cache-control') ?? 'no-store')
-    reply.header('x-content-type-options', 'nosniff')
-    reply.header('referrer-policy', 'no-referrer')
-    reply.header('x-frame-options', reply.getHeader('x-frame-options') ?? 'DENY')
-    // API responses are data: nothing in them may run or be framed (pages set their own policy).
-    if (/json/.test(String(reply.getHeader('content-type') ?? '')) && !reply.hasHeader('content-security-policy')) {
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'")
-    }
-  })
+  app.addHook('onSend', async (request, reply) => { commonHeaders(request, reply) })
 
   // JSON only; an empty body counts as no body (then the schema decides), anything else is 415.
   // A JSON `null` is not "no body": every request body of the API is an object, so it is a 400.

@@ -48,8 +48,10 @@ t.test('a generated client runs login → task → ingest → create-task → da
   const envelope = JSON.parse(readFileSync(new URL('./fixtures/events/cloudwatch-alarm.json', import.meta.url), 'utf8'))
   const ingested = await client.POST('/api/events/ingest', { headers: { 'X-Api-Key': account.data!.api_key }, body: envelope })
   t.equal(ingested.response.status, 202)
-  t.equal(ingested.data?.results[0]?.action, 'created')
-  const eventId = ingested.data!.results[0]!.event_id!
+  const result = ingested.data!.results[0]!
+  // IngestResult is a discriminated union: `action` narrows it to the processed variant.
+  if (result.action !== 'created') throw new Error(`ingestion: ${result.action}`)
+  const eventId = result.event_id!
 
   const fromEvent = await authed.POST('/api/events/{id}/create-task', { params: { path: { id: eventId } } })
   t.equal(fromEvent.response.status, 201)

@@ -40,6 +40,12 @@ function canonical (schema: unknown): unknown {
   if (!schema || typeof schema !== 'object') return schema
   const s: Json = { ...(schema as Json) }
   for (const k of ANNOTATIONS) delete s[k]
+  // A discriminated oneOf has members that exclude each other (the generator checks it): a union.
+  if (s.oneOf && s.discriminator) {
+    s.anyOf = s.oneOf
+    delete s.oneOf
+    delete s.discriminator
+  }
   if (Array.isArray(s.type)) {
     const { default: def, type, ...rest } = s
     const base = (type as string[]).find(x => x !== 'null')
@@ -127,6 +133,57 @@ t.test('every example in the spec validates against its schema', async t => {
   }
   t.ok(count > 40, `${count} examples checked`)
   t.ok(operations.every(o => Object.entries(o.op.responses as Json).some(([s, r]) => s.startsWith('2') && (!r.content || r.content['application/json']?.example !== undefined))), 'every success response with a body has an example')
+})
+
+const pascal = (id: string): string => id.charAt(0).toUpperCase() + id.slice(1)
+
+t.test('generator-friendly: unions are discriminated, names do not collide, no read/write splits, security per operation', async t => {
+  const schemas = spec.components.schemas as Json
+  const problems: string[] = []
+  // Every union of two or more object schemas is a oneOf with a discriminator whose mapping
+  // names each member (generate-openapi checks that the members exclude each other).
+  const isObject = (s: Json): boolean => (s.$ref ? isObject(schemas[s.$ref.split('/').pop()]) : s.type === 'object')
+  const walk = (s: unknown, where: string): void => {
+    if (Array.isArray(s)) return s.forEach((x, i) => walk(x, `${where}[${i}]`))
+    if (!s || typeof s !== 'object') return
+    const o = s as Json
+    for (const kind of ['oneOf', 'anyOf'] as const) {
+      const objects = ((o[kind] ?? []) as Json[]).filter(isObject)
+      if (objects.length < 2) continue
+      if (kind === 'anyOf') problems.push(`${where}: anyOf of ${objects.length} objects (use a discriminated oneOf)`)
+      const mapping = Object.values((o.discriminator?.mapping ?? {}) as Json)
+      for (const m of o[kind] as Json[]) if (!mapping.includes(m.$ref)) problems.push(`${where}: member ${m.$ref} is not in the discriminator mapping`)
+    }
+    if ('readOnly' in o || 'writeOnly' in o) problems.push(`${where}: readOnly/writeOnly split generated types (LoginRequestWritable); a schema used only in requests needs neither`)
+    for (const [k, v] of Object.entries(o)) if (k !== 'examples' && k !== 'example') walk(v, `${where}.${k}`)
+  }
+  walk(spec.components, 'components')
+  // Responses only: a client narrows what it receives; what it sends it builds itself. The one
+  // request union (the ingest body: an envelope or a batch, told apart by `events`) has no
+  // shared property a discriminator could name.
+  for (const o of operations) walk(o.op.responses, `${o.operationId}.responses`)
+  t.same(problems, [], 'discriminated unions, no readOnly/writeOnly')
+  t.ok(Object.values(schemas).some((s: Json) => s.discriminator), 'the check is not vacuous: IngestResult is discriminated')
+
+  // Names generators derive from an operationId (hey-api: <Op>Data, <Op>Response(s), <Op>Error(s);
+  // orval: <Op>Body, <Op>Params) must not be schema names too, or one of them gets a suffix
+  // (CreateUserResponse2).
+  const derived = operations.flatMap(o => ['Data', 'Response', 'Responses', 'Error', 'Errors', 'Body', 'Params'].map(suffix => pascal(o.operationId) + suffix))
+  t.same(derived.filter(n => n in schemas), [], 'no schema name collides with a generated operation type name')
+
+  // Security is stated on every operation (orval and others ignore the root default).
+  t.same(operations.filter(o => !Array.isArray(o.op.security)).map(o => o.operationId), [], 'every operation declares its security')
+  for (const o of operations) {
+    const schemesOf = (o.op.security as Json[]).flatMap(r => Object.keys(r))
+    const expected = o.op['x-public'] ? [] : o.op['x-api-key'] ? ['ingestApiKey'] : ['bearerAuth']
+    t.same(schemesOf, expected, `${o.operationId} security matches its access policy`)
+  }
+
+  // "At least one field" (minProperties) is kept by no generator's types: it is stated in the
+  // description, which every generator copies into its doc comment.
+  for (const [name, s] of Object.entries(schemas)) {
+    if (s.minProperties) t.match(s.description, /at least one/, `${name} states its minProperties rule in the description`)
+  }
 })
 
 t.test('generated TypeBox schemas are equivalent to the spec (fidelity)', async t => {
@@ -278,7 +335,7 @@ t.test('typed errors: Problem.code is the enum of every code the service sends, 
 
 t.test('typed errors: the contract check refuses a problem code its operation does not list', async t => {
   const { checkResponse } = await import('./contract.js')
-  const problem = (code: string, status: number) => ({ statusCode: status, headers: { 'content-type': 'application/problem+json' }, body: JSON.stringify({ type: 'about:blank', title: 'x', status, code, detail: 'x' }) })
+  const problem = (code: string, status: number) => ({ statusCode: status, headers: { 'content-type': 'application/problem+json', 'x-request-id': 'r1' }, body: JSON.stringify({ type: 'about:blank', title: 'x', status, code, detail: 'x' }) })
   t.same(checkResponse('POST', '/api/users', problem('email_taken', 409)), [], 'a listed code passes')
   t.same(checkResponse('POST', '/api/users', problem('rate_limited', 429)), [], 'a common code passes')
   t.same(checkResponse('POST', '/api/users', problem('token_expired', 401)), [], 'a bearer code passes on a bearer operation')

@@ -54,8 +54,44 @@ export const seen = new Map<string, Set<number>>()
 
 export interface ResponseLike { statusCode: number, headers: Record<string, unknown>, body: string }
 
-/** Returns a list of contract violations (empty when the response conforms). */
-export function checkResponse (method: string, url: string, res: ResponseLike): string[] {
+/**
+ * The response headers a client can act on. Each one a response carries must be declared on
+ * that response in the spec (so generated clients type it), and its value must match the
+ * declared schema; a header declared `required` must be sent. Transport and browser-security
+ * headers (content-type, cache-control, content-security-policy, …) are not part of the API.
+ */
+export const API_HEADERS = ['etag', 'location', 'retry-after', 'allow', 'www-authenticate', 'x-request-id', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']
+
+const headerValidators = new Map<Json, ValidateFunction>()
+
+function checkHeaders (where: string, declared: Json, res: ResponseLike): string[] {
+  const problems: string[] = []
+  const specHeaders = new Map<string, Json>()
+  for (const [name, h] of Object.entries((declared.headers ?? {}) as Json)) {
+    specHeaders.set(name.toLowerCase(), h.$ref ? h.$ref.replace(/^#\//, '').split('/').reduce((o: Json, k: string) => o[k], spec) : h)
+  }
+  for (const name of API_HEADERS) {
+    const value = res.headers[name]
+    const h = specHeaders.get(name)
+    if (value === undefined) {
+      if (h?.required) problems.push(`${where}: required header ${name} is missing`)
+      continue
+    }
+    if (!h) { problems.push(`${where}: header ${name} is sent but not declared on this response`); continue }
+    const schema = h.schema as Json
+    const typed = schema.type === 'integer' && /^\d+$/.test(String(value)) ? Number(value) : value
+    let validate = headerValidators.get(schema)
+    if (!validate) headerValidators.set(schema, validate = ajv.compile(schema))
+    if (!validate(typed)) problems.push(`${where}: header ${name}: ${String(value)}: ${ajv.errorsText(validate.errors)}`)
+  }
+  return problems
+}
+
+/**
+ * Returns a list of contract violations (empty when the response conforms). `headers: false`
+ * for a response known by its body only (a transcript in the docs).
+ */
+export function checkResponse (method: string, url: string, res: ResponseLike, opts: { headers?: boolean } = {}): string[] {
   const problems: string[] = []
   const contentType = String(res.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''
   const where = `${method} ${url} → ${res.statusCode}`
@@ -90,6 +126,7 @@ export function checkResponse (method: string, url: string, res: ResponseLike): 
     base = declared.$ref.replace(/^#\//, '')
     declared = base.split('/').reduce((o: Json, k: string) => o[k.replace(/~1/g, '/').replace(/~0/g, '~')], spec)
   }
+  if (opts.headers !== false) problems.push(...checkHeaders(where, declared, res))
   const content: Json | undefined = declared.content
   if (method.toUpperCase() === 'HEAD') {
     // HEAD answers like the GET (see "Methods" in the spec), without a body.

@@ -46,7 +46,7 @@ export const routes = {
   createUser: {
     method: "POST" as const,
     url: "/api/users",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateUserRequest, response: { "201": S.CreateUserResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateUserRequest, response: { "201": S.CreatedUser, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "createUser", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getUser: {
@@ -190,7 +190,7 @@ export const routes = {
   createAwsAccount: {
     method: "POST" as const,
     url: "/api/config/aws-accounts",
-    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateAwsAccountRequest, response: { "201": S.CreateAwsAccountResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateAwsAccountRequest, response: { "201": S.CreatedAwsAccount, "400": S.Problem, "401": S.Problem, "403": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "createAwsAccount", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
   getAwsAccount: {

@@ -36,9 +36,6 @@ export type Count = Static<typeof Count>
 export const CreateAwsAccountRequest = Type.Object({ account_id: AwsAccountNumber, name: Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" }), role_arn: Type.String({ minLength: 20, maxLength: 2048, pattern: "^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$" }), external_id: Type.Optional(Type.String({ minLength: 2, maxLength: 1224, pattern: "^[\\w+=,.@:/-]+$" })), regions: Type.Optional(Type.Array(AwsRegion, { maxItems: 40, uniqueItems: true, default: [] })), enabled: Type.Optional(Type.Boolean({ default: true })) }, { additionalProperties: false })
 export type CreateAwsAccountRequest = Static<typeof CreateAwsAccountRequest>
 
-export const CreateAwsAccountResponse = Type.Object({ account: AwsAccount, api_key: Type.String({ minLength: 16, maxLength: 128 }) }, { additionalProperties: false })
-export type CreateAwsAccountResponse = Static<typeof CreateAwsAccountResponse>
-
 export const CreateCommentRequest = Type.Object({ body: Type.String({ minLength: 1, maxLength: 5000 }) }, { additionalProperties: false })
 export type CreateCommentRequest = Static<typeof CreateCommentRequest>
 
@@ -57,11 +54,14 @@ export type Role = Static<typeof Role>
 export const CreateUserRequest = Type.Object({ email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), name: Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" }), role: Role, password: Type.Optional(Type.String({ minLength: 12, maxLength: 128 })) }, { additionalProperties: false })
 export type CreateUserRequest = Static<typeof CreateUserRequest>
 
+export const CreatedAwsAccount = Type.Object({ account: AwsAccount, api_key: Type.String({ minLength: 16, maxLength: 128 }) }, { additionalProperties: false })
+export type CreatedAwsAccount = Static<typeof CreatedAwsAccount>
+
 export const UserProfile = Type.Object({ id: Id, email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), name: Type.String({ minLength: 1, maxLength: 100 }), role: Role, is_active: Type.Boolean(), must_change_password: Type.Boolean(), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }), last_login_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]) }, { additionalProperties: false })
 export type UserProfile = Static<typeof UserProfile>
 
-export const CreateUserResponse = Type.Object({ user: UserProfile, temporary_password: Type.Optional(Type.String({ minLength: 12, maxLength: 128 })) }, { additionalProperties: false })
-export type CreateUserResponse = Static<typeof CreateUserResponse>
+export const CreatedUser = Type.Object({ user: UserProfile, temporary_password: Type.Optional(Type.String({ minLength: 12, maxLength: 128 })) }, { additionalProperties: false })
+export type CreatedUser = Static<typeof CreatedUser>
 
 export const SeverityCounts = Type.Object({ critical: Type.Integer({ minimum: 0, maximum: 1000000000000 }), high: Type.Integer({ minimum: 0, maximum: 1000000000000 }), medium: Type.Integer({ minimum: 0, maximum: 1000000000000 }), low: Type.Integer({ minimum: 0, maximum: 1000000000000 }), info: Type.Integer({ minimum: 0, maximum: 1000000000000 }) }, { additionalProperties: false })
 export type SeverityCounts = Static<typeof SeverityCounts>
@@ -120,10 +120,19 @@ export type IgnoreReason = Static<typeof IgnoreReason>
 export const IngestBatch = Type.Object({ events: Type.Array(Type.Object({}, { additionalProperties: true }), { minItems: 1, maxItems: 100 }) }, { additionalProperties: false })
 export type IngestBatch = Static<typeof IngestBatch>
 
+export const IngestResultProcessed = Type.Object({ index: Type.Integer({ minimum: 0, maximum: 99 }), item: Type.Integer({ minimum: 0, maximum: 100 }), envelope_id: Type.String({ minLength: 1, maxLength: 128 }), event_id: Type.Union([Id, Type.Null()]), dedup_key: Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()]), action: Type.Enum(["created","updated","resolved","duplicate"]), reason: Type.Null(), error: Type.Null() }, { additionalProperties: false })
+export type IngestResultProcessed = Static<typeof IngestResultProcessed>
+
+export const IngestResultIgnored = Type.Object({ index: Type.Integer({ minimum: 0, maximum: 99 }), item: Type.Integer({ minimum: 0, maximum: 100 }), envelope_id: Type.String({ minLength: 1, maxLength: 128 }), event_id: Type.Union([Id, Type.Null()]), dedup_key: Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()]), action: Type.Enum(["ignored"]), reason: IgnoreReason, error: Type.Null() }, { additionalProperties: false })
+export type IngestResultIgnored = Static<typeof IngestResultIgnored>
+
 export const IngestResultError = Type.Object({ status: Type.Integer({ minimum: 400, maximum: 499 }), code: Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9_]*$" }), detail: Type.String({ maxLength: 2000 }) }, { additionalProperties: false })
 export type IngestResultError = Static<typeof IngestResultError>
 
-export const IngestResult = Type.Object({ index: Type.Integer({ minimum: 0, maximum: 99 }), item: Type.Integer({ minimum: 0, maximum: 100 }), envelope_id: Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()]), event_id: Type.Union([Id, Type.Null()]), dedup_key: Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()]), action: Type.Enum(["created","updated","resolved","duplicate","ignored","rejected"]), reason: Type.Union([IgnoreReason, Type.Null()]), error: Type.Union([IngestResultError, Type.Null()]) }, { additionalProperties: false })
+export const IngestResultRejected = Type.Object({ index: Type.Integer({ minimum: 0, maximum: 99 }), item: Type.Integer({ minimum: 0, maximum: 100 }), envelope_id: Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()]), event_id: Type.Null(), dedup_key: Type.Null(), action: Type.Enum(["rejected"]), reason: Type.Null(), error: IngestResultError }, { additionalProperties: false })
+export type IngestResultRejected = Static<typeof IngestResultRejected>
+
+export const IngestResult = Type.Union([IngestResultProcessed, IngestResultIgnored, IngestResultRejected])
 export type IngestResult = Static<typeof IngestResult>
 
 export const IngestResponse = Type.Object({ accepted: Type.Integer({ minimum: 0, maximum: 10100 }), duplicates: Type.Integer({ minimum: 0, maximum: 10100 }), rejected: Type.Integer({ minimum: 0, maximum: 10100 }), results: Type.Array(IngestResult, { maxItems: 10100 }) }, { additionalProperties: false })

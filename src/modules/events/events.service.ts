@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeTime } from 'ulid'
-import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IgnoreReason, IngestResult } from '../../../openapi/generated/schemas.js'
+import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IgnoreReason, IngestResult, IngestResultIgnored, IngestResultProcessed } from '../../../openapi/generated/schemas.js'
 import type { AwsAccount } from '../../domain/aws-accounts.js'
 import { assertRange, DomainError } from '../../domain/errors.js'
 import { adaptEnvelope, type AdapterResult, type NormalizedEvent } from '../../domain/event-adapters.js'
@@ -71,7 +71,9 @@ function depthOf (value: unknown): number {
 /** The envelope as the event's `raw` (the repository cuts it to fit the item limit). */
 const rawOf = (envelope: EventBridgeEnvelope): Record<string, unknown> => envelope as unknown as Record<string, unknown>
 
-type Outcome = Pick<IngestResult, 'event_id' | 'dedup_key' | 'action' | 'reason'>
+type OutcomeKeys = 'event_id' | 'dedup_key' | 'action' | 'reason'
+/** What processing an event decided: a processed or an ignored result, without its position. */
+type Outcome = Pick<IngestResultProcessed, OutcomeKeys> | Pick<IngestResultIgnored, OutcomeKeys>
 /**
  * One event of an envelope that needs the database. `claimId` is what idempotency is keyed on:
  * the envelope id, or for the second and later findings of one envelope `<id>#<item>`.
