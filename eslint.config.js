@@ -1,5 +1,5 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'openapi/generated/**', 'data/**', 'node_modules/**', '.tap/**'] })
+  ...neostandard({ ts: true, ignores: ['dist/**', 'openapi/generated/**', 'data/**', 'node_modules/**', '.tap/**', 'clients/typescript/dist/**', 'clients/typescript/src/api-types.ts'] })
 ]

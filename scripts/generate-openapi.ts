@@ -3,6 +3,7 @@
  *   openapi/generated/schemas.ts    TypeBox schema + static type per component schema
  *   openapi/generated/routes.ts     one route entry per operationId (method, url, schema, policy)
  *   openapi/generated/api-types.ts  TypeScript types from openapi-typescript (for clients)
+ *   clients/typescript/src/api-types.ts  an identical copy, shipped in the ready client package
  *   docs/rbac.md                    the role matrix of every operation (x-roles, x-object-rules)
  *
  * Off-the-shelf JSON Schema → TypeBox converters lose constraints, so this converts the
@@ -353,10 +354,12 @@ export async function loadSpec (): Promise<Json> {
 export async function generate (): Promise<Record<string, string>> {
   const spec = await loadSpec()
   const ast = await openapiTS(new URL(`file://${specPath}`), { defaultNonNullable: false, alphabetize: false })
+  const apiTypes = HEADER + '/* eslint-disable */\n' + astToString(ast)
   return {
     'schemas.ts': emitSchemas(spec),
     'routes.ts': emitRoutes(spec),
-    'api-types.ts': HEADER + '/* eslint-disable */\n' + astToString(ast),
+    'api-types.ts': apiTypes,
+    '../../clients/typescript/src/api-types.ts': apiTypes,
     '../../docs/rbac.md': emitRbac(spec)
   }
 }
@@ -365,13 +368,13 @@ async function main (): Promise<void> {
   const check = process.argv.includes('--check')
   const files = await generate()
   const stale: string[] = []
-  await mkdir(outDir, { recursive: true })
   for (const [name, text] of Object.entries(files)) {
     const file = path.join(outDir, name)
     if (check) {
       const current = await readFile(file, 'utf8').catch(() => '')
       if (current !== text) stale.push(path.relative(root, file))
     } else {
+      await mkdir(path.dirname(file), { recursive: true })
       await writeFile(file, text)
     }
   }
