@@ -854,7 +854,7 @@ export interface components {
             password?: string;
         };
         /** @description The created user and, when the request had no `password`, the generated temporary password. Sent with `Cache-Control: no-store`. */
-        CreateUserResponse: {
+        CreatedUser: {
             user: components["schemas"]["UserProfile"];
             /** @description Generated temporary password, returned only in this response (absent when the request set `password`). */
             temporary_password?: string;
@@ -1064,33 +1064,75 @@ export interface components {
             /** @description One result per event of each envelope, in request order (`index`, then `item`). */
             results: components["schemas"]["IngestResult"][];
         };
-        /** @description Outcome for one event of one envelope. */
-        IngestResult: {
+        /** @description Outcome for one event of one envelope, discriminated by `action`: `IngestResultProcessed` (`created`, `updated`, `resolved`, `duplicate`), `IngestResultIgnored` (`ignored`, with a `reason`) or `IngestResultRejected` (`rejected`, with an `error`). Every variant has the same fields; the ones that do not apply are `null`. */
+        IngestResult: components["schemas"]["IngestResultProcessed"] | components["schemas"]["IngestResultIgnored"] | components["schemas"]["IngestResultRejected"];
+        /** @description An event that was processed: `created`, `updated`, `resolved` or `duplicate`. */
+        IngestResultProcessed: {
             /** @description Position of the envelope in the request (`0` for a single envelope). */
             index: number;
             /** @description Position of the event within its envelope (a Security Hub finding in `detail.findings`); `0` for envelopes that carry one event. */
             item: number;
-            /** @description The envelope `id`; `null` when a rejected batch entry has none. */
-            envelope_id: string | null;
-            /** @description The event created or updated; for `duplicate`, the event of the first delivery; `null` for `ignored` and `rejected`, and for a duplicate of an ignored envelope. */
+            /** @description The envelope `id`. */
+            envelope_id: string;
+            /** @description The event created, updated or resolved; for `duplicate`, the event of the first delivery, or `null` when that delivery was ignored. */
             event_id: components["schemas"]["Id"] | null;
-            /** @description The computed deduplication key; `null` when none could be computed (rejected, or ignored before mapping). */
+            /** @description The computed deduplication key; `null` for a duplicate of an envelope that was ignored before mapping. */
             dedup_key: string | null;
             /**
-             * @description `created`: a new event; `updated`: a new occurrence of an unresolved event; `resolved`: the source reported the condition resolved; `duplicate`: this envelope `id` was already ingested; `ignored`: see `reason`; `rejected`: see `error`.
+             * @description `created`: a new event; `updated`: a new occurrence of an unresolved event; `resolved`: the source reported the condition resolved; `duplicate`: this envelope `id` was already ingested, nothing changed. (enum property replaced by openapi-typescript)
              * @enum {string}
              */
-            action: "created" | "updated" | "resolved" | "duplicate" | "ignored" | "rejected";
+            action: "created" | "updated" | "resolved" | "duplicate";
+            /** @description Always `null` (see `IngestResultIgnored`). */
+            reason: null;
+            /** @description Always `null` (see `IngestResultRejected`). */
+            error: null;
+        };
+        /** @description An envelope that was accepted but changed nothing: `ignored`, see `reason`. */
+        IngestResultIgnored: {
+            /** @description Position of the envelope in the request (`0` for a single envelope). */
+            index: number;
+            /** @description Position of the event within its envelope (a Security Hub finding in `detail.findings`); `0` for envelopes that carry one event. */
+            item: number;
+            /** @description The envelope `id`. */
+            envelope_id: string;
+            /** @description The open event a `stale_resolution` refers to; `null` for every other reason. */
+            event_id: components["schemas"]["Id"] | null;
+            /** @description The computed deduplication key; `null` when the envelope was ignored before mapping. */
+            dedup_key: string | null;
             /**
-             * @description Why the envelope was `ignored`; `null` for every other action.
-             *     `unsupported_source`: a source without an adapter. `unsupported_detail_type`: a detail-type of a supported source without an adapter. `detail_unreadable`: the `detail` lacks what its adapter needs to identify the condition (e.g. a GuardDuty finding without `arn`). `no_findings`: a Security Hub envelope without findings. `too_many_findings`: findings beyond the 100th of one envelope. `insufficient_data`: CloudWatch `INSUFFICIENT_DATA`. `no_open_event`: a resolution while no event of its key is open. `stale_resolution`: a resolution older than the open event's last occurrence. `source_disabled`, `below_min_severity`: the monitoring settings.
+             * @description `ignored`. (enum property replaced by openapi-typescript)
+             * @enum {string}
              */
-            reason: components["schemas"]["IgnoreReason"] | null;
-            /** @description Why the envelope was rejected; `null` unless `action` is `rejected`. */
-            error: components["schemas"]["IngestResultError"] | null;
+            action: "ignored";
+            reason: components["schemas"]["IgnoreReason"];
+            /** @description Always `null`. */
+            error: null;
+        };
+        /** @description One envelope of a batch that was refused (`rejected`, see `error`); the others were processed. */
+        IngestResultRejected: {
+            /** @description Position of the envelope in the request (`0` for a single envelope). */
+            index: number;
+            /** @description Position of the event within its envelope (a Security Hub finding in `detail.findings`); `0` for envelopes that carry one event. */
+            item: number;
+            /** @description The envelope `id`; `null` when the rejected entry has none. */
+            envelope_id: string | null;
+            /** @description Always `null`. */
+            event_id: null;
+            /** @description Always `null`. */
+            dedup_key: null;
+            /**
+             * @description `rejected`. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            action: "rejected";
+            /** @description Always `null`. */
+            reason: null;
+            error: components["schemas"]["IngestResultError"];
         };
         /**
-         * @description Why an envelope was ignored (see `IngestResult.reason`).
+         * @description Why an envelope was `ignored` (`IngestResultIgnored.reason`).
+         *     `unsupported_source`: a source without an adapter. `unsupported_detail_type`: a detail-type of a supported source without an adapter. `detail_unreadable`: the `detail` lacks what its adapter needs to identify the condition (e.g. a GuardDuty finding without `arn`). `no_findings`: a Security Hub envelope without findings. `too_many_findings`: findings beyond the 100th of one envelope. `insufficient_data`: CloudWatch `INSUFFICIENT_DATA`. `no_open_event`: a resolution while no event of its key is open. `stale_resolution`: a resolution older than the open event's last occurrence. `source_disabled`, `below_min_severity`: the monitoring settings.
          * @enum {string}
          */
         IgnoreReason: "unsupported_source" | "unsupported_detail_type" | "detail_unreadable" | "no_findings" | "too_many_findings" | "insufficient_data" | "no_open_event" | "stale_resolution" | "source_disabled" | "below_min_severity";
@@ -1474,7 +1516,7 @@ export interface components {
             enabled?: boolean;
         };
         /** @description The created account and its ingestion API key, returned only here. Sent with `Cache-Control: no-store`. */
-        CreateAwsAccountResponse: {
+        CreatedAwsAccount: {
             account: components["schemas"]["AwsAccount"];
             /** @description The ingestion API key, to configure in the EventBridge connection as header `X-Api-Key`. Returned only in this response; it cannot be retrieved later (rotate it if lost). */
             api_key: string;
@@ -1589,6 +1631,10 @@ export interface components {
         /** @description Bad request: the body, a query or path parameter or a header is invalid (`validation_failed`), the body is not JSON (`malformed_json`), the cursor is invalid (`invalid_cursor`), or an operation-specific rule failed (see the operation). */
         BadRequest: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1619,6 +1665,10 @@ export interface components {
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1638,6 +1688,10 @@ export interface components {
         /** @description Authenticated, but not allowed: the role or an object rule forbids this operation (`forbidden`), or the caller must first change its temporary password (`password_change_required`). */
         Forbidden: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1657,6 +1711,10 @@ export interface components {
         /** @description The resource does not exist or is deleted. */
         NotFound: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1676,6 +1734,10 @@ export interface components {
         /** @description The request conflicts with the current state of the resource (the `code` says how). */
         Conflict: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1696,6 +1758,10 @@ export interface components {
         /** @description The `If-Match` header does not match the current `ETag`: reload and retry. */
         PreconditionFailed: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1715,6 +1781,10 @@ export interface components {
         /** @description The request body exceeds the size limit (100 KiB by default; 1 MiB for ingestion). */
         PayloadTooLarge: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1735,6 +1805,10 @@ export interface components {
         MethodNotAllowed: {
             headers: {
                 Allow: components["headers"]["Allow"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1754,6 +1828,10 @@ export interface components {
         /** @description The request body is not `application/json`. */
         UnsupportedMediaType: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1774,6 +1852,10 @@ export interface components {
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1793,6 +1875,10 @@ export interface components {
         /** @description Unexpected server error (a bug). The body never contains a stack trace or internal detail. */
         InternalError: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1813,6 +1899,10 @@ export interface components {
         ServiceUnavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                 [name: string]: unknown;
             };
             content: {
@@ -1852,6 +1942,14 @@ export interface components {
         RetryAfter: number;
         /** @description The authentication scheme to use: `Bearer realm="api"` (with `error="invalid_token"` when a token was rejected), or `ApiKey` on the ingestion route. */
         WWWAuthenticate: string;
+        /** @description Identifier of this request, as in the service logs (`request_id`): the caller's own `X-Request-Id` when it is 1 to 64 characters of `A-Z a-z 0-9 . _ : -`, otherwise a new ULID. Quote it when reporting a problem. */
+        XRequestId: string;
+        /** @description Requests allowed per window for this caller and route group (sent by rate-limited routes). */
+        XRateLimitLimit: number;
+        /** @description Requests left in the current window. */
+        XRateLimitRemaining: number;
+        /** @description Seconds until the current window ends. */
+        XRateLimitReset: number;
     };
     pathItems: never;
 }
@@ -1879,6 +1977,10 @@ export interface operations {
             /** @description Logged in. Sent with `Cache-Control: no-store`. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1935,6 +2037,10 @@ export interface operations {
             /** @description A new token pair. Sent with `Cache-Control: no-store`. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1991,6 +2097,10 @@ export interface operations {
             /** @description Logged out. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2017,6 +2127,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2065,6 +2179,10 @@ export interface operations {
             /** @description Password changed; log in again. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2101,6 +2219,10 @@ export interface operations {
             /** @description A page of users. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2169,6 +2291,10 @@ export interface operations {
                 headers: {
                     ETag: components["headers"]["ETag"];
                     Location: components["headers"]["Location"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2188,7 +2314,7 @@ export interface operations {
                      *       "temporary_password": "Xq3vT9mK2pL7wR4zN8bC1dFh"
                      *     }
                      */
-                    "application/json": components["schemas"]["CreateUserResponse"];
+                    "application/json": components["schemas"]["CreatedUser"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2218,6 +2344,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2275,6 +2405,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2322,6 +2456,10 @@ export interface operations {
             /** @description Deactivated. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2353,6 +2491,10 @@ export interface operations {
             /** @description The temporary password. Sent with `Cache-Control: no-store`. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2406,6 +2548,10 @@ export interface operations {
             /** @description A page of events. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2548,6 +2694,10 @@ export interface operations {
             /** @description Processed; one result per envelope. */
             202: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2632,6 +2782,10 @@ export interface operations {
             /** @description The event. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2740,6 +2894,10 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2782,6 +2940,10 @@ export interface operations {
                 headers: {
                     ETag: components["headers"]["ETag"];
                     Location: components["headers"]["Location"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2852,6 +3014,10 @@ export interface operations {
             /** @description A page of tasks. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2928,6 +3094,10 @@ export interface operations {
                 headers: {
                     ETag: components["headers"]["ETag"];
                     Location: components["headers"]["Location"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2977,6 +3147,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3064,6 +3238,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3114,6 +3292,10 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3149,6 +3331,10 @@ export interface operations {
             /** @description A page of status changes. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3205,6 +3391,10 @@ export interface operations {
             /** @description A page of comments. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3265,6 +3455,12 @@ export interface operations {
             /** @description The comment. */
             201: {
                 headers: {
+                    /** @description Path of the task's comments (`/api/tasks/{id}/comments`), where the new one is listed. */
+                    Location?: string;
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3320,6 +3516,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3368,6 +3568,10 @@ export interface operations {
             /** @description The overview. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3423,6 +3627,10 @@ export interface operations {
             /** @description Event statistics. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3495,6 +3703,10 @@ export interface operations {
             /** @description Task statistics. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3540,6 +3752,10 @@ export interface operations {
             /** @description User statistics. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3584,6 +3800,10 @@ export interface operations {
             /** @description A page of AWS accounts. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3681,6 +3901,10 @@ export interface operations {
                 headers: {
                     ETag: components["headers"]["ETag"];
                     Location: components["headers"]["Location"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3705,7 +3929,7 @@ export interface operations {
                      *       "api_key": "cmc_R7tWm2ZeQ9xB4nK8vL1pD6sH3jF0gC5yT2aU7wE"
                      *     }
                      */
-                    "application/json": components["schemas"]["CreateAwsAccountResponse"];
+                    "application/json": components["schemas"]["CreatedAwsAccount"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3735,6 +3959,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3815,6 +4043,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3882,6 +4114,10 @@ export interface operations {
             /** @description Deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3912,6 +4148,10 @@ export interface operations {
             /** @description The result of the test. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3961,6 +4201,10 @@ export interface operations {
             /** @description The account's ingestion health. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4096,6 +4340,10 @@ export interface operations {
             /** @description The new key. Sent with `Cache-Control: no-store`. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4133,6 +4381,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4195,6 +4447,10 @@ export interface operations {
             200: {
                 headers: {
                     ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4246,6 +4502,10 @@ export interface operations {
             /** @description Healthy. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4269,6 +4529,10 @@ export interface operations {
             /** @description The database is unavailable. */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
                     [name: string]: unknown;
                 };
                 content: {
