@@ -18,7 +18,7 @@ export { withRetryAfter, withTimeout, type FetchLike, type RetryCallOptions, typ
 /** Version of this package. */
 export const CLIENT_VERSION = '1.0.0'
 /** `info.version` of the API specification this client was generated from. */
-export const API_VERSION = '1.1.0'
+export const API_VERSION = '2.0.0'
 
 export type Schemas = components['schemas']
 export type TokenResponse = Schemas['TokenResponse']
