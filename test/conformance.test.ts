@@ -5,11 +5,14 @@
  * right, body valid; invalid data rejected with 4xx; valid data accepted.
  */
 import t from 'tap'
+import type { Test } from 'tap'
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
 import { build, ADMIN_EMAIL, ADMIN_PASSWORD, type Api } from './helper.js'
 import { checkResponse, operations, spec, type Operation } from './contract.js'
+import { specPath } from '../scripts/generate-openapi.js'
 
 type Json = Record<string, any>
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void
@@ -96,18 +99,89 @@ interface Prepared {
   after?: (res: Response, json: any) => Promise<void>
 }
 
+/**
+ * Through a validating proxy: with PRISM_CLI (Prism's cli.js) and PRISM_NODE (a Node able to
+ * run it, ≥ 24.18) set, as `npm run test:clients` does, every request of this suite goes
+ * through `prism proxy` (Stoplight's, not ours) in front of the server. Prism forwards it
+ * and reports what it finds wrong in an `sl-violations` header: a response violation always
+ * fails; a request violation fails on the requests meant to be valid. PRISM_SPEC gives Prism
+ * another spec file (to prove the check fails: a copy with `Task.title` limited to 5 characters
+ * gives 73 failures).
+ */
+async function startPrism (t: Test, upstream: string): Promise<string | undefined> {
+  const cli = process.env.PRISM_CLI
+  if (!cli) return undefined
+  const port = 20000 + Math.floor(Math.random() * 20000)
+  const child = spawn(process.env.PRISM_NODE ?? process.execPath, [cli, 'proxy', process.env.PRISM_SPEC ?? specPath, upstream, '--port', String(port), '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill() })
+  let log = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`prism did not start: ${log}`)), 90_000)
+    const read = (chunk: Buffer) => {
+      log += chunk.toString()
+      if (log.includes('Prism is listening')) { clearTimeout(timer); resolve() }
+    }
+    child.stdout.on('data', read)
+    child.stderr.on('data', read)
+    child.on('exit', code => { clearTimeout(timer); reject(new Error(`prism exited (${code}): ${log}`)) })
+  })
+  child.removeAllListeners('exit')
+  t.comment(`requests go through prism proxy on port ${port}`)
+  return `http://127.0.0.1:${port}`
+}
+
+/** Prism's findings about one exchange (`sl-violations`), split by side. */
+function prismViolations (res: Response): { request: string[], response: string[] } {
+  const raw = res.headers.get('sl-violations')
+  const out = { request: [] as string[], response: [] as string[] }
+  if (!raw) return out
+  // With very many findings Prism sends a sentence instead ("Too many violations…"): only a
+  // wildly invalid request gets there; it counts as a request finding (our own check still
+  // validates the response).
+  if (!raw.startsWith('[')) {
+    out.request.push(raw)
+    return out
+  }
+  for (const v of JSON.parse(raw) as Array<{ location: string[], message: string, severity: string }>) {
+    const text = `${v.severity} ${v.location.join('.')}: ${v.message}`
+    if (v.location[0] === 'response') out.response.push(text)
+    else out.request.push(text)
+  }
+  return out
+}
+
 t.test('every operation, positive and negative, over HTTP', async t => {
   const api: Api = await build(t, { AWS_STS_ENDPOINT: 'http://127.0.0.1:9' })
-  const address = await api.app.listen({ port: 0, host: '127.0.0.1' })
+  const upstream = await api.app.listen({ port: 0, host: '127.0.0.1' })
+  const prism = await startPrism(t, upstream)
+  const address = prism ?? upstream
+  let prismExchanges = 0
+  /** fetch, with a deadline that names the request when a proxy holds it. */
+  const send = async (path: string, init: RequestInit, direct = false): Promise<Response> => {
+    try {
+      return await fetch(`${direct ? upstream : address}${path}`, { ...init, signal: AbortSignal.timeout(60_000) })
+    } catch (err) {
+      throw new Error(`${init.method ?? 'GET'} ${path.slice(0, 120)} (${String(init.body ?? '').slice(0, 80)}): ${String(err)}`)
+    }
+  }
+  /** Checks Prism's report of an exchange; `valid` says whether the request was meant to be. */
+  const throughPrism = (res: Response, what: string, valid: boolean): void => {
+    if (!prism) return
+    prismExchanges++
+    const found = prismViolations(res)
+    if (found.response.length) t.same(found.response, [], `prism: ${what}: response conforms`)
+    if (valid && found.request.length) t.same(found.request, [], `prism: ${what}: request conforms`)
+  }
   const admin = await api.adminToken()
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
   let n = 0
   const unique = () => `${Date.now().toString(36)}${++n}`
 
-  const call = async (op: Operation, path: string, init: { headers?: Record<string, string>, body?: string, method?: string }): Promise<{ res: Response, text: string }> => {
+  const call = async (op: Operation, path: string, init: { headers?: Record<string, string>, body?: string, method?: string, direct?: boolean }, valid = false): Promise<{ res: Response, text: string }> => {
     const method = init.method ?? op.method
-    const res = await fetch(`${address}${path}`, { method, headers: init.headers, body: init.body })
+    const res = await send(path, { method, headers: init.headers, body: init.body }, init.direct)
     const text = await res.text()
+    throughPrism(res, `${method} ${path.slice(0, 80)} → ${res.status}`, valid)
     const headers: Record<string, string> = {}
     res.headers.forEach((v, k) => { headers[k] = v })
     const violations = checkResponse(method, path, { statusCode: res.status, headers, body: text })
@@ -115,8 +189,9 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     return { res, text }
   }
   const json = async (method: string, path: string, token: string | null, body?: unknown, extra: Record<string, string> = {}) => {
-    const res = await fetch(`${address}${path}`, { method, headers: { ...(token ? bearer(token) : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...extra }, body: body !== undefined ? JSON.stringify(body) : undefined })
+    const res = await send(path, { method, headers: { ...(token ? bearer(token) : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...extra }, body: body !== undefined ? JSON.stringify(body) : undefined })
     const text = await res.text()
+    throughPrism(res, `setup ${method} ${path.slice(0, 80)} → ${res.status}`, true)
     return { status: res.status, body: text ? JSON.parse(text) : undefined }
   }
 
@@ -212,7 +287,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     // Positive: valid data is accepted.
     const positive = await prep(op)
     const first2xx = Number(Object.keys(op.op.responses).find(s => s.startsWith('2')))
-    const { res, text } = await call(op, pathOf(positive), { headers: positive.body !== undefined ? jsonHeaders(positive) : positive.headers, body: positive.body !== undefined ? JSON.stringify(positive.body) : undefined })
+    const { res, text } = await call(op, pathOf(positive), { headers: positive.body !== undefined ? jsonHeaders(positive) : positive.headers, body: positive.body !== undefined ? JSON.stringify(positive.body) : undefined }, true)
     cases++
     t.equal(res.status, positive.expect ?? first2xx, `${op.operationId}: the spec's example is accepted (${text.slice(0, 200)})`)
     if (res.status < 300 && positive.after) await positive.after(res, text ? JSON.parse(text) : undefined)
@@ -226,7 +301,8 @@ t.test('every operation, positive and negative, over HTTP', async t => {
         t.ok(r.res.status >= 400 && r.res.status < 500, `${op.operationId}: ${m.name} → 4xx (${r.res.status})`)
       }
       const p = await prep(op)
-      const malformed = await call(op, pathOf(p), { headers: jsonHeaders(p), body: '{"broken": ' })
+      // Straight to the server: Prism 5.16 never answers a request whose JSON does not parse.
+      const malformed = await call(op, pathOf(p), { headers: jsonHeaders(p), body: '{"broken": ', direct: true })
       t.equal(malformed.res.status, 400, `${op.operationId}: malformed JSON → 400`)
       const wrongType = await call(op, pathOf(p), { headers: { ...p.headers, 'content-type': 'text/plain' }, body: 'hello' })
       t.equal(wrongType.res.status, 415, `${op.operationId}: text/plain → 415`)
@@ -271,17 +347,20 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     summary.push(`${op.operationId.padEnd(28)} ${String(cases).padStart(3)} cases`)
   }
 
-  // A method the path does not support: 405 with Allow.
+  // A method the path does not support: 405 with Allow (straight to the server: Prism knows
+  // only the operations of the spec).
   for (const [path, methods] of Object.entries(spec.paths as Json)) {
     const supported = ['get', 'put', 'post', 'delete', 'patch'].filter(m => methods[m]).map(m => m.toUpperCase())
     const other = ['PATCH', 'PUT', 'DELETE', 'POST'].find(m => !supported.includes(m))
     if (!other) continue
     const url = path.replace(/\{id\}/g, '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV')
-    const res = await fetch(`${address}${url}`, { method: other })
+    const res = await fetch(`${upstream}${url}`, { method: other })
     t.equal(res.status, 405, `${other} ${path} → 405`)
     t.ok(supported.every(m => (res.headers.get('allow') ?? '').includes(m)), `Allow lists ${supported.join(', ')}`)
     t.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8')
   }
+  // The suite sends about 760 requests through the proxy; far fewer means the check went blind.
+  if (prism) t.ok(prismExchanges > 500, `prism checked ${prismExchanges} exchanges`)
   t.comment(`cases per operation:\n${summary.join('\n')}`)
   t.equal(summary.length, operations.length, 'every operation of the spec was exercised')
 })
