@@ -285,6 +285,10 @@ t.test('the body shape decides the schema: per-envelope rejection in batches, on
   t.same(none.results.map(r => r.envelope_id), [invalid[0]!.id, null, invalid[2]!.id, null], 'envelope_id when it has a valid one, else null')
   t.match(none.results[0]?.error?.detail, /time/, 'missing time named')
   t.match(none.results[2]?.error?.detail, /account/, 'bad account named')
+  // An envelope id that is not well-formed Unicode (a lone surrogate) cannot key deduplication.
+  const surrogate = envelope('cloudwatch-alarm', e => { e.id = 'id-\ud800' })
+  const lone = accepted(t, await c.ingest(key, { events: [surrogate] }), 'batch with a lone-surrogate id')
+  t.match(lone.results[0], { index: 0, action: 'rejected', error: { status: 400, code: 'validation_failed', detail: /Unicode/ } }, 'a lone surrogate in the envelope id: rejected, validation_failed')
   t.equal((await c.list()).length, 2, 'only the two valid envelopes made events')
 
   // A single invalid envelope: one precise error, about the envelope only.
