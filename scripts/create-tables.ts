@@ -9,7 +9,8 @@ import path from 'node:path'
 import dynamoose from 'dynamoose'
 import { loadConfig } from '../src/config.js'
 import { createDynamoClient } from '../src/db/client.js'
-import { initializeTables, getModels } from '../src/db/tables.js'
+import { initializeTables } from '../src/db/tables.js'
+import { getModels } from '../src/data.js'
 import { startEmbeddedDynamo } from '../src/embedded-dynamodb.js'
 
 const config = loadConfig()

@@ -1,5 +1,5 @@
 /**
- * Generates the infrastructure of the tables from the Dynamoose models (src/db/tables.ts),
+ * Generates the infrastructure of the tables from the Dynamoose models (src/data.ts),
  * so the deployed tables cannot drift from what the code queries:
  *   deploy/cloudformation/tables.yaml  CloudFormation: one AWS::DynamoDB::Table per model
  *                                      (keys, attribute definitions and GSIs exactly as in
@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import { stringify } from 'yaml'
 import type { CreateTableInput } from '@aws-sdk/client-dynamodb'
-import type { Models } from '../src/db/tables.js'
+import type { Models } from '../src/data.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export const templatePath = path.join(root, 'deploy', 'cloudformation', 'tables.yaml')
@@ -92,7 +92,7 @@ const pascal = (s: string): string => s.split(/[^A-Za-z0-9]+/).filter(Boolean).m
 export async function describeTables (): Promise<TableSpec[]> {
   // Loaded here so the SDK's Node-version notice can be silenced first (it fires on import).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  const { getModels } = await import('../src/db/tables.js')
+  const { getModels } = await import('../src/data.js')
   const models = getModels(MODEL_PREFIX)
   const specs: TableSpec[] = []
   for (const [key, model] of Object.entries(models) as Array<[keyof Models, Models[keyof Models]]>) {

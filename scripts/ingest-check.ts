@@ -93,7 +93,7 @@ async function embeddedApp (
   const config = loadConfig({ LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent', ADMIN_EMAIL: 'ingest-check@example.com', ADMIN_PASSWORD: `${randomUUID()} ${randomUUID()}`, TABLE_PREFIX: 'ingest-check-' })
   const app = await buildApp(config, { jwtSecret: randomUUID() + randomUUID(), dynamodbEndpoint: db.endpoint })
   await app.ready()
-  await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin, app.stats)
+  await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
   const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: config.admin.email, password: config.admin.password } })
   const auth = { authorization: `Bearer ${login.json().access_token as string}` }
   const keys = new Map<string, string>()

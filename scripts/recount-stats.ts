@@ -9,7 +9,7 @@ import { withApp } from './lib/with-app.js'
 
 await withApp(async (app) => {
   const started = Date.now()
-  const counters = await recountStats(app.db.repos)
+  const counters = await recountStats(app.repos)
   console.log(`Recounted ${Object.keys(counters).length} counter items in ${Date.now() - started} ms:`)
   for (const pk of ['events', 'tasks', 'users']) console.log(`  ${pk}: ${JSON.stringify(counters[pk] ?? {})}`)
 })

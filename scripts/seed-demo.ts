@@ -349,7 +349,7 @@ async function api (app: App, method: InjectOptions['method'], url: string, opts
 }
 
 async function seed (app: App, config: Config): Promise<string> {
-  const { users } = app.db.repos
+  const { users } = app.repos
   if (config.env === 'production') throw new Refusal('NODE_ENV is production: demo data (with public demo passwords) is not for production. Nothing was changed.')
   if (await users.getByEmail(DEMO_MARKER_EMAIL)) throw new Refusal(alreadyThere(config))
   if (!(await users.hasAnyAdmin())) {
@@ -481,7 +481,7 @@ async function registeredAccounts (app: App): Promise<Set<string>> {
   const numbers = new Set<string>()
   let cursor: string | undefined
   do {
-    const page = await app.db.repos.awsAccounts.list({ limit: 100, ...(cursor ? { cursor } : {}) })
+    const page = await app.repos.awsAccounts.list({ limit: 100, ...(cursor ? { cursor } : {}) })
     for (const a of page.items) numbers.add(a.account_id)
     cursor = page.next_cursor ?? undefined
   } while (cursor)

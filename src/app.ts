@@ -7,6 +7,7 @@ import type { Config } from './config.js'
 import errorsPlugin, { sendProblem } from './plugins/errors.js'
 import { createValidatorCompiler } from './plugins/validation.js'
 import dynamoPlugin from './plugins/dynamo.js'
+import { createRepositories, getModels } from './data.js'
 import passwordsPlugin from './plugins/passwords.js'
 import authPlugin from './plugins/auth.js'
 import rbacPlugin from './plugins/rbac.js'
@@ -127,23 +128,30 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   })
 
   await app.register(errorsPlugin)
+  // The data layer: every module's tables (src/data.ts) on one connection, then the modules'
+  // repositories. Plugins and modules get the ports they need from them, nothing more.
+  const models = getModels(config.tablePrefix)
   await app.register(dynamoPlugin, {
     endpoint: opts.dynamodbEndpoint,
     region: config.region,
-    tablePrefix: config.tablePrefix,
     createTables: opts.dynamodbEndpoint !== 'aws',
     cursorSecret: opts.jwtSecret,
-    authCache: config.authCache
+    models,
+    pingModel: models.meta
   })
+  const repos = createRepositories(app.db, models, config.authCache)
+  app.decorate('repos', repos)
   await app.register(passwordsPlugin, config.argon2)
-  await app.register(statsPlugin)
+  await app.register(statsPlugin, { store: repos.stats })
   await app.register(authPlugin, {
     secret: opts.jwtSecret,
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
-    accessTtlSeconds: config.jwt.accessTtlSeconds
+    accessTtlSeconds: config.jwt.accessTtlSeconds,
+    revocations: repos.auth,
+    callers: repos.users
   })
-  await app.register(apiKeyPlugin, { invalidKeyMax: config.rateLimit.invalidKeyMax, windowMs: config.rateLimit.windowMs })
+  await app.register(apiKeyPlugin, { accounts: repos.awsAccounts, invalidKeyMax: config.rateLimit.invalidKeyMax, windowMs: config.rateLimit.windowMs })
   await app.register(rateLimitPlugin, { ...config.rateLimit, redisUrl: config.redisUrl })
   await app.register(rbacPlugin)
   if (config.corsOrigins.length) {
@@ -163,11 +171,16 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(consolePlugin)
 
   await app.register(healthModule)
-  await app.register(authModule, { config })
-  await app.register(usersModule, { config })
-  await app.register(tasksModule)
-  await app.register(eventsModule)
-  await app.register(dashboardModule)
-  await app.register(settingsModule, { sts: { region: config.region, ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}) } })
+  await app.register(authModule, { config, auth: repos.auth, users: repos.users })
+  await app.register(usersModule, { config, users: repos.users })
+  await app.register(tasksModule, { tasks: repos.tasks, users: repos.users, events: repos.events })
+  await app.register(eventsModule, { events: repos.events, ingestionHealth: repos.ingestionHealth, tasks: repos.tasks, users: repos.users, settings: repos.settings })
+  await app.register(dashboardModule, { stats: repos.stats, recentEvents: (limit) => repos.events.recent(limit) })
+  await app.register(settingsModule, {
+    awsAccounts: repos.awsAccounts,
+    settings: repos.settings,
+    ingestionHealth: repos.ingestionHealth,
+    sts: { region: config.region, ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}) }
+  })
   return app
 }

@@ -17,7 +17,7 @@ async function main (): Promise<void> {
   })
   app.addHook('onClose', async () => { await embedded?.close() })
 
-  const admin = await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin, app.stats, { temporaryPasswordTtlHours: config.temporaryPasswordTtlHours })
+  const admin = await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats, { temporaryPasswordTtlHours: config.temporaryPasswordTtlHours })
   if (admin.created) {
     app.log.info({ email: admin.email }, 'created the first admin')
     if (admin.generatedPassword) {

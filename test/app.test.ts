@@ -109,7 +109,7 @@ t.test('logs carry request and user ids but never secrets', async t => {
   const app = await buildApp(config, { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: { stream } })
   t.teardown(() => app.close())
   await app.ready()
-  await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin, app.stats)
+  await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
   const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL, password: ADMIN_PASSWORD } })
   const { access_token: access, refresh_token: refresh } = login.json()
   const created = await app.inject({ method: 'POST', url: '/api/users', headers: { authorization: `Bearer ${access}` }, payload: { email: 'logged@example.com', name: 'Logged', role: 'user' } })
@@ -152,7 +152,7 @@ t.test('the embedded database keeps data on disk across restarts; first start cr
     return { app, stop: async () => { await app.close(); await db.close() } }
   }
   const one = await start()
-  const first = await ensureFirstAdmin(one.app.db.repos.users, one.app.passwords, config.admin, one.app.stats)
+  const first = await ensureFirstAdmin(one.app.repos.users, one.app.passwords, config.admin, one.app.stats)
   t.equal(first.created, true)
   t.match(first.generatedPassword, /^[A-Za-z0-9_-]{20,}$/, 'a generated password, printed once by the server')
   const login = await one.app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: 'first@example.com', password: first.generatedPassword } })
@@ -163,7 +163,7 @@ t.test('the embedded database keeps data on disk across restarts; first start cr
 
   const two = await start()
   t.teardown(two.stop)
-  const again = await ensureFirstAdmin(two.app.db.repos.users, two.app.passwords, config.admin, two.app.stats)
+  const again = await ensureFirstAdmin(two.app.repos.users, two.app.passwords, config.admin, two.app.stats)
   t.equal(again.created, false, 'not created twice')
   const me = await two.app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
   t.equal(me.statusCode, 200, 'data and tokens survive the restart')
@@ -178,10 +178,10 @@ t.test('concurrent first starts create exactly one admin', async t => {
   t.teardown(() => app.close())
   await app.ready()
   const admin = { email: 'racing@example.com', password: ADMIN_PASSWORD }
-  const results = await Promise.all(Array.from({ length: 4 }, () => ensureFirstAdmin(app.db.repos.users, app.passwords, admin, app.stats)))
+  const results = await Promise.all(Array.from({ length: 4 }, () => ensureFirstAdmin(app.repos.users, app.passwords, admin, app.stats)))
   t.equal(results.filter(r => r.created).length, 1, 'exactly one instance creates it')
-  t.ok(await app.db.repos.users.hasAnyAdmin())
-  t.equal(await app.db.repos.users.repairAdminSet(), 1, 'one admin in the end')
+  t.ok(await app.repos.users.hasAnyAdmin())
+  t.equal(await app.repos.users.repairAdminSet(), 1, 'one admin in the end')
 })
 
 t.test('operator scripts: seed the first admin, then recover a forgotten password', async t => {

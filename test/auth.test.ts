@@ -305,7 +305,7 @@ t.test('several instances on one database: once a revocation is answered, no ins
   const twice = await a.userWithRole('user')
   t.equal((await me(b, twice.token)).statusCode, 200)
   const first = a.request({ method: 'DELETE', url: `/api/users/${twice.id}`, headers: a.auth(admin) })
-  while ((await a.app.db.repos.users.getById(twice.id))!.is_active) await new Promise(resolve => setTimeout(resolve, 10))
+  while ((await a.app.repos.users.getById(twice.id))!.is_active) await new Promise(resolve => setTimeout(resolve, 10))
   t.equal((await a.request({ method: 'DELETE', url: `/api/users/${twice.id}`, headers: a.auth(admin) })).statusCode, 204, 'the repeated DELETE')
   assertProblem(t, await me(b, twice.token), 401, 'token_revoked', 'once the repeated DELETE is answered, B refuses the token')
   t.equal((await first).statusCode, 204)
@@ -320,7 +320,7 @@ t.test('several instances on one database: once a revocation is answered, no ins
   let revokedWhileWaiting = false
   for (;;) {
     if (answered) break
-    if ((await a.app.db.repos.auth.getFamily(familyId))?.revoked) {
+    if ((await a.app.repos.auth.getFamily(familyId))?.revoked) {
       revokedWhileWaiting = !answered
       break
     }
@@ -348,12 +348,12 @@ t.test('a busy server (429 from the password gate) does not use up the account\'
 t.test('argon2id parameters are explicit, and outdated hashes are upgraded at login', async t => {
   const weak = await build(t, { ARGON2_MEMORY_KIB: '4096', ARGON2_TIME_COST: '1' })
   const u = await weak.userWithRole('user')
-  const before = await weak.app.db.repos.users.getById(u.id)
+  const before = await weak.app.repos.users.getById(u.id)
   t.match(before!.password_hash, /^\$argon2id\$v=19\$m=4096,t=1,p=1\$/)
   // The same tables, served with the default parameters: the next login rehashes.
   const strong = await build(t, { TABLE_PREFIX: weak.config.tablePrefix })
   await strong.login(u.email, u.password)
-  const after = await strong.app.db.repos.users.getById(u.id)
+  const after = await strong.app.repos.users.getById(u.id)
   t.match(after!.password_hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
   t.equal((await strong.login(u.email, u.password)).body.user.id, u.id, 'the upgraded hash verifies')
 })
@@ -476,10 +476,10 @@ t.test('passwords: unpaired surrogates are refused everywhere a password is acce
   }
   t.equal((await postLogin(api, u.email, u.password)).statusCode, 200, 'malformed attempts do not count toward the lockout')
 
-  const service = createAuthService(api.app.db.repos, api.app.passwords, {
+  const service = createAuthService(api.app.repos, api.app.passwords, {
     refreshTtlSeconds: 60, familyMaxSeconds: 600, lockout: { threshold: 1, windowSeconds: 60 }, issueAccessToken: () => ({ token: 'x', expiresIn: 60 })
   })
-  const user = (await api.app.db.repos.users.getById(u.id))!
+  const user = (await api.app.repos.users.getById(u.id))!
   const policy = (path: string) => ({ code: 'password_policy', message: /unpaired surrogate/, details: { errors: [{ path }] } })
   for (const password of lone) {
     await t.rejects(service.login(u.email, password), policy('/body/password'), 'login (service)')
@@ -501,12 +501,12 @@ t.test('passwords: hashed and verified in NFKC form, for every caller (issue 15,
   t.equal(fullwidth.normalize('NFKC'), plain)
   const created = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email: 'wide@example.com', name: 'Wide', role: 'user', password: fullwidth } })
   t.equal(created.statusCode, 201)
-  const stored = (await api.app.db.repos.users.getById(created.json().user.id))!.password_hash
+  const stored = (await api.app.repos.users.getById(created.json().user.id))!.password_hash
   t.ok(await argon2.verify(stored, plain), 'the hash is of the NFKC form')
   t.notOk(await argon2.verify(stored, fullwidth), 'not of the form as typed')
   t.equal((await postLogin(api, 'wide@example.com', plain)).statusCode, 200, 'log in with the plain form')
   t.equal((await postLogin(api, 'wide@example.com', fullwidth)).statusCode, 200, 'or the fullwidth form')
-  t.equal((await api.app.db.repos.users.getById(created.json().user.id))!.password_hash, stored, 'a normalised hash is not rehashed')
+  t.equal((await api.app.repos.users.getById(created.json().user.id))!.password_hash, stored, 'a normalised hash is not rehashed')
 
   // Composed and decomposed accents are one password; a change-password stores the NFKC form.
   const u = await api.userWithRole('user')
@@ -515,7 +515,7 @@ t.test('passwords: hashed and verified in NFKC form, for every caller (issue 15,
   t.not(decomposed, composed)
   const { token } = await api.login(u.email, u.password)
   t.equal((await api.request({ method: 'POST', url: '/api/auth/change-password', headers: api.auth(token), payload: { current_password: u.password, new_password: decomposed } })).statusCode, 204)
-  t.ok(await argon2.verify((await api.app.db.repos.users.getById(u.id))!.password_hash, composed), 'change-password hashes the NFKC form')
+  t.ok(await argon2.verify((await api.app.repos.users.getById(u.id))!.password_hash, composed), 'change-password hashes the NFKC form')
   const session = await api.login(u.email, composed)
   t.equal(session.body.user.id, u.id, 'log in with the composed form')
   t.equal((await postLogin(api, u.email, decomposed)).statusCode, 200, 'or the decomposed one')
@@ -529,7 +529,7 @@ t.test('passwords: hashed and verified in NFKC form, for every caller (issue 15,
 
 t.test('passwords: a hash made before normalisation still logs in once, and is replaced by the NFKC form (issue 15, finding 4)', async t => {
   const api = await build(t)
-  const users = api.app.db.repos.users
+  const users = api.app.repos.users
   const u = await api.userWithRole('user')
   // Stored before this change: the hash of the password exactly as typed.
   const typed = 'ｌｅｇａｃｙ ｆｕｌｌｗｉｄｔｈ ｐａｓｓｐｈｒａｓｅ'
@@ -604,7 +604,7 @@ t.test('login timing: every failed login does the same database and argon2 work 
   const gone = await make('gone@example.com', password)
   const temp = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(admin), payload: { email: 'expired@example.com', name: 'Expired', role: 'user' } })
   const tempPassword = temp.json().temporary_password as string
-  await api.app.db.repos.users.update(temp.json().user.id, { temporary_password_expires_at: new Date(Date.now() - 1000).toISOString() })
+  await api.app.repos.users.update(temp.json().user.id, { temporary_password_expires_at: new Date(Date.now() - 1000).toISOString() })
   t.equal((await postLogin(api, 'recent@example.com', password)).statusCode, 200)
   await postLogin(api, 'tried@example.com', 'one wrong passphrase')
   await postLogin(api, 'tried-ghost@example.com', 'one wrong passphrase')

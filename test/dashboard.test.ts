@@ -142,9 +142,9 @@ t.test('counters equal a recount after a mixed, concurrent workload', async t =>
     api.request({ method: 'DELETE', url: `/api/events/${open[1].id}`, headers: adminAuth })
   ])
 
-  const stats = api.app.db.repos.stats
+  const stats = api.app.repos.stats
   const live = await stats.read(['events', 'tasks', 'users', ...people.map(p => `user#${p.id}`)])
-  const truth = await recountStats(api.app.db.repos)
+  const truth = await recountStats(api.app.repos)
   for (const pk of Object.keys(live)) {
     const keys = new Set([...Object.keys(live[pk]!), ...Object.keys(truth[pk] ?? {})])
     for (const k of keys) if (k !== 'pk') t.equal(count(live[pk]!, k), count(truth[pk] ?? {}, k), `${pk} ${k}`)
@@ -168,12 +168,12 @@ t.test('recount repairs counters that drifted', async t => {
   const admin = await api.adminToken()
   await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(admin), payload: { title: 'one' } })
   // Simulate a crash between an item write and its counter update.
-  await api.app.db.repos.stats.apply('tasks', { total: 5, 'status:open': -3 })
-  await api.app.db.repos.stats.apply('user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', { open: 2 })
-  await recountStats(api.app.db.repos)
+  await api.app.repos.stats.apply('tasks', { total: 5, 'status:open': -3 })
+  await api.app.repos.stats.apply('user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', { open: 2 })
+  await recountStats(api.app.repos)
   const s = (await api.request({ method: 'GET', url: '/api/dashboard/tasks-stats', headers: api.auth(admin) })).json()
   t.match(s, { total: 1, by_status: { open: 1 } })
-  t.same(await api.app.db.repos.stats.read(['user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV']), { 'user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV': {} }, 'a stale per-user counter is zeroed')
+  t.same(await api.app.repos.stats.read(['user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV']), { 'user#01JDQ2Z5Y3K4M5N6P7Q8R9S0TV': {} }, 'a stale per-user counter is zeroed')
 })
 
 t.test('counters stay exact when edits race each other, status changes and deletes', async t => {
@@ -201,8 +201,8 @@ t.test('counters stay exact when edits race each other, status changes and delet
         : api.request({ method: 'POST', url: `/api/events/${id}/create-task`, headers: admin })
     ])
   }
-  const live = await api.app.db.repos.stats.read(['tasks', 'events'])
-  const truth = await recountStats(api.app.db.repos)
+  const live = await api.app.repos.stats.read(['tasks', 'events'])
+  const truth = await recountStats(api.app.repos)
   for (const pk of ['tasks', 'events']) {
     for (const k of new Set([...Object.keys(live[pk]!), ...Object.keys(truth[pk]!)])) {
       t.equal(live[pk]![k] ?? 0, truth[pk]![k] ?? 0, `${pk} ${k} (raw value, negatives included)`)

@@ -16,7 +16,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { getModels } from '../src/db/tables.js'
+import { getModels } from '../src/data.js'
 import { ensureFirstAdmin } from '../src/modules/users/first-admin.js'
 import { modelAttributes, SCANNED_TABLES, SERVICE_ACTIONS, templatePath, policyPath } from '../scripts/generate-cloudformation.js'
 import { database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
@@ -150,7 +150,7 @@ t.test('Lambda: the handler serves API Gateway HTTP API events', async t => {
   const seedConfig = loadConfig(env)
   const seed = await buildApp(seedConfig, { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: false })
   await seed.ready()
-  await ensureFirstAdmin(seed.db.repos.users, seed.passwords, seedConfig.admin, seed.stats)
+  await ensureFirstAdmin(seed.repos.users, seed.passwords, seedConfig.admin, seed.stats)
   await seed.close()
 
   const saved = { ...process.env }

@@ -331,6 +331,11 @@ t.test('layering: the dependency rules of the architecture hold', async t => {
     if (imports.includes('dynamoose')) {
       t.ok(/\.(repository|model)\.ts$/.test(rel) || rel.startsWith('db/') || rel === 'plugins/dynamo.ts', `${rel}: only repositories, models and the data layer import dynamoose`)
     }
+    if (/^(plugins|db|lib)\//.test(rel)) {
+      // The shared ring knows no module (not even its types): modules plug into it, app.ts and
+      // data.ts (the composition root) wire them.
+      t.same(imports.filter(i => /\/modules\//.test(i) || /^\.\.\/(app|data|server|lambda)\.js$/.test(i)), [], `${rel}: the shared ring imports no module and not the composition root`)
+    }
     const mod = /^modules\/([^/]+)\//.exec(rel)?.[1]
     if (mod) {
       const foreign = imports.filter(i => i.startsWith('../') && /modules\/|^\.\.\/[a-z-]+\//.test(i) && !i.startsWith('../../')).filter(i => !i.startsWith(`../${mod}/`))

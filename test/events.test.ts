@@ -615,8 +615,8 @@ t.test('the dedup claim names the envelope that created the event: its redeliver
 
 /** The dashboard's event counters equal a recount of the stored events. */
 async function countersMatchRecount (t: Test, api: Api, label: string): Promise<void> {
-  const live = (await api.app.db.repos.stats.read(['events'])).events ?? {}
-  const truth = (await recountStats(api.app.db.repos)).events ?? {}
+  const live = (await api.app.repos.stats.read(['events'])).events ?? {}
+  const truth = (await recountStats(api.app.repos)).events ?? {}
   for (const k of new Set([...Object.keys(live), ...Object.keys(truth)])) t.equal(live[k] ?? 0, truth[k] ?? 0, `${label}: counter ${k} equals the recount`)
 }
 

@@ -61,7 +61,7 @@ export async function build (t: Test, env: Record<string, string> = {}): Promise
   const app = await buildApp(config, { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: false })
   await app.ready()
   t.teardown(() => app.close())
-  await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin, app.stats)
+  await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
 
   const request = async (opts: InjectOptions): Promise<Response> => {
     const res = await app.inject(opts) as Response

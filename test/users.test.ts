@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, type Api } from './helper.js'
 import { createRawClient, type RawClient } from '../src/db/raw.js'
 import { createCursorCodec } from '../src/db/pagination.js'
-import { getModels } from '../src/db/tables.js'
+import { getModels } from '../src/data.js'
 import { isActiveAdmin, temporaryPasswordExpired, type User } from '../src/domain/users.js'
 import { createUsersRepository } from '../src/modules/users/users.repository.js'
 import { createUsersService } from '../src/modules/users/users.service.js'
@@ -21,7 +21,7 @@ const FAST_HASHING = { ARGON2_MEMORY_KIB: '1024', ARGON2_TIME_COST: '1' }
  * users whose entry in the set holds another admin epoch than the user item (none at rest).
  */
 async function adminSetAndTruth (api: Api): Promise<{ set: string[], truth: string[], stale: string[] }> {
-  const repo = api.app.db.repos.users
+  const repo = api.app.repos.users
   const users: User[] = []
   for await (const u of repo.scanAll()) users.push(u)
   const stored = await repo.adminSet()
@@ -69,10 +69,10 @@ function repoOver (api: Api, raw: RawClient) {
 }
 
 const recoveryDeps = (api: Api, extra: Partial<RecoveryDeps> = {}): RecoveryDeps => ({
-  users: api.app.db.repos.users,
+  users: api.app.repos.users,
   passwords: api.app.passwords,
   stats: api.app.stats,
-  unlock: email => api.app.db.repos.auth.unlock(email),
+  unlock: email => api.app.repos.auth.unlock(email),
   ...extra
 })
 
@@ -322,7 +322,7 @@ t.test('the last active admin can be neither deactivated nor demoted', async t =
   }
 
   // The guard itself: the last member cannot leave the set, even through the repository.
-  const repo = api.app.db.repos.users
+  const repo = api.app.repos.users
   const rootUser = (await repo.getById(rootId))!
   await t.rejects(repo.updateAccess(rootUser, { role: 'user' }), { code: 'last_admin' }, 'the set never loses its last active admin')
   t.same((await repo.adminSet()).ids, [rootId])
@@ -364,7 +364,7 @@ t.test('issue 15: promoted and deactivated within the revocation wait, then two 
   // DYNAMODB_ENDPOINT set: role changes wait out the other instances' caches before answering.
   const api = await build(t, { DYNAMODB_ENDPOINT: (await database()).endpoint, AUTH_CACHE_MS: '300' })
   t.equal(api.config.authCache.settleMs, 300)
-  const repo = api.app.db.repos.users
+  const repo = api.app.repos.users
   const root = await api.adminToken()
   const rootId = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(root) })).json().id
   const second = await api.userWithRole('admin')
@@ -389,7 +389,7 @@ t.test('issue 15: promoted and deactivated within the revocation wait, then two 
 
 t.test('interleavings of the admin set protocol, forced', async t => {
   const api = await build(t)
-  const repo = api.app.db.repos.users
+  const repo = api.app.repos.users
   const raw = createRawClient(api.app.db.client)
   const metaTable = `${api.config.tablePrefix}meta`
   const usersTable = `${api.config.tablePrefix}users`
@@ -512,7 +512,7 @@ async function churn (t: Test, apis: Api[], rounds: number, seed: number): Promi
   }
   t.same(failures, [], `seed ${seed}: no inconsistency and no unexpected status`)
   const truth = await assertAdminSetExact(t, api, `seed ${seed}, after ${rounds} rounds`)
-  t.equal(await api.app.db.repos.users.repairAdminSet(), truth.length, 'the repair finds nothing else')
+  t.equal(await api.app.repos.users.repairAdminSet(), truth.length, 'the repair finds nothing else')
   t.same((await adminSetAndTruth(api)).set, truth, 'and leaves the set as it was')
   const count = (re: RegExp) => [...outcomes].filter(([k]) => re.test(k)).reduce((n, [, v]) => n + v, 0)
   t.ok(count(/^(promote|reactivate|promote\+reactivate) → 200/) > 0 && count(/^(demote|deactivate) → 200|^delete → 204/) > 0, 'admins joined and left')
@@ -537,7 +537,7 @@ t.test('randomised concurrent role and status changes keep the admin set exact (
 
 t.test('seed:admin and reset-password recover from a corrupted admin set and from no active admin', async t => {
   const api = await build(t)
-  const repo = api.app.db.repos.users
+  const repo = api.app.repos.users
   const raw = createRawClient(api.app.db.client)
   const metaTable = `${api.config.tablePrefix}meta`
   const usersTable = `${api.config.tablePrefix}users`
@@ -616,7 +616,7 @@ t.test('seed:admin and reset-password recover from a corrupted admin set and fro
 
 t.test('temporary passwords expire (TEMP_PASSWORD_TTL_HOURS)', async t => {
   const api = await build(t)
-  const repo = api.app.db.repos.users
+  const repo = api.app.repos.users
   const admin = api.auth(await api.adminToken())
   const near = (iso: string | null | undefined, expected: number) => Boolean(iso) && Math.abs(Date.parse(iso!) - expected) < 60_000
 
@@ -666,6 +666,6 @@ t.test('TEMP_PASSWORD_TTL_HOURS reaches the users routes', async t => {
   const api = await build(t, { TEMP_PASSWORD_TTL_HOURS: '0.5' })
   t.equal(api.config.temporaryPasswordTtlHours, 0.5)
   const res = await api.request({ method: 'POST', url: '/api/users', headers: api.auth(await api.adminToken()), payload: { email: 'half@example.com', name: 'Half', role: 'user' } })
-  const expires = (await api.app.db.repos.users.getById(res.json().user.id))!.temporary_password_expires_at
+  const expires = (await api.app.repos.users.getById(res.json().user.id))!.temporary_password_expires_at
   t.ok(expires && Math.abs(Date.parse(expires) - (Date.now() + HOUR / 2)) < 60_000, 'expires in 30 min')
 })

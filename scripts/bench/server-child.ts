@@ -65,7 +65,7 @@ bare.get<{ Params: { id: string } }>('/tasks/:id', async (request, reply) => {
   return item ? fromAttributes(item) : reply.code(404).send({ message: 'not found' })
 })
 
-await ensureFirstAdmin(app.db.repos.users, app.passwords, config.admin, app.stats)
+await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
 await app.listen({ port: config.port, host: '127.0.0.1' })
 await bare.listen({ port: 0, host: '127.0.0.1' })
 

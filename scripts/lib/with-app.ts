@@ -25,9 +25,9 @@ export async function withApp<T> (task: (app: App, config: Config) => Promise<T>
 
 /** What the users module's recovery operations (seed:admin, user:reset-password) need of the app. */
 export const recoveryDeps = (app: App, config: Config): RecoveryDeps => ({
-  users: app.db.repos.users,
+  users: app.repos.users,
   passwords: app.passwords,
   stats: app.stats,
-  unlock: email => app.db.repos.auth.unlock(email),
+  unlock: email => app.repos.auth.unlock(email),
   temporaryPasswordTtlHours: config.temporaryPasswordTtlHours
 })

@@ -11,6 +11,8 @@ declare module 'fastify' {
 }
 
 export interface ApiKeyOptions {
+  /** The registered AWS accounts (the settings module's repository). */
+  accounts: { findByApiKey: (key: string) => Promise<AwsAccount | null> }
   /** Failed API keys (missing, malformed, unknown, disabled) per client address and window. */
   invalidKeyMax: number
   windowMs: number
@@ -56,7 +58,7 @@ export default fp<ApiKeyOptions>(async (app, opts) => {
 
   async function accountOf (key: unknown): Promise<AwsAccount | string> {
     if (typeof key !== 'string' || !looksLikeApiKey(key)) return 'Send the AWS account\'s ingestion key in X-Api-Key.'
-    const account = await app.db.repos.awsAccounts.findByApiKey(key)
+    const account = await opts.accounts.findByApiKey(key)
     if (!account) return 'The API key is not valid.'
     // As the spec says: a disabled account's key is not a valid credential for now.
     if (!account.enabled) return 'Ingestion is disabled for this AWS account.'

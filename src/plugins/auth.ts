@@ -42,6 +42,10 @@ export interface AuthPluginOptions {
   issuer: string
   audience: string
   accessTtlSeconds: number
+  /** The denylist of logged-out access tokens (the auth module's repository). */
+  revocations: { isTokenDenied: (jti: string) => Promise<boolean> }
+  /** The caller's current record (the users module's repository, cached per process). */
+  callers: { getCaller: (id: string) => Promise<User | null> }
 }
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i
@@ -96,8 +100,7 @@ export default fp<AuthPluginOptions>(async (app, opts) => {
       throw new DomainError('token_invalid', 'The access token is not valid.')
     }
     if (claims.token_use !== 'access' || typeof claims.sv !== 'number') throw new DomainError('token_invalid', 'The access token is not valid.')
-    const { users, auth } = app.db.repos
-    const [denied, user] = await Promise.all([auth.isTokenDenied(claims.jti), users.getCaller(claims.sub)])
+    const [denied, user] = await Promise.all([opts.revocations.isTokenDenied(claims.jti), opts.callers.getCaller(claims.sub)])
     if (denied) throw new DomainError('token_revoked', 'The access token has been revoked.')
     if (!user || !user.is_active || user.session_version !== claims.sv) throw new DomainError('token_revoked', 'The session is no longer valid; log in again.')
     request.user = claims

@@ -46,8 +46,13 @@ const taskFacts = (t: Task | null) => t && {
 }
 const userFacts = (u: User | null) => u && { role: u.role, is_active: u.is_active }
 
-export default fp(async (app) => {
-  const { stats } = app.db.repos
+export interface StatsPluginOptions {
+  /** Where the counters live (the dashboard module's repository). */
+  store: { apply: (pk: string, deltas: Deltas) => Promise<void> }
+}
+
+export default fp<StatsPluginOptions>(async (app, opts) => {
+  const stats = opts.store
   const apply = async (items: Array<[string, Deltas]>): Promise<void> => {
     try {
       await Promise.all(items.map(([pk, d]) => stats.apply(pk, d)))

@@ -4,7 +4,8 @@ import type { Config } from '../../config.js'
 import { toProfile } from '../../domain/users.js'
 import { noContent } from '../../lib/http.js'
 import { etagOf } from '../../lib/etag.js'
-import { createAuthService, type Session } from './auth.service.js'
+import type { AuthRepository } from './auth.repository.js'
+import { createAuthService, type AuthUsers, type Session } from './auth.service.js'
 
 const tokenResponse = (s: Session) => ({
   access_token: s.accessToken,
@@ -15,8 +16,15 @@ const tokenResponse = (s: Session) => ({
   user: toProfile(s.user)
 })
 
-const authModule: FastifyPluginAsyncTypebox<{ config: Config }> = async (app, { config }) => {
-  const service = createAuthService(app.db.repos, app.passwords, {
+/** The module's repository and the users module's port (given by app.ts). */
+export interface AuthModuleOptions {
+  config: Config
+  auth: AuthRepository
+  users: AuthUsers
+}
+
+const authModule: FastifyPluginAsyncTypebox<AuthModuleOptions> = async (app, { config, auth, users }) => {
+  const service = createAuthService({ auth, users }, app.passwords, {
     refreshTtlSeconds: config.jwt.refreshTtlSeconds,
     familyMaxSeconds: config.jwt.familyMaxSeconds,
     lockout: config.lockout,

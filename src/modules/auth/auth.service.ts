@@ -5,7 +5,7 @@ import { assertPasswordAcceptable, assertPasswordWellFormed, samePassword } from
 import { normalizeEmail, temporaryPasswordExpired, type User } from '../../domain/users.js'
 import type { PasswordCheck, PasswordHasher } from '../../plugins/passwords.js'
 import type { AccessClaims } from '../../plugins/auth.js'
-import type { Repositories } from '../../plugins/dynamo.js'
+import type { AuthRepository } from './auth.repository.js'
 
 export interface AuthServiceOptions {
   refreshTtlSeconds: number
@@ -32,7 +32,16 @@ const invalidCredentials = (): DomainError => new DomainError('invalid_credentia
 /** No user has this id (ids are ULIDs): reading it costs what reading a user costs. */
 const NO_USER_ID = '~no-user'
 
-export function createAuthService (repos: Repositories, passwords: PasswordHasher, opts: AuthServiceOptions) {
+/** What signing in needs of the users module (a port: app.ts passes the users repository). */
+export interface AuthUsers {
+  getByEmail: (email: string) => Promise<User | null>
+  getById: (id: string) => Promise<User | null>
+  recordLogin: (user: User, at: string, rehash?: string) => Promise<User>
+  /** A password change, or just `bumpSession` (ends the user's sessions), guarded by `expect`. */
+  update: (id: string, patch: Partial<Pick<User, 'password_hash' | 'must_change_password'>> & { bumpSession?: boolean }, opts?: { expect?: Partial<Pick<User, 'session_version' | 'password_hash'>> }) => Promise<unknown>
+}
+
+export function createAuthService (repos: { auth: AuthRepository, users: AuthUsers }, passwords: PasswordHasher, opts: AuthServiceOptions) {
   const windowMs = opts.lockout.windowSeconds * 1000
 
   async function startSession (user: User, now: number): Promise<Session> {

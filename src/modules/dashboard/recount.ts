@@ -1,6 +1,9 @@
 import { isExpired } from '../../domain/events.js'
 import { eventCounts, openTaskOf, recount, taskCounts, userCounts, type Deltas } from '../../domain/stats.js'
-import type { Repositories } from '../../plugins/dynamo.js'
+import type { MonitoringEvent } from '../../domain/events.js'
+import type { Task } from '../../domain/tasks.js'
+import type { User } from '../../domain/users.js'
+import type { StatsRepository } from './stats.repository.js'
 
 async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = []
@@ -13,7 +16,15 @@ async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
  * repair after a crash between an item write and its counter update). Run it while writes
  * are quiet: a write that lands during the scan may be counted twice or not at all.
  */
-export async function recountStats (repos: Pick<Repositories, 'users' | 'tasks' | 'events' | 'stats'>): Promise<Record<string, Deltas>> {
+/** What a recount reads (every user, task and event) and writes (the counters). */
+export interface RecountSources {
+  users: { scanAll: () => AsyncIterable<User> }
+  tasks: { scanAll: () => AsyncIterable<Task> }
+  events: { scanAll: () => AsyncIterable<MonitoringEvent> }
+  stats: StatsRepository
+}
+
+export async function recountStats (repos: RecountSources): Promise<Record<string, Deltas>> {
   const [users, tasks, events] = await Promise.all([collect(repos.users.scanAll()), collect(repos.tasks.scanAll()), collect(repos.events.scanAll())])
   // Events past their retention no longer count (real DynamoDB deletes them; the stand-in hides them).
   const eventFacts = events.map(e => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null || isExpired(e) }))

@@ -8,7 +8,11 @@ import { etagOf } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import { compileBodyCheck } from '../../plugins/validation.js'
 import { createEventsService } from './events.service.js'
-import type { IngestionRecord } from './ingestion-health.repository.js'
+import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
+import type { UserLookup } from '../../domain/users.js'
+import type { EventsRepository } from './events.repository.js'
+import type { TaskStore } from './events.service.js'
+import type { IngestionHealthRepository, IngestionRecord } from './ingestion-health.repository.js'
 
 /** One EventBridge event can be 256 KB; a batch of them needs more than the default limit. */
 const INGEST_BODY_LIMIT = 1024 * 1024
@@ -26,8 +30,16 @@ function rejectedEntry (index: number, entry: Record<string, unknown>, errors: A
   return { index, item: 0, envelope_id: id, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status: 400, code: 'validation_failed', detail: `The envelope is not valid: ${detail}`.slice(0, 2000) } }
 }
 
-const eventsModule: FastifyPluginAsyncTypebox = async (app) => {
-  const { events, tasks, users, settings, ingestionHealth } = app.db.repos
+/** The module's repositories, and the ports to other modules it uses (given by app.ts). */
+export interface EventsModuleOptions {
+  events: EventsRepository
+  ingestionHealth: IngestionHealthRepository
+  tasks: TaskStore
+  users: UserLookup
+  settings: { getCached: () => Promise<MonitoringSettings> }
+}
+
+const eventsModule: FastifyPluginAsyncTypebox<EventsModuleOptions> = async (app, { events, tasks, users, settings, ingestionHealth }) => {
   const service = createEventsService(events, tasks, users, app.stats)
 
   /** Counts a delivery's results in its account's ingestion health; never fails the delivery. */

@@ -4,11 +4,22 @@ import { toAwsAccountDto } from '../../domain/aws-accounts.js'
 import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { ConnectionTestOptions } from './connection-test.js'
+import type { IngestionHealth } from '../../../openapi/generated/schemas.js'
+import type { AwsAccountsRepository } from './aws-accounts.repository.js'
+import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { createSettingsService } from './settings.service.js'
 
+/** The module's repositories, the STS options of the connection test, and the events module's ingestion health. */
+export interface SettingsModuleOptions {
+  awsAccounts: AwsAccountsRepository
+  settings: MonitoringSettingsRepository
+  ingestionHealth: { read: (accountId: string, now: number) => Promise<IngestionHealth> }
+  sts: ConnectionTestOptions
+}
+
 /** Configuration: the monitored AWS accounts and the monitoring settings. */
-const settingsModule: FastifyPluginAsyncTypebox<{ sts: ConnectionTestOptions }> = async (app, opts) => {
-  const service = createSettingsService(app.db.repos.awsAccounts, app.db.repos.settings, opts.sts)
+const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (app, opts) => {
+  const service = createSettingsService(opts.awsAccounts, opts.settings, opts.sts)
 
   app.route({
     ...routes.listAwsAccounts,
@@ -66,7 +77,7 @@ const settingsModule: FastifyPluginAsyncTypebox<{ sts: ConnectionTestOptions }> 
     ...routes.getAwsAccountIngestionHealth,
     handler: async (request) => {
       const account = await service.getAccount(request.params.id)
-      return app.db.repos.ingestionHealth.read(account.account_id, Date.now())
+      return opts.ingestionHealth.read(account.account_id, Date.now())
     }
   })
 

@@ -3,10 +3,19 @@ import { routes } from '../../../openapi/generated/routes.js'
 import { toTaskDto } from '../../domain/tasks.js'
 import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
-import { createTasksService } from './tasks.service.js'
+import type { UserLookup } from '../../domain/users.js'
+import type { TasksRepository } from './tasks.repository.js'
+import { createTasksService, type EventLinks } from './tasks.service.js'
 
-const tasksModule: FastifyPluginAsyncTypebox = async (app) => {
-  const service = createTasksService(app.db.repos.tasks, app.db.repos.users, app.db.repos.events, app.stats)
+/** The module's repository, and the ports to the users and events modules (given by app.ts). */
+export interface TasksModuleOptions {
+  tasks: TasksRepository
+  users: UserLookup
+  events: EventLinks
+}
+
+const tasksModule: FastifyPluginAsyncTypebox<TasksModuleOptions> = async (app, opts) => {
+  const service = createTasksService(opts.tasks, opts.users, opts.events, app.stats)
 
   app.route({
     ...routes.listTasks,

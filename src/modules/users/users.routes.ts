@@ -4,11 +4,12 @@ import { toProfile } from '../../domain/users.js'
 import { noContent } from '../../lib/http.js'
 import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
 import type { Config } from '../../config.js'
+import type { UsersRepository } from './users.repository.js'
 import { createUsersService } from './users.service.js'
 
 /** `config`: TEMP_PASSWORD_TTL_HOURS (without it, the default lifetime). */
-const usersModule: FastifyPluginAsyncTypebox<{ config?: Pick<Config, 'temporaryPasswordTtlHours'> }> = async (app, opts) => {
-  const service = createUsersService(app.db.repos.users, app.passwords, app.stats, {
+const usersModule: FastifyPluginAsyncTypebox<{ users: UsersRepository, config?: Pick<Config, 'temporaryPasswordTtlHours'> }> = async (app, opts) => {
+  const service = createUsersService(opts.users, app.passwords, app.stats, {
     temporaryPasswordTtlHours: opts.config?.temporaryPasswordTtlHours
   })
 
