@@ -11,6 +11,8 @@ import { ensureFirstAdmin } from '../src/modules/users/first-admin.js'
 import { resolveJwtSecret } from '../src/secrets.js'
 import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET } from './helper.js'
 import { checkResponse } from './contract.js'
+import { compile, where } from '../src/db/expressions.js'
+import { isConditionFailed } from '../src/db/errors.js'
 
 t.test('health reports database readiness', async t => {
   const api = await build(t)
@@ -303,4 +305,37 @@ t.test('database calls per request stay few (what the benchmark targets rest on)
   const uncached = await counted({ AUTH_CACHE_MS: '0' })
   t.equal((await uncached.comment()).statusCode, 201)
   t.same(await uncached.count(uncached.get), ['GetItem', 'GetItem', 'GetItem', 'Query'], 'AUTH_CACHE_MS=0: caller, denylist, task, comments on every request')
+})
+
+t.test('the data toolkit: typed expressions compile with aliases and run on the stand-in', async t => {
+  // Compilation: every name and value aliased, optional parts skipped, clauses in order.
+  const c = compile({
+    key: { partition: ['pk', 'admins#active'], sort: { name: 'sk', op: 'beginsWith', value: 'v#' } },
+    update: { set: { status: 'open', skipped: undefined }, setIfAbsent: { created_at: 'now' }, add: { version: 1 }, remove: ['deleted_at'], delete: { ids: new Set(['a']) } },
+    condition: where.and(where.exists('pk'), false, where.or(where.notExists('v#01'), where.le('v#01', 3)), where.not(where.contains('ids', 'b')), where.size('ids', '>', 0))
+  })
+  t.equal(c.key, '#n0 = :v0 AND begins_with(#n1, :v1)')
+  t.equal(c.update, 'SET #n2 = :v2, #n3 = if_not_exists(#n3, :v3) ADD #n4 :v4 REMOVE #n5 DELETE #n6 :v5')
+  t.equal(c.condition, '(attribute_exists(#n0)) AND ((attribute_not_exists(#n7)) OR (#n7 <= :v6)) AND (NOT (contains(#n6, :v7))) AND (size(#n6) > :v8)')
+  t.same(c.names, { '#n0': 'pk', '#n1': 'sk', '#n2': 'status', '#n3': 'created_at', '#n4': 'version', '#n5': 'deleted_at', '#n6': 'ids', '#n7': 'v#01' })
+  t.same(Object.keys(c.values).length, 9, 'one value alias per use')
+  t.throws(() => compile({ update: { set: { a: undefined } } }), /changes nothing/, 'an empty update is a bug, not a no-op request')
+  t.throws(() => compile({ condition: where.and() }), /empty AND/)
+
+  // On the stand-in, with reserved words (status, size) and odd names (v#01) as attributes.
+  const api = await build(t)
+  const { raw } = api.app.db
+  const table = `${api.config.tablePrefix}meta`
+  const key = { pk: `toolkit#${Date.now()}` }
+  await raw.putItem(table, { ...key, status: 'open', size: 2, 'v#01': 1 }, { condition: where.notExists('pk') })
+  const again = await raw.putItem(table, { ...key }, { condition: where.notExists('pk') }).then(() => 'written', (err: unknown) => isConditionFailed(err) ? 'refused' : String(err))
+  t.equal(again, 'refused', 'a false condition is ConditionalCheckFailed')
+  const updated = await raw.updateItem<Record<string, unknown>>(table, key, { set: { status: 'closed' }, add: { size: 1, ids: new Set(['x']) } }, { condition: where.and(where.eq('status', 'open'), where.le('v#01', 1)), returnValues: 'ALL_NEW' })
+  t.match(updated, { status: 'closed', size: 3, 'v#01': 1 }, 'updated with reserved and odd names')
+  t.same([...(updated?.ids as Set<string>)], ['x'])
+  t.same(await raw.getItem(table, key, { attributes: ['status', 'v#01'] }), { status: 'closed', 'v#01': 1 }, 'projection with aliases')
+  const stale = await raw.updateItem(table, key, { set: { status: 'open' } }, { condition: where.eq('status', 'open') }).then(() => 'written', (err: unknown) => isConditionFailed(err) ? 'refused' : String(err))
+  t.equal(stale, 'refused')
+  await raw.deleteItem(table, key, { condition: where.eq('status', 'closed') })
+  t.equal(await raw.getItem(table, key), null, 'deleted')
 })

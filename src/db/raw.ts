@@ -1,5 +1,6 @@
 import type { AttributeValue, DynamoDB, QueryCommandInput, ReturnValue } from '@aws-sdk/client-dynamodb'
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb'
+import { compile, type Condition, type KeyCondition, type Update } from './expressions.js'
 
 /**
  * Reads (and a few hot writes) through the bare SDK client, for the paths every request takes. Dynamoose costs
@@ -28,6 +29,38 @@ export interface RawClient {
   }) => Promise<T | undefined>
   /** One PutItem, conditional when `condition` is given. */
   put: (table: string, item: Record<string, unknown>, condition?: string) => Promise<void>
+
+  // The typed toolkit: every expression is a value of src/db/expressions.ts, compiled here.
+
+  /** GetItem (strongly consistent unless `consistent: false`); null when absent. */
+  getItem: <T>(table: string, key: Record<string, unknown>, opts?: { consistent?: boolean, attributes?: string[] }) => Promise<T | null>
+  /** One Query call (a page); `lastKey` to continue from, unmarshalled. */
+  queryPage: <T>(input: {
+    table: string
+    index?: string | undefined
+    key: KeyCondition
+    filter?: Condition | undefined
+    limit?: number | undefined
+    /** Sort key descending (newest first) when false. */
+    forward?: boolean | undefined
+    startKey?: Record<string, unknown> | undefined
+    consistent?: boolean | undefined
+    attributes?: string[] | undefined
+  }) => Promise<{ items: T[], lastKey: Record<string, unknown> | undefined }>
+  /** PutItem; a false `condition` throws ConditionalCheckFailedException (db/errors). */
+  putItem: (table: string, item: Record<string, unknown>, opts?: { condition?: Condition | undefined }) => Promise<void>
+  /** UpdateItem; a false `condition` throws ConditionalCheckFailedException (db/errors). */
+  updateItem: <T = Record<string, unknown>>(table: string, key: Record<string, unknown>, change: Update, opts?: { condition?: Condition | undefined, returnValues?: ReturnValue | undefined }) => Promise<T | undefined>
+  /** DeleteItem; a false `condition` throws ConditionalCheckFailedException (db/errors). */
+  deleteItem: (table: string, key: Record<string, unknown>, opts?: { condition?: Condition | undefined }) => Promise<void>
+}
+
+/** The alias maps of a compiled expression, as the SDK wants them (none when empty). */
+function aliases (names: Record<string, string>, values: Record<string, unknown>) {
+  return {
+    ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+    ...(Object.keys(values).length ? { ExpressionAttributeValues: toAttributes(values) } : {})
+  }
 }
 
 /** Plain values → attribute values, as Dynamoose stores them (undefined attributes left out). */
@@ -65,6 +98,67 @@ export function createRawClient (client: DynamoDB): RawClient {
     },
     async put (table: string, item: Record<string, unknown>, condition?: string) {
       await client.putItem({ TableName: table, Item: key(item), ...(condition ? { ConditionExpression: condition } : {}) })
+    },
+
+    async getItem<T> (table: string, k: Record<string, unknown>, opts: { consistent?: boolean, attributes?: string[] } = {}): Promise<T | null> {
+      const projection = opts.attributes?.length ? compileProjection(opts.attributes) : undefined
+      const { Item } = await client.getItem({
+        TableName: table,
+        Key: key(k),
+        ConsistentRead: opts.consistent ?? true,
+        ...(projection ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names } : {})
+      })
+      return Item ? unmarshall(Item) as T : null
+    },
+    async queryPage<T> (input: Parameters<RawClient['queryPage']>[0]) {
+      const c = compile({ key: input.key, condition: input.filter })
+      const projection = input.attributes?.length ? compileProjection(input.attributes, c.names) : undefined
+      const res = await client.query({
+        TableName: input.table,
+        ...(input.index ? { IndexName: input.index } : {}),
+        KeyConditionExpression: c.key,
+        ...(c.condition ? { FilterExpression: c.condition } : {}),
+        ...(projection ? { ProjectionExpression: projection.expression } : {}),
+        ...aliases(c.names, c.values),
+        ...(input.limit !== undefined ? { Limit: input.limit } : {}),
+        ...(input.forward === false ? { ScanIndexForward: false } : {}),
+        ...(input.consistent ? { ConsistentRead: true } : {}),
+        ...(input.startKey ? { ExclusiveStartKey: key(input.startKey) } : {})
+      })
+      return {
+        items: (res.Items ?? []).map(item => unmarshall(item) as T),
+        lastKey: res.LastEvaluatedKey ? unmarshall(res.LastEvaluatedKey) : undefined
+      }
+    },
+    async putItem (table: string, item: Record<string, unknown>, opts: { condition?: Condition | undefined } = {}) {
+      const c = opts.condition ? compile({ condition: opts.condition }) : undefined
+      await client.putItem({ TableName: table, Item: key(item), ...(c ? { ConditionExpression: c.condition, ...aliases(c.names, c.values) } : {}) })
+    },
+    async updateItem<T> (table: string, k: Record<string, unknown>, change: Update, opts: { condition?: Condition | undefined, returnValues?: ReturnValue | undefined } = {}) {
+      const c = compile({ update: change, condition: opts.condition })
+      const res = await client.updateItem({
+        TableName: table,
+        Key: key(k),
+        UpdateExpression: c.update,
+        ...(c.condition ? { ConditionExpression: c.condition } : {}),
+        ...aliases(c.names, c.values),
+        ...(opts.returnValues ? { ReturnValues: opts.returnValues } : {})
+      })
+      return res.Attributes ? unmarshall(res.Attributes) as T : undefined
+    },
+    async deleteItem (table: string, k: Record<string, unknown>, opts: { condition?: Condition | undefined } = {}) {
+      const c = opts.condition ? compile({ condition: opts.condition }) : undefined
+      await client.deleteItem({ TableName: table, Key: key(k), ...(c ? { ConditionExpression: c.condition, ...aliases(c.names, c.values) } : {}) })
     }
   }
+}
+
+/** A ProjectionExpression over `attributes`, aliased (into `names` when given). */
+function compileProjection (attributes: string[], names: Record<string, string> = {}): { expression: string, names: Record<string, string> } {
+  const expression = attributes.map((attr, i) => {
+    const alias = `#p${i}`
+    names[alias] = attr
+    return alias
+  }).join(', ')
+  return { expression, names }
 }
