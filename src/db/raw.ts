@@ -53,6 +53,8 @@ export interface RawClient {
   updateItem: <T = Record<string, unknown>>(table: string, key: Record<string, unknown>, change: Update, opts?: { condition?: Condition | undefined, returnValues?: ReturnValue | undefined }) => Promise<T | undefined>
   /** DeleteItem; a false `condition` throws ConditionalCheckFailedException (db/errors). */
   deleteItem: (table: string, key: Record<string, unknown>, opts?: { condition?: Condition | undefined }) => Promise<void>
+  /** Maintenance only (recounts, exports): every item of a table, page by page. Never on a request path. */
+  scanAll: <T>(table: string, opts?: { attributes?: string[] }) => AsyncGenerator<T>
 }
 
 /** The alias maps of a compiled expression, as the SDK wants them (none when empty). */
@@ -145,6 +147,20 @@ export function createRawClient (client: DynamoDB): RawClient {
         ...(opts.returnValues ? { ReturnValues: opts.returnValues } : {})
       })
       return res.Attributes ? unmarshall(res.Attributes) as T : undefined
+    },
+    async * scanAll<T> (table: string, opts: { attributes?: string[] } = {}): AsyncGenerator<T> {
+      const projection = opts.attributes?.length ? compileProjection(opts.attributes) : undefined
+      let startKey: Record<string, AttributeValue> | undefined
+      do {
+        const res = await client.scan({
+          TableName: table,
+          Limit: 500,
+          ...(projection ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names } : {}),
+          ...(startKey ? { ExclusiveStartKey: startKey } : {})
+        })
+        for (const item of res.Items ?? []) yield unmarshall(item) as T
+        startKey = res.LastEvaluatedKey
+      } while (startKey)
     },
     async deleteItem (table: string, k: Record<string, unknown>, opts: { condition?: Condition | undefined } = {}) {
       const c = opts.condition ? compile({ condition: opts.condition }) : undefined
