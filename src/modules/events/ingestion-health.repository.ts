@@ -55,20 +55,10 @@ export function createIngestionHealthRepository (client: DynamoDB, raw: RawClien
           }
         }
       }
-      const names: Record<string, string> = { '#last': 'last_delivery_at', '#ttl': 'ttl' }
-      const values: Record<string, unknown> = { ':at': new Date(at).toISOString(), ':ttl': Math.ceil(at / 1000) + KEEP_S }
-      const adds = [...counts].map(([name, n], i) => {
-        names[`#c${i}`] = name
-        values[`:c${i}`] = n
-        return `#c${i} :c${i}`
+      await raw.updateItem(metaTable, { pk: pk(account, hourOf(at)) }, {
+        add: Object.fromEntries(counts),
+        set: { last_delivery_at: new Date(at).toISOString(), ttl: Math.ceil(at / 1000) + KEEP_S, last_problem: problem ? JSON.stringify(problem) : undefined }
       })
-      const sets = ['#last = :at', '#ttl = :ttl']
-      if (problem) {
-        names['#problem'] = 'last_problem'
-        values[':problem'] = JSON.stringify(problem)
-        sets.push('#problem = :problem')
-      }
-      await raw.update(metaTable, { pk: pk(account, hourOf(at)) }, { update: `ADD ${adds.join(', ')} SET ${sets.join(', ')}`, names, values })
     },
 
     /** The last 24 hours and 7 days of `account`, up to `now` (epoch ms). */
