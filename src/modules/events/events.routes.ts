@@ -7,6 +7,7 @@ import { toTaskDto } from '../../domain/tasks.js'
 import { etagOf } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import { compileBodyCheck } from '../../plugins/validation.js'
+import { STATUS_BY_CODE } from '../../plugins/errors.js'
 import { createEventsService } from './events.service.js'
 import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
 import type { UserLookup } from '../../domain/users.js'
@@ -27,7 +28,7 @@ const detailTypeOf = (envelope: unknown): string | null => isObject(envelope) &&
 function rejectedEntry (index: number, entry: Record<string, unknown>, errors: Array<{ path: string, message: string }>): IngestResult {
   const id = typeof entry.id === 'string' && entry.id.length >= 1 && entry.id.length <= 128 ? entry.id : null
   const detail = errors.slice(0, 5).map(e => `${e.path.replace(/^\/body/, '') || '/'} ${e.message}`).join('; ')
-  return { index, item: 0, envelope_id: id, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status: 400, code: 'validation_failed', detail: `The envelope is not valid: ${detail}`.slice(0, 2000) } }
+  return { index, item: 0, envelope_id: id, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status: STATUS_BY_CODE.validation_failed, code: 'validation_failed', detail: `The envelope is not valid: ${detail}`.slice(0, 2000) } }
 }
 
 /** The module's repositories, and the ports to other modules it uses (given by app.ts). */
@@ -101,7 +102,7 @@ const eventsModule: FastifyPluginAsyncTypebox<EventsModuleOptions> = async (app,
           const refused = results.find(r => r.action === 'rejected' && r.error)
           if (refused?.error) {
             // 429: the same envelope is in flight elsewhere; EventBridge retries a 429 later.
-            throw new DomainError(refused.error.code as ErrorCode, refused.error.detail, refused.error.status === 429 ? { retryAfterSeconds: 5 } : {})
+            throw new DomainError(refused.error.code as ErrorCode, refused.error.detail, refused.error.code === 'rate_limited' ? { retryAfterSeconds: 5 } : {})
           }
         }
         const count = (...actions: Array<IngestResult['action']>) => results.filter(r => actions.includes(r.action)).length

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeTime } from 'ulid'
 import type { CreateTaskFromEventRequest, EventBridgeEnvelope, IgnoreReason, IngestResult, IngestResultIgnored, IngestResultProcessed } from '../../../openapi/generated/schemas.js'
 import type { AwsAccount } from '../../domain/aws-accounts.js'
-import { assertRange, DomainError } from '../../domain/errors.js'
+import { assertRange, DomainError, type ErrorCode } from '../../domain/errors.js'
+import { STATUS_BY_CODE } from '../../plugins/errors.js'
 import { adaptEnvelope, type AdapterResult, type NormalizedEvent } from '../../domain/event-adapters.js'
 import { isExpired, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
 import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
@@ -195,8 +196,9 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
     throw new Error(`could not resolve ${ev.dedup_key}: too much contention`)
   }
 
-  const rejected = (index: number, envelope: { id?: unknown }, status: number, code: string, detail: string): IngestResult => ({
-    index, item: 0, envelope_id: typeof envelope.id === 'string' ? envelope.id.slice(0, 128) || null : null, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status, code, detail }
+  /** A refused envelope: its result carries the problem a single envelope would get (status from the one error table). */
+  const rejected = (index: number, envelope: { id?: unknown }, code: ErrorCode, detail: string): IngestResult => ({
+    index, item: 0, envelope_id: typeof envelope.id === 'string' ? envelope.id.slice(0, 128) || null : null, event_id: null, dedup_key: null, action: 'rejected', reason: null, error: { status: STATUS_BY_CODE[code], code, detail }
   })
   const ignoredResult = (index: number, item: number, envelope: EventBridgeEnvelope, dedupKey: string | null, reason: IgnoreReason): IngestResult => ({
     index, item, envelope_id: envelope.id, event_id: null, dedup_key: dedupKey, action: 'ignored', reason, error: null
@@ -208,10 +210,10 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
    */
   function check (account: AwsAccount, envelope: EventBridgeEnvelope, index: number, settings: MonitoringSettings, adapted: AdapterResult[]): Array<IngestResult | Work> {
     if (envelope.account !== account.account_id) {
-      return [rejected(index, envelope, 403, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)]
+      return [rejected(index, envelope, 'account_mismatch', `The envelope is from account ${envelope.account}; this API key belongs to ${account.account_id}.`)]
     }
-    if (LONE_SURROGATE.test(envelope.id)) return [rejected(index, envelope, 400, 'validation_failed', 'The envelope id is not well-formed Unicode.')]
-    if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return [rejected(index, envelope, 400, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)]
+    if (LONE_SURROGATE.test(envelope.id)) return [rejected(index, envelope, 'validation_failed', 'The envelope id is not well-formed Unicode.')]
+    if (depthOf(envelope.detail) > MAX_DETAIL_DEPTH) return [rejected(index, envelope, 'validation_failed', `The detail is nested deeper than ${MAX_DETAIL_DEPTH} levels.`)]
     return adapted.map((result): IngestResult | Work => {
       const { item } = result
       if (result.kind === 'ignored') return ignoredResult(index, item, envelope, null, result.reason)
@@ -232,7 +234,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
       await sleep(100)
       claim = await repo.claimEnvelope(account.account_id, claimId, Date.now())
     }
-    if (claim === 'in_flight') return { ...rejected(index, envelope, 429, 'rate_limited', 'This envelope is being processed by another delivery; retry later.'), item }
+    if (claim === 'in_flight') return { ...rejected(index, envelope, 'rate_limited', 'This envelope is being processed by another delivery; retry later.'), item }
     if (claim === 'duplicate') {
       return { ...base, event_id: await repo.envelopeEvent(account.account_id, claimId), dedup_key: ev.dedup_key, action: 'duplicate', reason: null }
     }
