@@ -1,15 +1,19 @@
 /**
- * The benchmark suite: `npm run bench` (about 7 minutes on 2 cores), `BENCH_QUICK=1 npm run bench`
+ * The benchmark suite: `npm run bench` (about 8 minutes on 2 cores), `BENCH_QUICK=1 npm run bench`
  * (a smoke run of about a minute; its report goes to the temporary directory, not to docs/).
  *
  * autocannon, in this process, drives real servers in child processes on 127.0.0.1, each with
  * the embedded DynamoDB stand-in on disk (as `npm start` runs it). Every figure is a ratio of
  * two measurements of the same run, taken alternately where they compete for the machine.
+ * The `dialect` phase needs no server: it compares the data layer's two dialects (Dynamoose
+ * and the bare SDK client of src/db/raw.ts) on the hot paths, in this process, on its own
+ * stand-in (scripts/bench/lib/dialect.ts; the decision it informs: docs/architecture.md).
  * Results: a table on stdout and docs/performance.md (see scripts/bench/notes.md for the
  * analysis that goes with it).
  *
- * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,startup
- * some phases only (the report then goes to the temporary directory); BENCH_PROFILE=always|never
+ * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,startup,dialect
+ * some phases only (the report then goes to the temporary directory; `BENCH_ONLY=dialect`
+ * starts no server and takes about a minute and a half); BENCH_PROFILE=always|never
  * CPU-profile every scenario / none (default: the scenarios whose target is missed); BENCH_KEEP=1
  * keep the temporary directory's databases too.
  */
@@ -26,12 +30,13 @@ import { freePort, serverEnv, sleep, startServerChild, timeToFirst200, type Serv
 import { envelopes, event, load, task, type LoadResult as DataLoad } from './lib/data.js'
 import { median, run, type LoadOptions, type LoadResult } from './lib/load.js'
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js'
+import { dialectTable, measureDialects, type DialectResult } from './lib/dialect.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const PROFILE = process.env.BENCH_PROFILE ?? (QUICK ? 'never' : 'missed')
-const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup'] as const
+const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup', 'dialect'] as const
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map(p => p.trim())) : undefined
 const want = (phase: typeof PHASES[number]): boolean => !ONLY || ONLY.has(phase)
 for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY: unknown phase ${phase} (known: ${PHASES.join(', ')})`)
@@ -39,8 +44,8 @@ const root = findRoot(path.dirname(fileURLToPath(import.meta.url)))
 
 /** Sizes and durations: full run, and the smoke run. */
 const P = QUICK
-  ? { small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false }
-  : { small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true }
+  ? { small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false, dialectItems: 200, dialectRounds: 2, dialectSeconds: 0.5, dialectConcurrency: 4 }
+  : { small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true, dialectItems: 400, dialectRounds: 4, dialectSeconds: 1.5, dialectConcurrency: 4 }
 
 const ADMIN = { email: 'admin@example.com', password: 'Saffron ledger 42 quiet harbor' }
 
@@ -48,6 +53,7 @@ interface Row { figure: string, value: string, ratio: number | null, target: str
 const rows: Row[] = []
 const details: string[] = []
 const profiles: Array<{ title: string, summary: ProfileSummary, file: string }> = []
+const dialect: DialectResult[] = []
 const started = Date.now()
 
 function findRoot (from: string): string {
@@ -418,68 +424,110 @@ async function phaseStartup (work: string): Promise<void> {
   log(`start-up: ${fmt(a)} ms vs bare ${fmt(b)} ms`)
 }
 
+/**
+ * The phases that measure servers: argon2 timing in this process, then two servers ("small"
+ * and "big") in child processes, the data they start with, and the phases that use them.
+ * `servers` collects the children started, for the caller to stop whatever happens.
+ */
+async function serverRun (work: string, childScript: string, servers: ServerChild[]): Promise<void> {
+  // argon2 at the configured parameters: one verify at a time, then as many as the pool runs.
+  const params = loadConfig({}).argon2
+  const hash = await argon2.hash('bench password for timing', { type: argon2.argon2id, ...params })
+  for (let i = 0; i < 3; i++) await argon2.verify(hash, 'bench password for timing')
+  const singles: number[] = []
+  for (let i = 0; i < 12; i++) {
+    const t0 = performance.now()
+    await argon2.verify(hash, 'bench password for timing')
+    singles.push(performance.now() - t0)
+  }
+  const hashMs = median(singles)
+  const parallel = 4 * os.cpus().length
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: parallel }, () => argon2.verify(hash, 'bench password for timing')))
+  const poolRate = parallel / ((performance.now() - t0) / 1000)
+  log(`argon2id m=${params.memoryCost} KiB t=${params.timeCost} p=${params.parallelism}: ${ms(hashMs)} per verify; ${fmt(poolRate)} verifies/s with ${parallel} at once`)
+
+  // Two servers: "small" keeps 1k tasks and 1k events, "big" grows; identical otherwise.
+  const start = async (name: string): Promise<ServerChild> => {
+    const port = await freePort()
+    const env = serverEnv(path.join(work, name), port, { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ACCESS_TOKEN_TTL_SECONDS: '3600' })
+    const s = await startServerChild(childScript, env, path.join(work, `${name}.log`))
+    servers.push(s)
+    return s
+  }
+  const [small, big] = await Promise.all([start('small'), start('big')])
+  const c: Ctx = {
+    work,
+    small,
+    big,
+    smallDb: dbClient(small.ready.endpoint),
+    bigDb: dbClient(big.ready.endpoint),
+    smallToken: await login(small.url, ADMIN.email, ADMIN.password),
+    bigToken: await login(big.url, ADMIN.email, ADMIN.password),
+    hashMs,
+    poolRate
+  }
+  await Promise.all([
+    grow(small, c.smallDb, 'tasks', 0, P.small), grow(small, c.smallDb, 'events', 0, P.small),
+    grow(big, c.bigDb, 'tasks', 0, P.small), grow(big, c.bigDb, 'events', 0, P.small)
+  ])
+  if (want('size') || want('memory') || want('startup')) await phaseSize(c)
+  if (want('memory')) await phaseMemory(c)
+  if (want('overhead')) await phaseOverhead(c)
+  if (want('login')) await phaseLogin(c)
+  if (want('ingest')) await phaseIngest(c)
+  details.push(`- data loading (BatchWriteItem, 25 per call, 4 in flight, counters added): ${loads.join('; ')}`)
+  c.smallDb.destroy()
+  c.bigDb.destroy()
+  await Promise.all(servers.map(s => s.stop()))
+  servers.length = 0
+  if (want('startup')) await phaseStartup(work)
+}
+
+/**
+ * 7. The data layer's two dialects on the hot paths: Dynamoose against the bare SDK client
+ * calls of src/db/raw.ts, in this process (no server), on a stand-in of its own on disk.
+ */
+async function phaseDialect (work: string): Promise<void> {
+  const measured = await measureDialects({
+    dir: path.join(work, 'dialect'),
+    rounds: P.dialectRounds,
+    seconds: P.dialectSeconds,
+    concurrency: P.dialectConcurrency,
+    tasks: P.dialectItems,
+    events: P.dialectItems,
+    log
+  })
+  dialect.push(...measured.results)
+  for (const r of measured.results) {
+    const { dynamoose: d, bare: b } = r
+    rows.push({
+      figure: `Dialect, ${r.operation}: CPU per call (all threads), Dynamoose vs bare SDK client`,
+      value: `${fmt(d.cpu)} vs ${fmt(b.cpu)} µs (main thread ${fmt(d.main)} vs ${fmt(b.main)} µs; ${fmt(d.perSecond)} vs ${fmt(b.perSecond)} calls/s)`,
+      ratio: d.cpu / b.cpu,
+      target: 'info',
+      pass: null
+    })
+    log(`dialect, ${r.operation}: CPU ${fmt(d.cpu)} vs ${fmt(b.cpu)} µs per call (×${(d.cpu / b.cpu).toFixed(2)}), main thread ${fmt(d.main)} vs ${fmt(b.main)} µs (×${(d.main / b.main).toFixed(2)})`)
+  }
+  details.push(`- data-layer dialect (${P.dialectConcurrency} calls in flight, ${P.dialectRounds} rounds of ${P.dialectSeconds} s per operation and dialect, alternating): ${measured.notes.join('; ')}; ` +
+    measured.results.map(r => `${r.operation}: ${fmt(r.dynamoose.calls)} Dynamoose calls, ${fmt(r.bare.calls)} bare calls`).join('; '))
+}
+
 async function main (): Promise<void> {
   const loadBefore = os.loadavg()
   const work = await mkdtemp(path.join(os.tmpdir(), 'cmc-bench-'))
   log(`${QUICK ? 'QUICK smoke run' : 'full run'}${ONLY ? ` (only ${[...ONLY].join(', ')})` : ''}; scratch ${work}; load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
-  buildIfStale()
+  // Every phase but `dialect` measures servers: without them, nothing to build or start.
+  const serverPhases = PHASES.some(p => p !== 'dialect' && want(p))
+  if (serverPhases) buildIfStale()
   const commit = commitOf()
   const childScript = path.join(root, 'dist/scripts/bench/server-child.js')
   const servers: ServerChild[] = []
 
   try {
-    // argon2 at the configured parameters: one verify at a time, then as many as the pool runs.
-    const params = loadConfig({}).argon2
-    const hash = await argon2.hash('bench password for timing', { type: argon2.argon2id, ...params })
-    for (let i = 0; i < 3; i++) await argon2.verify(hash, 'bench password for timing')
-    const singles: number[] = []
-    for (let i = 0; i < 12; i++) {
-      const t0 = performance.now()
-      await argon2.verify(hash, 'bench password for timing')
-      singles.push(performance.now() - t0)
-    }
-    const hashMs = median(singles)
-    const parallel = 4 * os.cpus().length
-    const t0 = performance.now()
-    await Promise.all(Array.from({ length: parallel }, () => argon2.verify(hash, 'bench password for timing')))
-    const poolRate = parallel / ((performance.now() - t0) / 1000)
-    log(`argon2id m=${params.memoryCost} KiB t=${params.timeCost} p=${params.parallelism}: ${ms(hashMs)} per verify; ${fmt(poolRate)} verifies/s with ${parallel} at once`)
-
-    // Two servers: "small" keeps 1k tasks and 1k events, "big" grows; identical otherwise.
-    const start = async (name: string): Promise<ServerChild> => {
-      const port = await freePort()
-      const env = serverEnv(path.join(work, name), port, { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ACCESS_TOKEN_TTL_SECONDS: '3600' })
-      const s = await startServerChild(childScript, env, path.join(work, `${name}.log`))
-      servers.push(s)
-      return s
-    }
-    const [small, big] = await Promise.all([start('small'), start('big')])
-    const c: Ctx = {
-      work,
-      small,
-      big,
-      smallDb: dbClient(small.ready.endpoint),
-      bigDb: dbClient(big.ready.endpoint),
-      smallToken: await login(small.url, ADMIN.email, ADMIN.password),
-      bigToken: await login(big.url, ADMIN.email, ADMIN.password),
-      hashMs,
-      poolRate
-    }
-    await Promise.all([
-      grow(small, c.smallDb, 'tasks', 0, P.small), grow(small, c.smallDb, 'events', 0, P.small),
-      grow(big, c.bigDb, 'tasks', 0, P.small), grow(big, c.bigDb, 'events', 0, P.small)
-    ])
-    if (want('size') || want('memory') || want('startup')) await phaseSize(c)
-    if (want('memory')) await phaseMemory(c)
-    if (want('overhead')) await phaseOverhead(c)
-    if (want('login')) await phaseLogin(c)
-    if (want('ingest')) await phaseIngest(c)
-    details.push(`- data loading (BatchWriteItem, 25 per call, 4 in flight, counters added): ${loads.join('; ')}`)
-    c.smallDb.destroy()
-    c.bigDb.destroy()
-    await Promise.all(servers.map(s => s.stop()))
-    servers.length = 0
-    if (want('startup')) await phaseStartup(work)
+    if (serverPhases) await serverRun(work, childScript, servers)
+    if (want('dialect')) await phaseDialect(work)
   } finally {
     await Promise.all(servers.map(s => s.stop().catch(() => {})))
   }
@@ -496,16 +544,17 @@ async function main (): Promise<void> {
     machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`,
     p: P
   }
-  await writeFile(path.join(work, 'results.json'), JSON.stringify({ meta, rows, details, profiles }, null, 2))
+  await writeFile(path.join(work, 'results.json'), JSON.stringify({ meta, rows, details, profiles, dialect }, null, 2))
   process.stdout.write(`\n${renderTable(rows).text}\n`)
+  if (dialect.length) process.stdout.write(`\nData-layer dialect:\n\n${dialectTable(dialect)}\n`)
   const target = QUICK || ONLY ? path.join(work, 'performance.md') : path.join(root, 'docs', 'performance.md')
-  await writeFile(target, await renderDoc(meta, rows, details, profiles))
+  await writeFile(target, await renderDoc(meta, rows, details, profiles, dialect))
   log(`report written to ${target} (${meta.seconds.toFixed(0)} s in all)`)
   if (process.env.BENCH_KEEP === '1') {
     log(`kept ${work} (data, server logs, CPU profiles, results.json)`)
   } else {
     // Keep the profiles, logs and results; drop the databases (hundreds of MB).
-    await Promise.all(['small', 'big', 'bare'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
+    await Promise.all(['small', 'big', 'bare', 'dialect'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
     log(`profiles, logs and results.json kept in ${work}`)
   }
 }
@@ -540,7 +589,7 @@ function renderTable (rows: Row[]): { text: string, markdown: string } {
   return { text, markdown }
 }
 
-async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>): Promise<string> {
+async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect: DialectResult[] = []): Promise<string> {
   const { p: P, work } = meta
   const QUICK = meta.quick
   const notes = await readFile(path.join(root, 'scripts', 'bench', 'notes.md'), 'utf8').catch(() => '')
@@ -573,6 +622,18 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
     '',
     'Ratios: the first value divided by the second (for latencies: large data ÷ small data; for throughput: ours ÷ reference).',
     '',
+    ...(dialect.length
+      ? [
+          '## Data-layer dialect',
+          '',
+          `The same requests on the hot paths through Dynamoose and through the bare SDK client calls of \`src/db/raw.ts\`, in the bench process (${P.dialectConcurrency} calls in flight, ${P.dialectRounds} alternating rounds of ${P.dialectSeconds} s each). The decision it informs is in docs/architecture.md.`,
+          '',
+          dialectTable(dialect),
+          '',
+          ...dialect.map(r => `- ${r.operation}: ${r.request}.`),
+          ''
+        ]
+      : []),
     '## How it is measured',
     '',
     '- The servers are the compiled build (`tsc -p tsconfig.build.json`, as `npm start`), each in its own process, on 127.0.0.1, with the embedded DynamoDB stand-in **on disk** in its own data directory, `LOG_LEVEL=warn`, rate limits raised out of the way. autocannon 9 runs in the bench process; latencies are the exact per-response times it reports (not its 1 ms buckets).',
@@ -581,6 +642,7 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
     '- Logins: 8 connections post correct credentials of ' + P.loginUsers + ' users in turn; `/api/health` is probed at 40 req/s meanwhile. The single-hash time is the median of 12 sequential `argon2.verify` at the configured parameters, measured in the bench process before the servers start.',
     '- Ingestion: 4 connections post ' + P.ingestBatches + ' batches of 100 new CloudWatch alarm envelopes (each creates an event) to the *big* server; the reference writes ' + P.rawItems + ' event items to the same table with `BatchWriteItem` (25 per call, 4 calls in flight) through the same stand-in, right after.',
     '- Memory: the *big* server\'s `process.memoryUsage()` after two forced GCs (`--expose-gc`), after the data load and after each of three ' + P.memSeconds + ' s runs of mixed reads.',
+    '- Data-layer dialect: no server; in the bench process, the embedded stand-in on disk in its own worker thread and directory, the app\'s client (src/db/client.ts) and models (`getModels` of src/data.ts, tables by `initializeTables`), ' + P.dialectItems + ' generated tasks and as many events written through the models. Each operation runs ' + P.dialectConcurrency + ' calls in flight for ' + P.dialectSeconds + ' s per dialect, after a warm-up, in ' + P.dialectRounds + ' rounds whose dialect order alternates; both dialects are first checked to answer and write the same. CPU per call: `process.cpuUsage()` (all threads, the stand-in\'s included) and the main thread\'s own CPU (Linux per-thread counters, 10 ms ticks: the client side, where the dialects differ).',
     '- Start-up: `node dist/src/server.js` on the *big* data directory, from spawn to the first 200 of `/api/health` (polled every 5 ms), against `node dist/scripts/bench/bare-server.js`; median of ' + P.startups + '.',
     '- Server CPU per request: the server process\'s `process.cpuUsage()` (all its threads: event loop, libuv pool, LevelDB) around a run, divided by the responses. It is much less sensitive to other processes than throughput.',
     '- CPU profiles: the V8 sampling profiler (what `--cpu-prof` writes; start-up: `node --cpu-prof` itself) attached to the server\'s main thread during a separate run of each scenario whose target was missed (`BENCH_PROFILE=always|never`). Self time is grouped by package; native frames are charged to their JavaScript caller. Profiles are kept in ' + (QUICK ? 'the scratch directory' : `\`${work}\``) + ' (open them in Chrome DevTools).',
@@ -598,9 +660,9 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
 
 /** BENCH_RENDER=<results.json>: writes docs/performance.md again from a run's results (after editing notes.md). */
 async function rerender (file: string): Promise<void> {
-  const saved = JSON.parse(await readFile(file, 'utf8')) as { meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }> }
+  const saved = JSON.parse(await readFile(file, 'utf8')) as { meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect?: DialectResult[] }
   const target = saved.meta.quick || saved.meta.only ? path.join(path.dirname(file), 'performance.md') : path.join(root, 'docs', 'performance.md')
-  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles))
+  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles, saved.dialect))
   process.stdout.write(`${renderTable(saved.rows).text}\n\nreport written to ${target}\n`)
 }
 
