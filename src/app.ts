@@ -19,6 +19,7 @@ import authModule from './modules/auth/auth.routes.js'
 import usersModule from './modules/users/users.routes.js'
 import tasksModule from './modules/tasks/tasks.routes.js'
 import eventsModule from './modules/events/events.routes.js'
+import ingestionModule from './modules/events/ingestion.routes.js'
 import settingsModule from './modules/settings/settings.routes.js'
 import dashboardModule from './modules/dashboard/dashboard.routes.js'
 import apiKeyPlugin from './plugins/api-key.js'
@@ -174,7 +175,8 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(authModule, { config, auth: repos.auth, users: repos.users })
   await app.register(usersModule, { config, users: repos.users })
   await app.register(tasksModule, { tasks: repos.tasks, users: repos.users, events: repos.events })
-  await app.register(eventsModule, { events: repos.events, ingestionHealth: repos.ingestionHealth, tasks: repos.tasks, users: repos.users, settings: repos.settings })
+  await app.register(ingestionModule, { events: repos.events, ingestionHealth: repos.ingestionHealth, settings: repos.settings })
+  await app.register(eventsModule, { events: repos.events, tasks: repos.tasks, users: repos.users })
   await app.register(dashboardModule, { stats: repos.stats, recentEvents: (limit) => repos.events.recent(limit) })
   await app.register(settingsModule, {
     awsAccounts: repos.awsAccounts,
