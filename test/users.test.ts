@@ -4,6 +4,7 @@ import type { Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, type Api } from './helper.js'
 import { createRawClient, type RawClient } from '../src/db/raw.js'
+import type { Update } from '../src/db/expressions.js'
 import { createCursorCodec } from '../src/db/pagination.js'
 import { getModels } from '../src/data.js'
 import { isActiveAdmin, temporaryPasswordExpired, type User } from '../src/domain/users.js'
@@ -42,7 +43,7 @@ async function assertAdminSetExact (t: Test, api: Api, label: string): Promise<s
 }
 
 /** A raw client that holds the first matching UpdateItem until `open()` (to force an interleaving). */
-function gated (raw: RawClient, match: (table: string, update: string) => boolean) {
+function gated (raw: RawClient, match: (table: string, change: Update) => boolean) {
   let arrive!: () => void
   let release!: () => void
   const reached = new Promise<void>(resolve => { arrive = resolve })
@@ -50,13 +51,13 @@ function gated (raw: RawClient, match: (table: string, update: string) => boolea
   let armed = true
   const client: RawClient = {
     ...raw,
-    async update (table, key, input) {
-      if (armed && match(table, input.update)) {
+    async updateItem (table, key, change, opts) {
+      if (armed && match(table, change)) {
         armed = false
         arrive()
         await opened
       }
-      return raw.update(table, key, input)
+      return raw.updateItem(table, key, change, opts)
     }
   }
   return { client, reached, open: release }
@@ -398,7 +399,7 @@ t.test('interleavings of the admin set protocol, forced', async t => {
 
   // A late add: the promotion's set update arrives after the user was deactivated.
   const x = await api.userWithRole('user')
-  const lateAdd = gated(raw, (table, update) => table === metaTable && update.startsWith('SET #v = :epoch ADD'))
+  const lateAdd = gated(raw, (table, change) => table === metaTable && change.add?.ids !== undefined)
   const promoting = repoOver(api, lateAdd.client).updateAccess((await repo.getById(x.id))!, { role: 'admin' })
   await lateAdd.reached
   t.equal((await repo.getById(x.id))!.role, 'admin', 'the promotion is written, its set update held')

@@ -3,6 +3,7 @@ import { randomId } from '../../lib/ids.js'
 import { DomainError } from '../../domain/errors.js'
 import { assertPasswordAcceptable, assertPasswordWellFormed, samePassword } from '../../domain/password-policy.js'
 import { normalizeEmail, temporaryPasswordExpired, type User } from '../../domain/users.js'
+import type { WriteOutcome } from '../../db/access.js'
 import type { PasswordCheck, PasswordHasher } from '../../plugins/passwords.js'
 import type { AccessClaims } from '../../plugins/auth.js'
 import type { AuthRepository } from './auth.repository.js'
@@ -36,7 +37,8 @@ const NO_USER_ID = '~no-user'
 export interface AuthUsers {
   getByEmail: (email: string) => Promise<User | null>
   getById: (id: string) => Promise<User | null>
-  recordLogin: (user: User, at: string, rehash?: string) => Promise<User>
+  /** Refused when the user changed since the password was checked. */
+  recordLogin: (user: User, at: string, rehash?: string) => Promise<WriteOutcome<User, unknown>>
   /** A password change, or just `bumpSession` (ends the user's sessions), guarded by `expect`. */
   update: (id: string, patch: Partial<Pick<User, 'password_hash' | 'must_change_password'>> & { bumpSession?: boolean }, opts?: { expect?: Partial<Pick<User, 'session_version' | 'password_hash'>> }) => Promise<unknown>
 }
@@ -125,15 +127,11 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
       const rehash = check.rehash
         ? await passwords.hash(password).catch((err: unknown) => { if (err instanceof DomainError && err.code === 'rate_limited') return undefined; throw err })
         : undefined
-      let updated: User
-      try {
-        // Only if nothing changed since the password was checked: a password change, reset or
-        // deactivation that lands meanwhile must not be outlived by this session.
-        updated = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
-      } catch (err) {
-        if (err instanceof DomainError) throw invalidCredentials()
-        throw err
-      }
+      // Only if nothing changed since the password was checked: a password change, reset or
+      // deactivation that lands meanwhile must not be outlived by this session.
+      const recorded = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
+      if (!recorded.ok) throw invalidCredentials()
+      const updated = recorded.value
       // A successful login returns its reservation, alongside starting the session.
       const [session] = await Promise.all([startSession(updated, now), repos.auth.clearFailures(email, now)])
       return session

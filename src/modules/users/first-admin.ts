@@ -1,8 +1,7 @@
-import type { UsersRepository } from './users.repository.js'
+import { isRetryable, refusalError, type UserRefusal, type UsersRepository } from './users.repository.js'
 import { createUsersService, generateTemporaryPassword } from './users.service.js'
 import type { PasswordHasher } from '../../plugins/passwords.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
-import { DomainError } from '../../domain/errors.js'
 import { assertPasswordAcceptable } from '../../domain/password-policy.js'
 import { DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS, isActiveAdmin, normalizeEmail, temporaryPasswordExpiry, type User } from '../../domain/users.js'
 
@@ -44,8 +43,8 @@ export async function ensureFirstAdmin (
   attempt = 1
 ): Promise<FirstAdminResult> {
   // Another instance got there first (created or restored the admin): look again, a few times.
-  const again = (err: unknown): Promise<FirstAdminResult> => {
-    if (attempt >= 5) throw err
+  const again = (refusal: UserRefusal): Promise<FirstAdminResult> => {
+    if (attempt >= 5) throw refusalError(refusal)
     return ensureFirstAdmin(repo, passwords, admin, stats, opts, attempt + 1)
   }
   const email = normalizeEmail(admin.email)
@@ -60,37 +59,37 @@ export async function ensureFirstAdmin (
     return none(0)
   }
   const service = createUsersService(repo, passwords, stats, { temporaryPasswordTtlHours: ttlHours })
-  try {
-    const { user, temporaryPassword } = await service.create({
-      email,
-      name: 'Administrator',
-      role: 'admin',
-      ...(admin.password ? { password: admin.password } : {})
-    })
+  const created = await service.tryCreate({
+    email,
+    name: 'Administrator',
+    role: 'admin',
+    ...(admin.password ? { password: admin.password } : {})
+  })
+  if (created.ok) {
+    const { user, temporaryPassword } = created.value
     return { created: true, restored: false, email: user.email, ...(temporaryPassword ? { generatedPassword: temporaryPassword } : {}), activeAdmins: 1 }
-  } catch (err) {
-    if (err instanceof DomainError && err.code === 'email_taken') return opts.restore ? again(err) : none(await repo.repairAdminSet())
-    throw err
   }
+  if (created.refusal.reason !== 'email_taken') throw refusalError(created.refusal)
+  return opts.restore ? again(created.refusal) : none(await repo.repairAdminSet())
 
   async function restore (user: User): Promise<FirstAdminResult> {
     if (isActiveAdmin(user)) return none(await repo.repairAdminSet())
     if (admin.password) assertPasswordAcceptable(admin.password, 'ADMIN_PASSWORD', { email: user.email, name: user.name })
     const generated = admin.password ? undefined : generateTemporaryPassword()
-    let updated: User
-    try {
-      updated = await repo.updateAccess(user, {
-        role: 'admin',
-        is_active: true,
-        password_hash: await passwords.hash(admin.password ?? generated!),
-        must_change_password: generated !== undefined,
-        temporary_password_expires_at: generated ? temporaryPasswordExpiry(Date.now(), ttlHours) : null,
-        bumpSession: true
-      })
-    } catch (err) {
-      if (err instanceof DomainError && err.code === 'conflict') return again(err)
-      throw err
+    const written = await repo.tryUpdateAccess(user, {
+      role: 'admin',
+      is_active: true,
+      password_hash: await passwords.hash(admin.password ?? generated!),
+      must_change_password: generated !== undefined,
+      temporary_password_expires_at: generated ? temporaryPasswordExpiry(Date.now(), ttlHours) : null,
+      bumpSession: true
+    })
+    if (!written.ok) {
+      // Changed by another instance meanwhile (restored it too): look again.
+      if (isRetryable(written.refusal)) return again(written.refusal)
+      throw refusalError(written.refusal)
     }
+    const updated = written.value
     await stats.user(user, updated)
     return { created: false, restored: true, email: user.email, ...(generated ? { generatedPassword: generated } : {}), activeAdmins: await repo.repairAdminSet() }
   }

@@ -1,9 +1,8 @@
 import type { PasswordHasher } from '../../plugins/passwords.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
-import { DomainError } from '../../domain/errors.js'
 import { DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS, normalizeEmail, temporaryPasswordExpiry, type User } from '../../domain/users.js'
 import { ensureFirstAdmin, type FirstAdminResult } from './first-admin.js'
-import type { UsersRepository } from './users.repository.js'
+import { isRetryable, refusalError, type UsersRepository } from './users.repository.js'
 import { generateTemporaryPassword } from './users.service.js'
 
 /**
@@ -57,15 +56,16 @@ export async function resetPasswordByEmail (deps: RecoveryDeps, email: string): 
       temporary_password_expires_at: temporaryPasswordExpiry(Date.now(), ttlHours),
       bumpSession: true
     }
-    try {
-      user = before.is_active
-        ? await deps.users.update(before.id, patch)
-        : await deps.users.updateAccess(before, { ...patch, is_active: true })
+    const written = before.is_active
+      ? await deps.users.tryUpdate(before.id, patch)
+      : await deps.users.tryUpdateAccess(before, { ...patch, is_active: true })
+    if (written.ok) {
+      user = written.value
       if (!before.is_active) await deps.stats.user(before, user)
-    } catch (err) {
-      // Changed by someone else meanwhile (the server may be running): read it again.
-      if (!(err instanceof DomainError && err.code === 'conflict') || attempt >= 5) throw err
+    } else if (!isRetryable(written.refusal) || attempt >= 5) {
+      throw refusalError(written.refusal)
     }
+    // Otherwise changed by someone else meanwhile (the server may be running): read it again.
   }
   await deps.unlock(user.email)
   return { user, temporaryPassword, activeAdmins: await deps.users.repairAdminSet() }

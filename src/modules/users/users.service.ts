@@ -10,7 +10,7 @@ import {
 } from '../../domain/users.js'
 import type { PasswordHasher } from '../../plugins/passwords.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
-import type { UserListQuery, UserPatch, UsersRepository } from './users.repository.js'
+import { isRetryable, orThrow, refusalError, type UserListQuery, type UserOutcome, type UserPatch, type UsersRepository } from './users.repository.js'
 
 export interface UsersServiceOptions {
   /** Lifetime of the temporary passwords it issues (TEMP_PASSWORD_TTL_HOURS). */
@@ -41,16 +41,49 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
   }
 
   /**
-   * An update decided on `before`. Role and status changes go through the repository's
-   * `updateAccess`, which keeps the set of active admins exact (and refuses to lose the last).
+   * An update decided on `before`, or the repository's refusal. Role and status changes go
+   * through the repository's `updateAccess`, which keeps the set of active admins exact (and
+   * refuses to lose the last).
    */
-  async function apply (before: User, patch: UserPatch & { bumpSession?: boolean }, expectedVersion: number | undefined): Promise<User> {
+  async function apply (before: User, patch: UserPatch & { bumpSession?: boolean }, expectedVersion: number | undefined): Promise<UserOutcome<User>> {
     const { role, is_active: isActive, ...plain } = patch
-    const updated = role !== undefined || isActive !== undefined
-      ? await repo.updateAccess(before, patch, { expectedVersion })
-      : await repo.update(before.id, plain, { expectedVersion })
-    await stats.user(before, updated)
-    return updated
+    const written = role !== undefined || isActive !== undefined
+      ? await repo.tryUpdateAccess(before, patch, { expectedVersion })
+      : await repo.tryUpdate(before.id, plain, { expectedVersion })
+    if (written.ok) await stats.user(before, written.value)
+    return written
+  }
+
+  /** Creates a user, or the repository's refusal (`email_taken`). */
+  async function tryCreate (input: CreateUserRequest): Promise<UserOutcome<{ user: User, temporaryPassword?: string }>> {
+    const email = normalizeEmail(input.email)
+    const name = input.name.trim()
+    if (!name) throw new DomainError('validation_failed', 'The name must not be blank.', { errors: [{ path: '/body/name', message: 'must not be blank' }] })
+    let password = input.password
+    if (password !== undefined) assertPasswordAcceptable(password, 'body/password', { email, name })
+    const temporaryPassword = password === undefined ? generateTemporaryPassword() : undefined
+    password ??= temporaryPassword as string
+    const at = now()
+    const created = new Date(at).toISOString()
+    const user: User = {
+      id: newId(),
+      email,
+      name,
+      role: input.role,
+      is_active: true,
+      must_change_password: temporaryPassword !== undefined,
+      password_hash: await passwords.hash(password),
+      session_version: 1,
+      version: 1,
+      created_at: created,
+      updated_at: created,
+      last_login_at: null,
+      temporary_password_expires_at: temporaryPassword !== undefined ? temporaryPasswordExpiry(at, ttlHours) : null
+    }
+    const written = await repo.tryCreate(user)
+    if (!written.ok) return written
+    await stats.user(null, user)
+    return { ok: true, value: temporaryPassword ? { user, temporaryPassword } : { user } }
   }
 
   return {
@@ -62,51 +95,27 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
     },
 
     async create (input: CreateUserRequest): Promise<{ user: User, temporaryPassword?: string }> {
-      const email = normalizeEmail(input.email)
-      const name = input.name.trim()
-      if (!name) throw new DomainError('validation_failed', 'The name must not be blank.', { errors: [{ path: '/body/name', message: 'must not be blank' }] })
-      let password = input.password
-      if (password !== undefined) assertPasswordAcceptable(password, 'body/password', { email, name })
-      const temporaryPassword = password === undefined ? generateTemporaryPassword() : undefined
-      password ??= temporaryPassword as string
-      const at = now()
-      const created = new Date(at).toISOString()
-      const user: User = {
-        id: newId(),
-        email,
-        name,
-        role: input.role,
-        is_active: true,
-        must_change_password: temporaryPassword !== undefined,
-        password_hash: await passwords.hash(password),
-        session_version: 1,
-        version: 1,
-        created_at: created,
-        updated_at: created,
-        last_login_at: null,
-        temporary_password_expires_at: temporaryPassword !== undefined ? temporaryPasswordExpiry(at, ttlHours) : null
-      }
-      await repo.create(user)
-      await stats.user(null, user)
-      return temporaryPassword ? { user, temporaryPassword } : { user }
+      return orThrow(await tryCreate(input))
     },
+
+    tryCreate,
 
     async update (actor: Actor, id: string, patch: UpdateUserRequest, expectedVersion: number | undefined): Promise<User> {
       const before = await load(id)
       assertCanUpdateUser(actor, before, patch)
       if (expectedVersion !== undefined && expectedVersion !== before.version) {
-        throw new DomainError('precondition_failed', 'The user was changed by someone else (ETag mismatch).')
+        throw refusalError({ reason: 'stale' })
       }
       const name = patch.name?.trim()
       if (patch.name !== undefined && !name) throw new DomainError('validation_failed', 'The name must not be blank.', { errors: [{ path: '/body/name', message: 'must not be blank' }] })
       const deactivating = patch.is_active === false && before.is_active
-      return apply(before, {
+      return orThrow(await apply(before, {
         ...(name !== undefined ? { name } : {}),
         ...(patch.role !== undefined ? { role: patch.role } : {}),
         ...(patch.is_active !== undefined ? { is_active: patch.is_active } : {}),
         // Deactivation ends every session of the user at once.
         ...(deactivating ? { bumpSession: true } : {})
-      }, expectedVersion)
+      }, expectedVersion))
     },
 
     /** DELETE deactivates (users are never hard-deleted); repeating it is harmless. */
@@ -117,15 +126,12 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
         // Already deactivated (maybe by a request still waiting for other instances): answer
         // no sooner than that request would.
         if (!before.is_active) return repo.settled(before)
-        try {
-          await apply(before, { is_active: false, bumpSession: true }, undefined)
-          return
-        } catch (err) {
-          // Someone else is changing the user (a concurrent DELETE, whose writes may be half
-          // done): look again, DELETE is idempotent.
-          if (!(err instanceof DomainError && err.code === 'conflict') || attempt >= DEACTIVATE_ATTEMPTS) throw err
-          await sleep(5 * attempt)
-        }
+        const written = await apply(before, { is_active: false, bumpSession: true }, undefined)
+        if (written.ok) return
+        // Someone else is changing the user (a concurrent DELETE, whose writes may be half
+        // done): look again, DELETE is idempotent.
+        if (!isRetryable(written.refusal) || attempt >= DEACTIVATE_ATTEMPTS) throw refusalError(written.refusal)
+        await sleep(5 * attempt)
       }
     },
 
