@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest, RouteOptions } from 'fastify'
+import type { RouteOptions } from 'fastify'
 import { DomainError } from '../domain/errors.js'
 import type { RoutePolicy } from '../../openapi/generated/routes.js'
 
