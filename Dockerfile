@@ -4,7 +4,7 @@
 #   docker run --init -p 3000:3000 -v cmc-data:/data -e JWT_SECRET=... cloud-monitoring-api
 
 # Build: compile TypeScript (src and the operator scripts) with all dependencies.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -18,7 +18,7 @@ RUN npm run build
 # Runtime: production dependencies only, compiled output, the spec (served and used for
 # validation), non-root. No secret is baked in: JWT_SECRET comes from the environment
 # (required because NODE_ENV=production).
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
