@@ -46,6 +46,10 @@ export function readIndexPage<I, T> (raw: RawClient, cursors: CursorCodec, q: In
   }, 5, q.bound)
 }
 
+/** A conditional write whose refusal needs no explanation: true when applied, false when its condition failed. */
+export const applied = (write: Promise<unknown>): Promise<boolean> =>
+  write.then(() => true, (err: unknown) => { if (isConditionFailed(err)) return false; throw err })
+
 /** The outcome of a conditional write: done, or refused with the reason the re-read found. */
 export type WriteOutcome<T, R> = { ok: true, value: T } | { ok: false, refusal: R }
 

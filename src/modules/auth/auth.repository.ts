@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { writeOrExplain } from '../../db/access.js'
-import { isConditionFailed } from '../../db/errors.js'
+import { applied, writeOrExplain } from '../../db/access.js'
 import { where, type Condition, type Update } from '../../db/expressions.js'
 import type { RawClient } from '../../db/raw.js'
 import { createTtlCache, type TtlCache } from '../../lib/ttl-cache.js'
@@ -53,8 +52,6 @@ interface AuthContext {
 }
 
 /** A conditional write whose refusal needs no explanation: true when written, false when its condition did not hold. */
-const applied = (write: Promise<unknown>): Promise<boolean> =>
-  write.then(() => true, (err: unknown) => { if (isConditionFailed(err)) return false; throw err })
 
 // Refresh-token families: `rf#<family id>`.
 

@@ -8,7 +8,7 @@ import { isConditionFailed } from '../../db/errors.js'
 import type { MetaItem, MetaModel } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
-import { readIndexPage } from '../../db/access.js'
+import { applied, readIndexPage } from '../../db/access.js'
 import { where, type Condition, type KeyCondition, type Update } from '../../db/expressions.js'
 import { itemSize } from '../../db/item-size.js'
 import type { EventItem, EventsModel } from './events.model.js'
@@ -179,17 +179,6 @@ interface Ctx {
   metaTable: string
 }
 
-/** Runs a conditional write; false when its condition failed. */
-async function conditionally (write: () => Promise<unknown>): Promise<boolean> {
-  try {
-    await write()
-    return true
-  } catch (err) {
-    if (isConditionFailed(err)) return false
-    throw err
-  }
-}
-
 // ---- Batches: BatchGetItem / BatchWriteItem with retries of what DynamoDB left unprocessed. ----
 
 /** Consistent BatchGetItem of any number of keys (100 per request, unprocessed keys retried). */
@@ -323,7 +312,7 @@ async function softDelete (ctx: Ctx, id: string, by: string): Promise<Monitoring
  */
 async function claimEnvelope (ctx: Ctx, account: string, envelopeId: string, now: number): Promise<'claimed' | 'duplicate' | 'in_flight'> {
   const pk = envelopeClaim(account, envelopeId)
-  const claimed = await conditionally(() => ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S } }, {
+  const claimed = await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S } }, {
     condition: where.or(where.notExists('pk'), where.and(where.eq('state', 'processing'), where.lt('claimed_at', now - STALE_ENVELOPE_MS)))
   }))
   if (claimed) return 'claimed'
@@ -356,7 +345,7 @@ async function openEventId (ctx: Ctx, account: string, dedupKey: string): Promis
 
 /** Frees a dedup key so that the next trigger opens a new event. */
 async function releaseDedup (ctx: Ctx, account: string, dedupKey: string, eventId: string): Promise<void> {
-  await conditionally(() => ctx.raw.deleteItem(ctx.metaTable, { pk: dedupClaim(account, dedupKey) }, { condition: where.eq('ref', eventId) }))
+  await applied(ctx.raw.deleteItem(ctx.metaTable, { pk: dedupClaim(account, dedupKey) }, { condition: where.eq('ref', eventId) }))
 }
 
 /**
@@ -364,7 +353,7 @@ async function releaseDedup (ctx: Ctx, account: string, dedupKey: string, eventI
  * when the key is held. The one conditional write of a new event on the batch path.
  */
 function claimNew (ctx: Ctx, event: MonitoringEvent, envelopeId: string): Promise<boolean> {
-  return conditionally(() => ctx.raw.putItem(ctx.metaTable, dedupItem(event, envelopeId), { condition: where.notExists('pk') }))
+  return applied(ctx.raw.putItem(ctx.metaTable, dedupItem(event, envelopeId), { condition: where.notExists('pk') }))
 }
 
 /**
@@ -454,7 +443,7 @@ async function abandonNew (ctx: Ctx, account: string, unsure: NewEvent[]): Promi
   const now = Date.now()
   const outcomes = await Promise.allSettled([
     ...unsure.filter(({ event }) => !stored.has(event.id)).map(async ({ event, envelopeId }) => {
-      await conditionally(() => ctx.raw.deleteItem(ctx.metaTable, { pk: envelopeClaim(account, envelopeId) }, { condition: where.eq('ref', event.id) }))
+      await applied(ctx.raw.deleteItem(ctx.metaTable, { pk: envelopeClaim(account, envelopeId) }, { condition: where.eq('ref', event.id) }))
       await releaseDedup(ctx, account, event.dedup_key, event.id)
     }),
     ...chunks(kept, BATCH_WRITE_ITEMS).map(chunk =>

@@ -2,8 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Role } from '../../../openapi/generated/schemas.js'
 import { DomainError } from '../../domain/errors.js'
 import { isActiveAdmin, type User } from '../../domain/users.js'
-import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
-import { isConditionFailed } from '../../db/errors.js'
+import { applied, readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where, type Condition, type Update } from '../../db/expressions.js'
 import type { MetaModel } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
@@ -75,8 +74,6 @@ export function orThrow<T> (outcome: UserOutcome<T>): T {
 const refused = (refusal: UserRefusal): { ok: false, refusal: UserRefusal } => ({ ok: false, refusal })
 
 /** A conditional write whose refusal needs no explanation: true when written, false when its condition did not hold. */
-const applied = (write: Promise<unknown>): Promise<boolean> =>
-  write.then(() => true, (err: unknown) => { if (isConditionFailed(err)) return false; throw err })
 
 /** `where.and` of the present members; undefined when none is (an empty AND compiles to nothing). */
 function allOf (...conditions: Array<Condition | undefined | false | null | ''>): Condition | undefined {
