@@ -84,6 +84,6 @@ export function createRepositories (db: DataContext, models: Models, authCache: 
     ingestionHealth: createIngestionHealthRepository(client, raw, models.meta.table().name),
     awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors, raw),
     settings: createMonitoringSettingsRepository(models.meta, raw),
-    stats: createStatsRepository(models.stats, raw)
+    stats: createStatsRepository(models.stats, raw, client)
   }
 }
