@@ -55,24 +55,83 @@ export function statusEffects (task: Pick<Task, 'first_action_at'>, to: TaskStat
 
 const isStaff = (actor: Actor): boolean => actor.role === 'admin' || actor.role === 'manager'
 
-/** Update and status change: admins, managers, the creator and the assignee. */
-export function assertCanModifyTask (actor: Actor, task: Pick<Task, 'created_by' | 'assigned_to'>): void {
-  if (isStaff(actor) || task.created_by === actor.id || task.assigned_to === actor.id) return
-  throw new DomainError('forbidden', 'Only the creator, the assignee, managers and admins may change this task.')
+/**
+ * Who may write a task, and what the write was decided on: the rule, stated once as data.
+ * - the service checks it on the task it read (`checkTaskWrite`) before deciding anything;
+ * - the repository makes it the write's condition, so the database checks it again at write
+ *   time (a concurrent reassignment cannot let a former assignee through);
+ * - when the database refuses the write, the same statement explains why on the re-read item
+ *   (`explainTaskRefusal`).
+ */
+export interface TaskWriteRule {
+  /**
+   * Who must (still) be allowed: null for admins and managers (anyone); otherwise the creator,
+   * or for changes (update, status change) the creator or the assignee.
+   */
+  writer: { creatorOrAssignee: string } | { creator: string } | null
+  /** The version the write was decided on (If-Match; the repository pins every write to the version it read). */
+  version?: number | undefined
+  /** The status a status change was decided from. */
+  status?: TaskStatus | undefined
 }
 
-/** Delete: admins, managers and the creator. */
-export function assertCanDeleteTask (actor: Actor, task: Pick<Task, 'created_by'>): void {
-  if (isStaff(actor) || task.created_by === actor.id) return
-  throw new DomainError('forbidden', 'Only the creator, managers and admins may delete this task.')
+/** Update and status change: admins, managers, the creator and the assignee. Delete: admins, managers and the creator. */
+export function taskWriteRule (actor: Actor, action: 'modify' | 'delete', decidedOn: Pick<TaskWriteRule, 'version' | 'status'> = {}): TaskWriteRule {
+  const writer = isStaff(actor) ? null : action === 'modify' ? { creatorOrAssignee: actor.id } : { creator: actor.id }
+  return { writer, ...decidedOn }
+}
+
+/** Why a task write is refused: the part of its rule the task fails (checked in this order). */
+export type TaskRefusal =
+  | { reason: 'not_found' }
+  | { reason: 'forbidden', writer: NonNullable<TaskWriteRule['writer']> }
+  | { reason: 'stale' }
+  | { reason: 'invalid_transition', status: TaskStatus }
+
+/** What of a task its write rule looks at. */
+export type TaskWriteState = Pick<Task, 'created_by' | 'assigned_to' | 'version' | 'status' | 'deleted_at'>
+
+/** Whether `writer` may write `task`. */
+const allows = (writer: TaskWriteRule['writer'], task: Pick<Task, 'created_by' | 'assigned_to'>): boolean =>
+  writer === null ||
+  ('creator' in writer
+    ? task.created_by === writer.creator
+    : task.created_by === writer.creatorOrAssignee || task.assigned_to === writer.creatorOrAssignee)
+
+/**
+ * The pre-check: the task (null when absent) if it satisfies every part of `rule`, else the
+ * first part it fails (gone, then who, then the version, then the status).
+ */
+export function checkTaskWrite<T extends TaskWriteState> (rule: TaskWriteRule, task: T | null): { ok: true, value: T } | { ok: false, refusal: TaskRefusal } {
+  const refused = (refusal: TaskRefusal) => ({ ok: false as const, refusal })
+  if (!task || task.deleted_at) return refused({ reason: 'not_found' })
+  if (rule.writer && !allows(rule.writer, task)) return refused({ reason: 'forbidden', writer: rule.writer })
+  if (rule.version !== undefined && task.version !== rule.version) return refused({ reason: 'stale' })
+  if (rule.status !== undefined && task.status !== rule.status) return refused({ reason: 'invalid_transition', status: task.status })
+  return { ok: true, value: task }
 }
 
 /**
- * Who the write itself must still allow (checked by the database at write time, so a
- * concurrent reassignment cannot let a former assignee through): undefined for staff.
+ * Why the database refused a write conditioned on `rule`, from the item re-read after the
+ * refusal: the first part of the rule it fails. A re-read that satisfies every part can only
+ * be a race (the item the write saw is not the one read after it): `stale`.
  */
-export const writeGuard = (actor: Actor, kind: 'modify' | 'delete'): { actorId: string, asAssignee: boolean } | undefined =>
-  isStaff(actor) ? undefined : { actorId: actor.id, asAssignee: kind === 'modify' }
+export function explainTaskRefusal (rule: TaskWriteRule, current: TaskWriteState | null): TaskRefusal {
+  const checked = checkTaskWrite(rule, current)
+  return checked.ok ? { reason: 'stale' } : checked.refusal
+}
+
+/** The domain error of a refusal (`next`: the status a refused status change was moving to). */
+export function taskRefusalError (refusal: TaskRefusal, next?: TaskStatus): DomainError {
+  switch (refusal.reason) {
+    case 'not_found': return new DomainError('not_found', 'Task not found.')
+    case 'forbidden': return 'creator' in refusal.writer
+      ? new DomainError('forbidden', 'Only the creator, managers and admins may delete this task.')
+      : new DomainError('forbidden', 'Only the creator, the assignee, managers and admins may change this task.')
+    case 'stale': return new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
+    case 'invalid_transition': return new DomainError('invalid_transition', `The task is now ${refusal.status}${next ? `; it cannot move to ${next} from there` : ''}.`)
+  }
+}
 
 /** Priority of a task created from an event of this severity (info → low). */
 export const priorityForSeverity = (severity: 'critical' | 'high' | 'medium' | 'low' | 'info'): TaskPriority =>

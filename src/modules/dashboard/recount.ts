@@ -12,18 +12,21 @@ async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
 }
 
 /**
- * Rebuilds every dashboard counter from the tables (a full scan: maintenance only, for
- * repair after a crash between an item write and its counter update). Run it while writes
- * are quiet: a write that lands during the scan may be counted twice or not at all.
+ * What a recount reads (every user, task and event: each repository's `scanAll`, a paged scan
+ * through the data toolkit) and writes (the counters).
  */
-/** What a recount reads (every user, task and event) and writes (the counters). */
 export interface RecountSources {
   users: { scanAll: () => AsyncIterable<User> }
   tasks: { scanAll: () => AsyncIterable<Task> }
   events: { scanAll: () => AsyncIterable<MonitoringEvent> }
-  stats: StatsRepository
+  stats: Pick<StatsRepository, 'keys' | 'replace'>
 }
 
+/**
+ * Rebuilds every dashboard counter from the tables (a full scan: maintenance only, for
+ * repair after a crash between an item write and its counter update). Run it while writes
+ * are quiet: a write that lands during the scan may be counted twice or not at all.
+ */
 export async function recountStats (repos: RecountSources): Promise<Record<string, Deltas>> {
   const [users, tasks, events] = await Promise.all([collect(repos.users.scanAll()), collect(repos.tasks.scanAll()), collect(repos.events.scanAll())])
   // Events past their retention no longer count (real DynamoDB deletes them; the stand-in hides them).

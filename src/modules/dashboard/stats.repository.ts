@@ -1,6 +1,8 @@
-import type { RawClient } from '../../db/raw.js'
+import type { AttributeValue, DynamoDB } from '@aws-sdk/client-dynamodb'
+import { unmarshall } from '@aws-sdk/util-dynamodb'
+import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { Deltas } from '../../domain/stats.js'
-import type { StatsModel } from './stats.model.js'
+import type { StatsItem, StatsModel } from './stats.model.js'
 
 export type Counters = Record<string, number>
 
@@ -10,41 +12,61 @@ const numbers = (item: Record<string, unknown> | undefined): Counters => {
   return out
 }
 
-export function createStatsRepository (stats: StatsModel, raw: RawClient) {
-  const table = stats.table().name
+/** What every function of this repository works with. */
+interface Context {
+  raw: RawClient
+  /** For the one batch read (the dashboard reads a few counter items in one request). */
+  client: DynamoDB
+  table: string
+}
+
+/** Applies counter changes atomically (concurrent writers never lose an increment). */
+async function apply (ctx: Context, pk: string, deltas: Deltas): Promise<void> {
+  if (Object.keys(deltas).length === 0) return
+  // Counter names such as `source:aws_cloudwatch` are aliased by the toolkit, never written into the expression.
+  await ctx.raw.updateItem(ctx.table, { pk }, { add: deltas })
+}
+
+/** Reads several counter items in one request. */
+async function read (ctx: Context, pks: string[]): Promise<Record<string, Counters>> {
+  const out: Record<string, Counters> = Object.fromEntries(pks.map(pk => [pk, {}]))
+  for (const item of await batchGet(ctx.client, ctx.table, [...new Set(pks)].map(pk => ({ pk })))) out[String(item.pk)] = numbers(item)
+  return out
+}
+
+/** Replaces an item's counters (the recount). */
+async function replace (ctx: Context, pk: string, counters: Counters): Promise<void> {
+  await ctx.raw.putItem(ctx.table, { ...counters, pk })
+}
+
+/** Maintenance only (the recount): the key of every counter item. */
+async function keys (ctx: Context): Promise<string[]> {
+  const out: string[] = []
+  for await (const item of ctx.raw.scanAll<StatsItem>(ctx.table, { attributes: ['pk'] })) out.push(String(item.pk))
+  return out
+}
+
+/** Items by key (eventually consistent; at most 100 keys), re-asking for what a round left unprocessed. */
+async function batchGet (client: DynamoDB, table: string, keys: Array<Record<string, unknown>>): Promise<Array<Record<string, unknown>>> {
+  const items: Array<Record<string, unknown>> = []
+  let pending: Array<Record<string, AttributeValue>> = keys.map(key => toAttributes(key))
+  for (let round = 0; pending.length; round++) {
+    if (round > 8) throw new Error(`The table ${table} keeps leaving reads unprocessed.`)
+    if (round > 0) await new Promise(resolve => setTimeout(resolve, Math.min(1000, 25 * 2 ** round)))
+    const res = await client.batchGetItem({ RequestItems: { [table]: { Keys: pending } } })
+    for (const item of res.Responses?.[table] ?? []) items.push(unmarshall(item))
+    pending = res.UnprocessedKeys?.[table]?.Keys ?? []
+  }
+  return items
+}
+
+export function createStatsRepository (stats: StatsModel, raw: RawClient, client: DynamoDB) {
+  const ctx: Context = { raw, client, table: stats.table().name }
   return {
-    /** Applies counter changes atomically (concurrent writers never lose an increment). */
-    async apply (pk: string, deltas: Deltas): Promise<void> {
-      const entries = Object.entries(deltas)
-      if (entries.length === 0) return
-      // Counter names such as `source:aws_cloudwatch` are aliased, never written into the expression.
-      await raw.update(table, { pk }, {
-        update: `ADD ${entries.map((_, i) => `#c${i} :c${i}`).join(', ')}`,
-        names: Object.fromEntries(entries.map(([name], i) => [`#c${i}`, name])),
-        values: Object.fromEntries(entries.map(([, delta], i) => [`:c${i}`, delta]))
-      })
-    },
-
-    /** Reads several counter items in one request. */
-    async read (pks: string[]): Promise<Record<string, Counters>> {
-      const items = await stats.batchGet(pks.map(pk => ({ pk })))
-      const out: Record<string, Counters> = Object.fromEntries(pks.map(pk => [pk, {}]))
-      for (const item of items) {
-        const plain = item.toJSON() as Record<string, unknown>
-        out[String(plain.pk)] = numbers(plain)
-      }
-      return out
-    },
-
-    /** Replaces an item's counters (the recount). */
-    async replace (pk: string, counters: Counters): Promise<void> {
-      await stats.create({ pk, ...counters }, { overwrite: true })
-    },
-
-    async keys (): Promise<string[]> {
-      const res = await stats.scan().attributes(['pk']).all().exec()
-      return res.map(i => String(i.pk))
-    }
+    apply: (pk: string, deltas: Deltas) => apply(ctx, pk, deltas),
+    read: (pks: string[]) => read(ctx, pks),
+    replace: (pk: string, counters: Counters) => replace(ctx, pk, counters),
+    keys: () => keys(ctx)
   }
 }
 

@@ -1,16 +1,29 @@
 import { timingSafeEqual } from 'node:crypto'
-import dynamoose from 'dynamoose'
 import { DomainError } from '../../domain/errors.js'
 import { hashApiKey, type AwsAccount, type ConnectionTestResult } from '../../domain/aws-accounts.js'
-import { isConditionFailed } from '../../db/errors.js'
-import type { MetaModel } from '../../db/meta.model.js'
-import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
+import { where } from '../../db/expressions.js'
+import type { MetaItem, MetaModel } from '../../db/meta.model.js'
+import type { CursorCodec, Page } from '../../db/pagination.js'
+import type { RawClient } from '../../db/raw.js'
 import type { AwsAccountItem, AwsAccountsModel } from './settings.model.js'
 
 const numberClaim = (accountId: string): string => `awsaccount#${accountId}`
 const keyClaim = (hash: string): string => `apikey#${hash}`
 
 export type AwsAccountFields = Partial<Pick<AwsAccount, 'name' | 'role_arn' | 'external_id' | 'regions' | 'enabled' | 'last_connection_test' | 'api_key_hash' | 'api_key_prefix'>>
+
+/** Why a write of an account was refused. */
+export type AwsAccountRefusal =
+  | { reason: 'not_found' }
+  /** Its number is registered already (a live account holds the claim). */
+  | { reason: 'number_taken', accountId: string }
+  /** The key it was decided on was replaced meanwhile. */
+  | { reason: 'key_rotated' }
+  /** If-Match: the account changed meanwhile. */
+  | { reason: 'stale' }
+
+export type AwsAccountWrite<T = AwsAccount> = WriteOutcome<T, AwsAccountRefusal>
 
 const toAccount = (item: AwsAccountItem): AwsAccount => ({
   id: item.id,
@@ -29,124 +42,161 @@ const toAccount = (item: AwsAccountItem): AwsAccount => ({
   deleted_at: item.deleted_at ?? null
 })
 
-export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: MetaModel, cursors: CursorCodec) {
-  const get = async (id: string): Promise<AwsAccount | null> => {
-    const item = await accounts.get({ id }, { consistent: true })
-    return item ? toAccount(item) : null
-  }
+/** What every function of this repository works with. */
+interface Context {
+  raw: RawClient
+  cursors: CursorCodec
+  tables: { accounts: string, meta: string }
+}
 
-  async function update (id: string, fields: AwsAccountFields, expectedVersion?: number, expectedKeyHash?: string): Promise<AwsAccount> {
-    const set: Record<string, unknown> = { updated_at: new Date().toISOString() }
-    const remove: string[] = []
-    for (const [k, v] of Object.entries(fields)) {
-      if (v === undefined) continue
-      if (v === null) remove.push(k)
-      else set[k] = k === 'last_connection_test' ? JSON.stringify(v) : v
-    }
-    let condition = new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
-    if (expectedVersion !== undefined) condition = condition.and().where('version').eq(expectedVersion)
-    if (expectedKeyHash !== undefined) condition = condition.and().where('api_key_hash').eq(expectedKeyHash)
-    try {
-      const updated = await accounts.update({ id }, { $SET: set, $ADD: { version: 1 }, ...(remove.length ? { $REMOVE: remove } : {}) } as never, {
-        condition,
-        returnValues: 'ALL_NEW'
-      })
-      return toAccount(updated)
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err
-      const current = await get(id)
-      if (!current || current.deleted_at) throw new DomainError('not_found', 'AWS account not found.')
-      if (expectedKeyHash !== undefined && current.api_key_hash !== expectedKeyHash) throw new DomainError('conflict', 'The key was rotated concurrently; retry.')
-      throw new DomainError('precondition_failed', 'The AWS account was changed by someone else (ETag mismatch).')
-    }
-  }
+/** The account (deleted or not), or null. */
+async function getById (ctx: Context, id: string): Promise<AwsAccount | null> {
+  const item = await ctx.raw.getItem<AwsAccountItem>(ctx.tables.accounts, { id })
+  return item ? toAccount(item) : null
+}
 
+async function getLive (ctx: Context, id: string): Promise<AwsAccount> {
+  const account = await getById(ctx, id)
+  if (!account || account.deleted_at) throw new DomainError('not_found', 'AWS account not found.')
+  return account
+}
+
+/** The account exists and is not deleted. */
+const isLive = where.and(where.exists('id'), where.notExists('deleted_at'))
+
+/** Claims `pk` in the meta table for the account; false when someone holds it already. */
+async function claim (ctx: Context, pk: string, accountId: string, at: string): Promise<boolean> {
+  const claimed = await writeOrExplain(
+    () => ctx.raw.putItem(ctx.tables.meta, { pk, ref: accountId, created_at: at }, { condition: where.notExists('pk') }),
+    async () => 'held'
+  )
+  return claimed.ok
+}
+
+/** Lets go of a claim (best effort: a claim left behind is refused at its next use); only `owner`'s when given. */
+async function release (ctx: Context, pk: string, owner?: string): Promise<void> {
+  await ctx.raw.deleteItem(ctx.tables.meta, { pk }, { condition: owner === undefined ? undefined : where.eq('ref', owner) }).catch(() => {})
+}
+
+/** Registers an account: its number is unique among live accounts (claim item). */
+async function create (ctx: Context, account: AwsAccount): Promise<AwsAccountWrite> {
+  if (!await claim(ctx, numberClaim(account.account_id), account.id, account.created_at)) {
+    return { ok: false, refusal: { reason: 'number_taken', accountId: account.account_id } }
+  }
+  try {
+    // A random 256-bit key: its hash is never claimed already (if it were, this is a 500).
+    await ctx.raw.putItem(ctx.tables.meta, { pk: keyClaim(account.api_key_hash), ref: account.id, created_at: account.created_at }, { condition: where.notExists('pk') })
+    const { external_id: externalId, last_connection_test: lastTest, deleted_at: _deleted, ...rest } = account
+    await ctx.raw.putItem(ctx.tables.accounts, {
+      ...rest,
+      entity: 'aws_account',
+      ...(externalId ? { external_id: externalId } : {}),
+      ...(lastTest ? { last_connection_test: JSON.stringify(lastTest) } : {})
+    }, { condition: where.notExists('id') })
+  } catch (err) {
+    await release(ctx, numberClaim(account.account_id))
+    await release(ctx, keyClaim(account.api_key_hash))
+    throw err
+  }
+  return { ok: true, value: account }
+}
+
+/**
+ * Sets `fields` (nulls removed) and bumps the version, if the account is live, still at
+ * `expectedVersion` (If-Match) and still holds the key `expectedKeyHash` (key rotation).
+ */
+async function update (ctx: Context, id: string, fields: AwsAccountFields, expectedVersion?: number, expectedKeyHash?: string): Promise<AwsAccountWrite> {
+  const set: Record<string, unknown> = { updated_at: new Date().toISOString() }
+  const remove: string[] = []
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue
+    if (v === null) remove.push(k)
+    else set[k] = k === 'last_connection_test' ? JSON.stringify(v) : v
+  }
+  return writeOrExplain(async () => {
+    const updated = await ctx.raw.updateItem<AwsAccountItem>(ctx.tables.accounts, { id }, { set, add: { version: 1 }, remove }, {
+      condition: where.and(
+        isLive,
+        expectedVersion !== undefined && where.eq('version', expectedVersion),
+        expectedKeyHash !== undefined && where.eq('api_key_hash', expectedKeyHash)
+      ),
+      returnValues: 'ALL_NEW'
+    })
+    return toAccount(updated!)
+  }, async (): Promise<AwsAccountRefusal> => {
+    const current = await getById(ctx, id)
+    if (!current || current.deleted_at) return { reason: 'not_found' }
+    if (expectedKeyHash !== undefined && current.api_key_hash !== expectedKeyHash) return { reason: 'key_rotated' }
+    return { reason: 'stale' }
+  })
+}
+
+/** Replaces the ingestion key; the old one stops working at once (its hash no longer matches). */
+async function rotateKey (ctx: Context, account: AwsAccount, next: { hash: string, prefix: string }): Promise<AwsAccountWrite> {
+  await ctx.raw.putItem(ctx.tables.meta, { pk: keyClaim(next.hash), ref: account.id, created_at: new Date().toISOString() }, { condition: where.notExists('pk') })
+  let updated: AwsAccountWrite
+  try {
+    // Of two concurrent rotations only one replaces the key it read; the other is refused (`key_rotated`).
+    updated = await update(ctx, account.id, { api_key_hash: next.hash, api_key_prefix: next.prefix }, undefined, account.api_key_hash)
+  } catch (err) {
+    await release(ctx, keyClaim(next.hash))
+    throw err
+  }
+  await release(ctx, keyClaim(updated.ok ? account.api_key_hash : next.hash))
+  return updated
+}
+
+/** Soft delete: the key stops working and the account number may be registered again. */
+async function softDelete (ctx: Context, account: AwsAccount): Promise<AwsAccountWrite<void>> {
+  const now = new Date().toISOString()
+  const deleted = await writeOrExplain(
+    () => ctx.raw.updateItem(ctx.tables.accounts, { id: account.id }, { set: { deleted_at: now, updated_at: now, enabled: false }, add: { version: 1 } }, { condition: isLive }),
+    // The condition has no other part: refused, the account is gone.
+    async (): Promise<AwsAccountRefusal> => ({ reason: 'not_found' })
+  )
+  if (!deleted.ok) return deleted
+  await release(ctx, keyClaim(account.api_key_hash))
+  await release(ctx, numberClaim(account.account_id), account.id)
+  return { ok: true, value: undefined }
+}
+
+/** Live accounts, newest first (optionally only the enabled or the disabled ones). */
+function listAll (ctx: Context, q: { enabled?: boolean, limit: number, cursor?: string }): Promise<Page<AwsAccount>> {
+  return readIndexPage(ctx.raw, ctx.cursors, {
+    table: ctx.tables.accounts,
+    index: 'entity-id-index',
+    key: { partition: ['entity', 'aws_account'] },
+    filter: where.and(where.notExists('deleted_at'), q.enabled !== undefined && where.eq('enabled', q.enabled)),
+    map: toAccount,
+    cursorScope: { list: 'aws-accounts', enabled: q.enabled },
+    limit: q.limit,
+    cursor: q.cursor
+  })
+}
+
+/** The live, enabled account an ingestion key belongs to, or null. */
+async function findByApiKey (ctx: Context, key: string): Promise<AwsAccount | null> {
+  const hash = hashApiKey(key)
+  const claimed = await ctx.raw.getItem<MetaItem>(ctx.tables.meta, { pk: keyClaim(hash) })
+  if (!claimed?.ref) return null
+  const account = await getById(ctx, claimed.ref)
+  if (!account || account.deleted_at) return null
+  const stored = Buffer.from(account.api_key_hash)
+  const given = Buffer.from(hash)
+  return stored.length === given.length && timingSafeEqual(stored, given) ? account : null
+}
+
+export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: MetaModel, cursors: CursorCodec, raw: RawClient) {
+  const ctx: Context = { raw, cursors, tables: { accounts: accounts.table().name, meta: meta.table().name } }
   return {
-    async getLive (id: string): Promise<AwsAccount> {
-      const account = await get(id)
-      if (!account || account.deleted_at) throw new DomainError('not_found', 'AWS account not found.')
-      return account
-    },
-
-    /** Registers an account: its number is unique among live accounts (claim item). */
-    async create (account: AwsAccount): Promise<AwsAccount> {
-      try {
-        await meta.create({ pk: numberClaim(account.account_id), ref: account.id, created_at: account.created_at }, { overwrite: false })
-      } catch (err) {
-        if (isConditionFailed(err)) throw new DomainError('aws_account_exists', `AWS account ${account.account_id} is already registered.`)
-        throw err
-      }
-      try {
-        await meta.create({ pk: keyClaim(account.api_key_hash), ref: account.id, created_at: account.created_at }, { overwrite: false })
-        const { external_id: externalId, last_connection_test: lastTest, deleted_at: _deleted, ...rest } = account
-        await accounts.create({
-          ...rest,
-          entity: 'aws_account',
-          ...(externalId ? { external_id: externalId } : {}),
-          ...(lastTest ? { last_connection_test: JSON.stringify(lastTest) } : {})
-        }, { overwrite: false })
-      } catch (err) {
-        await meta.delete({ pk: numberClaim(account.account_id) }).catch(() => {})
-        await meta.delete({ pk: keyClaim(account.api_key_hash) }).catch(() => {})
-        throw err
-      }
-      return account
-    },
-
-    update,
-
-    async list (q: { enabled?: boolean, limit: number, cursor?: string }): Promise<Page<AwsAccount>> {
-      return readPage(cursors, { list: 'aws-accounts', enabled: q.enabled }, q.limit, q.cursor, async (n, startKey) => {
-        let query = accounts.query('entity').eq('aws_account').using('entity-id-index').and().where('deleted_at').not().exists()
-        if (q.enabled !== undefined) query = query.and().where('enabled').eq(q.enabled)
-        query = query.sort('descending').limit(n)
-        if (startKey) query = query.startAt(startKey as never)
-        const res = await query.exec()
-        return { items: res.map(toAccount), lastKey: res.lastKey as Record<string, unknown> | undefined }
-      })
-    },
-
-    /** Replaces the ingestion key; the old one stops working at once (its hash no longer matches). */
-    async rotateKey (account: AwsAccount, next: { hash: string, prefix: string }): Promise<AwsAccount> {
-      await meta.create({ pk: keyClaim(next.hash), ref: account.id, created_at: new Date().toISOString() }, { overwrite: false })
-      let updated: AwsAccount
-      try {
-        // Of two concurrent rotations only one replaces the key it read; the other is a 409.
-        updated = await update(account.id, { api_key_hash: next.hash, api_key_prefix: next.prefix }, undefined, account.api_key_hash)
-      } catch (err) {
-        await meta.delete({ pk: keyClaim(next.hash) }).catch(() => {})
-        throw err
-      }
-      await meta.delete({ pk: keyClaim(account.api_key_hash) }).catch(() => {})
-      return updated
-    },
-
-    /** Soft delete: the key stops working and the account number may be registered again. */
-    async softDelete (account: AwsAccount): Promise<void> {
-      const now = new Date().toISOString()
-      try {
-        await accounts.update({ id: account.id }, { $SET: { deleted_at: now, updated_at: now, enabled: false }, $ADD: { version: 1 } } as never, {
-          condition: new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
-        })
-      } catch (err) {
-        if (isConditionFailed(err)) throw new DomainError('not_found', 'AWS account not found.')
-        throw err
-      }
-      await meta.delete({ pk: keyClaim(account.api_key_hash) }).catch(() => {})
-      await meta.delete({ pk: numberClaim(account.account_id) }, { condition: new dynamoose.Condition('ref').eq(account.id) }).catch(() => {})
-    },
-
-    /** The live, enabled account an ingestion key belongs to, or null. */
-    async findByApiKey (key: string): Promise<AwsAccount | null> {
-      const hash = hashApiKey(key)
-      const claim = await meta.get({ pk: keyClaim(hash) }, { consistent: true })
-      if (!claim?.ref) return null
-      const account = await get(claim.ref)
-      if (!account || account.deleted_at) return null
-      const stored = Buffer.from(account.api_key_hash)
-      const given = Buffer.from(hash)
-      return stored.length === given.length && timingSafeEqual(stored, given) ? account : null
-    }
+    getLive: (id: string) => getLive(ctx, id),
+    create: (account: AwsAccount) => create(ctx, account),
+    update: (id: string, fields: AwsAccountFields, expectedVersion?: number) => update(ctx, id, fields, expectedVersion),
+    listAll: (q: { enabled?: boolean, limit: number, cursor?: string }) => listAll(ctx, q),
+    list: (q: { enabled?: boolean, limit: number, cursor?: string }) => listAll(ctx, q),
+    rotateKey: (account: AwsAccount, next: { hash: string, prefix: string }) => rotateKey(ctx, account, next),
+    softDelete: (account: AwsAccount) => softDelete(ctx, account),
+    findByApiKey: (key: string) => findByApiKey(ctx, key)
   }
 }
 

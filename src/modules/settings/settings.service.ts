@@ -4,9 +4,25 @@ import { DomainError } from '../../domain/errors.js'
 import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
 import type { Actor } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
-import type { AwsAccountsRepository } from './aws-accounts.repository.js'
+import type { AwsAccountRefusal, AwsAccountsRepository, AwsAccountWrite } from './aws-accounts.repository.js'
 import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { testConnection, type ConnectionTestOptions } from './connection-test.js'
+
+/** The domain error of a refused account write (the one place refusals become errors). */
+function refusalError (refusal: AwsAccountRefusal): DomainError {
+  switch (refusal.reason) {
+    case 'not_found': return new DomainError('not_found', 'AWS account not found.')
+    case 'number_taken': return new DomainError('aws_account_exists', `AWS account ${refusal.accountId} is already registered.`)
+    case 'key_rotated': return new DomainError('conflict', 'The key was rotated concurrently; retry.')
+    case 'stale': return new DomainError('precondition_failed', 'The AWS account was changed by someone else (ETag mismatch).')
+  }
+}
+
+/** What an account write produced, or its refusal as a domain error. */
+function written<T> (outcome: AwsAccountWrite<T>): T {
+  if (!outcome.ok) throw refusalError(outcome.refusal)
+  return outcome.value
+}
 
 export function createSettingsService (accounts: AwsAccountsRepository, settings: MonitoringSettingsRepository, sts: ConnectionTestOptions) {
   return {
@@ -35,36 +51,36 @@ export function createSettingsService (accounts: AwsAccountsRepository, settings
         updated_at: now,
         deleted_at: null
       }
-      return { account: await accounts.create(account), apiKey: key.key }
+      return { account: written(await accounts.create(account)), apiKey: key.key }
     },
 
     async updateAccount (id: string, patch: UpdateAwsAccountRequest, expectedVersion: number | undefined): Promise<AwsAccount> {
       const current = await accounts.getLive(id)
       if (patch.role_arn) assertRoleInAccount(patch.role_arn, current.account_id)
-      return accounts.update(id, {
+      return written(await accounts.update(id, {
         name: patch.name?.trim() || undefined,
         role_arn: patch.role_arn,
         external_id: patch.external_id,
         regions: patch.regions,
         enabled: patch.enabled
-      }, expectedVersion)
+      }, expectedVersion))
     },
 
     async deleteAccount (id: string): Promise<void> {
-      await accounts.softDelete(await accounts.getLive(id))
+      written(await accounts.softDelete(await accounts.getLive(id)))
     },
 
     async rotateKey (id: string): Promise<{ account: AwsAccount, apiKey: string }> {
       const current = await accounts.getLive(id)
       const key = generateApiKey()
-      return { account: await accounts.rotateKey(current, key), apiKey: key.key }
+      return { account: written(await accounts.rotateKey(current, key)), apiKey: key.key }
     },
 
     /** Runs the STS checks and keeps the result on the account. */
     async testAccount (id: string) {
       const current = await accounts.getLive(id)
       const result = await testConnection(current, sts)
-      await accounts.update(id, { last_connection_test: result })
+      written(await accounts.update(id, { last_connection_test: result }))
       return result
     },
 
@@ -75,11 +91,10 @@ export function createSettingsService (accounts: AwsAccountsRepository, settings
       for (let round = 0; ; round++) {
         const current = await settings.get()
         const { version: _v, ...rest } = current
-        try {
-          return await settings.put({ ...rest, ...patch, updated_at: new Date().toISOString(), updated_by: actor.id }, expectedVersion ?? current.version)
-        } catch (err) {
-          if (expectedVersion !== undefined || !(err instanceof DomainError) || err.code !== 'precondition_failed' || round >= 10) throw err
-        }
+        const put = await settings.put({ ...rest, ...patch, updated_at: new Date().toISOString(), updated_by: actor.id }, expectedVersion ?? current.version)
+        if (put.ok) return put.value
+        // The one refusal is `stale`.
+        if (expectedVersion !== undefined || round >= 10) throw new DomainError('precondition_failed', 'The settings were changed by someone else (ETag mismatch).')
       }
     }
   }

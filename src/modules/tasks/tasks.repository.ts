@@ -1,11 +1,14 @@
 import type { DynamoDB, WriteRequest } from '@aws-sdk/client-dynamodb'
-import dynamoose from 'dynamoose'
 import { encodeTime } from 'ulid'
 import { DomainError } from '../../domain/errors.js'
-import { RECENT_HISTORY, toStatusHistoryDto, type StatusChange, type StatusHistoryEntry, type Task, type TaskPriority, type TaskStatus } from '../../domain/tasks.js'
-import { isConditionFailed } from '../../db/errors.js'
+import {
+  explainTaskRefusal, RECENT_HISTORY, toStatusHistoryDto,
+  type StatusChange, type StatusHistoryEntry, type Task, type TaskPriority, type TaskRefusal, type TaskStatus, type TaskWriteRule
+} from '../../domain/tasks.js'
+import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
+import { where, type Condition, type KeyCondition } from '../../db/expressions.js'
 import { itemSize, MAX_ITEM_BYTES } from '../../db/item-size.js'
-import { readPage, scanAll, type CursorCodec, type Page } from '../../db/pagination.js'
+import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { CommentItem, CommentsModel, HistoryItem, HistoryRecordItem, TaskHistoryModel, TaskItem, TasksModel } from './tasks.model.js'
 
@@ -28,14 +31,8 @@ export interface Comment { id: string, task_id: string, author_id: string, body:
 /** Fields of a task that an update may set (null clears a nullable one). */
 export type TaskFields = Partial<Pick<Task, 'title' | 'description' | 'priority' | 'assigned_to' | 'due_at' | 'status' | 'closed_at' | 'first_action_at' | 'event_id'>>
 
-export interface WriteGuard {
-  /** If-Match: the stored version must still be this. */
-  expectedVersion?: number
-  /** For plain users: the caller must still be the creator (or the assignee, when allowed). */
-  actor?: { actorId: string, asAssignee: boolean }
-  /** For status changes: the status the transition was decided from. */
-  expectedStatus?: TaskStatus
-}
+/** A conditional write of a task: the task written, or why its write rule refused it. */
+export type TaskWrite = WriteOutcome<Task, TaskRefusal>
 
 const NULLABLE = new Set(['description', 'assigned_to', 'due_at', 'closed_at', 'first_action_at', 'event_id'])
 
@@ -134,376 +131,387 @@ const toComment = (c: CommentItem): Comment => ({ id: c.id, task_id: c.task_id, 
 const idBefore = (ms: number): string => `${encodeTime(Math.max(0, ms - 1), 10)}ZZZZZZZZZZZZZZZZ`
 const idFrom = (ms: number): string => `${encodeTime(Math.max(0, ms), 10)}0000000000000000`
 
+/** What every function of this repository works with. */
+interface Context {
+  raw: RawClient
+  /** For the one batch write (history entries moved out of a legacy item). */
+  client: DynamoDB
+  cursors: CursorCodec
+  tables: { tasks: string, comments: string, history: string }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads of one task
+
+const getItem = (ctx: Context, id: string): Promise<TaskItem | null> => ctx.raw.getItem<TaskItem>(ctx.tables.tasks, { id })
+
+const live = (item: TaskItem | null): TaskItem => {
+  if (!item || item.deleted_at) throw new DomainError('not_found', 'Task not found.')
+  return item
+}
+
+/** The task as stored (deleted or not), or null. */
+async function getById (ctx: Context, id: string): Promise<Task | null> {
+  const item = await getItem(ctx, id)
+  return item ? toTask(item) : null
+}
+
+/** A task that exists and is not deleted, or a `not_found` domain error. */
+async function getLive (ctx: Context, id: string): Promise<Task> {
+  return toTask(live(await getItem(ctx, id)))
+}
+
+/**
+ * A live task with its first page of comments. The task item counts its comments (counted
+ * before each comment is written, so the count is never below the truth): a task without
+ * comments costs one read. Items written before the count existed are queried.
+ */
+async function getLiveWithComments (ctx: Context, id: string, limit: number): Promise<{ task: Task, comments: Page<Comment> }> {
+  const item = live(await getItem(ctx, id))
+  const comments = item.comment_count === 0 ? { items: [], next_cursor: null } : await listComments(ctx, id, limit)
+  return { task: toTask(item), comments }
+}
+
+/** Maintenance only (recounts, exports): every item. Never on a request path. */
+async function * scanAll (ctx: Context): AsyncGenerator<Task> {
+  for await (const item of ctx.raw.scanAll<TaskItem>(ctx.tables.tasks)) yield toTask(item)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes of a task
+
+async function create (ctx: Context, task: Task): Promise<Task> {
+  assertFits(task)
+  const item = itemOf(task)
+  item.comment_count = 0
+  delete item.deleted_at
+  delete item.deleted_by
+  await ctx.raw.putItem(ctx.tables.tasks, item, { condition: where.notExists('id') })
+  return task
+}
+
+/**
+ * A task's write rule (domain/tasks.ts) as the write's condition: the item exists, is not
+ * deleted, and satisfies every part of the rule. `explainTaskRefusal` reads the same parts.
+ */
+function conditionOf (rule: TaskWriteRule): Condition {
+  const w = rule.writer
+  return where.and(
+    where.exists('id'),
+    where.notExists('deleted_at'),
+    w && ('creator' in w
+      ? where.eq('created_by', w.creator)
+      : where.or(where.eq('created_by', w.creatorOrAssignee), where.eq('assigned_to', w.creatorOrAssignee))),
+    rule.version !== undefined && where.eq('version', rule.version),
+    rule.status !== undefined && where.eq('status', rule.status)
+  )
+}
+
+/** Why a write conditioned on `rule` was refused: the rule, on the item as it is now. */
+async function explain (ctx: Context, id: string, rule: TaskWriteRule): Promise<TaskRefusal> {
+  const current = await getItem(ctx, id)
+  return explainTaskRefusal(rule, current && toTask(current))
+}
+
+/**
+ * The recent history a write leaves in the item, and what must reach the history table
+ * before it: the entries the write drops and the latest entry read. A status change keeps
+ * the last RECENT_HISTORY - 1 entries and appends its own; any other write leaves a bounded
+ * list alone and trims a legacy (unbounded) one. Undefined: the list stays as it is.
+ */
+function nextHistory (base: Task, change: StatusChange | undefined): { list: StatusChange[], store: StatusChange[] } | undefined {
+  const listed = base.status_history
+  if (!change && listed.length <= RECENT_HISTORY) return undefined
+  const list = change ? [...listed.slice(-(RECENT_HISTORY - 1)), change] : listed.slice(-RECENT_HISTORY)
+  const kept = new Set(list.map(e => e.key))
+  const store = listed.filter(e => !kept.has(e.key))
+  const latest = listed.at(-1)
+  if (latest && kept.has(latest.key)) store.push(latest)
+  return { list, store }
+}
+
+/**
+ * The one conditional write of a task: sets `fields` and `extra`, removes nulled fields,
+ * bumps the version, and writes the recent history when it changes. It is pinned to the
+ * version `base` was read at (whatever `rule` says of the version), so the history it writes
+ * is computed from exactly the list it replaces. Crash safety without transactions: an entry
+ * leaves the item only after it was stored in the history table (before this write), and the
+ * reader merges the item's entries with the table, so stopping between the two writes loses
+ * nothing and a retry rewrites the same keys. A refusal comes back as the rule explains it.
+ */
+async function write (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, change?: StatusChange, extra: Record<string, unknown> = {}): Promise<TaskWrite> {
+  const pinned: TaskWriteRule = { ...rule, version: base.version }
+  const now = new Date().toISOString()
+  const set: Record<string, unknown> = { updated_at: now, ...extra }
+  const remove: string[] = []
+  const after: Record<string, unknown> = { ...base, ...extra, updated_at: set.updated_at, version: base.version + 1 }
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue
+    after[k] = v
+    if (v === null && NULLABLE.has(k)) remove.push(k)
+    else set[k] = v
+  }
+  const history = nextHistory(base, change)
+  if (history) {
+    after.status_history = history.list
+    set.status_history = history.list.map(toHistoryItem)
+  }
+  const next = after as unknown as Task
+  assertFits(next)
+  if (history?.store.length) await storeHistory(ctx, base.id, history.store)
+  // The item can be ~200 KB, and the result need not come back (the write is pinned to
+  // `base`, so the stored task is exactly `next`).
+  return writeOrExplain(async () => {
+    await ctx.raw.updateItem(ctx.tables.tasks, { id: base.id }, { set: { ...set, version: base.version + 1 }, remove }, { condition: conditionOf(pinned) })
+    return next
+  }, () => explain(ctx, base.id, pinned))
+}
+
+/**
+ * Partial update of the task's own fields (nulls are removed), in one conditional write
+ * pinned to the version `base` was read at.
+ */
+const update = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule): Promise<TaskWrite> => write(ctx, base, fields, rule)
+
+/**
+ * Moves the status and records the change, in one conditional write pinned to the version
+ * (and status) `base` was read at: the new recent history (the last RECENT_HISTORY - 1
+ * entries of `base` plus this one) is computed from exactly what the write replaces.
+ * The change's key is the version it produces.
+ */
+const changeStatus = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, change: StatusHistoryEntry): Promise<TaskWrite> =>
+  write(ctx, base, fields, { ...rule, status: base.status }, { ...change, key: changeKey(base.version + 1) })
+
+/** Soft delete: marks the task; lists skip it, reads answer 404. */
+function softDelete (ctx: Context, base: Task, by: string, rule: TaskWriteRule): Promise<TaskWrite> {
+  const now = new Date().toISOString()
+  return write(ctx, base, {}, rule, undefined, { deleted_at: now, deleted_by: by, updated_at: now })
+}
+
+/**
+ * Bounds a legacy item's history without changing the task (no version bump: the stored
+ * representation changes, not the task), for writes that do not read the item first.
+ * Pinned to the version read, so a concurrent writer computes the same list.
+ */
+async function compact (ctx: Context, id: string): Promise<void> {
+  const base = toTask(live(await getItem(ctx, id)))
+  const history = nextHistory(base, undefined)
+  if (!history) return
+  await storeHistory(ctx, id, history.store)
+  // Refused: someone else wrote the task meanwhile (and bounded its history the same way).
+  await writeOrExplain(
+    () => ctx.raw.updateItem(ctx.tables.tasks, { id }, { set: { status_history: history.list.map(toHistoryItem) } }, { condition: conditionOf({ writer: null, version: base.version }) }),
+    async () => 'written meanwhile'
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comments
+
+/** Comments oldest first; the cursor of the first page (GET task) works on the comments list too. */
+function listComments (ctx: Context, taskId: string, limit: number, cursor?: string): Promise<Page<Comment>> {
+  return readIndexPage(ctx.raw, ctx.cursors, {
+    table: ctx.tables.comments,
+    key: { partition: ['task_id', taskId] },
+    forward: true,
+    map: toComment,
+    cursorScope: { list: 'comments', task_id: taskId },
+    limit,
+    cursor
+  })
+}
+
+/**
+ * Counts a comment on its task: one ADD on the live item (the condition has no other part, so
+ * a refusal means the task is gone). Only a legacy item (an unbounded status history) can be
+ * too large to take the count: it is bounded, once.
+ */
+async function countComment (ctx: Context, taskId: string): Promise<WriteOutcome<unknown, TaskRefusal>> {
+  const count = () => writeOrExplain(
+    () => ctx.raw.updateItem(ctx.tables.tasks, { id: taskId }, { add: { comment_count: 1 } }, { condition: conditionOf({ writer: null }) }),
+    async (): Promise<TaskRefusal> => ({ reason: 'not_found' })
+  )
+  try {
+    return await count()
+  } catch (err) {
+    if (!isItemTooLarge(err)) throw err
+  }
+  await compact(ctx, taskId)
+  try {
+    return await count()
+  } catch (err) {
+    if (!isItemTooLarge(err)) throw err
+    throw new DomainError('validation_failed', 'The task is too large to take another comment.', { errors: [{ path: '/body', message: 'the stored task would exceed the item size limit' }] })
+  }
+}
+
+/** Counts the comment on its live task, then stores it; refused (`not_found`) when the task is gone. */
+async function addComment (ctx: Context, comment: Comment): Promise<WriteOutcome<Comment, TaskRefusal>> {
+  const counted = await countComment(ctx, comment.task_id)
+  if (!counted.ok) return counted
+  await ctx.raw.putItem(ctx.tables.comments, { ...comment }, { condition: where.notExists('id') })
+  return { ok: true, value: comment }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole status history
+
+/**
+ * Idempotent writes into the history table (deterministic keys: writing an entry again
+ * changes nothing): one put, or batches (a status change stores the entry it drops and the
+ * latest one; moving a legacy list out stores hundreds).
+ */
+async function storeHistory (ctx: Context, taskId: string, entries: StatusChange[]): Promise<void> {
+  const records = entries.map(e => ({
+    task_id: taskId,
+    seq: e.key,
+    from: e.from,
+    to: e.to,
+    changed_by: e.changed_by,
+    changed_at: e.changed_at,
+    ...(e.comment ? { comment: e.comment } : {})
+  }))
+  if (records.length === 1) await ctx.raw.putItem(ctx.tables.history, records[0]!)
+  else await batchPut(ctx.client, ctx.tables.history, records)
+}
+
+/** Unconditional puts in batches of 25, retrying what a batch left unprocessed (backing off). */
+async function batchPut (client: DynamoDB, table: string, items: Array<Record<string, unknown>>): Promise<void> {
+  for (let i = 0; i < items.length; i += 25) {
+    let requests: WriteRequest[] = items.slice(i, i + 25).map(item => ({ PutRequest: { Item: toAttributes(item) } }))
+    for (let round = 0; requests.length; round++) {
+      if (round > 8) throw new Error(`The table ${table} keeps leaving writes unprocessed.`)
+      if (round > 0) await new Promise(resolve => setTimeout(resolve, Math.min(1000, 25 * 2 ** round)))
+      const res = await client.batchWriteItem({ RequestItems: { [table]: requests } })
+      requests = res.UnprocessedItems?.[table] ?? []
+    }
+  }
+}
+
+/**
+ * A page of the whole history, oldest first: the history table merged with the item's
+ * recent entries (the newest may not be in the table yet; a legacy list not at all), without
+ * duplicates (same key, same entry). The cursor is the last key returned. (Not a
+ * `readIndexPage`: each round is merged with the item's entries before it is paged.)
+ */
+async function listHistory (ctx: Context, taskId: string, limit: number, cursor?: string): Promise<Page<StatusHistoryEntry>> {
+  const recent = live(await getItem(ctx, taskId)).status_history ?? []
+  const inItem = recent.map((h, i) => toHistory(h, i))
+  const page = await readPage(ctx.cursors, { list: 'history', task_id: taskId }, limit, cursor, async (n, startKey) => {
+    const seq = startKey?.seq
+    if (startKey && typeof seq !== 'string') throw new DomainError('invalid_cursor', 'The cursor is malformed, expired or belongs to another query.', { errors: [{ path: '/query/cursor', message: 'invalid cursor' }] })
+    const after = typeof seq === 'string' ? seq : undefined
+    const res = await ctx.raw.queryPage<HistoryRecordItem>({
+      table: ctx.tables.history,
+      key: { partition: ['task_id', taskId], sort: after === undefined ? undefined : { name: 'seq', op: '>', value: after } },
+      forward: true,
+      // One more than needed: tells whether anything follows this page.
+      limit: n + 1
+    })
+    const fromTable = res.items.map(fromRecord)
+    // While the table has more, only keys up to the last one read are known in full.
+    const bound = res.lastKey ? (fromTable.at(-1)?.key ?? after ?? '') : undefined
+    const merged = new Map<string, StatusChange>()
+    for (const e of fromTable) merged.set(e.key, e)
+    for (const e of inItem) {
+      if ((after === undefined || e.key > after) && (bound === undefined || e.key <= bound)) merged.set(e.key, e)
+    }
+    const sorted = [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    const items = sorted.slice(0, n)
+    const more = sorted.length > n || res.lastKey !== undefined
+    const last = items.at(-1)
+    return { items, lastKey: more && last ? { task_id: taskId, seq: last.key } : undefined }
+  })
+  return { items: page.items.map(toStatusHistoryDto), next_cursor: page.next_cursor }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists of tasks (tasks.model.ts: one GSI per access pattern, each ranged by the ULID id)
+
+/** The filters a list query may combine, besides the one its index answers. */
+const EQUALITY_FILTERS = ['event_id', 'assigned_to', 'created_by', 'status', 'priority'] as const
+
+/** Created-date bounds as a key condition on the ULID id: [from, to). */
+function createdRange (from: string | undefined, to: string | undefined): KeyCondition['sort'] {
+  const lo = from ? idFrom(Date.parse(from)) : undefined
+  const hi = to ? idBefore(Date.parse(to)) : undefined
+  if (lo && hi) return { name: 'id', op: 'between', value: lo, to: hi }
+  if (lo) return { name: 'id', op: '>=', value: lo }
+  if (hi) return { name: 'id', op: '<=', value: hi }
+  return undefined
+}
+
+/**
+ * A page of tasks of one index, newest first: `attr = value` and the created-date range are
+ * the key condition, the other filters apply to the pages read. The cursor is bound to the
+ * list and all its filters.
+ */
+function readTasks (ctx: Context, index: string, attr: string, value: string, q: TaskListQuery): Promise<Page<Task>> {
+  const { limit, cursor, ...filters } = q
+  // [from, to) with from = to is empty (and not a valid key range).
+  if (q.created_from && q.created_to && Date.parse(q.created_from) >= Date.parse(q.created_to)) return Promise.resolve({ items: [], next_cursor: null })
+  return readIndexPage(ctx.raw, ctx.cursors, {
+    table: ctx.tables.tasks,
+    index,
+    key: { partition: [attr, value], sort: createdRange(q.created_from, q.created_to) },
+    filter: where.and(
+      where.notExists('deleted_at'),
+      ...EQUALITY_FILTERS.map(f => f !== attr && q[f] !== undefined && where.eq(f, q[f])),
+      q.due_from ? where.ge('due_at', q.due_from) : undefined,
+      q.due_to ? where.lt('due_at', q.due_to) : undefined
+    ),
+    map: toTask,
+    cursorScope: { list: 'tasks', ...filters },
+    limit,
+    cursor
+  })
+}
+
+const listByEvent = (ctx: Context, eventId: string, q: TaskListQuery) => readTasks(ctx, 'event-id-index', 'event_id', eventId, q)
+const listByAssignee = (ctx: Context, userId: string, q: TaskListQuery) => readTasks(ctx, 'assignee-id-index', 'assigned_to', userId, q)
+const listByCreator = (ctx: Context, userId: string, q: TaskListQuery) => readTasks(ctx, 'creator-id-index', 'created_by', userId, q)
+const listByStatus = (ctx: Context, status: string, q: TaskListQuery) => readTasks(ctx, 'status-id-index', 'status', status, q)
+const listAll = (ctx: Context, q: TaskListQuery) => readTasks(ctx, 'entity-id-index', 'entity', 'task', q)
+
+/** The access pattern of each indexed filter, most selective first. */
+const BY_FILTER = [
+  ['event_id', listByEvent],
+  ['assigned_to', listByAssignee],
+  ['created_by', listByCreator],
+  ['status', listByStatus]
+] as const
+
+/** Tasks newest first: the most selective indexed filter picks the access pattern, else all. */
+function list (ctx: Context, q: TaskListQuery): Promise<Page<Task>> {
+  for (const [filter, read] of BY_FILTER) {
+    const value = q[filter]
+    if (value !== undefined) return read(ctx, value, q)
+  }
+  return listAll(ctx, q)
+}
+
+// ---------------------------------------------------------------------------------------------
+
 export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec, raw: RawClient, history: TaskHistoryModel, client: DynamoDB) {
-  const table = tasks.table().name
-  const commentsTable = comments.table().name
-  const historyTable = history.table().name
-  const getItem = (id: string): Promise<TaskItem | null> => raw.get<TaskItem>(table, { id })
-  const get = async (id: string): Promise<Task | null> => {
-    const item = await getItem(id)
-    return item ? toTask(item) : null
-  }
-  const live = (item: TaskItem | null): TaskItem => {
-    if (!item || item.deleted_at) throw new DomainError('not_found', 'Task not found.')
-    return item
-  }
-
-  /** Comments oldest first; the cursor of the first page (GET task) works on the comments list too. */
-  const listComments = (taskId: string, limit: number, cursor?: string): Promise<Page<Comment>> =>
-    readPage(cursors, { list: 'comments', task_id: taskId }, limit, cursor, async (n, startKey) => {
-      const res = await raw.query<CommentItem>({
-        TableName: commentsTable,
-        KeyConditionExpression: 'task_id = :t',
-        values: { ':t': taskId },
-        ScanIndexForward: true,
-        Limit: n,
-        startKey
-      })
-      return { items: res.items.map(toComment), lastKey: res.lastKey }
-    })
-
-  /**
-   * The write condition of a guard, as a condition expression with its names and values (and
-   * `explainRefusal`, when the write is refused, says why in domain terms).
-   */
-  function conditionFor (guard: WriteGuard): { condition: string, names: Record<string, string>, values: Record<string, unknown> } {
-    const parts = ['attribute_exists(#c_id)', 'attribute_not_exists(#c_deleted)']
-    const names: Record<string, string> = { '#c_id': 'id', '#c_deleted': 'deleted_at' }
-    const values: Record<string, unknown> = {}
-    if (guard.expectedVersion !== undefined) {
-      parts.push('#c_version = :c_version')
-      names['#c_version'] = 'version'
-      values[':c_version'] = guard.expectedVersion
-    }
-    if (guard.expectedStatus) {
-      parts.push('#c_status = :c_status')
-      names['#c_status'] = 'status'
-      values[':c_status'] = guard.expectedStatus
-    }
-    const actor = guard.actor
-    if (actor) {
-      names['#c_creator'] = 'created_by'
-      values[':c_actor'] = actor.actorId
-      if (actor.asAssignee) {
-        names['#c_assignee'] = 'assigned_to'
-        parts.push('(#c_creator = :c_actor OR #c_assignee = :c_actor)')
-      } else {
-        parts.push('#c_creator = :c_actor')
-      }
-    }
-    return { condition: parts.join(' AND '), names, values }
-  }
-
-  async function explainRefusal (id: string, guard: WriteGuard, next?: TaskStatus): Promise<never> {
-    const current = await get(id)
-    if (!current || current.deleted_at) throw new DomainError('not_found', 'Task not found.')
-    if (guard.expectedVersion !== undefined && current.version !== guard.expectedVersion) {
-      throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
-    }
-    const a = guard.actor
-    if (a && current.created_by !== a.actorId && !(a.asAssignee && current.assigned_to === a.actorId)) {
-      throw new DomainError('forbidden', 'You may no longer change this task.')
-    }
-    if (guard.expectedStatus && current.status !== guard.expectedStatus) {
-      throw new DomainError('invalid_transition', `The task is now ${current.status}${next ? `; it cannot move to ${next} from there` : ''}.`)
-    }
-    throw new DomainError('conflict', 'The task was changed concurrently; retry the request.')
-  }
-
-  /**
-   * Idempotent writes into the history table (deterministic keys: writing an entry again
-   * changes nothing): one put, or batches of up to 25 (a status change stores the entry it drops
-   * and the latest one; moving a legacy list out stores hundreds), retrying what a batch left
-   * unprocessed.
-   */
-  async function storeHistory (taskId: string, entries: StatusChange[]): Promise<void> {
-    const records = entries.map(e => ({
-      task_id: taskId,
-      seq: e.key,
-      from: e.from,
-      to: e.to,
-      changed_by: e.changed_by,
-      changed_at: e.changed_at,
-      ...(e.comment ? { comment: e.comment } : {})
-    }))
-    if (records.length === 1) {
-      await raw.put(historyTable, records[0]!)
-      return
-    }
-    for (let i = 0; i < records.length; i += 25) {
-      let requests: WriteRequest[] = records.slice(i, i + 25).map(r => ({ PutRequest: { Item: toAttributes(r) } }))
-      for (let round = 0; requests.length; round++) {
-        if (round > 8) throw new Error('The history table keeps leaving writes unprocessed.')
-        if (round > 0) await new Promise(resolve => setTimeout(resolve, Math.min(1000, 25 * 2 ** round)))
-        const res = await client.batchWriteItem({ RequestItems: { [historyTable]: requests } })
-        requests = res.UnprocessedItems?.[historyTable] ?? []
-      }
-    }
-  }
-
-  /**
-   * The recent history a write leaves in the item, and what must reach the history table
-   * before it: the entries the write drops and the latest entry read. A status change keeps
-   * the last RECENT_HISTORY - 1 entries and appends its own; any other write leaves a bounded
-   * list alone and trims a legacy (unbounded) one. Undefined: the list stays as it is.
-   */
-  function nextHistory (base: Task, change: StatusChange | undefined): { list: StatusChange[], store: StatusChange[] } | undefined {
-    const listed = base.status_history
-    if (!change && listed.length <= RECENT_HISTORY) return undefined
-    const list = change ? [...listed.slice(-(RECENT_HISTORY - 1)), change] : listed.slice(-RECENT_HISTORY)
-    const kept = new Set(list.map(e => e.key))
-    const store = listed.filter(e => !kept.has(e.key))
-    const latest = listed.at(-1)
-    if (latest && kept.has(latest.key)) store.push(latest)
-    return { list, store }
-  }
-
-  /**
-   * The one conditional write of a task: sets `fields` and `extra`, removes nulled fields,
-   * bumps the version, and writes the recent history when it changes. It is pinned to the
-   * version `base` was read at, so the history it writes is computed from exactly the list it
-   * replaces. Crash safety without transactions: an entry leaves the item only after it was
-   * stored in the history table (before this write), and the reader merges the item's entries
-   * with the table, so stopping between the two writes loses nothing and a retry rewrites the
-   * same keys.
-   */
-  async function write (base: Task, fields: TaskFields, guard: WriteGuard, change?: StatusChange, extra: Record<string, unknown> = {}): Promise<Task> {
-    const pinned: WriteGuard = { ...guard, expectedVersion: base.version }
-    const now = new Date().toISOString()
-    const set: Record<string, unknown> = { updated_at: now, ...extra }
-    const remove: string[] = []
-    const after: Record<string, unknown> = { ...base, ...extra, updated_at: set.updated_at, version: base.version + 1 }
-    for (const [k, v] of Object.entries(fields)) {
-      if (v === undefined) continue
-      after[k] = v
-      if (v === null && NULLABLE.has(k)) remove.push(k)
-      else set[k] = v
-    }
-    const history = nextHistory(base, change)
-    if (history) {
-      after.status_history = history.list
-      set.status_history = history.list.map(toHistoryItem)
-    }
-    const next = after as unknown as Task
-    assertFits(next)
-    if (history?.store.length) await storeHistory(base.id, history.store)
-    // One UpdateItem through the bare client: the item can be ~200 KB, and its result need not
-    // come back (the write is pinned to `base`, so the stored task is exactly `next`).
-    const guarded = conditionFor(pinned)
-    const names: Record<string, string> = { ...guarded.names, '#version': 'version' }
-    const values: Record<string, unknown> = { ...guarded.values, ':version': base.version + 1 }
-    const assignments = ['#version = :version']
-    Object.entries(set).forEach(([k, v], i) => {
-      names[`#s${i}`] = k
-      values[`:s${i}`] = v
-      assignments.push(`#s${i} = :s${i}`)
-    })
-    remove.forEach((k, i) => { names[`#r${i}`] = k })
-    const update = `SET ${assignments.join(', ')}${remove.length ? ` REMOVE ${remove.map((_, i) => `#r${i}`).join(', ')}` : ''}`
-    try {
-      await raw.update(table, { id: base.id }, { update, condition: guarded.condition, names, values })
-      return next
-    } catch (err) {
-      if (isConditionFailed(err)) return explainRefusal(base.id, pinned, fields.status ?? undefined)
-      throw err
-    }
-  }
-
-  /**
-   * Bounds a legacy item's history without changing the task (no version bump: the stored
-   * representation changes, not the task), for writes that do not read the item first.
-   * Pinned to the version read, so a concurrent writer computes the same list.
-   */
-  async function compact (id: string): Promise<void> {
-    const base = toTask(live(await getItem(id)))
-    const history = nextHistory(base, undefined)
-    if (!history) return
-    await storeHistory(id, history.store)
-    try {
-      await raw.update(table, { id }, {
-        update: 'SET #h = :h',
-        condition: 'attribute_exists(id) AND attribute_not_exists(deleted_at) AND #v = :v',
-        names: { '#h': 'status_history', '#v': 'version' },
-        values: { ':h': history.list.map(toHistoryItem), ':v': base.version }
-      })
-    } catch (err) {
-      // Someone else wrote the task meanwhile (and bounded its history the same way).
-      if (!isConditionFailed(err)) throw err
-    }
-  }
-
-  /**
-   * A page of the whole history, oldest first: the history table merged with the item's
-   * recent entries (the newest may not be in the table yet; a legacy list not at all), without
-   * duplicates (same key, same entry). The cursor is the last key returned.
-   */
-  async function listHistory (taskId: string, limit: number, cursor?: string): Promise<Page<StatusHistoryEntry>> {
-    const recent = live(await getItem(taskId)).status_history ?? []
-    const inItem = recent.map((h, i) => toHistory(h, i))
-    const page = await readPage(cursors, { list: 'history', task_id: taskId }, limit, cursor, async (n, startKey) => {
-      const seq = startKey?.seq
-      if (startKey && typeof seq !== 'string') throw new DomainError('invalid_cursor', 'The cursor is malformed, expired or belongs to another query.', { errors: [{ path: '/query/cursor', message: 'invalid cursor' }] })
-      const after = typeof seq === 'string' ? seq : undefined
-      const res = await raw.query<HistoryRecordItem>({
-        TableName: historyTable,
-        KeyConditionExpression: after === undefined ? 'task_id = :t' : 'task_id = :t AND #s > :after',
-        ...(after === undefined ? {} : { ExpressionAttributeNames: { '#s': 'seq' } }),
-        values: { ':t': taskId, ...(after === undefined ? {} : { ':after': after }) },
-        ScanIndexForward: true,
-        // One more than needed: tells whether anything follows this page.
-        Limit: n + 1
-      })
-      const fromTable = res.items.map(fromRecord)
-      // While the table has more, only keys up to the last one read are known in full.
-      const bound = res.lastKey ? (fromTable.at(-1)?.key ?? after ?? '') : undefined
-      const merged = new Map<string, StatusChange>()
-      for (const e of fromTable) merged.set(e.key, e)
-      for (const e of inItem) {
-        if ((after === undefined || e.key > after) && (bound === undefined || e.key <= bound)) merged.set(e.key, e)
-      }
-      const sorted = [...merged.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-      const items = sorted.slice(0, n)
-      const more = sorted.length > n || res.lastKey !== undefined
-      const last = items.at(-1)
-      return { items, lastKey: more && last ? { task_id: taskId, seq: last.key } : undefined }
-    })
-    return { items: page.items.map(toStatusHistoryDto), next_cursor: page.next_cursor }
-  }
-
+  const ctx: Context = { raw, client, cursors, tables: { tasks: tasks.table().name, comments: comments.table().name, history: history.table().name } }
   return {
-    /** Maintenance only (recounts, exports): every item. Never on a request path. */
-    scanAll: () => scanAll(tasks, toTask),
-
-    /** A task that exists and is not deleted, or a `not_found` domain error. */
-    async getLive (id: string): Promise<Task> {
-      return toTask(live(await getItem(id)))
-    },
-
-    /**
-     * A live task with its first page of comments. The task item counts its comments (counted
-     * before each comment is written, so the count is never below the truth): a task without
-     * comments costs one read. Items written before the count existed are queried.
-     */
-    async getLiveWithComments (id: string, limit: number): Promise<{ task: Task, comments: Page<Comment> }> {
-      const item = live(await getItem(id))
-      const comments = item.comment_count === 0 ? { items: [], next_cursor: null } : await listComments(id, limit)
-      return { task: toTask(item), comments }
-    },
-
-    async create (task: Task): Promise<Task> {
-      assertFits(task)
-      const item = itemOf(task)
-      item.comment_count = 0
-      delete item.deleted_at
-      delete item.deleted_by
-      await tasks.create(item as Partial<TaskItem>, { overwrite: false })
-      return task
-    },
-
-    /**
-     * Partial update of the task's own fields (nulls are removed), in one conditional write
-     * pinned to the version `base` was read at.
-     */
-    update: (base: Task, fields: TaskFields, guard: WriteGuard): Promise<Task> => write(base, fields, guard),
-
-    /**
-     * Moves the status and records the change, in one conditional write pinned to the version
-     * (and status) `base` was read at: the new recent history (the last RECENT_HISTORY - 1
-     * entries of `base` plus this one) is computed from exactly what the write replaces.
-     * The change's key is the version it produces.
-     */
-    changeStatus: (base: Task, fields: TaskFields, guard: WriteGuard, change: StatusHistoryEntry): Promise<Task> =>
-      write(base, fields, { ...guard, expectedStatus: base.status }, { ...change, key: changeKey(base.version + 1) }),
-
-    /** Soft delete: marks the task; lists skip it, reads answer 404. */
-    softDelete (base: Task, by: string, guard: WriteGuard): Promise<Task> {
-      const now = new Date().toISOString()
-      return write(base, {}, guard, undefined, { deleted_at: now, deleted_by: by, updated_at: now })
-    },
-
-    /** Every status change of a live task, oldest first, in pages. */
-    listHistory,
-
-    /**
-     * Tasks newest first. The most selective indexed filter picks the index (event, assignee,
-     * creator, status, else all); a created-date range is a key condition on the ULID id;
-     * the other filters apply to the pages read.
-     */
-    async list (q: TaskListQuery): Promise<Page<Task>> {
-      const { limit, cursor, ...filters } = q
-      // [from, to) with from = to is empty (and not a valid key range).
-      if (q.created_from && q.created_to && Date.parse(q.created_from) >= Date.parse(q.created_to)) return { items: [], next_cursor: null }
-      const index = q.event_id
-        ? { name: 'event-id-index', attr: 'event_id', value: q.event_id }
-        : q.assigned_to
-          ? { name: 'assignee-id-index', attr: 'assigned_to', value: q.assigned_to }
-          : q.created_by
-            ? { name: 'creator-id-index', attr: 'created_by', value: q.created_by }
-            : q.status
-              ? { name: 'status-id-index', attr: 'status', value: q.status }
-              : { name: 'entity-id-index', attr: 'entity', value: 'task' }
-      // Key condition on the index, filters on the pages read; every name aliased (`status` is reserved).
-      const names: Record<string, string> = { '#k': index.attr, '#deleted': 'deleted_at' }
-      const values: Record<string, unknown> = { ':k': index.value }
-      let keyCondition = '#k = :k'
-      const from = q.created_from ? idFrom(Date.parse(q.created_from)) : undefined
-      const to = q.created_to ? idBefore(Date.parse(q.created_to)) : undefined
-      if (from) values[':from'] = from
-      if (to) values[':to'] = to
-      if (from || to) names['#id'] = 'id'
-      if (from && to) keyCondition += ' AND #id BETWEEN :from AND :to'
-      else if (from) keyCondition += ' AND #id >= :from'
-      else if (to) keyCondition += ' AND #id <= :to'
-      const filter = ['attribute_not_exists(#deleted)']
-      for (const attr of ['event_id', 'assigned_to', 'created_by', 'status', 'priority'] as const) {
-        const value = q[attr]
-        if (value === undefined || attr === index.attr) continue
-        names[`#${attr}`] = attr
-        values[`:${attr}`] = value
-        filter.push(`#${attr} = :${attr}`)
-      }
-      if (q.due_from || q.due_to) names['#due'] = 'due_at'
-      if (q.due_from) { values[':due_from'] = q.due_from; filter.push('#due >= :due_from') }
-      if (q.due_to) { values[':due_to'] = q.due_to; filter.push('#due < :due_to') }
-      return readPage(cursors, { list: 'tasks', ...filters }, limit, cursor, async (n, startKey) => {
-        const res = await raw.query<TaskItem>({
-          TableName: table,
-          IndexName: index.name,
-          KeyConditionExpression: keyCondition,
-          FilterExpression: filter.join(' AND '),
-          ExpressionAttributeNames: names,
-          values,
-          ScanIndexForward: false,
-          Limit: n,
-          startKey
-        })
-        return { items: res.items.map(toTask), lastKey: res.lastKey }
-      })
-    },
-
-    async addComment (comment: Comment): Promise<Comment> {
-      const count = () => tasks.update({ id: comment.task_id }, { $ADD: { comment_count: 1 } } as never, {
-        condition: new dynamoose.Condition('id').exists().and().where('deleted_at').not().exists()
-      })
-      try {
-        try {
-          await count()
-        } catch (err) {
-          // Only a legacy item (an unbounded status history) can be this large: bound it, once.
-          if (!isItemTooLarge(err)) throw err
-          await compact(comment.task_id)
-          await count()
-        }
-      } catch (err) {
-        if (isConditionFailed(err)) throw new DomainError('not_found', 'Task not found.')
-        if (isItemTooLarge(err)) throw new DomainError('validation_failed', 'The task is too large to take another comment.', { errors: [{ path: '/body', message: 'the stored task would exceed the item size limit' }] })
-        throw err
-      }
-      await comments.create(comment, { overwrite: false })
-      return comment
-    },
-
-    listComments
+    scanAll: () => scanAll(ctx),
+    getById: (id: string) => getById(ctx, id),
+    getLive: (id: string) => getLive(ctx, id),
+    getLiveWithComments: (id: string, limit: number) => getLiveWithComments(ctx, id, limit),
+    create: (task: Task) => create(ctx, task),
+    update: (base: Task, fields: TaskFields, rule: TaskWriteRule) => update(ctx, base, fields, rule),
+    changeStatus: (base: Task, fields: TaskFields, rule: TaskWriteRule, change: StatusHistoryEntry) => changeStatus(ctx, base, fields, rule, change),
+    softDelete: (base: Task, by: string, rule: TaskWriteRule) => softDelete(ctx, base, by, rule),
+    listHistory: (taskId: string, limit: number, cursor?: string) => listHistory(ctx, taskId, limit, cursor),
+    list: (q: TaskListQuery) => list(ctx, q),
+    listAll: (q: TaskListQuery) => listAll(ctx, q),
+    listByEvent: (eventId: string, q: TaskListQuery) => listByEvent(ctx, eventId, q),
+    listByAssignee: (userId: string, q: TaskListQuery) => listByAssignee(ctx, userId, q),
+    listByCreator: (userId: string, q: TaskListQuery) => listByCreator(ctx, userId, q),
+    listByStatus: (status: TaskStatus, q: TaskListQuery) => listByStatus(ctx, status, q),
+    addComment: (comment: Comment) => addComment(ctx, comment),
+    listComments: (taskId: string, limit: number, cursor?: string) => listComments(ctx, taskId, limit, cursor)
   }
 }
 

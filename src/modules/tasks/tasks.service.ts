@@ -1,15 +1,15 @@
 import { decodeTime } from 'ulid'
 import type { CreateTaskRequest, UpdateTaskRequest, UpdateTaskStatusRequest } from '../../../openapi/generated/schemas.js'
-import { assertRange, DomainError } from '../../domain/errors.js'
+import { assertRange } from '../../domain/errors.js'
 import { canonicalTime } from '../../domain/time.js'
 import {
-  assertAssignable, assertCanDeleteTask, assertCanModifyTask, assertTransition, newTask, recentHistory, statusEffects, writeGuard,
-  type StatusHistoryEntry, type Task
+  assertAssignable, assertTransition, checkTaskWrite, newTask, recentHistory, statusEffects, taskRefusalError, taskWriteRule,
+  type StatusHistoryEntry, type Task, type TaskStatus, type TaskWriteRule
 } from '../../domain/tasks.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
-import type { Comment, TaskListQuery, TasksRepository } from './tasks.repository.js'
+import type { Comment, TaskListQuery, TasksRepository, TaskWrite } from './tasks.repository.js'
 
 /** Comments shown with a task; the rest through GET /api/tasks/{id}/comments. */
 export const FIRST_COMMENTS = 50
@@ -20,29 +20,22 @@ export interface EventLinks {
 }
 
 export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks, stats: Pick<StatsRecorder, 'task'>) {
-  /** The live task, if the actor may change it and If-Match (when given) still matches. */
-  async function loadForChange (actor: Actor, id: string, expectedVersion: number | undefined): Promise<Task> {
-    const task = await repo.getLive(id)
-    assertCanModifyTask(actor, task)
-    if (expectedVersion !== undefined && expectedVersion !== task.version) {
-      throw new DomainError('precondition_failed', 'The task was changed by someone else (ETag mismatch).')
-    }
-    return task
-  }
-
   /**
-   * Every write is pinned to the version it was decided on, so the dashboard counters are
-   * computed from exactly what it replaced. Without If-Match a concurrent change is not the
-   * client's problem: read again and re-decide (the write still names only its fields).
+   * A write decided on the task as read. The actor's write rule (domain/tasks.ts) is checked on
+   * the task read (with If-Match, when given, as the version), then made the write's condition
+   * (the repository pins it to the version read, so the dashboard counters are computed from
+   * exactly what the write replaced); a refused write comes back as the part of the rule the
+   * task now fails. Without If-Match a `stale` refusal is not the client's problem: read again
+   * and re-decide (the write still names only its fields). Every final refusal becomes its
+   * domain error here. `next`: the status a status change moves to (for the error).
    */
-  async function pinned<T> (expectedVersion: number | undefined, attempt: () => Promise<T>): Promise<T> {
+  async function decided (actor: Actor, action: 'modify' | 'delete', id: string, ifMatch: number | undefined, attempt: (task: Task, rule: TaskWriteRule) => Promise<TaskWrite>, next?: TaskStatus): Promise<Task> {
     for (let round = 0; ; round++) {
-      try {
-        return await attempt()
-      } catch (err) {
-        const retry = expectedVersion === undefined && err instanceof DomainError && err.code === 'precondition_failed' && round < 20
-        if (!retry) throw err
-      }
+      const read = checkTaskWrite(taskWriteRule(actor, action, { version: ifMatch }), await repo.getById(id))
+      const outcome = read.ok ? await attempt(read.value, taskWriteRule(actor, action)) : read
+      if (outcome.ok) return outcome.value
+      const retry = outcome.refusal.reason === 'stale' && ifMatch === undefined && round < 20
+      if (!retry) throw taskRefusalError(outcome.refusal, next)
     }
   }
 
@@ -72,52 +65,50 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     },
 
     /** Partial update: only the named fields are written (no read-modify-write of the item). */
-    update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> => pinned(expectedVersion, async () => {
-      const task = await loadForChange(actor, id, expectedVersion)
-      if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
-      const updated = await repo.update(task, {
-        title: patch.title,
-        description: patch.description,
-        priority: patch.priority,
-        assigned_to: patch.assigned_to,
-        due_at: time(patch.due_at, '/body/due_at')
-      }, { expectedVersion: task.version, actor: writeGuard(actor, 'modify') })
-      await stats.task(task, updated)
-      return updated
-    }),
+    update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> =>
+      decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
+        if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
+        const updated = await repo.update(task, {
+          title: patch.title,
+          description: patch.description,
+          priority: patch.priority,
+          assigned_to: patch.assigned_to,
+          due_at: time(patch.due_at, '/body/due_at')
+        }, rule)
+        if (updated.ok) await stats.task(task, updated.value)
+        return updated
+      }),
 
     /**
      * Moves the task along the transition table. The write is conditional on the status and
      * version it was decided from, so of concurrent changes from one status exactly one
      * succeeds and the history (written in the same write) matches the responses.
      */
-    changeStatus: (actor: Actor, id: string, input: UpdateTaskStatusRequest, expectedVersion: number | undefined): Promise<Task> => pinned(expectedVersion, async () => {
-      const task = await loadForChange(actor, id, expectedVersion)
-      assertTransition(task.status, input.status)
-      const now = new Date().toISOString()
-      const effects = statusEffects(task, input.status, now)
-      const updated = await repo.changeStatus(task, { status: input.status, ...effects }, {
-        expectedVersion: task.version,
-        expectedStatus: task.status,
-        actor: writeGuard(actor, 'modify')
-      }, { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null })
-      await stats.task(task, updated)
-      return updated
-    }),
+    changeStatus: (actor: Actor, id: string, input: UpdateTaskStatusRequest, expectedVersion: number | undefined): Promise<Task> =>
+      decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
+        assertTransition(task.status, input.status)
+        const now = new Date().toISOString()
+        const effects = statusEffects(task, input.status, now)
+        const updated = await repo.changeStatus(task, { status: input.status, ...effects }, rule,
+          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null })
+        if (updated.ok) await stats.task(task, updated.value)
+        return updated
+      }, input.status),
 
-    remove: (actor: Actor, id: string): Promise<Task> => pinned(undefined, async () => {
-      const task = await repo.getLive(id)
-      assertCanDeleteTask(actor, task)
-      const deleted = await repo.softDelete(task, actor.id, { expectedVersion: task.version, actor: writeGuard(actor, 'delete') })
-      await stats.task(task, deleted)
+    remove: (actor: Actor, id: string): Promise<Task> => decided(actor, 'delete', id, undefined, async (task, rule) => {
+      const deleted = await repo.softDelete(task, actor.id, rule)
+      if (!deleted.ok) return deleted
+      await stats.task(task, deleted.value)
       // The event may get a new task once this one is gone.
-      if (deleted.event_id) await events.detachTask(deleted.event_id, deleted.id)
+      if (deleted.value.event_id) await events.detachTask(deleted.value.event_id, deleted.value.id)
       return deleted
     }),
 
     async addComment (actor: Actor, taskId: string, body: string): Promise<Comment> {
       const id = newId()
-      return repo.addComment({ id, task_id: taskId, author_id: actor.id, body, created_at: new Date(decodeTime(id)).toISOString() })
+      const added = await repo.addComment({ id, task_id: taskId, author_id: actor.id, body, created_at: new Date(decodeTime(id)).toISOString() })
+      if (!added.ok) throw taskRefusalError(added.refusal)
+      return added.value
     },
 
     async listComments (taskId: string, limit: number, cursor: string | undefined) {
