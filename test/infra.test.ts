@@ -37,12 +37,23 @@ interface Synthesis {
   memberJson: Json
   /** Every acknowledged cdk-nag rule: construct path, rule id, reason. */
   acknowledged: Array<{ path: string, id: string, reason: string }>
+  /** validation-report.json and the text of every JSON file of the assembly, read right after synthesis. */
+  report: Json
+  files: Record<string, string>
 }
 
-/** Synthesises the app once per context (cdk-nag runs: a finding without acknowledgement throws). */
-async function synth (context: Json): Promise<Synthesis> {
-  const outdir = await mkdtemp(path.join(tmpdir(), 'cmc-cdk-'))
-  t.teardown(() => rm(outdir, { recursive: true, force: true }))
+/**
+ * Synthesises the app (cdk-nag runs: a finding without acknowledgement throws). Apps that
+ * share `outdir` share the bundled function (CDK's asset cache is per output directory), so
+ * everything is read right after synthesis, before the next one overwrites common files.
+ */
+async function synth (context: Json, outdir?: string): Promise<Synthesis> {
+  if (!outdir) {
+    outdir = await mkdtemp(path.join(tmpdir(), 'cmc-cdk-'))
+    const dir = outdir
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+  }
+  const started = performance.now()
   const app = new App({ outdir, context: { ...cdkContext, ...context } })
   const stacks = await defineInfra(app)
   const assembly = app.synth()
@@ -51,19 +62,28 @@ async function synth (context: Json): Promise<Synthesis> {
   const acknowledged = app.node.findAll().flatMap(c => c.node.metadata
     .filter(m => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
     .flatMap(m => Object.entries(m.data as Record<string, string>).map(([id, reason]) => ({ path: c.node.path, id: id.replace(/^Annotation::/, ''), reason }))))
-  return { stacks, outdir, service: Template.fromJSON(serviceJson), member: Template.fromJSON(memberJson), serviceJson, memberJson, acknowledged }
+  const files: Record<string, string> = {}
+  for (const file of (await readdir(outdir)).filter(f => f.endsWith('.json'))) files[file] = await readFile(path.join(outdir, file), 'utf8')
+  t.comment(`synthesised ${JSON.stringify(context)} in ${Math.round(performance.now() - started)} ms`)
+  return {
+    stacks,
+    outdir,
+    service: Template.fromJSON(serviceJson),
+    member: Template.fromJSON(memberJson),
+    serviceJson,
+    memberJson,
+    acknowledged,
+    report: JSON.parse(files['validation-report.json']!) as Json,
+    files
+  }
 }
 
-const timed = async (label: string, context: Json): Promise<Synthesis> => {
-  const started = performance.now()
-  const s = await synth(context)
-  t.comment(`synthesised ${label} in ${Math.round(performance.now() - started)} ms`)
-  return s
-}
 const specs = await describeTables()
-const dev = await timed('dev (Lambda)', { stage: 'dev' })
-const prod = await timed('prod (Lambda)', { stage: 'prod', alarmEmail: 'ops@example.com' })
-const fargate = await timed('dev (Fargate)', { stage: 'dev', compute: 'fargate', region: 'eu-west-1' })
+const lambdaOut = await mkdtemp(path.join(tmpdir(), 'cmc-cdk-'))
+t.teardown(() => rm(lambdaOut, { recursive: true, force: true }))
+const dev = await synth({ stage: 'dev' }, lambdaOut)
+const prod = await synth({ stage: 'prod', alarmEmail: 'ops@example.com' }, lambdaOut)
+const fargate = await synth({ stage: 'dev', compute: 'fargate', region: 'eu-west-1' })
 
 const resources = (json: Json, type: string): Array<[string, Json]> => Object.entries(json.Resources as Record<string, Json>).filter(([, r]) => r.Type === type)
 const byName = <T extends Json>(items: T[] | undefined, key: string): T[] => [...(items ?? [])].sort((a, b) => String(a[key]).localeCompare(String(b[key])))
@@ -188,7 +208,7 @@ t.test('Lambda: the function, its role and the HTTP API', async t => {
     AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('requestId') },
     DefaultRouteSettings: { ThrottlingRateLimit: Match.anyValue(), ThrottlingBurstLimit: Match.anyValue() }
   })
-  t.ok(dev.serviceJson.Outputs.ApiUrl, 'the API URL is an output')
+  t.same(dev.serviceJson.Outputs.ApiUrl.Value, { 'Fn::Join': ['', ['https://', ref(resources(json, 'AWS::ApiGatewayV2::Api')[0]![0]), '.execute-api.', ref('AWS::Region'), '.', ref('AWS::URLSuffix')]] }, 'the API URL is an output, without a trailing slash (the member stack\'s ServiceUrl)')
   t.pass('the HTTP API: one $default route, Lambda proxy, payload 2.0, access-logged and throttled')
 })
 
@@ -244,7 +264,7 @@ t.test('Fargate variant: the same tables and policy, the image from the Dockerfi
   checkServicePolicy(t, roleStatements(json, taskRoleId), 'task role')
 
   // ContainerImage.fromAsset needs no Docker at synthesis: the image is built by `cdk deploy`.
-  const manifest = JSON.parse(await readFile(path.join(fargate.outdir, `${fargate.stacks.service.artifactId}.assets.json`), 'utf8')) as Json
+  const manifest = JSON.parse(fargate.files[`${fargate.stacks.service.artifactId}.assets.json`]!) as Json
   const images = Object.values(manifest.dockerImages ?? {}) as Json[]
   t.equal(images.length, 1, 'one image asset')
   t.equal(images[0]!.source.platform, 'linux/amd64')
@@ -285,7 +305,7 @@ t.test('member-account stack: the read-only role the connection test assumes', a
   t.ok(actions.every(a => /^(cloudwatch|guardduty|securityhub|health|events):(Describe|Get|List)[A-Za-z]+$/.test(a)), 'read-only calls of the monitored services, no wildcard action')
   t.same(json.Outputs.RoleArn.Condition, 'CreateRoleCondition')
   t.notOk(json.Parameters.BootstrapVersion || json.Rules, 'no CDK bootstrap needed (StackSets, plain CloudFormation)')
-  const manifest = JSON.parse(await readFile(path.join(dev.outdir, 'manifest.json'), 'utf8')) as Json
+  const manifest = JSON.parse(dev.files['manifest.json']!) as Json
   const assets = Object.keys(manifest.artifacts).filter(k => k.startsWith(dev.stacks.member.artifactId) && manifest.artifacts[k].type === 'cdk:asset-manifest')
   t.same(assets, [], 'no assets')
 })
@@ -339,9 +359,7 @@ t.test('member-account stack: EventBridge delivery to /api/events/ingest', async
 
 t.test('no secret in any synthesised file', async t => {
   for (const s of [dev, prod, fargate]) {
-    const files = (await readdir(s.outdir)).filter(f => f.endsWith('.json'))
-    for (const file of files) {
-      const text = await readFile(path.join(s.outdir, file), 'utf8')
+    for (const [file, text] of Object.entries(s.files)) {
       t.notMatch(text, /cmk_[A-Za-z0-9_-]{20,}/, `${file}: no ingestion API key`)
       t.notMatch(text, /"(JWT_SECRET|SecretString|ApiKeyValue)"\s*:\s*"/, `${file}: no literal JWT secret, secret string or API key`)
     }
@@ -350,10 +368,7 @@ t.test('no secret in any synthesised file', async t => {
 
 t.test('cdk-nag: AWS Solutions checks pass; every acknowledgement has its reason', async t => {
   // Synthesis throws on an unacknowledged finding; here it passed. The report says the same.
-  for (const s of [dev, prod, fargate]) {
-    const report = JSON.parse(await readFile(path.join(s.outdir, 'validation-report.json'), 'utf8')) as Json
-    t.same((report.pluginReports as Json[]).filter(r => r.conclusion !== 'success'), [], 'no failing validation report')
-  }
+  for (const s of [dev, prod, fargate]) t.same((s.report.pluginReports as Json[]).filter(r => r.conclusion !== 'success'), [], 'no failing validation report')
   const all = [...dev.acknowledged, ...fargate.acknowledged].filter(a => a.id.startsWith('AwsSolutions-'))
   for (const a of all) t.ok(a.reason.length >= 40, `${a.id} on ${a.path}: ${a.reason}`)
   // (aws-cdk-lib acknowledges some of its own CloudFormation-Validate rules: not ours.)

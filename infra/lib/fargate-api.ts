@@ -36,6 +36,7 @@ const PORT = 3000
 export class FargateApi extends Construct {
   readonly service: ecs.FargateService
   readonly loadBalancer: elbv2.ApplicationLoadBalancer
+  /** Base URL of the API, without a trailing slash. */
   readonly url: string
 
   constructor (scope: Construct, id: string, props: FargateApiProps) {
@@ -140,12 +141,12 @@ export class FargateApi extends Construct {
       })
       targetGroup = https.addTargets('Api', target)
       this.loadBalancer.addRedirect({ sourcePort: 80, targetPort: 443 })
-      this.url = `https://${this.loadBalancer.loadBalancerDnsName}/`
+      this.url = `https://${this.loadBalancer.loadBalancerDnsName}`
     } else {
       // Development only: without a certificate (-c certificateArn=…) the API is plain HTTP,
       // and EventBridge API destinations, which require HTTPS, cannot deliver to it.
       targetGroup = this.loadBalancer.addListener('Http', { port: 80 }).addTargets('Api', target)
-      this.url = `http://${this.loadBalancer.loadBalancerDnsName}/`
+      this.url = `http://${this.loadBalancer.loadBalancerDnsName}`
     }
 
     const serverErrors = new cloudwatch.MathExpression({

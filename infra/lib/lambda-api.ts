@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { Duration, RemovalPolicy } from 'aws-cdk-lib'
+import { Aws, Duration, RemovalPolicy } from 'aws-cdk-lib'
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations'
 import * as iam from 'aws-cdk-lib/aws-iam'
@@ -32,6 +32,7 @@ export class LambdaApi extends Construct {
   readonly fn: NodejsFunction
   readonly api: apigwv2.HttpApi
   readonly stage: apigwv2.HttpStage
+  /** Base URL of the API, without a trailing slash. */
   readonly url: string
 
   constructor (scope: Construct, id: string, props: LambdaApiProps) {
@@ -95,7 +96,8 @@ export class LambdaApi extends Construct {
       throttle: { rateLimit: 1000, burstLimit: 2000 },
       accessLogSettings: { destination: new apigwv2.LogGroupLogDestination(accessLogs) }
     })
-    this.url = this.stage.url
+    // Without the trailing slash: the member stack's ServiceUrl appends /api/events/ingest.
+    this.url = `https://${this.api.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`
     for (const route of this.api.node.findAll().filter(c => c instanceof apigwv2.CfnRoute)) {
       acknowledge(route, 'AwsSolutions-APIG4', 'Authentication is the app\'s: a JWT on every route that is not public (plugins/rbac.ts refuses to start with a route without a policy), the ingestion API key on /api/events/ingest; the public routes (health, login, docs) must stay reachable')
     }

@@ -78,7 +78,7 @@ export class ServiceStack extends Stack {
     const role = this.api instanceof LambdaApi ? this.api.fn.role! : this.api.service.taskDefinition.taskRole
     acknowledge(role, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/${config.memberRoleName}]`, ASSUME_ROLE_REASON)
 
-    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API' })
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API, without a trailing slash (ServiceUrl parameter of the member-account stack)' })
     new CfnOutput(this, 'TablePrefix', { value: config.tablePrefix, description: 'TABLE_PREFIX of this stage (operator scripts: DYNAMODB_ENDPOINT=aws TABLE_PREFIX=… npm run seed:admin)' })
     new CfnOutput(this, 'JwtSecretArn', { value: this.jwtSecret.secretArn })
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Subscribe to receive the alarms' })
