@@ -9,6 +9,8 @@ import { ConfigError, loadConfig } from './config.js'
  * invocation it serves. Unlike the server it starts no embedded database, creates no
  * tables (deploy them first: deploy/cloudformation/tables.yaml) and no first admin
  * (`npm run seed:admin`), and it needs JWT_SECRET: there is no DATA_DIR to keep one in.
+ * With JWT_SECRET_ARN instead (the CDK stack, infra/), the secret is read from Secrets Manager
+ * once per container, at start, so its value is never in the function's configuration.
  */
 /** The parts of the Lambda context the adapter reads; the runtime passes the full object. */
 export interface LambdaContext {
@@ -26,11 +28,34 @@ interface Instance {
 
 let instance: Promise<Instance> | undefined
 
+/** The value of the secret JWT_SECRET_ARN names (Secrets Manager, in the ARN's region); undefined without it. */
+async function jwtSecretFromArn (env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const arn = env.JWT_SECRET_ARN
+  if (!arn) return undefined
+  if (env.JWT_SECRET) throw new ConfigError('Invalid configuration: set JWT_SECRET or JWT_SECRET_ARN, not both')
+  // Loaded only here: runs without JWT_SECRET_ARN (local, tests) never load this client.
+  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager')
+  const region = arn.split(':')[3]
+  const client = new SecretsManagerClient(region ? { region } : {})
+  try {
+    const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: arn }))
+    if (!SecretString) throw new ConfigError(`Invalid configuration: the secret JWT_SECRET_ARN names (${arn}) has no string value`)
+    return SecretString
+  } catch (err) {
+    if (err instanceof ConfigError) throw err
+    const e = err as { name?: string, message?: string }
+    throw new ConfigError(`Invalid configuration: could not read JWT_SECRET_ARN (${arn}): ${e.name ?? 'Error'}: ${e.message ?? String(err)}`)
+  } finally {
+    client.destroy()
+  }
+}
+
 async function init (): Promise<Instance> {
+  const secret = await jwtSecretFromArn(process.env)
   // Not the embedded stand-in: real DynamoDB unless an endpoint URL is given. Shared by every
   // container, which also makes revocations wait out the other containers' caller caches.
-  const config = loadConfig({ ...process.env, DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT || 'aws' })
-  if (!config.jwtSecret) throw new ConfigError('Invalid configuration: JWT_SECRET is required on Lambda (every container must sign with the same secret)')
+  const config = loadConfig({ ...process.env, DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT || 'aws', ...(secret ? { JWT_SECRET: secret } : {}) })
+  if (!config.jwtSecret) throw new ConfigError('Invalid configuration: JWT_SECRET is required on Lambda (or JWT_SECRET_ARN: every container must sign with the same secret)')
   const app = await buildApp(config, {
     jwtSecret: config.jwtSecret,
     dynamodbEndpoint: config.dynamodbEndpoint!
