@@ -547,13 +547,9 @@ t.test('seed:admin and reset-password recover from a corrupted admin set and fro
   const second = await api.userWithRole('admin')
   const plain = await api.userWithRole('user')
   const setItem = (ids: string[], extra: Record<string, unknown> = {}) =>
-    raw.put(metaTable, { pk: 'admins#active', ...(ids.length ? { ids: new Set(ids) } : {}), ...extra })
+    raw.putItem(metaTable, { pk: 'admins#active', ...(ids.length ? { ids: new Set(ids) } : {}), ...extra })
   const setUser = (id: string, fields: { is_active?: boolean, role?: string }) =>
-    raw.update(usersTable, { id }, {
-      update: `SET ${Object.keys(fields).map(k => `#${k} = :${k}`).join(', ')}`,
-      names: Object.fromEntries(Object.keys(fields).map(k => [`#${k}`, k])),
-      values: Object.fromEntries(Object.entries(fields).map(([k, v]) => [`:${k}`, v]))
-    })
+    raw.updateItem(usersTable, { id }, { set: fields })
 
   // 1. A wrong set (a plain user and an unknown id in it, an admin missing, an epoch far ahead,
   //    a count of an older version): repaired from the users, nobody's account touched.
@@ -562,7 +558,7 @@ t.test('seed:admin and reset-password recover from a corrupted admin set and fro
   t.match(repaired, { created: false, restored: false, activeAdmins: 2 })
   t.same(await assertAdminSetExact(t, api, 'repaired'), [rootId, second.id].sort())
   t.equal((await repo.getById(rootId))!.admin_epoch, 999, 'the epoch the set was ahead with is fenced into the user')
-  const stored = await raw.get<Record<string, unknown>>(metaTable, { pk: 'admins#active' })
+  const stored = await raw.getItem<Record<string, unknown>>(metaTable, { pk: 'admins#active' })
   t.notOk(stored && ('n' in stored || `v#${MISSING_ID}` in stored), 'no leftovers')
   t.equal((await api.request({ method: 'PUT', url: `/api/users/${second.id}`, headers: api.auth(root), payload: { role: 'manager' } })).statusCode, 200, 'the guard works on the repaired set')
   await t.rejects(repo.updateAccess((await repo.getById(rootId))!, { is_active: false }), { code: 'last_admin' })

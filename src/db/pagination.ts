@@ -86,15 +86,3 @@ export interface PageBound<T> {
   /** The key to continue after `item` (what DynamoDB's LastEvaluatedKey would be). */
   keyOf: (item: T) => Record<string, unknown>
 }
-
-/** Maintenance only (recounts, exports): every item of a table, page by page. Never on a request path. */
-export async function * scanAll<I, T> (model: { scan: () => any }, map: (item: I) => T): AsyncGenerator<T> {
-  let lastKey: unknown
-  do {
-    let scan = model.scan().limit(500)
-    if (lastKey) scan = scan.startAt(lastKey)
-    const res = await scan.exec() as I[] & { lastKey?: unknown }
-    for (const item of res) yield map(item)
-    lastKey = res.lastKey
-  } while (lastKey)
-}

@@ -1,7 +1,7 @@
 /**
  * The data layer's two dialects on the hot paths, in the bench process itself (no HTTP, no
  * Fastify): Dynamoose (`Model.get`, `Model.query`, `Model.update`, `new Model().save`) against
- * the bare SDK client calls of src/db/raw.ts (`raw.get`, `raw.query`, `raw.update`, `raw.put`),
+ * the bare SDK client calls of src/db/raw.ts's toolkit (`getItem`, `queryPage`, `updateItem`, `putItem`),
  * on the same tables, items and requests.
  *
  * The embedded stand-in runs on disk (a LevelDB directory, as `npm start`), in its worker
@@ -16,6 +16,7 @@
  * per call (Linux's per-thread counters: the client side alone, where the two dialects
  * differ; the stand-in runs in its own thread).
  */
+import { where } from '../../../src/db/expressions.js'
 import { readFileSync } from 'node:fs'
 import type { DynamoDB } from '@aws-sdk/client-dynamodb'
 import dynamoose from 'dynamoose'
@@ -206,7 +207,7 @@ export async function measureDialects (opts: DialectOptions): Promise<DialectRun
         request: 'GetItem, ConsistentRead',
         calls: {
           dynamoose: () => models.tasks.get({ id: nextId() }, { consistent: true }),
-          bare: () => raw.get<TaskItem>(tasksTable, { id: nextId() })
+          bare: () => raw.getItem<TaskItem>(tasksTable, { id: nextId() })
         }
       },
       {
@@ -215,15 +216,13 @@ export async function measureDialects (opts: DialectOptions): Promise<DialectRun
         calls: {
           dynamoose: (_w, n) => models.tasks.query('status').eq(STATUSES[n % 3]).using('status-id-index')
             .and().where('deleted_at').not().exists().sort('descending').limit(20).exec(),
-          bare: (_w, n) => raw.query<TaskItem>({
-            TableName: tasksTable,
-            IndexName: 'status-id-index',
-            KeyConditionExpression: '#k = :k',
-            FilterExpression: 'attribute_not_exists(#deleted)',
-            ExpressionAttributeNames: { '#k': 'status', '#deleted': 'deleted_at' },
-            values: { ':k': STATUSES[n % 3] },
-            ScanIndexForward: false,
-            Limit: 20
+          bare: (_w, n) => raw.queryPage<TaskItem>({
+            table: tasksTable,
+            index: 'status-id-index',
+            key: { partition: ['status', STATUSES[n % 3]] },
+            filter: where.notExists('deleted_at'),
+            forward: false,
+            limit: 20
           })
         }
       },
@@ -234,16 +233,14 @@ export async function measureDialects (opts: DialectOptions): Promise<DialectRun
           dynamoose: (_w, n) => models.events.query('account_id').eq(ACCOUNTS[n % ACCOUNTS.length]).and().where('occurred_sk').between(from, to)
             .and().where('deleted_at').not().exists().and().where('ttl').gt(nowS())
             .using('account-occurred-index').attributes(LISTED).sort('descending').limit(20).exec(),
-          bare: (_w, n) => raw.query<EventItem>({
-            TableName: eventsTable,
-            IndexName: 'account-occurred-index',
-            KeyConditionExpression: '#k = :k AND #sk BETWEEN :from AND :to',
-            FilterExpression: 'attribute_not_exists(#deleted) AND #ttl > :now',
-            ProjectionExpression: LISTED.map((_, i) => `#p${i}`).join(', '),
-            ExpressionAttributeNames: { '#k': 'account_id', '#sk': 'occurred_sk', '#deleted': 'deleted_at', '#ttl': 'ttl', ...Object.fromEntries(LISTED.map((a, i) => [`#p${i}`, a])) },
-            values: { ':k': ACCOUNTS[n % ACCOUNTS.length], ':from': from, ':to': to, ':now': nowS() },
-            ScanIndexForward: false,
-            Limit: 20
+          bare: (_w, n) => raw.queryPage<EventItem>({
+            table: eventsTable,
+            index: 'account-occurred-index',
+            key: { partition: ['account_id', ACCOUNTS[n % ACCOUNTS.length]], sort: { name: 'occurred_sk', op: 'between', value: from, to } },
+            filter: where.and(where.notExists('deleted_at'), where.gt('ttl', nowS())),
+            attributes: [...LISTED],
+            forward: false,
+            limit: 20
           })
         }
       },
@@ -261,11 +258,8 @@ export async function measureDialects (opts: DialectOptions): Promise<DialectRun
           },
           bare: async (w, n) => {
             const u = updateOf(w, n)
-            await raw.update(tasksTable, { id: u.id }, {
-              update: 'SET #title = :title, #priority = :priority, #updated = :updated ADD #version :one',
-              condition: 'attribute_exists(#id) AND attribute_not_exists(#deleted) AND #version = :v',
-              names: { '#id': 'id', '#deleted': 'deleted_at', '#version': 'version', '#title': 'title', '#priority': 'priority', '#updated': 'updated_at' },
-              values: { ':title': u.title, ':priority': u.priority, ':updated': u.updated, ':one': 1, ':v': u.version },
+            await raw.updateItem(tasksTable, { id: u.id }, { set: { title: u.title, priority: u.priority, updated_at: u.updated }, add: { version: 1 } }, {
+              condition: where.and(where.exists('id'), where.notExists('deleted_at'), where.eq('version', u.version)),
               returnValues: 'NONE'
             })
             updated(u.id, u.version)
@@ -277,7 +271,7 @@ export async function measureDialects (opts: DialectOptions): Promise<DialectRun
         request: 'PutItem of a task item (12–15 attributes, with its status history), condition attribute_not_exists(id)',
         calls: {
           dynamoose: (_w, n) => new TaskModel(newTaskItem(n)).save({ overwrite: false, return: 'item' }),
-          bare: (_w, n) => raw.put(tasksTable, newTaskItem(n) as unknown as Record<string, unknown>, 'attribute_not_exists(id)')
+          bare: (_w, n) => raw.putItem(tasksTable, newTaskItem(n) as unknown as Record<string, unknown>, { condition: where.notExists('id') })
         }
       }
     ]
@@ -316,7 +310,7 @@ async function check (notes: string[], operations: Operation[], ctx: { models: R
   const [get, tasksQuery, eventsQuery, update, put] = operations as [Operation, Operation, Operation, Operation, Operation]
   const id = ctx.taskIds[0]!
   const viaModel = await ctx.models.tasks.get({ id }, { consistent: true })
-  const viaRaw = await ctx.raw.get<Record<string, unknown>>(ctx.tasksTable, { id })
+  const viaRaw = await ctx.raw.getItem<Record<string, unknown>>(ctx.tasksTable, { id })
   if (!viaModel || canonical(viaModel.toJSON()) !== canonical(viaRaw)) fail(`${get.name}: ${canonical(viaModel?.toJSON())} vs ${canonical(viaRaw)}`)
   notes.push(`${get.name}: both read the same item (every attribute equal)`)
   for (const op of [tasksQuery, eventsQuery]) {
@@ -328,18 +322,18 @@ async function check (notes: string[], operations: Operation[], ctx: { models: R
   const before = ctx.versions.get(id)!
   await update.calls.dynamoose(0, 0)
   await update.calls.bare(0, 0)
-  const after = await ctx.raw.get<{ version: number }>(ctx.tasksTable, { id })
+  const after = await ctx.raw.getItem<{ version: number }>(ctx.tasksTable, { id })
   if (after?.version !== before + 2 || ctx.versions.get(id) !== before + 2) fail(`${update.name}: version ${before} → ${after?.version}`)
   notes.push(`${update.name}: each dialect's write moved the version by one (${before} → ${after?.version})`)
-  const newest = async (limit: number): Promise<string[]> => ids(await ctx.raw.query<{ id: string }>({
-    TableName: ctx.tasksTable, IndexName: 'entity-id-index', KeyConditionExpression: '#e = :e', ExpressionAttributeNames: { '#e': 'entity' }, values: { ':e': 'task' }, ScanIndexForward: false, Limit: limit
+  const newest = async (limit: number): Promise<string[]> => ids(await ctx.raw.queryPage<{ id: string }>({
+    table: ctx.tasksTable, index: 'entity-id-index', key: { partition: ['entity', 'task'] }, forward: false, limit
   }))
   const [previous] = await newest(1)
   await put.calls.dynamoose(0, 0)
   await put.calls.bare(0, 0)
   const created = await newest(2)
   if (created.length !== 2 || created.includes(previous ?? '')) fail(`${put.name}: the new items are not the newest tasks`)
-  const [p, q] = await Promise.all(created.map(i => ctx.raw.get<Record<string, unknown>>(ctx.tasksTable, { id: i })))
+  const [p, q] = await Promise.all(created.map(i => ctx.raw.getItem<Record<string, unknown>>(ctx.tasksTable, { id: i })))
   const shape = (item: Record<string, unknown> | null | undefined): string => Object.keys(item ?? {}).filter(k => k !== 'id').sort().join()
   if (shape(p) !== shape(q)) fail(`${put.name}: stored attributes ${shape(p)} vs ${shape(q)}`)
   notes.push(`${put.name}: both stored an item with the same attributes`)
