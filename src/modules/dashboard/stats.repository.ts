@@ -17,32 +17,32 @@ interface Context {
   raw: RawClient
   /** For the one batch read (the dashboard reads a few counter items in one request). */
   client: DynamoDB
-  table: string
+  statsTable: string
 }
 
 /** Applies counter changes atomically (concurrent writers never lose an increment). */
 async function apply (ctx: Context, pk: string, deltas: Deltas): Promise<void> {
   if (Object.keys(deltas).length === 0) return
   // Counter names such as `source:aws_cloudwatch` are aliased by the toolkit, never written into the expression.
-  await ctx.raw.updateItem(ctx.table, { pk }, { add: deltas })
+  await ctx.raw.updateItem(ctx.statsTable, { pk }, { add: deltas })
 }
 
 /** Reads several counter items in one request. */
 async function read (ctx: Context, pks: string[]): Promise<Record<string, Counters>> {
   const out: Record<string, Counters> = Object.fromEntries(pks.map(pk => [pk, {}]))
-  for (const item of await batchGet(ctx.client, ctx.table, [...new Set(pks)].map(pk => ({ pk })))) out[String(item.pk)] = numbers(item)
+  for (const item of await batchGet(ctx.client, ctx.statsTable, [...new Set(pks)].map(pk => ({ pk })))) out[String(item.pk)] = numbers(item)
   return out
 }
 
 /** Replaces an item's counters (the recount). */
 async function replace (ctx: Context, pk: string, counters: Counters): Promise<void> {
-  await ctx.raw.putItem(ctx.table, { ...counters, pk })
+  await ctx.raw.putItem(ctx.statsTable, { ...counters, pk })
 }
 
 /** Maintenance only (the recount): the key of every counter item. */
 async function keys (ctx: Context): Promise<string[]> {
   const out: string[] = []
-  for await (const item of ctx.raw.scanAll<StatsItem>(ctx.table, { attributes: ['pk'] })) out.push(String(item.pk))
+  for await (const item of ctx.raw.scanAll<StatsItem>(ctx.statsTable, { attributes: ['pk'] })) out.push(String(item.pk))
   return out
 }
 
@@ -61,7 +61,7 @@ async function batchGet (client: DynamoDB, table: string, keys: Array<Record<str
 }
 
 export function createStatsRepository (stats: StatsModel, raw: RawClient, client: DynamoDB) {
-  const ctx: Context = { raw, client, table: stats.table().name }
+  const ctx: Context = { raw, client, statsTable: stats.table().name }
   return {
     apply: (pk: string, deltas: Deltas) => apply(ctx, pk, deltas),
     read: (pks: string[]) => read(ctx, pks),
