@@ -182,7 +182,11 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     awsAccounts: repos.awsAccounts,
     settings: repos.settings,
     ingestionHealth: repos.ingestionHealth,
-    sts: { region: config.region, ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}) }
+    connectionTest: {
+      region: config.region,
+      ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}),
+      ...(config.publicBaseUrl ? { publicBaseUrl: config.publicBaseUrl } : {})
+    }
   })
   return app
 }

@@ -34,6 +34,7 @@ export const EnvSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 1048576, default: 19456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   AWS_STS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
+  PUBLIC_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', maxLength: 2000 })),
   TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
   AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 }),
@@ -66,6 +67,12 @@ export interface Config {
   trustProxy: boolean | number | string
   /** STS endpoint for connection tests (default: AWS's regional endpoint). */
   stsEndpoint: string | undefined
+  /**
+   * The service's public base URL, without a trailing slash (the member stacks' ServiceUrl):
+   * the connection test compares API destinations with `<publicBaseUrl>/api/events/ingest`.
+   * undefined: that comparison is reported as not verified.
+   */
+  publicBaseUrl: string | undefined
   /** Shared rate-limit store (redis:// or rediss:// URL); undefined: in-process, per instance. */
   redisUrl: string | undefined
   /**
@@ -123,6 +130,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     argon2: { memoryCost: e.ARGON2_MEMORY_KIB, timeCost: e.ARGON2_TIME_COST, parallelism: 1 },
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     stsEndpoint: e.AWS_STS_ENDPOINT,
+    publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
     redisUrl: e.REDIS_URL,
     authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 },
     temporaryPasswordTtlHours: e.TEMP_PASSWORD_TTL_HOURS

@@ -6,6 +6,7 @@ import { DomainError } from '../src/domain/errors.js'
 import { etagOf, versionFromIfMatch } from '../src/lib/etag.js'
 import { createCursorCodec, readPage } from '../src/db/pagination.js'
 import { loadConfig } from '../src/config.js'
+import { ingestionUrl, MEMBER_WIRING, sameEndpoint } from '../src/domain/member-wiring.js'
 import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
 import { createTtlCache } from '../src/lib/ttl-cache.js'
 import { createGate } from '../src/lib/gate.js'
@@ -230,6 +231,28 @@ t.test('configuration', async t => {
   t.same(loadConfig({ DYNAMODB_ENDPOINT: 'aws' }).authCache, { ttlMs: 1000, settleMs: 1000 }, 'shared database: revocations wait out the cache')
   t.same(loadConfig({ DYNAMODB_ENDPOINT: 'aws', AUTH_CACHE_MS: '0' }).authCache, { ttlMs: 0, settleMs: 0 }, 'cache off')
   t.throws(() => loadConfig({ AUTH_CACHE_MS: '60000' }), { name: 'ConfigError', message: /AUTH_CACHE_MS/ })
+  t.equal(c.publicBaseUrl, undefined, 'no public URL by default (the connection test then does not verify endpoints)')
+  t.equal(loadConfig({ PUBLIC_BASE_URL: 'https://monitoring.example.com/' }).publicBaseUrl, 'https://monitoring.example.com', 'without the trailing slash')
+  t.equal(loadConfig({ PUBLIC_BASE_URL: 'https://example.com/monitoring' }).publicBaseUrl, 'https://example.com/monitoring', 'a path prefix')
+  for (const bad of ['monitoring.example.com', 'ftp://example.com', 'https://example.com/x?y=1', 'https:// example.com']) {
+    t.throws(() => loadConfig({ PUBLIC_BASE_URL: bad }), { name: 'ConfigError', message: /PUBLIC_BASE_URL/ }, `refused: ${bad}`)
+  }
+})
+
+t.test('member wiring: the ingestion URL and its comparison with an API destination\'s endpoint', async t => {
+  t.equal(ingestionUrl('https://monitoring.example.com'), 'https://monitoring.example.com/api/events/ingest')
+  t.equal(ingestionUrl('https://monitoring.example.com/'), 'https://monitoring.example.com/api/events/ingest')
+  const expected = 'https://monitoring.example.com/api/events/ingest'
+  t.ok(sameEndpoint(expected, expected))
+  t.ok(sameEndpoint('HTTPS://Monitoring.Example.COM/api/events/ingest', expected), 'scheme and host: case-insensitive')
+  t.ok(sameEndpoint('https://monitoring.example.com:443/api/events/ingest/', expected), 'default port and one trailing slash')
+  t.notOk(sameEndpoint('https://monitoring.example.com/API/events/ingest', expected), 'the path: exact')
+  t.notOk(sameEndpoint('http://monitoring.example.com/api/events/ingest', expected), 'the scheme')
+  t.notOk(sameEndpoint('https://old.example.com/api/events/ingest', expected), 'the host')
+  t.notOk(sameEndpoint('https://monitoring.example.com/api/events/ingest?x=1', expected), 'a query')
+  t.notOk(sameEndpoint('', expected), 'no endpoint')
+  t.same(MEMBER_WIRING, { ruleName: 'cloud-monitoring-events', apiDestinationName: 'cloud-monitoring-ingest', connectionName: 'cloud-monitoring-ingest-key' }, 'the names deployed stacks carry: a change needs a migration of every member stack')
+  for (const name of Object.values(MEMBER_WIRING)) t.match(name, /^[.\-_A-Za-z0-9]{1,64}$/, `${name}: a valid EventBridge name`)
 })
 
 t.test('the login gate: bounded concurrency, arrival order, a bounded queue', async t => {

@@ -20,6 +20,7 @@ import { THRESHOLDS } from '../infra/lib/alarms.js'
 import { DLQ_RETENTION, MEMBER_READ_ACTIONS } from '../infra/lib/member-stack.js'
 import { describeTables, SCANNED_TABLES, SERVICE_ACTIONS, type TableSpec } from '../scripts/lib/table-definitions.js'
 import { DETAIL_TYPES } from '../src/domain/event-adapters.js'
+import { MEMBER_WIRING } from '../src/domain/member-wiring.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -302,6 +303,7 @@ t.test('member-account stack: the read-only role the connection test assumes', a
   t.same(policy.Properties.Roles, [ref(roleId)])
   const actions = policy.Properties.PolicyDocument.Statement.flatMap((s: Json) => asList(s.Action)) as string[]
   t.same(sorted(actions), sorted(MEMBER_READ_ACTIONS))
+  for (const a of ['events:DescribeRule', 'events:ListTargetsByRule', 'events:DescribeApiDestination']) t.ok(actions.includes(a), `${a}: the connection test reads the delivery wiring`)
   t.ok(actions.every(a => /^(cloudwatch|guardduty|securityhub|health|events):(Describe|Get|List)[A-Za-z]+$/.test(a)), 'read-only calls of the monitored services, no wildcard action')
   t.same(json.Outputs.RoleArn.Condition, 'CreateRoleCondition')
   t.notOk(json.Parameters.BootstrapVersion || json.Rules, 'no CDK bootstrap needed (StackSets, plain CloudFormation)')
@@ -319,6 +321,7 @@ t.test('member-account stack: EventBridge delivery to /api/events/ingest', async
   t.match(json.Parameters.ServiceUrl, { Type: 'String', AllowedPattern: /^\^https:/ })
 
   const [[connectionId, connection]] = resources(json, 'AWS::Events::Connection') as [[string, Json]]
+  t.equal(connection.Properties.Name, MEMBER_WIRING.connectionName, 'the connection by its fixed name')
   t.same(connection.Properties.AuthorizationType, 'API_KEY')
   t.same(connection.Properties.AuthParameters, { ApiKeyAuthParameters: { ApiKeyName: 'X-Api-Key', ApiKeyValue: ref('ApiKey') } }, 'header X-Api-Key from the parameter')
   const [[destinationId, destination]] = resources(json, 'AWS::Events::ApiDestination') as [[string, Json]]
@@ -327,11 +330,14 @@ t.test('member-account stack: EventBridge delivery to /api/events/ingest', async
     Description: destination.Properties.Description,
     HttpMethod: 'POST',
     InvocationEndpoint: { 'Fn::Join': ['', [ref('ServiceUrl'), '/api/events/ingest']] },
-    InvocationRateLimitPerSecond: ref('InvocationRateLimitPerSecond')
-  }, 'POST <ServiceUrl>/api/events/ingest at the parameter\'s rate')
+    InvocationRateLimitPerSecond: ref('InvocationRateLimitPerSecond'),
+    Name: MEMBER_WIRING.apiDestinationName
+  }, 'POST <ServiceUrl>/api/events/ingest at the parameter\'s rate, by its fixed name (the connection test looks it up)')
 
   const [[ruleId, rule]] = resources(json, 'AWS::Events::Rule') as [[string, Json]]
   t.notOk(rule.Properties.EventBusName, 'on the default bus')
+  t.equal(rule.Properties.Name, MEMBER_WIRING.ruleName, 'the rule by its fixed name (the connection test looks it up)')
+  t.equal(rule.Properties.State, 'ENABLED')
   t.same(rule.Properties.EventPattern, {
     source: ['aws.cloudwatch', 'aws.guardduty', 'aws.securityhub', 'aws.health'],
     'detail-type': ['CloudWatch Alarm State Change', 'GuardDuty Finding', 'Security Hub Findings - Imported', 'Security Hub Findings - Custom Action', 'AWS Health Event', 'AWS Health Abuse Event']

@@ -1,7 +1,9 @@
 /** Configuration (Phase 6): AWS accounts, ingestion keys, connection tests, monitoring settings. */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mockClient } from 'aws-sdk-client-mock'
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts'
+import { DescribeApiDestinationCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge'
+import { MEMBER_WIRING } from '../src/domain/member-wiring.js'
 import { build, assertProblem, type Api } from './helper.js'
 
 const ACCOUNT = { account_id: '123456789012', name: 'Production', role_arn: 'arn:aws:iam::123456789012:role/MonitoringReadOnly', external_id: 'ops-7f3a9c', regions: ['us-east-1', 'eu-west-1'] }
@@ -129,13 +131,15 @@ t.test('connection test: STS success and failures (mocked), and a real unreachab
   const { account } = await createAccount(api, admin)
   const sts = mockClient(STSClient)
   t.teardown(() => sts.restore())
+  const eb = fakeEventBridge(t, { 'us-east-1': healthy('us-east-1'), 'eu-west-1': healthy('eu-west-1') })
   const test = () => api.request({ method: 'POST', url: `/api/config/aws-accounts/${account.id}/test-connection`, headers: api.auth(admin) })
 
   sts.on(AssumeRoleCommand).resolves({ Credentials: { AccessKeyId: 'ASIAEXAMPLE', SecretAccessKey: 'secret', SessionToken: 'token', Expiration: new Date() } })
   sts.on(GetCallerIdentityCommand).resolves({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/MonitoringReadOnly/cloud-monitoring-connection-test', UserId: 'AROA:x' })
   const ok = await test()
   t.equal(ok.statusCode, 200)
-  t.match(ok.json(), { ok: true, arn: /assumed-role\/MonitoringReadOnly/, checks: [{ name: 'assume_role', ok: true }, { name: 'get_caller_identity', ok: true }] })
+  t.match(ok.json(), { ok: true, arn: /assumed-role\/MonitoringReadOnly/ })
+  t.match(ok.json().checks.slice(0, 2), [{ name: 'assume_role', ok: true }, { name: 'get_caller_identity', ok: true }])
   const assumeCall = sts.commandCalls(AssumeRoleCommand)[0]!
   t.match(assumeCall.args[0].input, { RoleArn: ACCOUNT.role_arn, ExternalId: ACCOUNT.external_id }, 'the stored external id is sent')
   const saved = (await api.request({ method: 'GET', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin) })).json()
@@ -147,11 +151,14 @@ t.test('connection test: STS success and failures (mocked), and a real unreachab
   t.equal(denied.statusCode, 200, 'an AWS-side failure is not a 5xx')
   t.match(denied.json(), { ok: false, error: /AccessDenied/, checks: [{ name: 'assume_role', ok: false, error: /not authorized/ }] })
   t.equal(denied.json().checks.length, 1, 'GetCallerIdentity is not attempted without credentials')
+  t.equal(eb.calls.length, 6, 'EventBridge only after a successful GetCallerIdentity (the 6 calls of the first test)')
 
   sts.reset()
   sts.on(AssumeRoleCommand).resolves({ Credentials: { AccessKeyId: 'ASIAEXAMPLE', SecretAccessKey: 'secret', SessionToken: 'token', Expiration: new Date() } })
   sts.on(GetCallerIdentityCommand).resolves({ Account: '999999999999', Arn: 'arn:aws:sts::999999999999:assumed-role/Other/x' })
-  t.match((await test()).json(), { ok: false, error: /belongs to account 999999999999/ }, 'a role in another account is refused')
+  const foreign = (await test()).json()
+  t.match(foreign, { ok: false, error: /belongs to account 999999999999/ }, 'a role in another account is refused')
+  t.same(foreign.checks.map((c: { name: string }) => c.name), ['assume_role', 'get_caller_identity'], 'and its EventBridge is not checked')
 
   sts.reset()
   sts.on(AssumeRoleCommand).rejects(Object.assign(new Error('connect ETIMEDOUT'), { name: 'TimeoutError' }))
@@ -171,6 +178,191 @@ t.test('connection test: STS success and failures (mocked), and a real unreachab
   t.match(res.json(), { ok: false, checks: [{ name: 'assume_role', ok: false }] })
   t.ok(Date.now() - started < 6000, `answers within seconds (${Date.now() - started} ms)`)
   assertProblem(t, await real.request({ method: 'POST', url: `/api/config/aws-accounts/${MISSING_ID}/test-connection`, headers: real.auth(realAdmin) }), 404, 'not_found')
+})
+
+// ---- the EventBridge wiring of the member stack, per region (mocked AWS) ----
+
+const BASE_URL = 'https://monitoring.example.com'
+const RULE_ARN = (region: string) => `arn:aws:events:${region}:123456789012:rule/${MEMBER_WIRING.ruleName}`
+const DESTINATION_ARN = (region: string) => `arn:aws:events:${region}:123456789012:api-destination/${MEMBER_WIRING.apiDestinationName}/0b7c5a6e-1111-4a4a-9a9a-123456789abc`
+
+/** What one region holds: each part an answer, or the error its call throws. */
+interface Wiring {
+  rule: object | Error
+  targets: Array<{ Id: string, Arn: string }> | Error
+  destination: object | Error
+}
+
+const awsError = (name: string, message: string): Error => Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode: 400 } })
+const notFound = (what: string) => awsError('ResourceNotFoundException', `${what} does not exist.`)
+const accessDenied = (action: string) => awsError('AccessDeniedException', `User: arn:aws:sts::123456789012:assumed-role/MonitoringReadOnly/cloud-monitoring-connection-test is not authorized to perform: ${action}`)
+
+/** The member stack as deployed with ServiceUrl=`base`. */
+function healthy (region: string, base = BASE_URL): Wiring {
+  return {
+    rule: { Name: MEMBER_WIRING.ruleName, Arn: RULE_ARN(region), State: 'ENABLED', EventBusName: 'default' },
+    targets: [{ Id: 'Target0', Arn: DESTINATION_ARN(region) }],
+    destination: {
+      Name: MEMBER_WIRING.apiDestinationName,
+      ApiDestinationArn: DESTINATION_ARN(region),
+      ApiDestinationState: 'ACTIVE',
+      ConnectionArn: `arn:aws:events:${region}:123456789012:connection/${MEMBER_WIRING.connectionName}/5f1e`,
+      InvocationEndpoint: `${base}/api/events/ingest`,
+      HttpMethod: 'POST',
+      InvocationRateLimitPerSecond: 300
+    }
+  }
+}
+
+/**
+ * Mocks EventBridge: each call answers from `world[<the client's region>]` (a region not in it
+ * has nothing deployed) and records its region, input and credentials.
+ */
+function fakeEventBridge (t: Test, world: Record<string, Partial<Wiring>>) {
+  const eb = mockClient(EventBridgeClient)
+  t.teardown(() => eb.restore())
+  const calls: Array<{ command: string, region: string, input: any, accessKeyId: string }> = []
+  const answer = (command: string, part: keyof Wiring) => async (input: any, getClient: () => EventBridgeClient) => {
+    const client = getClient()
+    const region = await client.config.region()
+    calls.push({ command, region, input, accessKeyId: (await client.config.credentials()).accessKeyId })
+    const value = world[region]?.[part] ?? notFound(part === 'destination' ? `Failed to describe the api-destination(s). An api-destination '${MEMBER_WIRING.apiDestinationName}'` : `Rule ${MEMBER_WIRING.ruleName}`)
+    if (value instanceof Error) throw value
+    return part === 'targets' ? { Targets: value } : value
+  }
+  eb.on(DescribeRuleCommand).callsFake(answer('DescribeRule', 'rule'))
+  eb.on(ListTargetsByRuleCommand).callsFake(answer('ListTargetsByRule', 'targets'))
+  eb.on(DescribeApiDestinationCommand).callsFake(answer('DescribeApiDestination', 'destination'))
+  return { calls, set: (next: Record<string, Partial<Wiring>>) => { for (const k of Object.keys(world)) delete world[k]; Object.assign(world, next) } }
+}
+
+interface CheckOut { name: string, region?: string, ok: boolean, error?: string, note?: string }
+/** `name@region:ok|FAIL` per check, to compare whole results at a glance. */
+const summary = (checks: CheckOut[]): string[] => checks.map(c => `${c.name}${c.region ? `@${c.region}` : ''}:${c.ok ? 'ok' : 'FAIL'}`)
+const STS_OK = ['assume_role:ok', 'get_caller_identity:ok']
+const GREEN = (region: string) => [`eventbridge_rule@${region}:ok`, `eventbridge_target@${region}:ok`, `api_destination@${region}:ok`]
+
+t.test('connection test: the EventBridge wiring of every region (mocked)', async t => {
+  // With a trailing slash: compared as <base>/api/events/ingest all the same.
+  const api = await build(t, { PUBLIC_BASE_URL: `${BASE_URL}/` })
+  const admin = await api.adminToken()
+  const { account } = await createAccount(api, admin)
+  const sts = mockClient(STSClient)
+  t.teardown(() => sts.restore())
+  sts.on(AssumeRoleCommand).resolves({ Credentials: { AccessKeyId: 'ASIAASSUMED', SecretAccessKey: 'secret', SessionToken: 'token', Expiration: new Date() } })
+  sts.on(GetCallerIdentityCommand).resolves({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/MonitoringReadOnly/cloud-monitoring-connection-test' })
+  const eb = fakeEventBridge(t, {})
+  const run = async (world: Record<string, Partial<Wiring>>) => {
+    eb.set(world)
+    eb.calls.length = 0
+    const res = await api.request({ method: 'POST', url: `/api/config/aws-accounts/${account.id}/test-connection`, headers: api.auth(admin) })
+    t.equal(res.statusCode, 200, 'always 200 (the body conforms to the spec: api.request checks it)')
+    return res.json() as { ok: boolean, error?: string, arn?: string, checks: CheckOut[] }
+  }
+
+  await t.test('all green in both regions', async t => {
+    const r = await run({ 'us-east-1': healthy('us-east-1'), 'eu-west-1': healthy('eu-west-1') })
+    t.equal(r.ok, true)
+    t.notOk(r.error)
+    t.match(r.arn, /assumed-role/)
+    t.same(summary(r.checks), [...STS_OK, ...GREEN('us-east-1'), ...GREEN('eu-west-1')], 'rule, target, destination per region, in the account\'s order')
+    t.notOk(r.checks.some(c => c.note), 'nothing left unverified')
+    t.same([...new Set(eb.calls.map(c => c.accessKeyId))], ['ASIAASSUMED'], 'with the assumed credentials')
+    t.same([...new Set(eb.calls.map(c => c.region))].sort(), ['eu-west-1', 'us-east-1'], 'in each region the account lists')
+    t.same(eb.calls.filter(c => c.command === 'DescribeRule').map(c => c.input), [{ Name: 'cloud-monitoring-events' }, { Name: 'cloud-monitoring-events' }], 'the member stack\'s rule, by name')
+    t.match(eb.calls.find(c => c.command === 'ListTargetsByRule')!.input, { Rule: 'cloud-monitoring-events' })
+    t.same(eb.calls.find(c => c.command === 'DescribeApiDestination')!.input, { Name: 'cloud-monitoring-ingest' })
+    const saved = (await api.request({ method: 'GET', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin) })).json()
+    t.same(saved.last_connection_test.checks, r.checks, 'kept on the account, with every check')
+  })
+
+  await t.test('rule missing (ResourceNotFoundException)', async t => {
+    const r = await run({ 'us-east-1': { ...healthy('us-east-1'), rule: notFound(`Rule ${MEMBER_WIRING.ruleName}`) }, 'eu-west-1': healthy('eu-west-1') })
+    t.equal(r.ok, false)
+    t.same(summary(r.checks), [...STS_OK, 'eventbridge_rule@us-east-1:FAIL', 'api_destination@us-east-1:ok', ...GREEN('eu-west-1')], 'no target check without a rule; the destination is still read')
+    t.match(r.checks[2], { name: 'eventbridge_rule', region: 'us-east-1', ok: false, error: /^ResourceNotFoundException: Rule cloud-monitoring-events does not exist/ })
+    t.match(r.error, /^us-east-1: EventBridge rule cloud-monitoring-events: ResourceNotFoundException/)
+    t.notOk(eb.calls.some(c => c.command === 'ListTargetsByRule' && c.region === 'us-east-1'))
+  })
+
+  await t.test('rule disabled', async t => {
+    const r = await run({ 'us-east-1': { ...healthy('us-east-1'), rule: { Name: MEMBER_WIRING.ruleName, Arn: RULE_ARN('us-east-1'), State: 'DISABLED' } }, 'eu-west-1': healthy('eu-west-1') })
+    t.equal(r.ok, false)
+    t.same(summary(r.checks), [...STS_OK, 'eventbridge_rule@us-east-1:FAIL', 'eventbridge_target@us-east-1:ok', 'api_destination@us-east-1:ok', ...GREEN('eu-west-1')], 'a disabled rule\'s target is still checked')
+    t.match(r.checks[2]!.error, /DISABLED, not ENABLED/)
+    t.match(r.error, /^us-east-1: EventBridge rule cloud-monitoring-events: The rule is DISABLED/)
+  })
+
+  await t.test('the rule\'s target points elsewhere', async t => {
+    const elsewhere = 'arn:aws:events:eu-west-1:123456789012:api-destination/someone-else/9d2c'
+    const r = await run({ 'us-east-1': healthy('us-east-1'), 'eu-west-1': { ...healthy('eu-west-1'), targets: [{ Id: 'Target0', Arn: elsewhere }, { Id: 'Logs', Arn: 'arn:aws:logs:eu-west-1:123456789012:log-group:/aws/events/x' }] } })
+    t.equal(r.ok, false)
+    t.same(summary(r.checks), [...STS_OK, ...GREEN('us-east-1'), 'eventbridge_rule@eu-west-1:ok', 'eventbridge_target@eu-west-1:FAIL', 'api_destination@eu-west-1:ok'])
+    const target = r.checks.find(c => c.name === 'eventbridge_target' && c.region === 'eu-west-1')!
+    t.match(target.error, `No target of the rule is the API destination ${DESTINATION_ARN('eu-west-1')}`)
+    t.match(target.error, elsewhere, 'names what it points at')
+    t.match(r.error, /^eu-west-1: targets of rule cloud-monitoring-events: No target/)
+
+    const none = await run({ 'us-east-1': healthy('us-east-1'), 'eu-west-1': { ...healthy('eu-west-1'), targets: [] } })
+    t.match(none.checks.find(c => c.name === 'eventbridge_target' && c.region === 'eu-west-1'), { ok: false, error: /its targets: none/ }, 'a rule without targets')
+  })
+
+  await t.test('the destination delivers to another endpoint, or is inactive', async t => {
+    const r = await run({ 'us-east-1': healthy('us-east-1', 'https://old.example.com'), 'eu-west-1': healthy('eu-west-1', 'HTTPS://Monitoring.Example.com') })
+    t.equal(r.ok, false)
+    t.same(summary(r.checks), [...STS_OK, 'eventbridge_rule@us-east-1:ok', 'eventbridge_target@us-east-1:ok', 'api_destination@us-east-1:FAIL', ...GREEN('eu-west-1')], 'the host is compared case-insensitively')
+    t.match(r.checks[4]!.error, 'it delivers to https://old.example.com/api/events/ingest, not to https://monitoring.example.com/api/events/ingest')
+    t.match(r.error, /^us-east-1: API destination cloud-monitoring-ingest: /)
+
+    const inactive = await run({ 'us-east-1': healthy('us-east-1'), 'eu-west-1': { ...healthy('eu-west-1'), destination: { ...(healthy('eu-west-1').destination as object), ApiDestinationState: 'INACTIVE', HttpMethod: 'PUT' } } })
+    t.match(inactive.checks.at(-1), { name: 'api_destination', region: 'eu-west-1', ok: false, error: /state is INACTIVE, not ACTIVE; its method is PUT, not POST/ })
+
+    const missing = await run({ 'us-east-1': healthy('us-east-1'), 'eu-west-1': { rule: healthy('eu-west-1').rule, targets: [{ Id: 'Target0', Arn: 'arn:aws:sns:eu-west-1:123456789012:topic' }] } })
+    t.same(summary(missing.checks).slice(5), ['eventbridge_rule@eu-west-1:ok', 'eventbridge_target@eu-west-1:FAIL', 'api_destination@eu-west-1:FAIL'], 'destination missing: the target is looked for by the destination\'s name')
+    t.match(missing.checks.at(-1)!.error, /^ResourceNotFoundException/)
+    t.match(missing.checks.at(-2)!.error, /API destination cloud-monitoring-ingest;/)
+  })
+
+  await t.test('access denied on the EventBridge calls, and a time-out', async t => {
+    const denied = (): Partial<Wiring> => ({ rule: accessDenied('events:DescribeRule'), targets: accessDenied('events:ListTargetsByRule'), destination: accessDenied('events:DescribeApiDestination') })
+    const r = await run({ 'us-east-1': denied(), 'eu-west-1': denied() })
+    t.equal(r.ok, false)
+    t.same(summary(r.checks), [...STS_OK, 'eventbridge_rule@us-east-1:FAIL', 'api_destination@us-east-1:FAIL', 'eventbridge_rule@eu-west-1:FAIL', 'api_destination@eu-west-1:FAIL'])
+    t.match(r.checks[2]!.error, /^AccessDeniedException: .*not authorized to perform: events:DescribeRule/)
+    t.match(r.checks[3]!.error, /events:DescribeApiDestination/)
+    t.match(r.error, /^us-east-1: EventBridge rule cloud-monitoring-events: AccessDeniedException/)
+
+    const slow = await run({ 'us-east-1': healthy('us-east-1'), 'eu-west-1': { ...healthy('eu-west-1'), targets: awsError('TimeoutError', 'Connection timed out after 5000 ms') } })
+    t.match(slow.checks.find(c => c.name === 'eventbridge_target' && c.region === 'eu-west-1'), { ok: false, error: /^TimeoutError: / })
+    t.equal(slow.ok, false)
+  })
+
+  await t.test('two regions, one broken', async t => {
+    const r = await run({ 'us-east-1': healthy('us-east-1') })
+    t.equal(r.ok, false)
+    t.same(summary(r.checks), [...STS_OK, ...GREEN('us-east-1'), 'eventbridge_rule@eu-west-1:FAIL', 'api_destination@eu-west-1:FAIL'], 'the stack is not deployed in eu-west-1')
+    t.ok(r.checks.filter(c => c.region === 'us-east-1').every(c => c.ok), 'the good region passes')
+    t.match(r.error, /^eu-west-1: EventBridge rule cloud-monitoring-events: ResourceNotFoundException/)
+  })
+})
+
+t.test('connection test: without PUBLIC_BASE_URL the endpoint is not verified; an account without regions is checked in the service\'s region', async t => {
+  const api = await build(t, { AWS_REGION: 'eu-central-1' })
+  const admin = await api.adminToken()
+  const { account } = await createAccount(api, admin, { regions: [] })
+  const sts = mockClient(STSClient)
+  t.teardown(() => sts.restore())
+  sts.on(AssumeRoleCommand).resolves({ Credentials: { AccessKeyId: 'ASIAASSUMED', SecretAccessKey: 'secret', SessionToken: 'token', Expiration: new Date() } })
+  sts.on(GetCallerIdentityCommand).resolves({ Account: '123456789012', Arn: 'arn:aws:sts::123456789012:assumed-role/MonitoringReadOnly/cloud-monitoring-connection-test' })
+  const eb = fakeEventBridge(t, { 'eu-central-1': healthy('eu-central-1', 'https://anything.example.net') })
+  const res = await api.request({ method: 'POST', url: `/api/config/aws-accounts/${account.id}/test-connection`, headers: api.auth(admin) })
+  t.equal(res.statusCode, 200)
+  const r = res.json() as { ok: boolean, checks: CheckOut[] }
+  t.equal(r.ok, true, 'not verified is not a failure')
+  t.same(summary(r.checks), [...STS_OK, ...GREEN('eu-central-1')])
+  t.match(r.checks[2]!.note, /lists no regions: checked the service's region eu-central-1/)
+  t.match(r.checks[4]!.note, /^Endpoint not verified \(PUBLIC_BASE_URL is not set\): it delivers to https:\/\/anything\.example\.net\/api\/events\/ingest/)
+  t.same([...new Set(eb.calls.map(c => c.region))], ['eu-central-1'])
 })
 
 t.test('monitoring settings: defaults, RBAC, partial update with If-Match', async t => {

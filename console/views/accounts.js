@@ -130,9 +130,12 @@ function row (a, refresh) {
 
 /** @param {Schemas['ConnectionTestResult']} result */
 function connection (result) {
+  // What passed without being verified (no PUBLIC_BASE_URL, an account without regions).
+  const notes = [...new Set(result.checks.flatMap(c => c.note ? [c.note] : []))]
   return h('span', { class: result.ok ? 'ok' : 'failed' },
     result.ok ? 'OK' : 'Failed', ' · ', time(result.checked_at),
-    result.error ? h('small', { class: 'hint' }, ` ${result.error}`) : null)
+    result.error ? h('small', { class: 'hint' }, ` ${result.error}`) : null,
+    notes.length ? h('small', { class: 'hint' }, ` ${notes.join(' ')}`) : null)
 }
 
 const ACTIONS = /** @type {const} */ (['created', 'updated', 'resolved', 'ignored', 'duplicate', 'rejected'])

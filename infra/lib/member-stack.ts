@@ -7,6 +7,8 @@ import * as sqs from 'aws-cdk-lib/aws-sqs'
 import type { Construct } from 'constructs'
 // The sources and detail-types the service has adapters for: the rule matches exactly these.
 import { DETAIL_TYPES } from '../../src/domain/event-adapters.js'
+// The names the connection test looks the wiring up by.
+import { INGEST_PATH, MEMBER_WIRING } from '../../src/domain/member-wiring.js'
 import { acknowledge } from './nag.js'
 
 /** The rule's event pattern: the four supported sources and their supported detail-types. */
@@ -15,7 +17,7 @@ export const MEMBER_EVENT_PATTERN = {
   detailType: Object.values(DETAIL_TYPES).flat()
 }
 
-/** Read-only calls the service may make with the role: alarms, findings, health events, and its own rule. */
+/** Read-only calls the service may make with the role: alarms, findings, health events, and its own rule (the connection test reads the rule, its targets and the API destination). */
 export const MEMBER_READ_ACTIONS = [
   'cloudwatch:DescribeAlarms',
   'cloudwatch:DescribeAlarmHistory',
@@ -56,7 +58,9 @@ export interface MemberAccountStackProps extends StackProps {
  * - Regional: an EventBridge connection (API key in header X-Api-Key; the key is a NoEcho
  *   parameter and lives in the connection's Secrets Manager secret), an API destination to
  *   <ServiceUrl>/api/events/ingest, a rule on the default bus for the supported events, with a
- *   retry policy (24 h, 185 attempts) and an encrypted SQS dead-letter queue (14 days).
+ *   retry policy (24 h, 185 attempts) and an encrypted SQS dead-letter queue (14 days). The
+ *   rule, destination and connection have fixed names (MEMBER_WIRING,
+ *   src/domain/member-wiring.ts): the connection test checks them by name in every region.
  */
 export class MemberAccountStack extends Stack {
   constructor (scope: Construct, id: string, props: MemberAccountStackProps) {
@@ -138,13 +142,15 @@ export class MemberAccountStack extends Stack {
 
     // ---- regional part: delivery of events to the service ----
     const connection = new events.Connection(this, 'Connection', {
+      connectionName: MEMBER_WIRING.connectionName,
       description: 'cloud-monitoring: the account\'s ingestion API key (header X-Api-Key)',
       authorization: events.Authorization.apiKey('X-Api-Key', SecretValue.cfnParameter(apiKey))
     })
     const destination = new events.ApiDestination(this, 'Destination', {
-      description: 'cloud-monitoring: POST <ServiceUrl>/api/events/ingest',
+      apiDestinationName: MEMBER_WIRING.apiDestinationName,
+      description: `cloud-monitoring: POST <ServiceUrl>${INGEST_PATH}`,
       connection,
-      endpoint: `${serviceUrl.valueAsString}/api/events/ingest`,
+      endpoint: `${serviceUrl.valueAsString}${INGEST_PATH}`,
       httpMethod: events.HttpMethod.POST,
       rateLimitPerSecond: rate.valueAsNumber
     })
@@ -155,6 +161,7 @@ export class MemberAccountStack extends Stack {
     })
     acknowledge(deadLetters, 'AwsSolutions-SQS3', 'This queue is the dead-letter queue of the EventBridge target (redrive after fixing the delivery; docs/ingestion.md)')
     const rule = new events.Rule(this, 'Rule', {
+      ruleName: MEMBER_WIRING.ruleName,
       description: 'cloud-monitoring: CloudWatch alarm state changes, GuardDuty and Security Hub findings, AWS Health events',
       eventPattern: MEMBER_EVENT_PATTERN,
       targets: [new targets.ApiDestination(destination, { deadLetterQueue: deadLetters, ...RETRY })]

@@ -12,10 +12,10 @@ export type AwsAccountNumber = Static<typeof AwsAccountNumber>
 export const AwsRegion = Type.String({ minLength: 6, maxLength: 32, pattern: "^[a-z]{2}(-[a-z]+)+-[0-9]$" })
 export type AwsRegion = Static<typeof AwsRegion>
 
-export const ConnectionCheck = Type.Object({ name: Type.Enum(["assume_role","get_caller_identity"]), ok: Type.Boolean(), error: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })) }, { additionalProperties: false })
+export const ConnectionCheck = Type.Object({ name: Type.Enum(["assume_role","get_caller_identity","eventbridge_rule","eventbridge_target","api_destination"]), region: Type.Optional(AwsRegion), ok: Type.Boolean(), error: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })), note: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })) }, { additionalProperties: false })
 export type ConnectionCheck = Static<typeof ConnectionCheck>
 
-export const ConnectionTestResult = Type.Object({ ok: Type.Boolean(), arn: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })), error: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })), checked_at: Type.String({ format: "date-time", maxLength: 30 }), checks: Type.Array(ConnectionCheck, { maxItems: 10 }) }, { additionalProperties: false })
+export const ConnectionTestResult = Type.Object({ ok: Type.Boolean(), arn: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })), error: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })), checked_at: Type.String({ format: "date-time", maxLength: 30 }), checks: Type.Array(ConnectionCheck, { maxItems: 122 }) }, { additionalProperties: false })
 export type ConnectionTestResult = Static<typeof ConnectionTestResult>
 
 export const AwsAccount = Type.Object({ id: Id, account_id: AwsAccountNumber, name: Type.String({ minLength: 1, maxLength: 100 }), role_arn: Type.String({ minLength: 20, maxLength: 2048, pattern: "^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$" }), external_id: Type.Union([Type.String({ minLength: 2, maxLength: 1224, pattern: "^[\\w+=,.@:/-]+$" }), Type.Null()]), regions: Type.Array(AwsRegion, { maxItems: 40, uniqueItems: true }), enabled: Type.Boolean(), api_key_prefix: Type.String({ minLength: 1, maxLength: 16 }), last_connection_test: Type.Union([ConnectionTestResult, Type.Null()]), version: Type.Integer({ minimum: 1, maximum: 2147483647 }), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })

@@ -545,7 +545,16 @@ export interface paths {
         put?: never;
         /**
          * Test the connection to an AWS account
-         * @description Calls `sts:AssumeRole` on `role_arn` with the stored `external_id`, then `sts:GetCallerIdentity` with the assumed credentials, and stores the result as `last_connection_test`. An AWS-side failure (access denied, throttling, time-out) is `200` with `ok: false`, never a 5xx. No request body.
+         * @description Checks that the service can reach the account and that the account delivers its events to the service, and stores the result as `last_connection_test`:
+         *
+         *     1. `assume_role`: `sts:AssumeRole` on `role_arn` with the stored `external_id`;
+         *     2. `get_caller_identity`: `sts:GetCallerIdentity` with the assumed credentials; the role must belong to `account_id`;
+         *     3. with the same credentials, in every region of `regions` (when the list is empty: the service's own region, said in the check's `note`), the EventBridge wiring the member-account stack creates, by its fixed names:
+         *        - `eventbridge_rule`: `events:DescribeRule` of the rule `cloud-monitoring-events` on the default event bus: it exists and is enabled;
+         *        - `eventbridge_target`: `events:ListTargetsByRule`: one of its targets is the API destination `cloud-monitoring-ingest` (absent when the rule could not be read);
+         *        - `api_destination`: `events:DescribeApiDestination` of `cloud-monitoring-ingest`: `ACTIVE`, method `POST`, and its endpoint is this service's ingestion URL `<PUBLIC_BASE_URL>/api/events/ingest`. When the service runs without `PUBLIC_BASE_URL` the endpoint is not compared: the check passes with a `note` saying so.
+         *
+         *     `ok` is `true` when every check passed; `error` describes the first failure. Every AWS-side failure (access denied, not found, throttling, time-out) is a check with `ok: false` and the AWS error, in a `200`, never a 5xx. The regions are checked concurrently, all within one time-out. No request body.
          */
         post: operations["testAwsAccountConnection"];
         delete?: never;
@@ -1534,30 +1543,42 @@ export interface components {
             /** @description Whether ingestion is accepted from this account. */
             enabled?: boolean;
         };
-        /** @description Result of a connection test: `sts:AssumeRole` of `role_arn` (with the stored `external_id`), then `sts:GetCallerIdentity` with the assumed credentials. */
+        /** @description Result of a connection test: `sts:AssumeRole` of `role_arn` (with the stored `external_id`), `sts:GetCallerIdentity` with the assumed credentials, then in each of the account's regions the EventBridge rule, its target and the API destination that deliver the account's events to this service (see `testAwsAccountConnection`). */
         ConnectionTestResult: {
             /** @description `true` when every check passed. */
             ok: boolean;
             /** @description The assumed-role ARN reported by `GetCallerIdentity` (present when it succeeded). */
             arn?: string;
-            /** @description The first failure, as reported by AWS (present when `ok` is `false`). */
+            /** @description The first failure (present when `ok` is `false`): for an EventBridge check, `<region>: <what was checked>: <why>`, the AWS error or what was found instead. */
             error?: string;
             /** Format: date-time */
             checked_at: string;
-            /** @description The individual checks, in execution order; a check is absent when an earlier one failed. */
+            /** @description The individual checks, in order: `assume_role`, `get_caller_identity`, then per region (in the order of the account's `regions`) `eventbridge_rule`, `eventbridge_target`, `api_destination`. Nothing follows a failed `assume_role` or `get_caller_identity`; `eventbridge_target` is absent when its rule could not be read. At most 2 + 3 per region (40 regions). */
             checks: components["schemas"]["ConnectionCheck"][];
         };
-        /** @description One step of a connection test. */
+        /**
+         * @description One step of a connection test:
+         *
+         *     - `assume_role`: `sts:AssumeRole` of `role_arn` with the stored `external_id`;
+         *     - `get_caller_identity`: `sts:GetCallerIdentity` with the assumed credentials, in `account_id`;
+         *     - `eventbridge_rule` (per region): the member stack's rule `cloud-monitoring-events` exists on the default event bus and is enabled;
+         *     - `eventbridge_target` (per region): one of the rule's targets is the API destination `cloud-monitoring-ingest`;
+         *     - `api_destination` (per region): that API destination is `ACTIVE`, uses `POST` and delivers to `<PUBLIC_BASE_URL>/api/events/ingest` (not compared when the service has no `PUBLIC_BASE_URL`: see `note`).
+         */
         ConnectionCheck: {
             /**
              * @description The step.
              * @enum {string}
              */
-            name: "assume_role" | "get_caller_identity";
+            name: "assume_role" | "get_caller_identity" | "eventbridge_rule" | "eventbridge_target" | "api_destination";
+            /** @description The region of an EventBridge check (absent for the STS checks). */
+            region?: components["schemas"]["AwsRegion"];
             /** @description Whether the step succeeded. */
             ok: boolean;
-            /** @description The AWS error (code and message) when the step failed. */
+            /** @description Why the step failed (present when `ok` is `false`): the AWS error (code and message), or what was found instead of what was expected. */
             error?: string;
+            /** @description What the step could not verify or assumed, for a person to read: an account without regions checked in the service's region, or an API destination endpoint not compared because the service has no `PUBLIC_BASE_URL`. */
+            note?: string;
         };
         /** @description The new ingestion API key, returned only here. Sent with `Cache-Control: no-store`. */
         RotateKeyResponse: {
@@ -4157,8 +4178,9 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "ok": true,
-                     *       "arn": "arn:aws:sts::123456789012:assumed-role/CloudMonitoringConsoleReadOnly/cloud-monitoring-console",
+                     *       "ok": false,
+                     *       "arn": "arn:aws:sts::123456789012:assumed-role/CloudMonitoringConsoleReadOnly/cloud-monitoring-connection-test",
+                     *       "error": "eu-central-1: API destination cloud-monitoring-ingest: The API destination: it delivers to https://old.example.com/api/events/ingest, not to https://monitoring.example.com/api/events/ingest.",
                      *       "checked_at": "2026-11-25T08:00:12.517Z",
                      *       "checks": [
                      *         {
@@ -4168,6 +4190,37 @@ export interface operations {
                      *         {
                      *           "name": "get_caller_identity",
                      *           "ok": true
+                     *         },
+                     *         {
+                     *           "name": "eventbridge_rule",
+                     *           "region": "eu-west-1",
+                     *           "ok": true
+                     *         },
+                     *         {
+                     *           "name": "eventbridge_target",
+                     *           "region": "eu-west-1",
+                     *           "ok": true
+                     *         },
+                     *         {
+                     *           "name": "api_destination",
+                     *           "region": "eu-west-1",
+                     *           "ok": true
+                     *         },
+                     *         {
+                     *           "name": "eventbridge_rule",
+                     *           "region": "eu-central-1",
+                     *           "ok": true
+                     *         },
+                     *         {
+                     *           "name": "eventbridge_target",
+                     *           "region": "eu-central-1",
+                     *           "ok": true
+                     *         },
+                     *         {
+                     *           "name": "api_destination",
+                     *           "region": "eu-central-1",
+                     *           "ok": false,
+                     *           "error": "The API destination: it delivers to https://old.example.com/api/events/ingest, not to https://monitoring.example.com/api/events/ingest."
                      *         }
                      *       ]
                      *     }

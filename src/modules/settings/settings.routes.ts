@@ -9,17 +9,17 @@ import type { AwsAccountsRepository } from './aws-accounts.repository.js'
 import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { createSettingsService } from './settings.service.js'
 
-/** The module's repositories, the STS options of the connection test, and the events module's ingestion health. */
+/** The module's repositories, the options of the connection test (STS, EventBridge, the public URL), and the events module's ingestion health. */
 export interface SettingsModuleOptions {
   awsAccounts: AwsAccountsRepository
   settings: MonitoringSettingsRepository
   ingestionHealth: { read: (accountId: string, now: number) => Promise<IngestionHealth> }
-  sts: ConnectionTestOptions
+  connectionTest: ConnectionTestOptions
 }
 
 /** Configuration: the monitored AWS accounts and the monitoring settings. */
 const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (app, opts) => {
-  const service = createSettingsService(opts.awsAccounts, opts.settings, opts.sts)
+  const service = createSettingsService(opts.awsAccounts, opts.settings, opts.connectionTest)
 
   app.route({
     ...routes.listAwsAccounts,

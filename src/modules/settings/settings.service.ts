@@ -24,7 +24,7 @@ function written<T> (outcome: AwsAccountWrite<T>): T {
   return outcome.value
 }
 
-export function createSettingsService (accounts: AwsAccountsRepository, settings: MonitoringSettingsRepository, sts: ConnectionTestOptions) {
+export function createSettingsService (accounts: AwsAccountsRepository, settings: MonitoringSettingsRepository, connectionTest: ConnectionTestOptions) {
   return {
     listAccounts: (q: { enabled?: boolean, limit: number, cursor?: string }) => accounts.list(q),
 
@@ -76,10 +76,10 @@ export function createSettingsService (accounts: AwsAccountsRepository, settings
       return { account: written(await accounts.rotateKey(current, key)), apiKey: key.key }
     },
 
-    /** Runs the STS checks and keeps the result on the account. */
+    /** Runs the connection test (STS, then the EventBridge wiring per region) and keeps the result on the account. */
     async testAccount (id: string) {
       const current = await accounts.getLive(id)
-      const result = await testConnection(current, sts)
+      const result = await testConnection(current, connectionTest)
       written(await accounts.update(id, { last_connection_test: result }))
       return result
     },
