@@ -2,91 +2,27 @@
  * Generated contract suite: for every operation of the spec, a positive request built from the
  * spec's examples and negative requests made by mutating them, sent over HTTP to a real
  * listening server on loopback. Every response: never 5xx, status documented, content type
- * right, body valid; invalid data rejected with 4xx; valid data accepted.
+ * right, body valid; invalid data rejected with 4xx; valid data accepted. The case generators
+ * live in conformance-cases.ts, shared with `npm run test:contract` (scripts/test-contract.ts),
+ * which the last test runs against a listening app and against a broken proxy in front of it.
  */
 import t from 'tap'
 import type { Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { Ajv2020 } from 'ajv/dist/2020.js'
-import addFormatsModule from 'ajv-formats'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { build, ADMIN_EMAIL, ADMIN_PASSWORD, type Api } from './helper.js'
-import { checkResponse, operations, spec, type Operation } from './contract.js'
+import { operations, type Operation } from './contract.js'
+import {
+  BAD_CREDENTIALS, MALFORMED_ID, UNKNOWN_ID, UNKNOWN_QUERY, deref, exampleBody, fillPath, firstSuccess,
+  mutations, queryMutations, queryParameters, violationsOf, wrongMethods, type Json
+} from './conformance-cases.js'
 import { specPath } from '../scripts/generate-openapi.js'
-
-type Json = Record<string, any>
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void
-const ajv = new Ajv2020({ strict: false, allErrors: false })
-addFormats(ajv)
 
 process.env.AWS_ACCESS_KEY_ID = 'AKIAEXAMPLE'
 process.env.AWS_SECRET_ACCESS_KEY = 'example'
-
-function deref (schema: unknown): any {
-  if (Array.isArray(schema)) return schema.map(deref)
-  if (!schema || typeof schema !== 'object') return schema
-  const s = schema as Json
-  if (s.$ref) return deref(s.$ref.replace(/^#\//, '').split('/').reduce((o: Json, k: string) => o[k.replace(/~1/g, '/')], spec))
-  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === 'properties' ? Object.fromEntries(Object.entries(v as Json).map(([p, x]) => [p, deref(x)])) : deref(v)]))
-}
-
-const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T
-
-/** The object schema behind a body schema (first object member of an anyOf). */
-const objectSchema = (schema: Json): Json | undefined =>
-  schema.type === 'object' ? schema : (schema.anyOf as Json[] | undefined)?.map(objectSchema).find(Boolean)
-
-/** Values of the wrong JSON type for a property schema. */
-function wrongType (s: Json): unknown {
-  const types = Array.isArray(s.type) ? s.type : [s.type]
-  if (types.includes('string') || s.enum || s.$ref) return 12345
-  if (types.includes('integer') || types.includes('number')) return 'not-a-number'
-  if (types.includes('boolean')) return 'yes'
-  if (types.includes('array')) return { not: 'an array' }
-  if (types.includes('object')) return ['not', 'an', 'object']
-  return Symbol.for('skip')
-}
-
-/** Named invalid variants of a valid body (each checked to be invalid against the spec). */
-function mutations (body: Json, schema: Json): Array<{ name: string, body: unknown }> {
-  const obj = objectSchema(schema)
-  const out: Array<{ name: string, body: unknown }> = []
-  if (!obj) return out
-  const props = (obj.properties ?? {}) as Json
-  for (const req of (obj.required ?? []) as string[]) {
-    const b = clone(body)
-    delete b[req]
-    out.push({ name: `missing required ${req}`, body: b })
-  }
-  for (const [name, raw] of Object.entries(props)) {
-    const s = raw as Json
-    const w = wrongType(s)
-    if (w !== Symbol.for('skip')) out.push({ name: `wrong type ${name}`, body: { ...clone(body), [name]: w } })
-    const plain = s.anyOf ? (s.anyOf as Json[]).find(x => x.type !== 'null') ?? s : s
-    if (plain.maxLength !== undefined) out.push({ name: `over-long ${name}`, body: { ...clone(body), [name]: 'x'.repeat(plain.maxLength + 1) } })
-    if (plain.minLength !== undefined && plain.minLength > 0) out.push({ name: `too short ${name}`, body: { ...clone(body), [name]: '' } })
-    if (plain.maximum !== undefined) out.push({ name: `above maximum ${name}`, body: { ...clone(body), [name]: plain.maximum + 1 } })
-    if (plain.minimum !== undefined) out.push({ name: `below minimum ${name}`, body: { ...clone(body), [name]: plain.minimum - 1 } })
-    if (plain.enum) out.push({ name: `bad enum ${name}`, body: { ...clone(body), [name]: 'no-such-value' } })
-    if (plain.format) out.push({ name: `bad format ${name}`, body: { ...clone(body), [name]: 'not-a-valid-value' } })
-    if (plain.pattern) out.push({ name: `bad pattern ${name}`, body: { ...clone(body), [name]: '!!invalid!!' } })
-    if (plain.maxItems !== undefined) out.push({ name: `too many items ${name}`, body: { ...clone(body), [name]: Array.from({ length: plain.maxItems + 1 }, () => (plain.items?.enum?.[0] ?? 'x')) } })
-  }
-  if (obj.additionalProperties === false) out.push({ name: 'unexpected property', body: { ...clone(body), unexpected_property: true } })
-  out.push({ name: 'array instead of object', body: [clone(body)] })
-  const validate = ajv.compile(schema)
-  // Keep only variants the spec itself rejects: the server must then answer 4xx.
-  return out.filter(m => !validate(m.body))
-}
-
-/** Invalid values for a query parameter (checked against the parameter's schema). */
-function queryMutations (param: Json): string[] {
-  const s = deref(param.schema)
-  const candidates = ['', 'not-a-valid-value', '-1', '0', '101', 'x'.repeat((s.maxLength ?? 100) + 1), '2026-13-45T99:99:99Z', 'true,false']
-  const validate = ajv.compile(s)
-  const coerce = (v: string): unknown => (s.type === 'integer' ? (/^-?\d+$/.test(v) ? Number(v) : v) : s.type === 'boolean' ? (v === 'true' ? true : v === 'false' ? false : v) : v)
-  return candidates.filter(v => !validate(coerce(v))).slice(0, 4)
-}
 
 interface Prepared {
   /** Path parameters, query string, headers and body of the positive request. */
@@ -182,10 +118,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     const res = await send(path, { method, headers: init.headers, body: init.body }, init.direct)
     const text = await res.text()
     throughPrism(res, `${method} ${path.slice(0, 80)} → ${res.status}`, valid)
-    const headers: Record<string, string> = {}
-    res.headers.forEach((v, k) => { headers[k] = v })
-    const violations = checkResponse(method, path, { statusCode: res.status, headers, body: text })
-    t.same(violations, [], `${method} ${path.slice(0, 80)} → ${res.status} conforms`)
+    t.same(violationsOf(method, path, res, text), [], `${method} ${path.slice(0, 80)} → ${res.status} conforms`)
     return { res, text }
   }
   const json = async (method: string, path: string, token: string | null, body?: unknown, extra: Record<string, string> = {}) => {
@@ -224,7 +157,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     return (await json('POST', '/api/config/aws-accounts', admin, { account_id: id, name: 'acct', role_arn: `arn:aws:iam::${id}:role/R` })).body.account.id as string
   }
   const member = await newUser()
-  const example = (op: Operation): Json => clone(op.op.requestBody?.content?.['application/json']?.example ?? {})
+  const example = exampleBody
   const readable = (path: string, token = admin) => async () => {
     const res = await json('GET', path, token)
     t.equal(res.status, 200, `GET ${path} right after the write`)
@@ -279,14 +212,14 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     t.ok(prep, `a positive case is defined for ${op.operationId}`)
     if (!prep) continue
     let cases = 0
-    const pathOf = (p: Prepared, params = p.path ?? {}) => op.path.replace(/\{(\w+)\}/g, (_m, k: string) => encodeURIComponent(params[k] ?? ''))
+    const pathOf = (p: Prepared, params = p.path ?? {}) => fillPath(op, params)
     const jsonHeaders = (p: Prepared) => ({ ...p.headers, 'content-type': 'application/json' })
     const bodySchema = op.op.requestBody ? deref(op.op.requestBody.content['application/json'].schema) : undefined
     const body = op.op.requestBody && op.op.requestBody.required === false ? { anyOf: [bodySchema, { type: 'null' }] } : bodySchema
 
     // Positive: valid data is accepted.
     const positive = await prep(op)
-    const first2xx = Number(Object.keys(op.op.responses).find(s => s.startsWith('2')))
+    const first2xx = firstSuccess(op)
     const { res, text } = await call(op, pathOf(positive), { headers: positive.body !== undefined ? jsonHeaders(positive) : positive.headers, body: positive.body !== undefined ? JSON.stringify(positive.body) : undefined }, true)
     cases++
     t.equal(res.status, positive.expect ?? first2xx, `${op.operationId}: the spec's example is accepted (${text.slice(0, 200)})`)
@@ -312,13 +245,13 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     // Negative path and query parameters.
     if (op.path.includes('{id}')) {
       const p = await prep(op)
-      const r = await call(op, pathOf(p, { id: 'not-a-ulid' }), { headers: p.body !== undefined ? jsonHeaders(p) : p.headers, body: p.body !== undefined ? JSON.stringify(p.body) : undefined })
+      const r = await call(op, pathOf(p, { id: MALFORMED_ID }), { headers: p.body !== undefined ? jsonHeaders(p) : p.headers, body: p.body !== undefined ? JSON.stringify(p.body) : undefined })
       t.equal(r.res.status, 400, `${op.operationId}: malformed id → 400`)
-      const missing = await call(op, pathOf(p, { id: '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV' }), { headers: p.body !== undefined ? jsonHeaders(p) : p.headers, body: p.body !== undefined ? JSON.stringify(p.body) : undefined })
+      const missing = await call(op, pathOf(p, { id: UNKNOWN_ID }), { headers: p.body !== undefined ? jsonHeaders(p) : p.headers, body: p.body !== undefined ? JSON.stringify(p.body) : undefined })
       t.ok([404, 400].includes(missing.res.status), `${op.operationId}: unknown id → 404 (${missing.res.status})`)
       cases += 2
     }
-    const queryParams = ((op.op.parameters ?? []) as Json[]).map(deref).filter(p => p.in === 'query')
+    const queryParams = queryParameters(op)
     if (op.method === 'GET') {
       const p = await prep(op)
       for (const param of queryParams) {
@@ -328,7 +261,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
           t.equal(r.res.status, 400, `${op.operationId}: ${param.name}=${value.slice(0, 20)} → 400`)
         }
       }
-      const unknown = await call(op, `${pathOf(p)}?no_such_param=1`, { headers: p.headers })
+      const unknown = await call(op, `${pathOf(p)}?${UNKNOWN_QUERY}`, { headers: p.headers })
       t.equal(unknown.res.status, 400, `${op.operationId}: unknown query parameter → 400`)
       cases++
     }
@@ -337,11 +270,12 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     if (op.op['x-roles']) {
       const p = await prep(op)
       const init = { body: p.body !== undefined ? JSON.stringify(p.body) : undefined }
-      const none = await call(op, pathOf(p), { ...init, headers: p.body !== undefined ? { 'content-type': 'application/json' } : {} })
-      t.equal(none.res.status, 401, `${op.operationId}: no Authorization → 401`)
+      const [noAuth, badToken] = BAD_CREDENTIALS
+      const none = await call(op, pathOf(p), { ...init, headers: { ...noAuth.headers, ...(p.body !== undefined ? { 'content-type': 'application/json' } : {}) } })
+      t.equal(none.res.status, 401, `${op.operationId}: ${noAuth.name} → 401`)
       t.match(none.res.headers.get('www-authenticate'), /^Bearer/, `${op.operationId}: WWW-Authenticate: Bearer`)
-      const bad = await call(op, pathOf(p), { ...init, headers: { authorization: 'Bearer a.b.c', ...(p.body !== undefined ? { 'content-type': 'application/json' } : {}) } })
-      t.equal(bad.res.status, 401, `${op.operationId}: invalid token → 401`)
+      const bad = await call(op, pathOf(p), { ...init, headers: { ...badToken.headers, ...(p.body !== undefined ? { 'content-type': 'application/json' } : {}) } })
+      t.equal(bad.res.status, 401, `${op.operationId}: ${badToken.name} → 401`)
       cases += 2
     }
     summary.push(`${op.operationId.padEnd(28)} ${String(cases).padStart(3)} cases`)
@@ -349,11 +283,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
 
   // A method the path does not support: 405 with Allow (straight to the server: Prism knows
   // only the operations of the spec).
-  for (const [path, methods] of Object.entries(spec.paths as Json)) {
-    const supported = ['get', 'put', 'post', 'delete', 'patch'].filter(m => methods[m]).map(m => m.toUpperCase())
-    const other = ['PATCH', 'PUT', 'DELETE', 'POST'].find(m => !supported.includes(m))
-    if (!other) continue
-    const url = path.replace(/\{id\}/g, '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV')
+  for (const { path, url, method: other, supported } of wrongMethods()) {
     const res = await fetch(`${upstream}${url}`, { method: other })
     t.equal(res.status, 405, `${other} ${path} → 405`)
     t.ok(supported.every(m => (res.headers.get('allow') ?? '').includes(m)), `Allow lists ${supported.join(', ')}`)
@@ -363,4 +293,94 @@ t.test('every operation, positive and negative, over HTTP', async t => {
   if (prism) t.ok(prismExchanges > 500, `prism checked ${prismExchanges} exchanges`)
   t.comment(`cases per operation:\n${summary.join('\n')}`)
   t.equal(summary.length, operations.length, 'every operation of the spec was exercised')
+})
+
+/** `node --import tsx scripts/test-contract.ts …` (npm run test:contract), to its end. */
+function testContract (args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/test-contract.ts', ...args], { cwd: fileURLToPath(new URL('..', import.meta.url)), env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    child.on('error', reject)
+    child.on('close', code => resolve({ code, stdout, stderr }))
+  })
+}
+
+t.test('npm run test:contract proves a deployment, and fails a broken one', async t => {
+  const { CONTRACT_BASE_URL: _base, CONTRACT_API_KEY: _key, ...inherited } = process.env
+  const env = { ...inherited, CONTRACT_ADMIN_EMAIL: ADMIN_EMAIL, CONTRACT_ADMIN_PASSWORD: ADMIN_PASSWORD }
+
+  const api: Api = await build(t, { AWS_STS_ENDPOINT: 'http://127.0.0.1:9' })
+  const base = await api.app.listen({ port: 0, host: '127.0.0.1' })
+  const good = await testContract(['--base-url', base, '--with-accounts'], env)
+  t.equal(good.code, 0, 'exit 0 against the service')
+  if (good.code !== 0) t.comment(`${good.stdout.split('\n').filter(l => !l.startsWith('ok ')).join('\n')}\n${good.stderr}`)
+  t.match(good.stdout, /^\d+ passed, 0 failed$/m, 'the summary: 0 failed')
+  t.ok(Number(/^(\d+) passed/m.exec(good.stdout)?.[1]) > 250, 'and the checks of both parts ran')
+  for (const part of ['read-only part', 'a task', 'a user', 'an AWS account', 'ingestion with the new account\'s key']) t.match(good.stdout, part, `ran: ${part}`)
+  t.notOk(good.stdout.includes(ADMIN_PASSWORD) || good.stdout.includes(ADMIN_EMAIL), 'the credentials are never printed')
+
+  // The run left the deployment as it found it, and said so.
+  const runId = /run (\d{8})/.exec(good.stdout)?.[1] ?? 'none'
+  t.match(good.stdout, new RegExp(`^# {3}task \\w+ "contract-test ${runId} task": deleted$`, 'm'), 'listed: the task, deleted')
+  t.match(good.stdout, new RegExp(`^# {3}user \\w+ contract-${runId}@example\\.invalid: deactivated`, 'm'), 'listed: the user, deactivated')
+  t.match(good.stdout, new RegExp(`^# {3}AWS account 9999${runId} .*: deleted$`, 'm'), 'listed: the AWS account, deleted')
+  t.match(good.stdout, /^# {3}event \w+ .*: deleted$/m, 'listed: the ingested event, deleted')
+  const admin = api.auth(await api.adminToken())
+  const tasks = (await api.request({ url: '/api/tasks?limit=100', headers: admin })).json().items as Array<{ title: string }>
+  t.same(tasks.filter(x => x.title.includes(runId)), [], 'no task of the run is left')
+  t.same((await api.request({ url: '/api/events?limit=100', headers: admin })).json().items, [], 'no event is left')
+  const accounts = (await api.request({ url: '/api/config/aws-accounts?limit=100', headers: admin })).json().items as Array<{ account_id: string }>
+  t.same(accounts.filter(a => a.account_id.startsWith('9999')), [], 'no AWS account is left')
+  const users = (await api.request({ url: `/api/users?search=contract-${runId}`, headers: admin })).json().items as Array<{ is_active: boolean }>
+  t.same(users.map(u => u.is_active), [false], 'the user of the run is deactivated')
+
+  const usage = await testContract([], env)
+  t.equal(usage.code, 2, 'no --base-url: a usage error')
+  const onCommandLine = await testContract(['--base-url', base, '--api-key', 'cmk_x'], env)
+  t.equal(onCommandLine.code, 2, 'a key on the command line: a usage error')
+
+  // The service behind a proxy that breaks it: the health answer violates the spec, the login
+  // answer carries a property the spec does not allow (its tokens in the violation's text), and
+  // every task update is a 500. The run fails and names each violation, prints no token, stops
+  // the task checks at the failed update, and still cleans up.
+  const broken = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const path = req.url ?? '/'
+      if (req.method === 'PUT' && /^\/api\/tasks\/\w+$/.test(path)) {
+        res.writeHead(500, { 'content-type': 'application/problem+json', 'x-request-id': 'broken' })
+        res.end(JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500, detail: 'Broken on purpose.', code: 'internal_error' }))
+        return
+      }
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k))) as Record<string, string>
+      fetch(`${base}${path}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined, redirect: 'manual' }).then(async up => {
+        let text = await up.text()
+        if (path === '/api/health' && req.method === 'GET') text = JSON.stringify({ status: 'fine' })
+        if (path === '/api/auth/login' && up.status === 200) text = JSON.stringify({ ...JSON.parse(text), leaked: true })
+        const out: Record<string, string> = {}
+        up.headers.forEach((v, k) => { if (!['content-length', 'transfer-encoding', 'connection', 'content-encoding'].includes(k)) out[k] = v })
+        res.writeHead(up.status, out)
+        res.end(req.method === 'HEAD' ? undefined : text)
+      }, (err: unknown) => { res.destroy(err as Error) })
+    })
+  })
+  await new Promise<void>(resolve => broken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { broken.close() })
+  const bad = await testContract(['--base-url', `http://127.0.0.1:${(broken.address() as AddressInfo).port}`], env)
+  t.equal(bad.code, 1, 'exit 1 against a broken deployment')
+  t.match(bad.stdout, /^not ok \d+ getHealth: GET \/api\/health → 200 — body does not match the spec: .*status/m, 'the violation of getHealth is named')
+  t.match(bad.stdout, /^not ok \d+ login as CONTRACT_ADMIN_EMAIL: POST \/api\/auth\/login → 200 — .*"access_token":"\*\*\*","refresh_token":"\*\*\*"/m, 'the bad login answer is shown, its tokens hidden')
+  t.notOk(/eyJ[\w-]+\.eyJ/.test(bad.stdout), 'no token is printed')
+  t.match(bad.stdout, /^not ok \d+ updateTask with If-Match: PUT \/api\/tasks\/\w+ → 500 — expected 200/m, 'the failed update is named')
+  t.match(bad.stdout, /^# self-cleaning part: a task: stopped \(the update failed\)/m, 'the task checks stop there')
+  const badRun = /run (\d{8})/.exec(bad.stdout)?.[1] ?? 'none'
+  t.match(bad.stdout, new RegExp(`^# {3}task \\w+ "contract-test ${badRun} task": deleted$`, 'm'), 'and the task is deleted all the same')
+  t.match(bad.stdout, new RegExp(`^# {3}user \\w+ contract-${badRun}@example\\.invalid: deactivated`, 'm'), 'the later parts ran and cleaned up')
+  t.match(bad.stdout, /^\d+ passed, [1-9]\d* failed/m, 'the summary counts the failures')
+  const left = (await api.request({ url: '/api/tasks?limit=100', headers: admin })).json().items as Array<{ title: string }>
+  t.same(left.filter(x => x.title.includes(badRun)), [], 'no task of the failed run is left')
 })
