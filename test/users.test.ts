@@ -3,7 +3,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, type Api } from './helper.js'
-import { createRawClient, type RawClient } from '../src/db/raw.js'
+import type { RawClient } from '../src/db/raw.js'
 import type { Update } from '../src/db/expressions.js'
 import { createCursorCodec } from '../src/db/pagination.js'
 import { getModels } from '../src/data.js'
@@ -43,6 +43,14 @@ async function assertAdminSetExact (t: Test, api: Api, label: string): Promise<s
 }
 
 /** A raw client that holds the first matching UpdateItem until `open()` (to force an interleaving). */
+/** An app, its users repository and toolkit, the two tables the admin set lives in, and the first admin. */
+async function adminSetFixture (t: Test) {
+  const api = await build(t)
+  const root = await api.adminToken()
+  const rootId: string = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(root) })).json().id
+  return { api, repo: api.app.repos.users, raw: api.app.db.raw, metaTable: `${api.config.tablePrefix}meta`, usersTable: `${api.config.tablePrefix}users`, root, rootId }
+}
+
 function gated (raw: RawClient, match: (table: string, change: Update) => boolean) {
   let arrive!: () => void
   let release!: () => void
@@ -389,13 +397,7 @@ t.test('issue 15: promoted and deactivated within the revocation wait, then two 
 })
 
 t.test('interleavings of the admin set protocol, forced', async t => {
-  const api = await build(t)
-  const repo = api.app.repos.users
-  const raw = createRawClient(api.app.db.client)
-  const metaTable = `${api.config.tablePrefix}meta`
-  const usersTable = `${api.config.tablePrefix}users`
-  const root = await api.adminToken()
-  const rootId = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(root) })).json().id
+  const { api, repo, raw, metaTable, usersTable, root, rootId } = await adminSetFixture(t)
 
   // A late add: the promotion's set update arrives after the user was deactivated.
   const x = await api.userWithRole('user')
@@ -537,13 +539,7 @@ t.test('randomised concurrent role and status changes keep the admin set exact (
 })
 
 t.test('seed:admin and reset-password recover from a corrupted admin set and from no active admin', async t => {
-  const api = await build(t)
-  const repo = api.app.repos.users
-  const raw = createRawClient(api.app.db.client)
-  const metaTable = `${api.config.tablePrefix}meta`
-  const usersTable = `${api.config.tablePrefix}users`
-  const root = await api.adminToken()
-  const rootId = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(root) })).json().id
+  const { api, repo, raw, metaTable, usersTable, root, rootId } = await adminSetFixture(t)
   const second = await api.userWithRole('admin')
   const plain = await api.userWithRole('user')
   const setItem = (ids: string[], extra: Record<string, unknown> = {}) =>
