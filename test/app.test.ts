@@ -316,7 +316,10 @@ t.test('the data toolkit: typed expressions compile with aliases and run on the 
   })
   t.equal(c.key, '#n0 = :v0 AND begins_with(#n1, :v1)')
   t.equal(c.update, 'SET #n2 = :v2, #n3 = if_not_exists(#n3, :v3) ADD #n4 :v4 REMOVE #n5 DELETE #n6 :v5')
-  t.equal(c.condition, '(attribute_exists(#n0)) AND ((attribute_not_exists(#n7)) OR (#n7 <= :v6)) AND (NOT (contains(#n6, :v7))) AND (size(#n6) > :v8)')
+  t.equal(c.condition, 'attribute_exists(#n0) AND (attribute_not_exists(#n7) OR #n7 <= :v6) AND NOT contains(#n6, :v7) AND size(#n6) > :v8', 'parentheses only where precedence needs them')
+  t.equal(compile({ condition: where.or(where.and(where.eq('a', 1), where.eq('b', 2)), where.or(where.eq('a', 3), where.eq('b', 4)), where.not(where.or(where.eq('a', 5), where.eq('b', 6)))) }).condition,
+    '#n0 = :v0 AND #n1 = :v1 OR #n0 = :v2 OR #n1 = :v3 OR NOT (#n0 = :v4 OR #n1 = :v5)')
+  t.equal(compile({ condition: where.not(where.and(where.eq('a', 1), where.not(where.eq('b', 2)))) }).condition, 'NOT (#n0 = :v0 AND NOT #n1 = :v1)')
   t.same(c.names, { '#n0': 'pk', '#n1': 'sk', '#n2': 'status', '#n3': 'created_at', '#n4': 'version', '#n5': 'deleted_at', '#n6': 'ids', '#n7': 'v#01' })
   t.same(Object.keys(c.values).length, 9, 'one value alias per use')
   t.throws(() => compile({ update: { set: { a: undefined } } }), /changes nothing/, 'an empty update is a bug, not a no-op request')
@@ -336,6 +339,14 @@ t.test('the data toolkit: typed expressions compile with aliases and run on the 
   t.same(await raw.getItem(table, key, { attributes: ['status', 'v#01'] }), { status: 'closed', 'v#01': 1 }, 'projection with aliases')
   const stale = await raw.updateItem(table, key, { set: { status: 'open' } }, { condition: where.eq('status', 'open') }).then(() => 'written', (err: unknown) => isConditionFailed(err) ? 'refused' : String(err))
   t.equal(stale, 'refused')
+  // Precedence as DynamoDB reads it (NOT, then AND, then OR): each of these would flip if a
+  // needed pair of parentheses were missing.
+  const holds = (condition: Parameters<typeof where.not>[0]): Promise<boolean> =>
+    raw.updateItem(table, key, { set: { probe: 1 } }, { condition }).then(() => true, (err: unknown) => { if (isConditionFailed(err)) return false; throw err })
+  t.equal(await holds(where.not(where.and(where.eq('status', 'closed'), where.eq('size', 9)))), true, 'NOT (a AND b)')
+  t.equal(await holds(where.and(where.or(where.eq('status', 'closed'), where.eq('size', 9)), where.eq('size', 9))), false, '(a OR b) AND c')
+  t.equal(await holds(where.or(where.and(where.eq('status', 'closed'), where.eq('size', 9)), where.eq('size', 3))), true, 'a AND b OR c')
+  t.equal(await holds(where.and(where.not(where.eq('size', 9)), where.eq('size', 3))), true, 'NOT a AND b')
   await raw.deleteItem(table, key, { condition: where.eq('status', 'closed') })
   t.equal(await raw.getItem(table, key), null, 'deleted')
 })

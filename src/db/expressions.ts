@@ -103,14 +103,27 @@ function condition (a: Aliases, c: Condition): string {
     case 'size': return `size(${a.name(c.path)}) ${c.op} ${a.value(c.value)}`
     case 'contains': return `contains(${a.name(c.path)}, ${a.value(c.value)})`
     case 'beginsWith': return `begins_with(${a.name(c.path)}, ${a.value(c.value)})`
-    case 'not': return `NOT (${condition(a, c.condition)})`
+    case 'not': return `NOT ${operand(a, c.condition, 'not')}`
     case 'and':
     case 'or': {
       if (c.conditions.length === 0) throw new Error(`an empty ${c.kind.toUpperCase()} condition`)
-      const parts = c.conditions.map(x => condition(a, x))
-      return parts.length === 1 ? parts[0]! : parts.map(p => `(${p})`).join(` ${c.kind.toUpperCase()} `)
+      if (c.conditions.length === 1) return condition(a, c.conditions[0]!)
+      return c.conditions.map(x => operand(a, x, c.kind)).join(` ${c.kind.toUpperCase()} `)
     }
   }
+}
+
+/**
+ * A condition as an operand of NOT, AND or OR, in parentheses only where precedence needs
+ * them (NOT binds tighter than AND, AND tighter than OR). Fewer parentheses are not cosmetic:
+ * the stand-in's expression parser backtracks on each nested pair, and redundant ones tripled
+ * its CPU per login (docs/performance.md).
+ */
+function operand (a: Aliases, c: Condition, parent: 'not' | 'and' | 'or'): string {
+  const text = condition(a, c)
+  const loose = (c.kind === 'or' || c.kind === 'and') && c.conditions.length > 1 &&
+    ((c.kind === 'or' && parent !== 'or') || (c.kind === 'and' && parent === 'not'))
+  return loose ? `(${text})` : text
 }
 
 function update (a: Aliases, u: Update): string {
