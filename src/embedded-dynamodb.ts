@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { threadCpuMicros } from './lib/thread-cpu.js'
 
 /**
  * dynalite 4.0.0 ends LevelDB iterators with `iterator.return()`, which abstract-level 3
@@ -32,11 +33,13 @@ export interface EmbeddedDynamo {
   close: () => Promise<void>
   /** The stand-in thread's V8 heap in use, after a GC when the process runs with --expose-gc (benchmarks). */
   heapUsed: () => Promise<number>
+  /** The stand-in thread's own CPU time so far, in µs (benchmarks; undefined without Linux's procfs). */
+  cpuMicros: () => Promise<number | undefined>
 }
 
 interface WorkerInput { embeddedDynamo: true, path?: string }
 
-async function listen (path: string | undefined): Promise<Omit<EmbeddedDynamo, 'heapUsed'>> {
+async function listen (path: string | undefined): Promise<Pick<EmbeddedDynamo, 'endpoint' | 'close'>> {
   if (path) await mkdir(path, { recursive: true })
   // Loaded here, in the stand-in's thread only.
   const { default: dynalite } = await import('dynalite')
@@ -73,9 +76,9 @@ export async function startEmbeddedDynamo (options: { path?: string } = {}): Pro
   const crash = (err: Error): never => { throw err }
   worker.once('error', crash)
   // One question at a time (the callers ask in sequence); a worker that is gone answers nothing.
-  const ask = async (type: 'close' | 'memory'): Promise<{ heapUsed?: number, error?: string }> => {
+  const ask = async (type: 'close' | 'memory' | 'cpu'): Promise<{ heapUsed?: number, cpuMicros?: number, error?: string }> => {
     worker.postMessage(type)
-    return Promise.race([once(worker, 'message').then(([answer]) => answer as { heapUsed?: number, error?: string }), exited.then(() => ({}))])
+    return Promise.race([once(worker, 'message').then(([answer]) => answer as { heapUsed?: number, cpuMicros?: number, error?: string }), exited.then(() => ({}))])
   }
   let closing: Promise<void> | undefined
   return {
@@ -86,7 +89,8 @@ export async function startEmbeddedDynamo (options: { path?: string } = {}): Pro
       await worker.terminate()
       if (answer.error) throw new Error(`closing the embedded DynamoDB: ${answer.error}`)
     })()),
-    heapUsed: async () => (await ask('memory')).heapUsed ?? 0
+    heapUsed: async () => (await ask('memory')).heapUsed ?? 0,
+    cpuMicros: async () => (await ask('cpu')).cpuMicros
   }
 }
 
@@ -95,7 +99,11 @@ if (!isMainThread && (workerData as WorkerInput | undefined)?.embeddedDynamo && 
   const port = parentPort
   try {
     const db = await listen((workerData as WorkerInput).path)
-    port.on('message', (type: 'close' | 'memory') => {
+    port.on('message', (type: 'close' | 'memory' | 'cpu') => {
+      if (type === 'cpu') {
+        port.postMessage({ cpuMicros: threadCpuMicros() })
+        return
+      }
       if (type === 'close') {
         db.close().then(() => ({ closed: true }), (err: unknown) => ({ error: String(err) })).then(answer => port.postMessage(answer))
         return

@@ -66,7 +66,8 @@ function findRoot (from: string): string {
 const log = (message: string): void => { process.stdout.write(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${message}\n`) }
 const ms = (v: number): string => `${v.toFixed(v < 10 ? 2 : 1)} ms`
 const fmt = (v: number, digits = 0): string => v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
-const describe = (r: LoadResult): string => `${fmt(r.rps)} req/s, p50 ${ms(r.p50)}, p99 ${ms(r.p99)}${Number.isFinite(r.cpuPerRequest) ? `, server CPU ${fmt(r.cpuPerRequest)} µs/req` : ''}${r.failed || r.errors ? `, ${r.failed} non-2xx (${JSON.stringify(r.statusCodes)}), ${r.errors} errors` : ''}`
+const byThread = (r: LoadResult): string => r.cpuByThread ? ` (API thread ${fmt(r.cpuByThread.main)}, stand-in thread ${fmt(r.cpuByThread.standIn)}, other threads ${fmt(r.cpuByThread.other)})` : ''
+const describe = (r: LoadResult): string => `${fmt(r.rps)} req/s, p50 ${ms(r.p50)}, p99 ${ms(r.p99)}${Number.isFinite(r.cpuPerRequest) ? `, server CPU ${fmt(r.cpuPerRequest)} µs/req${byThread(r)}` : ''}${r.failed || r.errors ? `, ${r.failed} non-2xx (${JSON.stringify(r.statusCodes)}), ${r.errors} errors` : ''}`
 
 // ---------------------------------------------------------------------------------------------
 // HTTP helpers
@@ -328,6 +329,8 @@ async function phaseLogin (c: Ctx): Promise<void> {
   rows.push(health, login)
   rows.push({ figure: '  argon2 verifies/s in the bench process alone (what the machine gives now)', value: `${fmt(c.poolRate, 1)}/s`, ratio: c.poolRate / capacity, target: 'info', pass: null })
   rows.push({ figure: '  server CPU per login, all threads (one hash ÷ it: the share that is hashing)', value: `${ms(logins.cpuPerRequest / 1000)} vs ${ms(c.hashMs)}`, ratio: c.hashMs / (logins.cpuPerRequest / 1000), target: 'info', pass: null })
+  const t = logins.cpuByThread
+  if (t) rows.push({ figure: '  the same by thread: API, stand-in, other (argon2 on libuv\'s pool, V8 helpers)', value: `${ms(t.main / 1000)}, ${ms(t.standIn / 1000)}, ${ms(t.other / 1000)}`, ratio: null, target: 'info', pass: null })
   details.push(`- login flood (8 connections, ${P.loginSeconds} s, ${users.length} users in turn): ${describe(logins)}; health during it (40 req/s): ${describe(busy)}; health idle: ${describe(idle)}`)
   log(`logins: ${login.value} (×${login.ratio!.toFixed(2)}); health p99 ${health.value}`)
   if (shouldProfile(login.pass) || shouldProfile(health.pass)) {

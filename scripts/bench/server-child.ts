@@ -20,6 +20,8 @@ import type { AttributeValue } from '@aws-sdk/client-dynamodb'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { startEmbeddedDynamo } from '../../src/embedded-dynamodb.js'
+import type { CpuSample } from './lib/load.js'
+import { threadCpuMicros } from '../../src/lib/thread-cpu.js'
 import { resolveJwtSecret } from '../../src/secrets.js'
 import { ensureFirstAdmin } from '../../src/modules/users/first-admin.js'
 import { fromAttributes } from './lib/attributes.js'
@@ -98,7 +100,11 @@ async function handle (message: { type?: string, file?: string }): Promise<void>
     process.send?.({ type: 'memory', rss: m.rss, heapUsed: m.heapUsed + standIn, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers } satisfies ChildMemory)
   } else if (message.type === 'cpu') {
     const c = process.cpuUsage()
-    process.send?.({ type: 'cpu', micros: c.user + c.system })
+    // Where it went: this (the API's) main thread and the stand-in's thread; the rest is
+    // libuv's pool (argon2, file I/O) and V8's helper threads (GC, compilation).
+    const main = threadCpuMicros(`/proc/self/task/${process.pid}/stat`)
+    const standIn = await embedded.cpuMicros()
+    process.send?.({ type: 'cpu', micros: c.user + c.system, main, standIn } satisfies CpuSample & { type: 'cpu' })
   } else if (message.type === 'profile-start') {
     profiler = new Session()
     profiler.connect()

@@ -2,6 +2,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { openSync, closeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { ChildMemory, ChildReady } from '../server-child.js'
+import type { CpuSample } from './load.js'
 
 /** A free port on loopback (the kernel's pick). */
 export function freePort (): Promise<number> {
@@ -46,8 +47,8 @@ export interface ServerChild {
   url: string
   bareUrl: string
   memory: () => Promise<ChildMemory>
-  /** CPU time the process has used so far (all its threads), in microseconds. */
-  cpu: () => Promise<number>
+  /** CPU time the process has used so far (all its threads, and the main and stand-in threads' own), in microseconds. */
+  cpu: () => Promise<CpuSample>
   profileStart: () => Promise<void>
   profileStop: (file: string) => Promise<void>
   stop: () => Promise<void>
@@ -83,7 +84,7 @@ export async function startServerChild (script: string, env: NodeJS.ProcessEnv, 
     child.send({ type, ...extra })
   })
   const memory = (): Promise<ChildMemory> => ask<ChildMemory>('memory')
-  const cpu = async (): Promise<number> => (await ask<{ micros: number }>('cpu')).micros
+  const cpu = (): Promise<CpuSample> => ask<CpuSample>('cpu')
   const profileStart = async (): Promise<void> => { await ask('profile-start') }
   const profileStop = async (file: string): Promise<void> => { await ask('profile-stop', { file }) }
   const stop = async (): Promise<void> => {

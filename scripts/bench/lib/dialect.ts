@@ -17,7 +17,7 @@
  * differ; the stand-in runs in its own thread).
  */
 import { where } from '../../../src/db/expressions.js'
-import { readFileSync } from 'node:fs'
+import { threadCpuMicros } from '../../../src/lib/thread-cpu.js'
 import type { DynamoDB } from '@aws-sdk/client-dynamodb'
 import dynamoose from 'dynamoose'
 import { getModels } from '../../../src/data.js'
@@ -96,26 +96,12 @@ async function inParallel (count: number, concurrency: number, each: (i: number)
 
 interface Sample { calls: number, ms: number, cpu: number, main: number, latencies: number[] }
 
-/** Linux clock ticks per second (`getconf CLK_TCK`: 100 on every Linux Node supports). */
-const TICKS_PER_SECOND = 100
-const mainThreadStat = `/proc/self/task/${process.pid}/stat`
-
 /**
- * The main thread's own CPU time in µs, from Linux's per-thread counters (10 ms ticks; Node 20
- * has no `process.threadCpuUsage`); undefined elsewhere, then the main thread's busy time
- * (event-loop utilization, which also counts time the thread was runnable but not running)
- * stands in for it.
+ * The main thread's own CPU time in µs (Linux per-thread counters); undefined elsewhere, then
+ * the main thread's busy time (event-loop utilization, which also counts time the thread was
+ * runnable but not running) stands in for it.
  */
-function mainThreadCpu (): number | undefined {
-  try {
-    const stat = readFileSync(mainThreadStat, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // Fields 14 and 15 of proc(5) (utime, stime); fields[0] is field 3 (state).
-    return (Number(fields[11]) + Number(fields[12])) * (1e6 / TICKS_PER_SECOND)
-  } catch {
-    return undefined
-  }
-}
+const mainThreadCpu = (): number | undefined => threadCpuMicros(`/proc/self/task/${process.pid}/stat`)
 
 async function timed (call: Call, seconds: number, concurrency: number): Promise<Sample> {
   const latencies: number[] = []

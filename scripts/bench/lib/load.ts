@@ -12,9 +12,12 @@ export interface LoadOptions {
   overallRate?: number
   /** Seconds before a request counts as timed out. */
   timeout?: number
-  /** The server's CPU counter: measured around the run, reported per request. */
-  cpu?: () => Promise<number>
+  /** The server's CPU counters: measured around the run, reported per request. */
+  cpu?: () => Promise<CpuSample>
 }
+
+/** A server's CPU time so far, in µs: all threads, and the main and stand-in threads' own (Linux only). */
+export interface CpuSample { micros: number, main?: number | undefined, standIn?: number | undefined }
 
 export interface LoadResult {
   /** 2xx responses per second of the run. */
@@ -31,6 +34,8 @@ export interface LoadResult {
   seconds: number
   /** Server CPU time per answered request (µs), when `cpu` was given: robust to a busy machine. */
   cpuPerRequest: number
+  /** The same split by thread (µs per request; 10 ms ticks), where the platform tells: the API's main thread, the stand-in's, and the rest (argon2 on libuv's pool, V8's helpers). */
+  cpuByThread?: { main: number, standIn: number, other: number }
 }
 
 export function percentile (sorted: ArrayLike<number>, p: number): number {
@@ -48,7 +53,7 @@ export const median = (values: number[]): number => percentile(Float64Array.from
 export async function run (opts: LoadOptions): Promise<LoadResult> {
   const times: number[] = []
   const statusCodes: Record<string, number> = {}
-  const cpuBefore = opts.cpu ? await opts.cpu() : 0
+  const cpuBefore = opts.cpu ? await opts.cpu() : undefined
   const started = performance.now()
   const instance = autocannon({
     url: opts.url,
@@ -67,7 +72,8 @@ export async function run (opts: LoadOptions): Promise<LoadResult> {
   const result = await instance
   // With `amount`, autocannon notices the end on its next 1 s tick: time to the last response instead.
   const seconds = ((opts.amount ? lastResponse : performance.now()) - started) / 1000
-  const cpuUsed = opts.cpu ? (await opts.cpu()) - cpuBefore : Number.NaN
+  const cpuAfter = opts.cpu ? await opts.cpu() : undefined
+  const cpuUsed = cpuAfter && cpuBefore ? cpuAfter.micros - cpuBefore.micros : Number.NaN
   const sorted = Float64Array.from(times).sort()
   const ok = sorted.length
   const failed = Object.entries(statusCodes).filter(([s]) => !s.startsWith('2')).reduce((n, [, c]) => n + c, 0)
@@ -82,8 +88,17 @@ export async function run (opts: LoadOptions): Promise<LoadResult> {
     p99: percentile(sorted, 99),
     mean: ok ? times.reduce((a, b) => a + b, 0) / ok : Number.NaN,
     seconds,
-    cpuPerRequest: cpuUsed / (ok + failed)
+    cpuPerRequest: cpuUsed / (ok + failed),
+    ...byThread(cpuBefore, cpuAfter, ok + failed)
   }
+}
+
+/** The per-request CPU of the main and stand-in threads, and of the rest, when both samples have them. */
+function byThread (before: CpuSample | undefined, after: CpuSample | undefined, n: number): Pick<LoadResult, 'cpuByThread'> {
+  if (before?.main === undefined || before.standIn === undefined || after?.main === undefined || after.standIn === undefined) return {}
+  const main = (after.main - before.main) / n
+  const standIn = (after.standIn - before.standIn) / n
+  return { cpuByThread: { main, standIn, other: (after.micros - before.micros) / n - main - standIn } }
 }
 
 /** A short unmeasured run first (JIT, caches, connections), then the measured one. */
