@@ -146,25 +146,15 @@ const shouldProfile = (pass: boolean | null): boolean => PROFILE === 'always' ||
 // The run
 // ---------------------------------------------------------------------------------------------
 
+/** Compiles what changed, with the build step of `npm start` (scripts/start.mjs). */
 function buildIfStale (): void {
   const outputs = ['dist/src/server.js', 'dist/scripts/bench/server-child.js', 'dist/scripts/bench/bare-server.js'].map(f => path.join(root, f))
-  const newest = (dir: string): number => {
-    let t = 0
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name)
-      t = Math.max(t, entry.isDirectory() ? newest(p) : statSync(p).mtimeMs)
-    }
-    return t
-  }
-  const sources = Math.max(...['src', 'openapi', 'scripts'].map(d => newest(path.join(root, d))))
-  const built = Math.min(...outputs.map(f => (existsSync(f) ? statSync(f).mtimeMs : 0)))
-  if (built >= sources) return
-  log('compiling (tsc -p tsconfig.build.json): the servers run the compiled build, as npm start does')
+  const before = Math.min(...outputs.map(f => (existsSync(f) ? statSync(f).mtimeMs : 0)))
   try {
-    execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'pipe' })
+    execFileSync(process.execPath, [path.join(root, 'scripts/start.mjs'), '--build-only'], { cwd: root, stdio: 'pipe' })
   } catch (err) {
     // tsc emits despite type errors (someone else's work in progress); only missing output is fatal.
-    if (!outputs.every(f => existsSync(f) && statSync(f).mtimeMs >= sources - 1)) throw err
+    if (!outputs.every(f => existsSync(f) && statSync(f).mtimeMs > before)) throw err
     log(`warning: tsc reported errors but emitted the build:\n${String((err as { stdout?: Buffer }).stdout ?? '').slice(0, 1000)}`)
   }
 }
@@ -411,6 +401,16 @@ async function phaseStartup (work: string): Promise<void> {
   const b = median(bare)
   const row: Row = { figure: `Start-up to first 200 of /api/health (existing database, ${K(sizes.bigTasks)} tasks + ${K(sizes.bigEvents)} events)`, value: `${fmt(a)} ms (bare Fastify ${fmt(b)} ms)`, ratio: a / b, target: '≤ 1500 ms', pass: a <= 1500 }
   rows.push(row)
+  // `npm start` as a user runs it again on an unchanged checkout: the build step finds nothing
+  // to compile (the run's build left its stamp), then the server starts in the same process.
+  const restarts: number[] = []
+  for (let i = 0; i < P.startups; i++) {
+    const port = await freePort()
+    restarts.push(await timeToFirst200(path.join(root, 'scripts/start.mjs'), serverEnv(path.join(work, 'big'), port), port, '/api/health', path.join(work, 'startup.log')))
+  }
+  const r = median(restarts)
+  rows.push({ figure: '`npm start` on an unchanged checkout to first 200 (node scripts/start.mjs)', value: `${fmt(r)} ms`, ratio: r / a, target: '≤ 2000 ms', pass: r <= 2000 })
+  details.push(`- npm start on an unchanged checkout (node scripts/start.mjs, its build step finding nothing to compile), median of ${P.startups}: ${restarts.map(v => fmt(v)).join(', ')} ms`)
   if (shouldProfile(row.pass)) {
     // One more start under node --cpu-prof (the profile is written when the process exits).
     const dir = path.join(work, 'startup-profile')
