@@ -27,6 +27,7 @@ import { DynamoDB } from '@aws-sdk/client-dynamodb'
 import argon2 from 'argon2'
 import { loadConfig } from '../../src/config.js'
 import { freePort, serverEnv, sleep, startServerChild, timeToFirst200, type ServerChild } from './lib/child.js'
+import { roundTripRows, roundTripTable, type RoundTripRow } from './lib/round-trip-report.js'
 import { envelopes, event, load, task, type LoadResult as DataLoad } from './lib/data.js'
 import { median, run, type LoadOptions, type LoadResult } from './lib/load.js'
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js'
@@ -36,7 +37,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const PROFILE = process.env.BENCH_PROFILE ?? (QUICK ? 'never' : 'missed')
-const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup', 'dialect'] as const
+const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup', 'dialect', 'roundtrips'] as const
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map(p => p.trim())) : undefined
 const want = (phase: typeof PHASES[number]): boolean => !ONLY || ONLY.has(phase)
 for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY: unknown phase ${phase} (known: ${PHASES.join(', ')})`)
@@ -44,8 +45,8 @@ const root = findRoot(path.dirname(fileURLToPath(import.meta.url)))
 
 /** Sizes and durations: full run, and the smoke run. */
 const P = QUICK
-  ? { small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false, dialectItems: 200, dialectRounds: 2, dialectSeconds: 0.5, dialectConcurrency: 4 }
-  : { small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true, dialectItems: 400, dialectRounds: 4, dialectSeconds: 1.5, dialectConcurrency: 4 }
+  ? { small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false, dialectItems: 200, dialectRounds: 2, dialectSeconds: 0.5, dialectConcurrency: 4, roundTripSamples: 5, contractRuns: 1 }
+  : { small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true, dialectItems: 400, dialectRounds: 4, dialectSeconds: 1.5, dialectConcurrency: 4, roundTripSamples: 21, contractRuns: 2 }
 
 const ADMIN = { email: 'admin@example.com', password: 'Saffron ledger 42 quiet harbor' }
 
@@ -54,6 +55,9 @@ const rows: Row[] = []
 const details: string[] = []
 const profiles: Array<{ title: string, summary: ProfileSummary, file: string }> = []
 const dialect: DialectResult[] = []
+const roundTrips: RoundTripRow[] = []
+/** The fixed delay on every DynamoDB call in the `roundtrips` phase (a round trip to DynamoDB in the same region). */
+const DELAY_MS = 5
 const started = Date.now()
 
 function findRoot (from: string): string {
@@ -517,19 +521,75 @@ async function phaseDialect (work: string): Promise<void> {
     measured.results.map(r => `${r.operation}: ${fmt(r.dynamoose.calls)} Dynamoose calls, ${fmt(r.bare.calls)} bare calls`).join('; '))
 }
 
+/**
+ * 8. Round trips: a server whose every DynamoDB call waits DELAY_MS (BENCH_DB_DELAY_MS) and
+ * counts each request's calls. The contract run (scripts/test-contract.ts, every operation it
+ * reaches) and sequences of the hot paths drive it; the table has, per operation of the spec,
+ * the sequential round trips and the p50 under that delay.
+ */
+async function phaseRoundTrips (work: string, childScript: string, servers: ServerChild[]): Promise<void> {
+  const port = await freePort()
+  const env = serverEnv(path.join(work, 'delayed'), port, { ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, ACCESS_TOKEN_TTL_SECONDS: '3600', BENCH_DB_DELAY_MS: String(DELAY_MS) })
+  const s = await startServerChild(childScript, env, path.join(work, 'delayed.log'))
+  servers.push(s)
+  const token = await login(s.url, ADMIN.email, ADMIN.password)
+  const auth = bearer(token)
+  for (let i = 0; i < P.contractRuns; i++) {
+    execFileSync(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/test-contract.ts'), '--base-url', s.url, '--with-accounts'], {
+      cwd: root,
+      env: { ...process.env, CONTRACT_ADMIN_EMAIL: ADMIN.email, CONTRACT_ADMIN_PASSWORD: ADMIN.password },
+      stdio: 'pipe'
+    })
+  }
+  // The hot paths, one request at a time (the caller stays cached between them).
+  const account = await expectOk<{ api_key: string }>('create AWS account', api(s.url, 'POST', '/api/config/aws-accounts', { account_id: '999999999998', name: 'Bench round trips', role_arn: 'arn:aws:iam::999999999998:role/bench' }, auth))
+  const subject = await expectOk<{ id: string }>('create task', api(s.url, 'POST', '/api/tasks', { title: 'Round-trip task', priority: 'medium' }, auth))
+  const seeded = await expectOk<{ results: Array<{ event_id: string }> }>('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', 'rt-seed', 0, 1)[0], { 'x-api-key': account.api_key }))
+  const eventId = seeded.results[0]!.event_id
+  const runId = `rt${Date.now().toString(36)}`
+  const steps: Array<[string, (i: number) => Promise<unknown>]> = [
+    ['getTask', () => expectOk('get task', api(s.url, 'GET', `/api/tasks/${subject.id}`, undefined, auth))],
+    ['listTasks', () => expectOk('list tasks', api(s.url, 'GET', '/api/tasks?limit=20', undefined, auth))],
+    ['getEvent', () => expectOk('get event', api(s.url, 'GET', `/api/events/${eventId}`, undefined, auth))],
+    ['listEvents', () => expectOk('list events', api(s.url, 'GET', '/api/events?limit=20', undefined, auth))],
+    ['getDashboardOverview', () => expectOk('overview', api(s.url, 'GET', '/api/dashboard/overview', undefined, auth))],
+    ['createTask', (i) => expectOk('create task', api(s.url, 'POST', '/api/tasks', { title: `Round-trip task ${i}`, priority: 'low' }, auth))],
+    ['updateTask', (i) => expectOk('update task', api(s.url, 'PUT', `/api/tasks/${subject.id}`, { description: `round ${i}` }, auth))],
+    ['updateTaskStatus', (i) => expectOk('status', api(s.url, 'PUT', `/api/tasks/${subject.id}/status`, { status: i % 2 === 0 ? 'in_progress' : 'open' }, auth))],
+    ['ingestEvents', (i) => expectOk('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', runId, 1 + i, 1)[0], { 'x-api-key': account.api_key }))],
+    ['login', () => expectOk('login', api(s.url, 'POST', '/api/auth/login', { email: ADMIN.email, password: ADMIN.password }))]
+  ]
+  for (const [, step] of steps) {
+    for (let i = 0; i < P.roundTripSamples; i++) await step(i)
+  }
+  const table = roundTripRows(await s.roundTrips())
+  roundTrips.push(...table)
+  for (const [operation] of steps) {
+    const r = table.find(x => x.operation === operation)!
+    rows.push({ figure: `Round trips, \`${operation}\` (sequential DynamoDB calls; p50 with ${DELAY_MS} ms per call)`, value: `${r.sequential} (p50 ${ms(r.p50Ms)})`, ratio: null, target: `≤ ${r.target}`, pass: r.pass })
+  }
+  const missed = table.filter(r => r.pass === false).map(r => `${r.operation} ${r.sequential}`)
+  details.push(`- round trips (${DELAY_MS} ms before every DynamoDB call of the server; ${P.contractRuns} contract runs with --with-accounts, then ${P.roundTripSamples} sequential requests of each hot path): ${table.filter(r => r.samples > 0).length} of ${table.length} operations exercised; above target: ${missed.length ? missed.join(', ') : 'none'}`)
+  log(`round trips: ${table.filter(r => r.samples > 0).length} operations measured; above target: ${missed.length ? missed.join(', ') : 'none'}`)
+  await s.stop()
+  servers.splice(servers.indexOf(s), 1)
+}
+
 async function main (): Promise<void> {
   const loadBefore = os.loadavg()
   const work = await mkdtemp(path.join(os.tmpdir(), 'cmc-bench-'))
   log(`${QUICK ? 'QUICK smoke run' : 'full run'}${ONLY ? ` (only ${[...ONLY].join(', ')})` : ''}; scratch ${work}; load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
   // Every phase but `dialect` measures servers: without them, nothing to build or start.
   const serverPhases = PHASES.some(p => p !== 'dialect' && want(p))
+  const measuredPhases = PHASES.some(p => p !== 'dialect' && p !== 'roundtrips' && want(p))
   if (serverPhases) buildIfStale()
   const commit = commitOf()
   const childScript = path.join(root, 'dist/scripts/bench/server-child.js')
   const servers: ServerChild[] = []
 
   try {
-    if (serverPhases) await serverRun(work, childScript, servers)
+    if (measuredPhases) await serverRun(work, childScript, servers)
+    if (want('roundtrips')) await phaseRoundTrips(work, childScript, servers)
     if (want('dialect')) await phaseDialect(work)
   } finally {
     await Promise.all(servers.map(s => s.stop().catch(() => {})))
@@ -547,17 +607,17 @@ async function main (): Promise<void> {
     machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`,
     p: P
   }
-  await writeFile(path.join(work, 'results.json'), JSON.stringify({ meta, rows, details, profiles, dialect }, null, 2))
+  await writeFile(path.join(work, 'results.json'), JSON.stringify({ meta, rows, details, profiles, dialect, roundTrips }, null, 2))
   process.stdout.write(`\n${renderTable(rows).text}\n`)
   if (dialect.length) process.stdout.write(`\nData-layer dialect:\n\n${dialectTable(dialect)}\n`)
   const target = QUICK || ONLY ? path.join(work, 'performance.md') : path.join(root, 'docs', 'performance.md')
-  await writeFile(target, await renderDoc(meta, rows, details, profiles, dialect))
+  await writeFile(target, await renderDoc(meta, rows, details, profiles, dialect, roundTrips))
   log(`report written to ${target} (${meta.seconds.toFixed(0)} s in all)`)
   if (process.env.BENCH_KEEP === '1') {
     log(`kept ${work} (data, server logs, CPU profiles, results.json)`)
   } else {
     // Keep the profiles, logs and results; drop the databases (hundreds of MB).
-    await Promise.all(['small', 'big', 'bare', 'dialect'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
+    await Promise.all(['small', 'big', 'bare', 'dialect', 'delayed'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
     log(`profiles, logs and results.json kept in ${work}`)
   }
 }
@@ -592,7 +652,7 @@ function renderTable (rows: Row[]): { text: string, markdown: string } {
   return { text, markdown }
 }
 
-async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect: DialectResult[] = []): Promise<string> {
+async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect: DialectResult[] = [], trips: RoundTripRow[] = []): Promise<string> {
   const { p: P, work } = meta
   const QUICK = meta.quick
   const notes = await readFile(path.join(root, 'scripts', 'bench', 'notes.md'), 'utf8').catch(() => '')
@@ -637,6 +697,16 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
           ''
         ]
       : []),
+    ...(trips.length
+      ? [
+          '## Round trips per operation',
+          '',
+          `Every DynamoDB call of the server waits ${DELAY_MS} ms first (what a call to DynamoDB in the same region costs), so each sequential round trip shows in the latency. *Sequential* counts the calls that started while no other call of the same request was in flight: calls made together count once. Targets (issue 21): every read (GET) 1 with the caller cached; task create, update and status change ≤ 2; one new ingested event ≤ 2; login ≤ 3 plus the hash. Operations the run did not reach say so.`,
+          '',
+          roundTripTable(trips, DELAY_MS),
+          ''
+        ]
+      : []),
     '## How it is measured',
     '',
     '- The servers are the compiled build (`tsc -p tsconfig.build.json`, as `npm start`), each in its own process, on 127.0.0.1, with the embedded DynamoDB stand-in **on disk** in its own data directory, `LOG_LEVEL=warn`, rate limits raised out of the way. autocannon 9 runs in the bench process; latencies are the exact per-response times it reports (not its 1 ms buckets).',
@@ -663,9 +733,9 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
 
 /** BENCH_RENDER=<results.json>: writes docs/performance.md again from a run's results (after editing notes.md). */
 async function rerender (file: string): Promise<void> {
-  const saved = JSON.parse(await readFile(file, 'utf8')) as { meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect?: DialectResult[] }
+  const saved = JSON.parse(await readFile(file, 'utf8')) as { meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect?: DialectResult[], roundTrips?: RoundTripRow[] }
   const target = saved.meta.quick || saved.meta.only ? path.join(path.dirname(file), 'performance.md') : path.join(root, 'docs', 'performance.md')
-  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles, saved.dialect))
+  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles, saved.dialect, saved.roundTrips))
   process.stdout.write(`${renderTable(saved.rows).text}\n\nreport written to ${target}\n`)
 }
 

@@ -25,6 +25,7 @@ import { threadCpuMicros } from '../../src/lib/thread-cpu.js'
 import { resolveJwtSecret } from '../../src/secrets.js'
 import { ensureFirstAdmin } from '../../src/modules/users/first-admin.js'
 import { fromAttributes } from './lib/attributes.js'
+import { instrumentRoundTrips } from './lib/round-trips.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 process.env.AWS_EC2_METADATA_DISABLED ??= 'true'
@@ -66,6 +67,10 @@ bare.get<{ Params: { id: string } }>('/tasks/:id', async (request, reply) => {
   const item = await getTask(request.params.id)
   return item ? fromAttributes(item) : reply.code(404).send({ message: 'not found' })
 })
+
+// BENCH_DB_DELAY_MS: every DynamoDB call waits that long, and each request's calls are counted.
+const delay = process.env.BENCH_DB_DELAY_MS
+const roundTrips = delay === undefined ? undefined : instrumentRoundTrips(app, Number(delay))
 
 await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
 await app.listen({ port: config.port, host: '127.0.0.1' })
@@ -118,6 +123,9 @@ async function handle (message: { type?: string, file?: string }): Promise<void>
     profiler.disconnect()
     profiler = undefined
     process.send?.({ type: 'profile-stop' })
+  } else if (message.type === 'roundtrips') {
+    process.send?.({ type: 'roundtrips', stats: roundTrips?.snapshot() ?? {} })
+    roundTrips?.reset()
   } else if (message.type === 'close') {
     await shutdown()
   }

@@ -3,6 +3,7 @@ import { openSync, closeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { ChildMemory, ChildReady } from '../server-child.js'
 import type { CpuSample } from './load.js'
+import type { RoundTripStats } from './round-trips.js'
 
 /** A free port on loopback (the kernel's pick). */
 export function freePort (): Promise<number> {
@@ -49,6 +50,8 @@ export interface ServerChild {
   memory: () => Promise<ChildMemory>
   /** CPU time the process has used so far (all its threads, and the main and stand-in threads' own), in microseconds. */
   cpu: () => Promise<CpuSample>
+  /** BENCH_DB_DELAY_MS children: the round trips counted since the last call (then reset). */
+  roundTrips: () => Promise<RoundTripStats>
   profileStart: () => Promise<void>
   profileStop: (file: string) => Promise<void>
   stop: () => Promise<void>
@@ -85,6 +88,7 @@ export async function startServerChild (script: string, env: NodeJS.ProcessEnv, 
   })
   const memory = (): Promise<ChildMemory> => ask<ChildMemory>('memory')
   const cpu = (): Promise<CpuSample> => ask<CpuSample>('cpu')
+  const roundTrips = async (): Promise<RoundTripStats> => (await ask<{ stats: RoundTripStats }>('roundtrips')).stats
   const profileStart = async (): Promise<void> => { await ask('profile-start') }
   const profileStop = async (file: string): Promise<void> => { await ask('profile-stop', { file }) }
   const stop = async (): Promise<void> => {
@@ -94,7 +98,7 @@ export async function startServerChild (script: string, env: NodeJS.ProcessEnv, 
     await exited
     clearTimeout(timer)
   }
-  return { process: child, ready, url: `http://127.0.0.1:${ready.port}`, bareUrl: `http://127.0.0.1:${ready.barePort}`, memory, cpu, profileStart, profileStop, stop }
+  return { process: child, ready, url: `http://127.0.0.1:${ready.port}`, bareUrl: `http://127.0.0.1:${ready.barePort}`, memory, cpu, roundTrips, profileStart, profileStop, stop }
 }
 
 /**
