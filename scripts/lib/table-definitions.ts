@@ -3,7 +3,8 @@
  * (src/db/tables.ts) and from nothing else, so the deployed tables cannot drift from what the
  * code queries. Shared by the CloudFormation generator (scripts/generate-cloudformation.ts)
  * and the CDK app (infra/): keys, attribute definitions and GSIs exactly as in Dynamoose's own
- * CreateTable request, TTL on `ttl` where the model declares it, and the service's
+ * CreateTable request, TTL on `ttl` where the model declares it, a stream where the model
+ * declares one (`streamOptions`: the events table, for the expiry consumer), and the service's
  * least-privilege IAM statements.
  *
  * This is the one module outside src/ that imports the models (`getModels`): if that function
@@ -51,6 +52,8 @@ export interface TableSpec {
   request: CreateTableInput
   /** The model declares a `ttl` attribute (epoch seconds). */
   ttl: boolean
+  /** The model's stream (Dynamoose `streamOptions`): what its records carry; undefined: none. */
+  stream: 'NEW_IMAGE' | 'OLD_IMAGE' | 'NEW_AND_OLD_IMAGES' | 'KEYS_ONLY' | undefined
   scanned: boolean
 }
 
@@ -96,6 +99,7 @@ export async function describeTables (): Promise<TableSpec[]> {
       logicalId: `${pascal(suffix)}Table`,
       request,
       ttl: ttlType !== undefined,
+      stream: request.StreamSpecification?.StreamEnabled ? request.StreamSpecification.StreamViewType : undefined,
       scanned: (SCANNED_TABLES as readonly string[]).includes(key)
     })
   }
