@@ -23,7 +23,9 @@ const MODEL_PREFIX = 'cfn-template-'
 
 /**
  * Tables the maintenance scripts read with Scan (`npm run recount-stats`:
- * src/modules/dashboard/recount.ts via the repositories' `scanAll` and `stats.keys`).
+ * src/modules/dashboard/recount.ts via the repositories' `scanAll` and `stats.keys`; the
+ * retention sweep, on by default only on the embedded stand-in, and `npm run sweep-retention`:
+ * events, `expiredPage`).
  * No request path scans (docs/architecture: "never a Scan on a request path"); the test
  * checks this list against the `.scan(` calls in src/.
  */
