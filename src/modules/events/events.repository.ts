@@ -566,10 +566,11 @@ export function toExpiredEvent (item: Record<string, unknown>): ExpiredEvent {
 }
 
 /**
- * Claims of removed events outlive every redelivery: a stream keeps records 24 hours and the
- * consumer gives up on a record after a day (infra/lib/expiry-consumer.ts).
+ * Claims of removed events outlive every redelivery (a stream keeps records 24 hours and the
+ * consumer gives up on a record after a day: infra/lib/expiry-consumer.ts), and the claims the
+ * recount writes for expired events not yet deleted outlive TTL's delay (typically days).
  */
-const EXPIRY_CLAIM_TTL_S = 7 * 24 * 3600
+const EXPIRY_CLAIM_TTL_S = 30 * 24 * 3600
 /** Per event id: ids are never reused and an item is removed once, so the id names the removal. */
 const expiryClaim = (id: string): string => `expired#${id}`
 
