@@ -4,7 +4,8 @@
  *   deploy/cloudformation/tables.yaml  CloudFormation: one AWS::DynamoDB::Table per model
  *                                      (keys, attribute definitions and GSIs exactly as in
  *                                      Dynamoose's CreateTable request), TTL on `ttl` where
- *                                      the model has that attribute, PITR, SSE, Retain, and
+ *                                      the model has that attribute, a stream where the model
+ *                                      declares one, PITR, SSE, Retain, and
  *                                      the service's least-privilege IAM managed policy
  *   deploy/iam/service-policy.json     the same policy as plain JSON, for deployments that
  *                                      create the tables with `npm run create-tables`
@@ -49,6 +50,7 @@ function tableResource (t: TableSpec): Json {
   properties.SSESpecification = { SSEEnabled: true }
   properties.DeletionProtectionEnabled = true
   if (t.ttl) properties.TimeToLiveSpecification = { AttributeName: 'ttl', Enabled: true }
+  if (t.stream) properties.StreamSpecification = { StreamViewType: t.stream }
   properties.Tags = [{ Key: 'service', Value: 'cloud-monitoring-api' }]
   return {
     Type: 'AWS::DynamoDB::Table',
@@ -87,6 +89,13 @@ export function buildTemplate (tables: TableSpec[]): Json {
       Description: `ARN of the ${t.suffix} table`,
       Value: arnOf(t),
       Export: { Name: exportName(`${t.logicalId}Arn`) }
+    }
+    if (t.stream) {
+      outputs[`${t.logicalId}StreamArn`] = {
+        Description: `ARN of the ${t.suffix} table's stream (the expiry consumer reads it: docs/deployment.md)`,
+        Value: { 'Fn::GetAtt': [t.logicalId, 'StreamArn'] },
+        Export: { Name: exportName(`${t.logicalId}StreamArn`) }
+      }
     }
   }
   outputs.ServicePolicyArn = {

@@ -20,6 +20,8 @@ import usersModule from './modules/users/users.routes.js'
 import tasksModule from './modules/tasks/tasks.routes.js'
 import eventsModule from './modules/events/events.routes.js'
 import ingestionModule from './modules/events/ingestion.routes.js'
+import { createExpiryService } from './modules/events/expiry.service.js'
+import retentionSweeper from './modules/events/expiry.sweeper.js'
 import settingsModule from './modules/settings/settings.routes.js'
 import dashboardModule from './modules/dashboard/dashboard.routes.js'
 import apiKeyPlugin from './plugins/api-key.js'
@@ -178,6 +180,10 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(ingestionModule, { events: repos.events, ingestionHealth: repos.ingestionHealth, settings: repos.settings })
   await app.register(eventsModule, { events: repos.events, tasks: repos.tasks, users: repos.users })
   await app.register(dashboardModule, { stats: repos.stats, recentEvents: (limit) => repos.events.recent(limit) })
+  // Expiry: the embedded stand-in has no TTL, so the app sweeps expired events itself (on real
+  // DynamoDB, TTL deletes them and the stream consumer, src/lambda-streams.ts, counts them out).
+  const expiry = createExpiryService({ events: repos.events, counters: repos.stats, log: app.log })
+  await app.register(retentionSweeper, { intervalSeconds: config.retentionSweepSeconds, sweep: opts => expiry.sweep(opts) })
   await app.register(settingsModule, {
     awsAccounts: repos.awsAccounts,
     settings: repos.settings,

@@ -38,7 +38,8 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
   AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 }),
-  TEMP_PASSWORD_TTL_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 })
+  TEMP_PASSWORD_TTL_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
+  RETENTION_SWEEP_INTERVAL_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 604800 }))
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -84,6 +85,12 @@ export interface Config {
   authCache: { ttlMs: number, settleMs: number }
   /** Lifetime of a temporary password (new user without a password, reset), in hours. */
   temporaryPasswordTtlHours: number
+  /**
+   * Seconds between runs of the retention sweep (deletes events past their retention and takes
+   * them off the dashboard counters); 0: off. Default 3600 on the embedded stand-in, which has
+   * no TTL, and 0 elsewhere: on real DynamoDB, TTL and the stream consumer do it.
+   */
+  retentionSweepSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -133,7 +140,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
     redisUrl: e.REDIS_URL,
     authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 },
-    temporaryPasswordTtlHours: e.TEMP_PASSWORD_TTL_HOURS
+    temporaryPasswordTtlHours: e.TEMP_PASSWORD_TTL_HOURS,
+    retentionSweepSeconds: e.RETENTION_SWEEP_INTERVAL_SECONDS ?? (e.DYNAMODB_ENDPOINT ? 0 : 3600)
   }
 }
 

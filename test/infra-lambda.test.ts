@@ -41,7 +41,8 @@ async function bundle (): Promise<string> {
   await defineInfra(new App({ outdir, context: { stage: 'bundle' } }))
   t.comment(`bundled src/lambda.ts in ${Math.round(performance.now() - started)} ms`)
   for (const entry of await readdir(outdir)) {
-    if (entry.startsWith('asset.') && existsSync(path.join(outdir, entry, 'index.mjs'))) return path.join(outdir, entry)
+    // The API's asset (the expiry consumer's has no spec beside it).
+    if (entry.startsWith('asset.') && existsSync(path.join(outdir, entry, 'index.mjs')) && existsSync(path.join(outdir, entry, 'docs', 'api-specification.yaml'))) return path.join(outdir, entry)
   }
   throw new Error(`no function asset in ${outdir}`)
 }

@@ -5,10 +5,13 @@
  * secret in any template; and cdk-nag's AWS Solutions checks pass with every acknowledgement
  * reasoned. Each variant is synthesised once (esbuild bundling is cached within the process).
  */
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { parse } from 'yaml'
 import { App, Stack, Validations } from 'aws-cdk-lib'
@@ -18,6 +21,8 @@ import { AwsSolutionsChecks } from 'cdk-nag'
 import { defineInfra, type InfraStacks } from '../infra/lib/app.js'
 import { THRESHOLDS } from '../infra/lib/alarms.js'
 import { DLQ_RETENTION, MEMBER_READ_ACTIONS } from '../infra/lib/member-stack.js'
+import { EXPIRY_DLQ_RETENTION, EXPIRY_MAPPING, TTL_REMOVAL_PATTERN } from '../infra/lib/expiry-consumer.js'
+import { TTL_IDENTITY } from '../src/lambda-streams.js'
 import { describeTables, SCANNED_TABLES, SERVICE_ACTIONS, type TableSpec } from '../scripts/lib/table-definitions.js'
 import { DETAIL_TYPES } from '../src/domain/event-adapters.js'
 import { MEMBER_WIRING } from '../src/domain/member-wiring.js'
@@ -165,8 +170,10 @@ function checkServicePolicy (t: Test, statements: Json[], label: string): void {
 
 t.test('Lambda: the function, its role and the HTTP API', async t => {
   const json = dev.serviceJson
-  const [[fnId, fn]] = resources(json, 'AWS::Lambda::Function') as [[string, Json]]
-  t.equal(resources(json, 'AWS::Lambda::Function').length, 1, 'one function')
+  // The API function (the other one is the expiry consumer: its own test below).
+  const apiFunctions = resources(json, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN)
+  const [[fnId, fn]] = apiFunctions as [[string, Json]]
+  t.equal(apiFunctions.length, 1, 'one API function')
   const p = fn.Properties as Json
   t.equal(p.Runtime, 'nodejs24.x', 'Node 24')
   t.same(p.Architectures, ['arm64'])
@@ -247,7 +254,7 @@ t.test('alarms on 5xx, p99 latency, Lambda errors and throttles, DynamoDB thrott
 t.test('Fargate variant: the same tables and policy, the image from the Dockerfile, the secret injected', async t => {
   const json = fargate.serviceJson
   t.equal(resources(json, 'AWS::DynamoDB::Table').length, specs.length, 'the same tables')
-  t.notOk(resources(json, 'AWS::Lambda::Function').some(([, f]) => f.Properties.Environment?.Variables?.TABLE_PREFIX), 'no API function')
+  t.notOk(resources(json, 'AWS::Lambda::Function').some(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN), 'no API function')
   const [[, task]] = resources(json, 'AWS::ECS::TaskDefinition') as [[string, Json]]
   const container = task.Properties.ContainerDefinitions[0] as Json
   const env = Object.fromEntries((container.Environment as Json[]).map(e => [e.Name, e.Value]))
@@ -392,6 +399,7 @@ t.test('cdk-nag: AWS Solutions checks pass; every acknowledgement has its reason
     'AwsSolutions-ECS2',
     'AwsSolutions-IAM5[Resource::*]',
     'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/CloudMonitoringReadOnly]',
+    'AwsSolutions-L1',
     'AwsSolutions-S1',
     'AwsSolutions-SMG4',
     'AwsSolutions-SQS3'
@@ -414,4 +422,93 @@ t.test('context is checked', async t => {
   delete process.env.CDK_DEFAULT_REGION
   t.teardown(() => { if (env !== undefined) process.env.CDK_DEFAULT_REGION = env })
   await t.rejects(bad({ compute: 'fargate' }), /needs a region/)
+})
+
+// ---- The expiry consumer: the events table's stream, TTL removals off the dashboard counters. ----
+
+t.test('streams: the tables that declare one in their model have it, in both templates', async t => {
+  const plain = parse(await readFile(path.join(root, 'deploy/cloudformation/tables.yaml'), 'utf8')) as Json
+  t.equal(specs.find(s => s.model === 'events')?.stream, 'OLD_IMAGE', 'the events model declares a stream of old images (REMOVE records carry the item)')
+  for (const spec of specs) {
+    const expected = spec.stream ? { StreamViewType: spec.stream } : undefined
+    t.same(dev.serviceJson.Resources[spec.logicalId].Properties.StreamSpecification, expected, `${spec.model}: CDK ${spec.stream ?? 'no stream'}`)
+    t.same(plain.Resources[spec.logicalId].Properties.StreamSpecification, expected, `${spec.model}: deploy/cloudformation/tables.yaml the same`)
+  }
+  t.same(plain.Outputs.EventsTableStreamArn?.Value, { 'Fn::GetAtt': ['EventsTable', 'StreamArn'] }, 'the plain template exports the stream ARN')
+})
+
+/** The expiry consumer's function in a synthesised service stack: the one with TABLE_PREFIX and no JWT secret. */
+function expiryFunction (json: Json): [string, Json] {
+  const found = resources(json, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.Environment?.Variables?.TABLE_PREFIX && !f.Properties.Environment.Variables.JWT_SECRET_ARN)
+  if (found.length !== 1) throw new Error(`expected one expiry consumer function, found ${found.length}`)
+  return found[0]!
+}
+
+t.test('expiry consumer: the function, the mapping (TTL removals only, partial batches, DLQ), least privilege, alarms', async t => {
+  for (const [label, s] of [['lambda', dev], ['fargate', fargate]] as const) {
+    const json = s.serviceJson
+    const [fnId, fn] = expiryFunction(json)
+    const p = fn.Properties as Json
+    t.equal(p.Runtime, 'nodejs24.x', `${label}: Node 24`)
+    t.same(p.Architectures, ['arm64'])
+    t.equal(p.Handler, 'index.handler')
+    t.same(p.Environment.Variables, { NODE_OPTIONS: '--enable-source-maps', DYNAMODB_ENDPOINT: 'aws', TABLE_PREFIX: 'monitoring-dev-', LOG_LEVEL: 'info' }, `${label}: real DynamoDB, the stage's tables, no secret`)
+    t.equal(json.Resources[p.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 14, `${label}: its own log group, kept like the API's`)
+
+    const mappings = resources(json, 'AWS::Lambda::EventSourceMapping')
+    t.equal(mappings.length, 1, `${label}: one event source mapping`)
+    const m = mappings[0]![1].Properties as Json
+    t.same(m.EventSourceArn, { 'Fn::GetAtt': ['EventsTable', 'StreamArn'] }, 'the events table\'s stream')
+    t.same(m.FunctionName, ref(fnId))
+    t.same(m.FilterCriteria.Filters.map((f: Json) => JSON.parse(f.Pattern as string)), [TTL_REMOVAL_PATTERN], 'only REMOVE records of the TTL service reach the function')
+    t.same(TTL_REMOVAL_PATTERN, { eventName: ['REMOVE'], userIdentity: { type: [TTL_IDENTITY.type], principalId: [TTL_IDENTITY.principalId] } }, 'the same identity the handler checks')
+    t.same(m.FunctionResponseTypes, ['ReportBatchItemFailures'], 'partial batch responses')
+    t.equal(m.BisectBatchOnFunctionError, true)
+    t.equal(m.MaximumRetryAttempts, EXPIRY_MAPPING.retryAttempts)
+    t.equal(m.MaximumRecordAgeInSeconds, EXPIRY_MAPPING.maxRecordAge.toSeconds())
+    t.equal(m.BatchSize, EXPIRY_MAPPING.batchSize)
+    t.equal(m.StartingPosition, 'TRIM_HORIZON')
+    const queueId = m.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0] as string
+    const queue = json.Resources[queueId] as Json
+    t.equal(queue.Type, 'AWS::SQS::Queue', 'failed batches go to an SQS queue')
+    t.equal(queue.Properties.SqsManagedSseEnabled, true, 'encrypted (SSE-SQS)')
+    t.equal(queue.Properties.MessageRetentionPeriod, EXPIRY_DLQ_RETENTION.toSeconds(), 'kept 14 days')
+    const queuePolicies = resources(json, 'AWS::SQS::QueuePolicy').filter(([, q]) => (q.Properties.Queues as Json[]).some(r => r.Ref === queueId))
+    t.ok(queuePolicies.some(([, q]) => (q.Properties.PolicyDocument.Statement as Json[]).some(st => st.Effect === 'Deny' && st.Condition?.Bool?.['aws:SecureTransport'] === 'false')), 'the queue refuses plain HTTP')
+
+    const roleId = p.Role['Fn::GetAtt'][0] as string
+    t.notOk(json.Resources[roleId].Properties.ManagedPolicyArns, 'no managed policy')
+    const statements = roleStatements(json, roleId)
+    const grants = statements.map(st => ({ actions: sorted(st.Action), resources: sorted(st.Resource) })).sort((a, b) => a.actions[0]!.localeCompare(b.actions[0]!))
+    t.same(grants, [
+      { actions: ['dynamodb:DeleteItem', 'dynamodb:PutItem'], resources: sorted(arnOf('MetaTable')) },
+      { actions: ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'], resources: sorted({ 'Fn::GetAtt': ['EventsTable', 'StreamArn'] }) },
+      { actions: ['dynamodb:ListStreams'], resources: ['*'] },
+      { actions: ['dynamodb:UpdateItem'], resources: sorted(arnOf('StatsTable')) },
+      { actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: sorted(arnOf(p.LoggingConfig.LogGroup.Ref as string)) },
+      { actions: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'], resources: sorted(arnOf(queueId)) }
+    ], `${label}: read its stream, ADD to the counters, put and delete claims, its logs, its queue: nothing else`)
+    t.notOk(statements.some(st => asList(st.Action).some((a: string) => a.includes('*'))), 'no wildcard action')
+
+    const alarms = resources(json, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties as Json)
+    const on = (metric: string, dimension: Json) => alarms.find(a => a.MetricName === metric && JSON.stringify(a.Dimensions).includes(JSON.stringify(dimension)))
+    t.match(on('ApproximateNumberOfMessagesVisible', { 'Fn::GetAtt': [queueId, 'QueueName'] }), { Namespace: 'AWS/SQS', Threshold: THRESHOLDS.expiryDeadLetters, ComparisonOperator: 'GreaterThanOrEqualToThreshold' }, `${label}: alarm on a dead letter`)
+    t.match(on('Errors', ref(fnId)), { Namespace: 'AWS/Lambda', Threshold: THRESHOLDS.functionErrors }, `${label}: alarm on the consumer's errors`)
+    t.match(on('IteratorAge', ref(fnId)), { Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: THRESHOLDS.expiryIteratorAgeMs }, `${label}: alarm on the stream falling behind`)
+  }
+  t.equal(prod.serviceJson.Resources[expiryFunction(prod.serviceJson)[1].Properties.LoggingConfig.LogGroup.Ref].Properties.RetentionInDays, 365, 'prod: its logs kept a year')
+})
+
+t.test('expiry consumer bundle: one file, nothing external, starts and answers a batch', async t => {
+  const manifest = JSON.parse(dev.files[`${dev.stacks.service.artifactId}.assets.json`]!) as Json
+  const dirs = Object.values(manifest.files as Record<string, Json>).map(f => path.join(dev.outdir, f.source.path as string))
+  const consumer = dirs.filter(d => !d.endsWith('.json') && !existsSync(path.join(d, 'docs')) && existsSync(path.join(d, 'index.mjs')))
+  t.equal(consumer.length, 1, 'one asset without the API\'s spec: the consumer\'s')
+  t.same((await readdir(consumer[0]!)).sort(), ['index.mjs', 'index.mjs.map'], 'one ESM file (and its source map): no argon2, no copies')
+  const script = `const m = await import(${JSON.stringify(pathToFileURL(path.join(consumer[0]!, 'index.mjs')).href)}); console.log(JSON.stringify(await m.handler({ Records: [{ eventName: 'INSERT', eventSource: 'aws:dynamodb', dynamodb: { SequenceNumber: '1' } }] })))`
+  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: consumer[0]!,
+    env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', TABLE_PREFIX: 'monitoring-dev-', LOG_LEVEL: 'silent', AWS_EC2_METADATA_DISABLED: 'true' }
+  })
+  t.same(JSON.parse(stdout.trim().split('\n').at(-1)!), { batchItemFailures: [] }, 'the bundle builds its data layer and ignores a record that is not a TTL removal')
 })

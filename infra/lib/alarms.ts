@@ -20,7 +20,11 @@ export const THRESHOLDS = {
   functionErrors: 1,
   functionThrottles: 1,
   /** Throttled DynamoDB requests per table (on demand: a hot key or a sudden doubling). */
-  tableThrottles: 5
+  tableThrottles: 5,
+  /** Batches of TTL removals the expiry consumer gave up on (each one: counters to recount). */
+  expiryDeadLetters: 1,
+  /** Age of the oldest stream record the expiry consumer has not processed (the stream keeps 24 h). */
+  expiryIteratorAgeMs: 6 * 3600 * 1000
 } as const
 
 const PERIOD = Duration.minutes(5)

@@ -67,17 +67,8 @@ const quote = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`
 export function apiBundling (): BundlingOptions {
   const copies = packageClosure(EXTERNAL_PACKAGES)
   return {
-    format: OutputFormat.ESM,
-    target: 'node24',
-    mainFields: ['module', 'main'],
-    minify: true,
-    sourceMap: true,
-    sourcesContent: false,
-    bundleAwsSDK: true,
+    ...baseBundling(),
     externalModules: EXTERNAL_PACKAGES,
-    banner: "import { createRequire as cmcCreateRequire } from 'node:module';const require = cmcCreateRequire(import.meta.url);",
-    forceDockerBundling: false,
-    logLevel: LogLevel.ERROR,
     commandHooks: {
       beforeBundling: () => [],
       beforeInstall: () => [],
@@ -87,6 +78,31 @@ export function apiBundling (): BundlingOptions {
         ...copies.map(rel => `mkdir -p ${quote(path.dirname(path.join(outputDir, rel)))} && cp -R ${quote(path.join(inputDir, rel))} ${quote(path.join(outputDir, rel))}`)
       ]
     }
+  }
+}
+
+/**
+ * esbuild options of a function that is not the API (the expiry consumer, src/lambda-streams.ts):
+ * the API's, with nothing copied beside the bundle: it loads neither argon2 nor
+ * @fastify/swagger-ui nor the spec (nothing external; test/infra.test.ts checks its bundle).
+ */
+export function workerBundling (): BundlingOptions {
+  return { ...baseBundling(), externalModules: [] }
+}
+
+/** What every bundle of this project shares: one minified ESM file for Node 24 with the locked SDK. */
+function baseBundling (): BundlingOptions {
+  return {
+    format: OutputFormat.ESM,
+    target: 'node24',
+    mainFields: ['module', 'main'],
+    minify: true,
+    sourceMap: true,
+    sourcesContent: false,
+    bundleAwsSDK: true,
+    banner: "import { createRequire as cmcCreateRequire } from 'node:module';const require = cmcCreateRequire(import.meta.url);",
+    forceDockerBundling: false,
+    logLevel: LogLevel.ERROR
   }
 }
 

@@ -7,6 +7,7 @@ import type { Construct } from 'constructs'
 import { serviceStatements, type TableSpec } from '../../scripts/lib/table-definitions.js'
 import { ServiceAlarms } from './alarms.js'
 import type { InfraConfig } from './config.js'
+import { ExpiryConsumer } from './expiry-consumer.js'
 import { FargateApi } from './fargate-api.js'
 import { LambdaApi } from './lambda-api.js'
 import { acknowledge } from './nag.js'
@@ -50,6 +51,8 @@ export class ServiceStack extends Stack {
   readonly jwtSecret: secretsmanager.Secret
   readonly alarms: ServiceAlarms
   readonly api: LambdaApi | FargateApi
+  /** Takes events removed by TTL off the dashboard counters (the events table's stream). */
+  readonly expiry: ExpiryConsumer
 
   constructor (scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, {
@@ -77,6 +80,9 @@ export class ServiceStack extends Stack {
       : new LambdaApi(this, 'Lambda', common)
     const role = this.api instanceof LambdaApi ? this.api.fn.role! : this.api.service.taskDefinition.taskRole
     acknowledge(role, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/${config.memberRoleName}]`, ASSUME_ROLE_REASON)
+
+    const table = (model: TableSpec['model']): ServiceTable => this.tables.find(t => t.spec.model === model)!
+    this.expiry = new ExpiryConsumer(this, 'Expiry', { config, events: table('events'), stats: table('stats'), meta: table('meta'), alarms: this.alarms, logRetention })
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API, without a trailing slash (ServiceUrl parameter of the member-account stack)' })
     new CfnOutput(this, 'TablePrefix', { value: config.tablePrefix, description: 'TABLE_PREFIX of this stage (operator scripts: DYNAMODB_ENDPOINT=aws TABLE_PREFIX=… npm run seed:admin)' })

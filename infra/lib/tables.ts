@@ -30,7 +30,8 @@ function keys (spec: TableSpec, schema: KeySchemaElement[] | undefined): { parti
 
 /**
  * One table per model, from Dynamoose's CreateTable request (scripts/lib/table-definitions.ts):
- * keys, GSIs (keys and projection), TTL on `ttl` where the model declares it; on demand,
+ * keys, GSIs (keys and projection), TTL on `ttl` where the model declares it, a stream where the
+ * model declares one (events: old images, for the expiry consumer); on demand,
  * point-in-time recovery, encryption with the AWS-managed key (aws/dynamodb: no key policy to
  * keep, no KMS permissions on the service's role, every use in CloudTrail; a customer key is
  * only worth its cost for cross-account access or crypto-shredding, which this data does not
@@ -47,7 +48,8 @@ export function defineTables (scope: Construct, specs: TableSpec[], opts: { pref
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       deletionProtection: opts.prod,
       removalPolicy: opts.prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
-      ...(spec.ttl ? { timeToLiveAttribute: 'ttl' } : {})
+      ...(spec.ttl ? { timeToLiveAttribute: 'ttl' } : {}),
+      ...(spec.stream ? { stream: dynamodb.StreamViewType[spec.stream] } : {})
     })
     for (const gsi of spec.request.GlobalSecondaryIndexes ?? []) {
       const projection = gsi.Projection?.ProjectionType ?? 'ALL'

@@ -3,7 +3,8 @@
  * (src/db/tables.ts) and from nothing else, so the deployed tables cannot drift from what the
  * code queries. Shared by the CloudFormation generator (scripts/generate-cloudformation.ts)
  * and the CDK app (infra/): keys, attribute definitions and GSIs exactly as in Dynamoose's own
- * CreateTable request, TTL on `ttl` where the model declares it, and the service's
+ * CreateTable request, TTL on `ttl` where the model declares it, a stream where the model
+ * declares one (`streamOptions`: the events table, for the expiry consumer), and the service's
  * least-privilege IAM statements.
  *
  * This is the one module outside src/ that imports the models (`getModels`): if that function
@@ -22,7 +23,9 @@ const MODEL_PREFIX = 'cfn-template-'
 
 /**
  * Tables the maintenance scripts read with Scan (`npm run recount-stats`:
- * src/modules/dashboard/recount.ts via the repositories' `scanAll` and `stats.keys`).
+ * src/modules/dashboard/recount.ts via the repositories' `scanAll` and `stats.keys`; the
+ * retention sweep, on by default only on the embedded stand-in, and `npm run sweep-retention`:
+ * events, `expiredPage`).
  * No request path scans (docs/architecture: "never a Scan on a request path"); the test
  * checks this list against the `.scan(` calls in src/.
  */
@@ -51,6 +54,8 @@ export interface TableSpec {
   request: CreateTableInput
   /** The model declares a `ttl` attribute (epoch seconds). */
   ttl: boolean
+  /** The model's stream (Dynamoose `streamOptions`): what its records carry; undefined: none. */
+  stream: 'NEW_IMAGE' | 'OLD_IMAGE' | 'NEW_AND_OLD_IMAGES' | 'KEYS_ONLY' | undefined
   scanned: boolean
 }
 
@@ -96,6 +101,7 @@ export async function describeTables (): Promise<TableSpec[]> {
       logicalId: `${pascal(suffix)}Table`,
       request,
       ttl: ttlType !== undefined,
+      stream: request.StreamSpecification?.StreamEnabled ? request.StreamSpecification.StreamViewType : undefined,
       scanned: (SCANNED_TABLES as readonly string[]).includes(key)
     })
   }

@@ -14,6 +14,7 @@ import { MODEL_OPTIONS } from './model-options.js'
  * | `settings#monitoring`     | the monitoring settings (`data` JSON, `version`)          |
  * | `envelope#<acct>#<id>`    | EventBridge envelope seen (idempotency; `state` processing/done) |
  * | `dedup#<acct>#<sha256>`   | the open event of a dedup key (`ref`); `by_envelope`: the envelope that created it |
+ * | `expired#<event id>`      | an event removed by expiry, taken off the counters once (modules/events/expiry.service.ts) |
  */
 export interface MetaItem extends Item {
   pk: string

@@ -34,6 +34,12 @@ export interface RawClient {
   deleteItem: (table: string, key: Record<string, unknown>, opts?: { condition?: Condition | undefined }) => Promise<void>
   /** Maintenance only (recounts, exports): every item of a table, page by page. Never on a request path. */
   scanAll: <T>(table: string, opts?: { attributes?: string[] }) => AsyncGenerator<T>
+  /**
+   * Maintenance only (the retention sweep of the embedded stand-in): one Scan call of at most
+   * `limit` items read, `filter` applied to them (a page can be short or empty and still have
+   * a `lastKey`). Never on a request path.
+   */
+  scanPage: <T>(table: string, opts: { filter?: Condition | undefined, limit: number, startKey?: Record<string, unknown> | undefined, attributes?: string[] | undefined }) => Promise<{ items: T[], lastKey: Record<string, unknown> | undefined }>
 }
 
 /** The alias maps of a compiled expression, as the SDK wants them (none when empty). */
@@ -109,6 +115,22 @@ export function createRawClient (client: DynamoDB): RawClient {
         for (const item of res.Items ?? []) yield unmarshall(item) as T
         startKey = res.LastEvaluatedKey
       } while (startKey)
+    },
+    async scanPage<T> (table: string, opts: Parameters<RawClient['scanPage']>[1]) {
+      const c = opts.filter ? compile({ condition: opts.filter }) : undefined
+      const projection = opts.attributes?.length ? compileProjection(opts.attributes, c?.names) : undefined
+      const res = await client.scan({
+        TableName: table,
+        Limit: opts.limit,
+        ...(c ? { FilterExpression: c.condition } : {}),
+        ...(projection ? { ProjectionExpression: projection.expression } : {}),
+        ...aliases(c?.names ?? projection?.names ?? {}, c?.values ?? {}),
+        ...(opts.startKey ? { ExclusiveStartKey: key(opts.startKey) } : {})
+      })
+      return {
+        items: (res.Items ?? []).map(item => unmarshall(item) as T),
+        lastKey: res.LastEvaluatedKey ? unmarshall(res.LastEvaluatedKey) : undefined
+      }
     },
     async deleteItem (table: string, k: Record<string, unknown>, opts: { condition?: Condition | undefined } = {}) {
       const c = opts.condition ? compile({ condition: opts.condition }) : undefined

@@ -18,7 +18,8 @@ async function collect<T> (items: AsyncIterable<T>): Promise<T[]> {
 export interface RecountSources {
   users: { scanAll: () => AsyncIterable<User> }
   tasks: { scanAll: () => AsyncIterable<Task> }
-  events: { scanAll: () => AsyncIterable<MonitoringEvent> }
+  /** `claimExpiry`: marks an expired event as no longer counted (its later removal changes nothing). */
+  events: { scanAll: () => AsyncIterable<MonitoringEvent>, claimExpiry: (id: string) => Promise<boolean> }
   stats: Pick<StatsRepository, 'keys' | 'replace'>
 }
 
@@ -29,8 +30,13 @@ export interface RecountSources {
  */
 export async function recountStats (repos: RecountSources): Promise<Record<string, Deltas>> {
   const [users, tasks, events] = await Promise.all([collect(repos.users.scanAll()), collect(repos.tasks.scanAll()), collect(repos.events.scanAll())])
-  // Events past their retention no longer count (real DynamoDB deletes them; the stand-in hides them).
-  const eventFacts = events.map(e => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null || isExpired(e) }))
+  // Events past their retention no longer count (TTL or the retention sweep deletes them; reads
+  // hide them until then). Their removal must then not be counted out again: claim it now, as
+  // the expiry path would (modules/events/expiry.service.ts).
+  const now = Date.now()
+  const expired = events.filter(e => e.deleted_at === null && isExpired(e, now))
+  for (const e of expired) await repos.events.claimExpiry(e.id)
+  const eventFacts = events.map(e => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null || isExpired(e, now) }))
   const taskFacts = tasks.map(t => ({ status: t.status, priority: t.priority, assigned_to: t.assigned_to, deleted: t.deleted_at !== null, created_at: t.created_at, first_action_at: t.first_action_at, closed_at: t.closed_at }))
   const counters: Record<string, Deltas> = {
     events: recount(eventFacts, eventCounts),

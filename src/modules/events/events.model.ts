@@ -20,6 +20,11 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * `ttl` (epoch seconds) is the last write + the retention days of the monitoring settings: real
  * DynamoDB deletes expired events (enable TTL on the table); reads hide them everywhere.
  *
+ * The table has a stream of old images (`EVENTS_STREAM`): the infrastructure's expiry consumer
+ * (src/lambda-streams.ts) takes each event TTL deleted off the dashboard counters. The embedded
+ * stand-in has no TTL and no streams (it ignores the stream setting): there the retention sweep
+ * (expiry.service.ts) deletes expired events and takes them off the counters the same way.
+ *
  * `labels` and `raw` are stored as JSON text: AWS payloads are arbitrary JSON and are
  * returned as they came, never interpreted by the database.
  */
@@ -94,7 +99,10 @@ const schema = new dynamoose.Schema({
   deleted_by: String
 })
 
+/** What a removal record needs: the item as it was (REMOVE records carry the old image). */
+export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
+
 export const defineEventsModel = (prefix: string) =>
-  dynamoose.model<EventItem>(`${prefix}events`, schema, MODEL_OPTIONS)
+  dynamoose.model<EventItem>(`${prefix}events`, schema, { ...MODEL_OPTIONS, streamOptions: EVENTS_STREAM })
 
 export type EventsModel = ReturnType<typeof defineEventsModel>

@@ -527,6 +527,86 @@ async function * scanAll (ctx: Ctx): AsyncGenerator<MonitoringEvent> {
   for await (const item of ctx.raw.scanAll<EventItem>(ctx.eventsTable)) yield toEvent(item)
 }
 
+// ---- Expiry: an event past its retention leaves the table (TTL on DynamoDB, the sweep on the stand-in). ----
+
+/** What taking a removed event off the counters needs of it (a stream record's old image, or a swept item). */
+export type ExpiredEvent = Pick<MonitoringEvent, 'id' | 'account_id' | 'dedup_key' | 'severity' | 'source' | 'status' | 'deleted_at' | 'version' | 'ttl'>
+
+/** The attributes the sweep reads (never `raw`). */
+const EXPIRED_ATTRIBUTES = ['id', 'account_id', 'dedup_key', 'severity', 'source', 'status', 'deleted_at', 'version', 'ttl'] as const
+
+/**
+ * A removed event item (unmarshalled) as an ExpiredEvent; throws when it is not an event item
+ * (a malformed or foreign old image must be reported, never guessed at).
+ */
+export function toExpiredEvent (item: Record<string, unknown>): ExpiredEvent {
+  const text = (name: string): string => {
+    const v = item[name]
+    if (typeof v !== 'string' || v === '') throw new Error(`not an event item: ${name} is ${v === undefined ? 'missing' : 'not a non-empty string'}`)
+    return v
+  }
+  const number = (name: string): number => {
+    const v = item[name]
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`not an event item: ${name} is ${v === undefined ? 'missing' : 'not a number'}`)
+    return v
+  }
+  const deleted = item.deleted_at
+  if (deleted !== undefined && typeof deleted !== 'string') throw new Error('not an event item: deleted_at is not a string')
+  return {
+    id: text('id'),
+    account_id: text('account_id'),
+    dedup_key: text('dedup_key'),
+    severity: text('severity') as Severity,
+    source: text('source') as MonitoringEvent['source'],
+    status: text('status') as EventStatus,
+    deleted_at: deleted ?? null,
+    version: number('version'),
+    ttl: number('ttl')
+  }
+}
+
+/**
+ * Claims of removed events outlive every redelivery (a stream keeps records 24 hours and the
+ * consumer gives up on a record after a day: infra/lib/expiry-consumer.ts), and the claims the
+ * recount writes for expired events not yet deleted outlive TTL's delay (typically days).
+ */
+const EXPIRY_CLAIM_TTL_S = 30 * 24 * 3600
+/** Per event id: ids are never reused and an item is removed once, so the id names the removal. */
+const expiryClaim = (id: string): string => `expired#${id}`
+
+/**
+ * Claims the removal of event `id` for the counters (a conditional put of `expired#<id>`): true
+ * for the first caller, false when it was claimed already (a redelivered stream record, or an
+ * event the recount already left out).
+ */
+function claimExpiry (ctx: Ctx, id: string, now = Date.now()): Promise<boolean> {
+  return applied(ctx.raw.putItem(ctx.metaTable, { pk: expiryClaim(id), ref: id, claimed_at: now, ttl: Math.ceil(now / 1000) + EXPIRY_CLAIM_TTL_S }, { condition: where.notExists('pk') }))
+}
+
+/** Gives a claim back when its counter update failed, so that the retry applies it. */
+async function releaseExpiry (ctx: Ctx, id: string): Promise<void> {
+  await ctx.raw.deleteItem(ctx.metaTable, { pk: expiryClaim(id) })
+}
+
+/**
+ * One page of the retention sweep: the events whose `ttl` is at or before `nowS` among at most
+ * `limit` items read (a Scan with a filter: the sweep runs on the embedded stand-in, small and
+ * local; real DynamoDB has TTL). Maintenance only, never on a request path.
+ */
+async function expiredPage (ctx: Ctx, opts: { nowS: number, limit: number, startKey?: Record<string, unknown> | undefined }): Promise<{ items: ExpiredEvent[], lastKey: Record<string, unknown> | undefined }> {
+  const page = await ctx.raw.scanPage<Record<string, unknown>>(ctx.eventsTable, { filter: where.le('ttl', opts.nowS), limit: opts.limit, startKey: opts.startKey, attributes: [...EXPIRED_ATTRIBUTES] })
+  return { items: page.items.map(toExpiredEvent), lastKey: page.lastKey }
+}
+
+/**
+ * Deletes an expired event as TTL would, pinned to what the sweep read: only while it is still
+ * expired and still at the version read (a write that extended it meanwhile wins). False when
+ * the condition failed.
+ */
+function deleteExpired (ctx: Ctx, event: Pick<ExpiredEvent, 'id' | 'version'>, nowS: number): Promise<boolean> {
+  return applied(ctx.raw.deleteItem(ctx.eventsTable, { id: event.id }, { condition: where.and(where.eq('version', event.version), where.le('ttl', nowS)) }))
+}
+
 export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
   const ctx: Ctx = { client, raw, cursors, eventsTable: events.table().name, metaTable: meta.table().name }
   return {
@@ -550,7 +630,11 @@ export function createEventsRepository (events: EventsModel, meta: MetaModel, cu
     claimsPresent: (account: string, envelopeIds: string[], dedupKeys: string[]) => claimsPresent(ctx, account, envelopeIds, dedupKeys),
     claimNew: (event: MonitoringEvent, envelopeId: string) => claimNew(ctx, event, envelopeId),
     storeNew: (account: string, created: NewEvent[], deadline: number) => storeNew(ctx, account, created, deadline),
-    abandonNew: (account: string, unsure: NewEvent[]) => abandonNew(ctx, account, unsure)
+    abandonNew: (account: string, unsure: NewEvent[]) => abandonNew(ctx, account, unsure),
+    claimExpiry: (id: string) => claimExpiry(ctx, id),
+    releaseExpiry: (id: string) => releaseExpiry(ctx, id),
+    expiredPage: (opts: { nowS: number, limit: number, startKey?: Record<string, unknown> | undefined }) => expiredPage(ctx, opts),
+    deleteExpired: (event: Pick<ExpiredEvent, 'id' | 'version'>, nowS: number) => deleteExpired(ctx, event, nowS)
   }
 }
 
