@@ -11,6 +11,7 @@ import { itemSize, MAX_ITEM_BYTES } from '../../db/item-size.js'
 import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { CommentItem, CommentsModel, HistoryItem, HistoryRecordItem, TaskHistoryModel, TaskItem, TasksModel } from './tasks.model.js'
+import { together } from '../../lib/together.js'
 
 export interface TaskListQuery {
   status?: TaskStatus
@@ -395,19 +396,21 @@ async function batchPut (client: DynamoDB, table: string, items: Array<Record<st
  * `readIndexPage`: each round is merged with the item's entries before it is paged.)
  */
 async function listHistory (ctx: Context, taskId: string, limit: number, cursor?: string): Promise<Page<StatusHistoryEntry>> {
-  const recent = live(await getItem(ctx, taskId)).status_history ?? []
-  const inItem = recent.map((h, i) => toHistory(h, i))
-  const page = await readPage(ctx.cursors, { list: 'history', task_id: taskId }, limit, cursor, async (n, startKey) => {
+  // The task item (its recent entries) and the first page of the history table are read at
+  // the same time: one round trip. A missing task is a 404 whatever the cursor said.
+  const task = getItem(ctx, taskId).then(live)
+  const reading = readPage(ctx.cursors, { list: 'history', task_id: taskId }, limit, cursor, async (n, startKey) => {
     const seq = startKey?.seq
     if (startKey && typeof seq !== 'string') throw new DomainError('invalid_cursor', 'The cursor is malformed, expired or belongs to another query.', { errors: [{ path: '/query/cursor', message: 'invalid cursor' }] })
     const after = typeof seq === 'string' ? seq : undefined
-    const res = await ctx.raw.queryPage<HistoryRecordItem>({
+    const [current, res] = await together(task, ctx.raw.queryPage<HistoryRecordItem>({
       table: ctx.tables.history,
       key: { partition: ['task_id', taskId], sort: after === undefined ? undefined : { name: 'seq', op: '>', value: after } },
       forward: true,
       // One more than needed: tells whether anything follows this page.
       limit: n + 1
-    })
+    }))
+    const inItem = (current.status_history ?? []).map((h, i) => toHistory(h, i))
     const fromTable = res.items.map(fromRecord)
     // While the table has more, only keys up to the last one read are known in full.
     const bound = res.lastKey ? (fromTable.at(-1)?.key ?? after ?? '') : undefined
@@ -422,6 +425,7 @@ async function listHistory (ctx: Context, taskId: string, limit: number, cursor?
     const last = items.at(-1)
     return { items, lastKey: more && last ? { task_id: taskId, seq: last.key } : undefined }
   })
+  const [, page] = await together(task, reading)
   return { items: page.items.map(toStatusHistoryDto), next_cursor: page.next_cursor }
 }
 

@@ -10,6 +10,7 @@ import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
 import type { Comment, TaskListQuery, TasksRepository, TaskWrite } from './tasks.repository.js'
+import { together } from '../../lib/together.js'
 
 /** Comments shown with a task; the rest through GET /api/tasks/{id}/comments. */
 export const FIRST_COMMENTS = 50
@@ -111,9 +112,10 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
       return added.value
     },
 
+    /** The task's existence and the page of comments in one round trip; a missing task is a 404 whatever the cursor. */
     async listComments (taskId: string, limit: number, cursor: string | undefined) {
-      await repo.getLive(taskId)
-      return repo.listComments(taskId, limit, cursor)
+      const [, page] = await together(repo.getLive(taskId), repo.listComments(taskId, limit, cursor))
+      return page
     },
 
     /** Every status change, oldest first (the task shows only its most recent ones). */
