@@ -156,7 +156,7 @@ export function buildOnboarding (account: OnboardingAccount, service: Onboarding
   }
 
   if (!service.templateUrl) {
-    missing.push({ parameter: TEMPLATE_URL_ITEM, reason: 'Quick-create links need the member template at an https URL the account owner can read: publish it (this template without the account\'s defaults: npm run synth, cdk.out/CloudMonitoringMember.template.json, or src/modules/settings/member-template.json) in S3 and set MEMBER_TEMPLATE_URL.' })
+    missing.push({ parameter: TEMPLATE_URL_ITEM, reason: 'Quick-create links need the generic member template at an https URL the account owners can read: publish src/modules/settings/member-template.json (the same template without any account\'s defaults) in S3 and set MEMBER_TEMPLATE_URL to its URL.' })
   }
 
   const regionNames = account.regions.length > 0 ? account.regions : [service.region]
