@@ -440,6 +440,7 @@ async function accountsPart (check: Check, admin: Session, runId: string, mark: 
     await check('updateAwsAccount stale If-Match', 'PUT', account, { token: admin.token, headers: { 'if-match': etag }, body: { name: `${mark} stale` } }, { status: 412, code: 'precondition_failed' })
   }
   await check('getAwsAccountIngestionHealth', 'GET', `${account}/ingestion-health`, { token: admin.token }, { status: 200 })
+  await check('getAwsAccountOnboarding', 'GET', `${account}/onboarding`, { token: admin.token }, { status: 200, also: r => [r.text?.includes(key) && 'the API key in the onboarding kit'] })
   const rotated = await check('rotateAwsAccountKey', 'POST', `${account}/rotate-key`, { token: admin.token }, { status: 200, also: r => [!r.json?.api_key && 'no api_key'] })
   if (rotated?.status === 200 && rotated.json?.api_key) {
     const old = key

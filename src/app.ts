@@ -192,7 +192,8 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
       region: config.region,
       ...(config.stsEndpoint ? { endpoint: config.stsEndpoint } : {}),
       ...(config.publicBaseUrl ? { publicBaseUrl: config.publicBaseUrl } : {})
-    }
+    },
+    onboarding: { ...config.onboarding, publicBaseUrl: config.publicBaseUrl, region: config.region }
   })
   return app
 }

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { DEFAULT_MEMBER_ROLE_NAME } from './domain/member-wiring.js'
 
 /**
  * Environment schema: validated once at start-up, and the schema is the type.
@@ -35,6 +36,9 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   AWS_STS_ENDPOINT: Type.Optional(Type.String({ minLength: 1 })),
   PUBLIC_BASE_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', maxLength: 2000 })),
+  SERVICE_AWS_ACCOUNT_ID: Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
+  MEMBER_ROLE_NAME: Type.String({ pattern: '^[\\w+=,.@-]{1,64}$', default: DEFAULT_MEMBER_ROLE_NAME }),
+  MEMBER_TEMPLATE_URL: Type.Optional(Type.String({ pattern: '^https://[^\\s/?#]+/[^\\s#]*$', maxLength: 1024 })),
   TRUST_PROXY: Type.String({ maxLength: 1000, default: 'false' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
   AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 }),
@@ -74,6 +78,14 @@ export interface Config {
    * undefined: that comparison is reported as not verified.
    */
   publicBaseUrl: string | undefined
+  /**
+   * What `GET /api/config/aws-accounts/{id}/onboarding` fills into the member stack: the AWS
+   * account the service runs in (SERVICE_AWS_ACCOUNT_ID, the principal the member role trusts;
+   * undefined: left for the account owner to fill in), the role name (MEMBER_ROLE_NAME, the one
+   * the service's IAM policy may assume), and where the operator published the generic member
+   * template (MEMBER_TEMPLATE_URL, an https S3 URL; undefined: no quick-create links).
+   */
+  onboarding: { serviceAccountId: string | undefined, memberRoleName: string, templateUrl: string | undefined }
   /** Shared rate-limit store (redis:// or rediss:// URL); undefined: in-process, per instance. */
   redisUrl: string | undefined
   /**
@@ -138,6 +150,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(e.TRUST_PROXY),
     stsEndpoint: e.AWS_STS_ENDPOINT,
     publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
+    onboarding: { serviceAccountId: e.SERVICE_AWS_ACCOUNT_ID, memberRoleName: e.MEMBER_ROLE_NAME, templateUrl: e.MEMBER_TEMPLATE_URL },
     redisUrl: e.REDIS_URL,
     authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 },
     temporaryPasswordTtlHours: e.TEMP_PASSWORD_TTL_HOURS,

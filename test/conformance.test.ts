@@ -201,6 +201,7 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     testAwsAccountConnection: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     rotateAwsAccountKey: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     getAwsAccountIngestionHealth: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
+    getAwsAccountOnboarding: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     getMonitoringSettings: async () => ({ headers: bearer(admin) }),
     updateMonitoringSettings: async (op) => ({ headers: bearer(admin), body: example(op) }),
     getHealth: async () => ({ headers: {} })

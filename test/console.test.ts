@@ -10,6 +10,7 @@
  * skipped, except under CI where it fails.
  */
 import { existsSync, readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
@@ -75,8 +76,12 @@ interface Seed {
   user: { id: string, email: string, password: string, token: string }
 }
 
+/** Where the onboarding kit says the generic member template is published. */
+const MEMBER_TEMPLATE_URL = 'https://cmc-templates.s3.eu-west-1.amazonaws.com/cloud-monitoring-member.json'
+
 async function seed (t: Test): Promise<Seed> {
-  const api = await build(t)
+  // The onboarding kit complete (quick-create links): the service's account, https URL, template.
+  const api = await build(t, { SERVICE_AWS_ACCOUNT_ID: '111111111111', PUBLIC_BASE_URL: 'https://monitoring.example.com', MEMBER_TEMPLATE_URL })
   const token = await api.adminToken()
   const adminId = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(token) })).json().id
   const manager = await api.userWithRole('manager', { name: 'Mia Manager' })
@@ -445,6 +450,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     await page.fill('#new-account input[name=account_id]', '210987654321')
     await page.fill('#new-account input[name=name]', 'Security tooling')
     await page.fill('#new-account input[name=role_arn]', 'arn:aws:iam::210987654321:role/MonitoringReadOnly')
+    await page.fill('#new-account input[name=external_id]', 'ops-console-7f3a')
     await page.fill('#new-account input[name=regions]', 'eu-west-1, us-east-1')
     await page.click('#new-account button[type=submit]')
     const secret = page.locator('#account-secret .secret-value')
@@ -466,6 +472,40 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     const day = health.locator('table[aria-label="Last 24 hours"]')
     t.match(await day.locator('tr', { hasText: 'CloudWatch Alarm State Change' }).innerText(), /^CloudWatch Alarm State Change\s+0\s+0\s+0\s+1\s+0\s+0$/i, 'the OK without an open alarm: one ignored')
     t.match(await health.locator('.last-problem').innerText(), /ignored \(no_open_event\) · CloudWatch Alarm State Change/, 'the last problem, with its reason')
+  })
+
+  await t.test('the account page shows the onboarding kit: steps, quick-create links, commands, the template; never the key', async t => {
+    const row = page.locator('#accounts-table tbody tr', { hasText: 'Security tooling' })
+    await row.locator('button', { hasText: 'Onboarding' }).click()
+    const kit = row.locator('section.onboarding')
+    await kit.waitFor()
+    await noError(t, page, 'onboarding')
+    t.ok(await kit.locator('.onboarding-steps li').count() >= 5, 'numbered steps')
+    t.match(await kit.locator('.onboarding-steps').innerText(), /rotate the key/i, 'the key: shown once, rotate it if lost')
+    t.equal(await kit.locator('.onboarding-missing').count(), 0, 'nothing missing')
+    const links = kit.locator('ul.quick-create a')
+    t.equal(await links.count(), 2, 'a quick-create link per region')
+    for (const [i, [region, createRole]] of [['eu-west-1', 'true'], ['us-east-1', 'false']].entries()) {
+      const href = new URL((await links.nth(i).getAttribute('href'))!)
+      t.equal(href.host, `${region}.console.aws.amazon.com`)
+      const q = new URLSearchParams(href.hash.split('?')[1])
+      t.match(Object.fromEntries(q), { templateURL: MEMBER_TEMPLATE_URL, param_ExternalId: 'ops-console-7f3a', param_CreateRole: createRole, param_ServiceUrl: 'https://monitoring.example.com' }, `${region}: the link's parameters`)
+      t.equal(await links.nth(i).getAttribute('rel'), 'noopener noreferrer')
+    }
+    t.match(await kit.locator('.onboarding-command.deploy code').innerText(), /aws cloudformation deploy --region eu-west-1 .*'ApiKey=<paste the API key>' CreateRole=true/)
+    // (The registration's secret box still shows it above: shown once, until the page changes.)
+    t.notOk((await kit.innerHTML()).includes(apiKey), 'the API key is not in the onboarding kit')
+
+    // Copy (the clipboard, granted for this origin) and download (a Blob URL) of what the API gave.
+    const kitJson = await apiGet(`/api/config/aws-accounts/${await row.getAttribute('data-id')}/onboarding`, s.admin.token)
+    await admin.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: new URL(base).origin })
+    await kit.locator('.onboarding-command.deploy button.copy').click()
+    await kit.locator('.onboarding-command.deploy button.copy', { hasText: 'Copied' }).waitFor()
+    t.equal(await page.evaluate(() => (globalThis as unknown as { navigator: { clipboard: { readText: () => Promise<string> } } }).navigator.clipboard.readText()), kitJson.commands.deploy, 'the CLI commands copied')
+    const [download] = await Promise.all([page.waitForEvent('download'), kit.locator('a', { hasText: 'Download template' }).click()])
+    t.equal(download.suggestedFilename(), 'cloud-monitoring-member.json')
+    t.same(JSON.parse(await readFile(await download.path(), 'utf8')), kitJson.template, 'the downloaded template is the API\'s')
+    await noError(t, page, 'onboarding copy and download')
   })
 
   await t.test('a reload keeps the session (one refresh) and does not show the key again', async t => {

@@ -6,7 +6,8 @@ import { DomainError } from '../src/domain/errors.js'
 import { etagOf, versionFromIfMatch } from '../src/lib/etag.js'
 import { createCursorCodec, readPage } from '../src/db/pagination.js'
 import { loadConfig } from '../src/config.js'
-import { ingestionUrl, MEMBER_WIRING, sameEndpoint } from '../src/domain/member-wiring.js'
+import { DEFAULT_MEMBER_ROLE_NAME, ingestionUrl, MEMBER_WIRING, sameEndpoint, SERVICE_URL_PATTERN } from '../src/domain/member-wiring.js'
+import { buildOnboarding, quickCreateUrl, shellWord, type CfnTemplate } from '../src/domain/onboarding.js'
 import { generateTemporaryPassword } from '../src/modules/users/users.service.js'
 import { createTtlCache } from '../src/lib/ttl-cache.js'
 import { createGate } from '../src/lib/gate.js'
@@ -237,6 +238,45 @@ t.test('configuration', async t => {
   for (const bad of ['monitoring.example.com', 'ftp://example.com', 'https://example.com/x?y=1', 'https:// example.com']) {
     t.throws(() => loadConfig({ PUBLIC_BASE_URL: bad }), { name: 'ConfigError', message: /PUBLIC_BASE_URL/ }, `refused: ${bad}`)
   }
+  t.same(c.onboarding, { serviceAccountId: undefined, memberRoleName: DEFAULT_MEMBER_ROLE_NAME, templateUrl: undefined }, 'onboarding: nothing but the default role name')
+  t.same(loadConfig({ SERVICE_AWS_ACCOUNT_ID: '111111111111', MEMBER_ROLE_NAME: 'Ops.ReadOnly', MEMBER_TEMPLATE_URL: 'https://b.s3.amazonaws.com/m.json' }).onboarding,
+    { serviceAccountId: '111111111111', memberRoleName: 'Ops.ReadOnly', templateUrl: 'https://b.s3.amazonaws.com/m.json' })
+  for (const [name, bad] of [['SERVICE_AWS_ACCOUNT_ID', '11111111111'], ['MEMBER_ROLE_NAME', 'has space'], ['MEMBER_TEMPLATE_URL', 'http://b.s3.amazonaws.com/m.json'], ['MEMBER_TEMPLATE_URL', 'https://b.s3.amazonaws.com']] as const) {
+    t.throws(() => loadConfig({ [name]: bad }), { name: 'ConfigError', message: new RegExp(name) }, `refused: ${name}=${bad}`)
+  }
+})
+
+t.test('onboarding: quick-create links, shell words, the template\'s own constraints', async t => {
+  const url = new URL(quickCreateUrl({ partition: 'aws', region: 'eu-west-1', templateUrl: 'https://b.s3.amazonaws.com/a b&c.json', stackName: 's', parameters: [['ExternalId', 'a=b&c/d+e']] }))
+  t.equal(url.host, 'eu-west-1.console.aws.amazon.com')
+  const q = new URLSearchParams(url.hash.split('?')[1])
+  t.same(Object.fromEntries(q), { templateURL: 'https://b.s3.amazonaws.com/a b&c.json', stackName: 's', param_ExternalId: 'a=b&c/d+e' }, 'reserved characters survive')
+  t.equal(new URL(quickCreateUrl({ partition: 'aws-cn', region: 'cn-north-1', templateUrl: 'https://x/t', stackName: 's', parameters: [] })).host, 'cn-north-1.console.amazonaws.cn', 'China')
+  t.equal(new URL(quickCreateUrl({ partition: 'aws-us-gov', region: 'us-gov-west-1', templateUrl: 'https://x/t', stackName: 's', parameters: [] })).host, 'console.amazonaws-us-gov.com', 'GovCloud')
+  t.equal(shellWord('ExternalId=ops-7f3a'), 'ExternalId=ops-7f3a')
+  t.equal(shellWord("ApiKey=<it's>"), "'ApiKey=<it'\\''s>'", 'quoted, with a quote inside')
+  t.ok(new RegExp(SERVICE_URL_PATTERN).test('https://monitoring.example.com/base'))
+  t.notOk(new RegExp(SERVICE_URL_PATTERN).test('https://monitoring.example.com/'), 'no trailing slash')
+
+  const template: CfnTemplate = {
+    Parameters: {
+      ServiceAccountId: { Type: 'String', AllowedPattern: '^[0-9]{12}$' },
+      ExternalId: { Type: 'String', MinLength: 2, MaxLength: 5 },
+      CreateRole: { Type: 'String', Default: 'true', AllowedValues: ['true', 'false'] },
+      ApiKey: { Type: 'String', NoEcho: true }
+    },
+    Resources: {}
+  }
+  const account = { account_id: '123456789012', role_arn: 'arn:aws-cn:iam::123456789012:role/CloudMonitoringReadOnly', external_id: 'too-long-for-it', regions: ['cn-north-1'] }
+  const o = buildOnboarding(account, { serviceAccountId: '111111111111', publicBaseUrl: undefined, memberRoleName: DEFAULT_MEMBER_ROLE_NAME, templateUrl: 'https://x/t', region: 'us-east-1' }, template)
+  t.same(o.missing.map(m => m.parameter), ['ExternalId'], 'a value the template would refuse is missing')
+  const params = o.template.Parameters as Record<string, Record<string, unknown>>
+  t.equal(params.ServiceAccountId!.Default, '111111111111')
+  t.notOk('Default' in params.ExternalId!)
+  t.notOk('Default' in template.Parameters.ServiceAccountId!, 'the template passed in is not changed')
+  t.equal(o.role_arn, 'arn:aws-cn:iam::123456789012:role/CloudMonitoringReadOnly', 'the partition of the registered role')
+  t.equal(o.role_arn_matches, true)
+  t.same(o.regions, [{ region: 'cn-north-1', create_role: true, quick_create_url: null }])
 })
 
 t.test('member wiring: the ingestion URL and its comparison with an API destination\'s endpoint', async t => {

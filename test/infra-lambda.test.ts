@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process'
 import { createHmac } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -215,4 +215,10 @@ process.exit(0)`
   const both = await run(nodeBinary, ['--input-type=module', '-e', driver], { cwd: asset, env: { ...env, JWT_SECRET }, timeout: 60000 })
   t.match(both.stdout, /ERROR Invalid configuration: set JWT_SECRET or JWT_SECRET_ARN, not both/)
   t.notMatch(both.stdout + both.stderr, JWT_SECRET, 'never prints the secret')
+})
+
+t.test('the bundle carries the member template that the onboarding kit hands out (a JSON import)', async t => {
+  const code = await readFile(path.join(asset, 'index.mjs'), 'utf8')
+  const template = JSON.parse(await readFile(path.join(root, 'src', 'modules', 'settings', 'member-template.json'), 'utf8')) as Json
+  for (const id of Object.keys(template.Resources as Json)) t.ok(code.includes(id), `resource ${id} is in the bundle`)
 })

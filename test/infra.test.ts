@@ -20,12 +20,12 @@ import * as sqs from 'aws-cdk-lib/aws-sqs'
 import { AwsSolutionsChecks } from 'cdk-nag'
 import { defineInfra, type InfraStacks } from '../infra/lib/app.js'
 import { THRESHOLDS } from '../infra/lib/alarms.js'
-import { DLQ_RETENTION, MEMBER_READ_ACTIONS } from '../infra/lib/member-stack.js'
+import { defineMemberStack, DLQ_RETENTION, MEMBER_READ_ACTIONS } from '../infra/lib/member-stack.js'
 import { EXPIRY_DLQ_RETENTION, EXPIRY_MAPPING, TTL_REMOVAL_PATTERN } from '../infra/lib/expiry-consumer.js'
 import { TTL_IDENTITY } from '../src/lambda-streams.js'
 import { describeTables, SCANNED_TABLES, SERVICE_ACTIONS, type TableSpec } from '../scripts/lib/table-definitions.js'
 import { DETAIL_TYPES } from '../src/domain/event-adapters.js'
-import { MEMBER_WIRING } from '../src/domain/member-wiring.js'
+import { DEFAULT_MEMBER_ROLE_NAME, MEMBER_WIRING } from '../src/domain/member-wiring.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -511,4 +511,39 @@ t.test('expiry consumer bundle: one file, nothing external, starts and answers a
     env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', TABLE_PREFIX: 'monitoring-dev-', LOG_LEVEL: 'silent', AWS_EC2_METADATA_DISABLED: 'true' }
   })
   t.same(JSON.parse(stdout.trim().split('\n').at(-1)!), { batchItemFailures: [] }, 'the bundle builds its data layer and ignores a record that is not a TTL removal')
+
+// ------------------------------------------------------------------------------ onboarding
+
+t.test('onboarding: the service gets its AWS account id, its public URL and the member role name', async t => {
+  // The API function (the one with the JWT secret's ARN), whatever other functions the stack has.
+  const lambdaEnv = (s: Synthesis): Json => resources(s.serviceJson, 'AWS::Lambda::Function').map(([, f]) => f.Properties.Environment?.Variables as Json | undefined).find(v => v?.JWT_SECRET_ARN)!
+  const env = lambdaEnv(dev)
+  t.same(env.SERVICE_AWS_ACCOUNT_ID, { Ref: 'AWS::AccountId' }, 'Lambda: the stack\'s account')
+  t.equal(env.MEMBER_ROLE_NAME, 'CloudMonitoringReadOnly', 'the role name the service may assume')
+  t.same(env.PUBLIC_BASE_URL, dev.serviceJson.Outputs.ApiUrl.Value, 'Lambda: the HTTP API\'s URL (the ApiUrl output)')
+  t.match(JSON.stringify(env.PUBLIC_BASE_URL), /"https:\/\/"/, 'https')
+  t.notOk('MEMBER_TEMPLATE_URL' in env, 'no published template by default')
+
+  const [[, task]] = resources(fargate.serviceJson, 'AWS::ECS::TaskDefinition') as [[string, Json]]
+  const container = Object.fromEntries((task.Properties.ContainerDefinitions[0].Environment as Json[]).map(e => [e.Name, e.Value]))
+  t.same(container.SERVICE_AWS_ACCOUNT_ID, { Ref: 'AWS::AccountId' }, 'Fargate: the stack\'s account')
+  t.same(container.PUBLIC_BASE_URL, fargate.serviceJson.Outputs.ApiUrl.Value, 'Fargate: the ALB\'s URL')
+  t.match(JSON.stringify(container.PUBLIC_BASE_URL), /"http:\/\/"/, 'plain http without a certificate (the service then reports ServiceUrl as missing)')
+  t.equal(container.MEMBER_ROLE_NAME, 'CloudMonitoringReadOnly')
+
+  const custom = await synth({ stage: 'dev', publicBaseUrl: 'https://monitoring.example.com/', memberTemplateUrl: 'https://cmc-templates.s3.amazonaws.com/member.json', memberRoleName: 'OpsReadOnly' }, lambdaOut)
+  t.match(lambdaEnv(custom), { PUBLIC_BASE_URL: 'https://monitoring.example.com', MEMBER_TEMPLATE_URL: 'https://cmc-templates.s3.amazonaws.com/member.json', MEMBER_ROLE_NAME: 'OpsReadOnly' }, '-c publicBaseUrl (a custom domain), -c memberTemplateUrl')
+
+  const bad = async (context: Json): Promise<void> => { await defineInfra(new App({ context })) }
+  await t.rejects(bad({ publicBaseUrl: 'http://monitoring.example.com' }), /context publicBaseUrl/, 'publicBaseUrl must be https')
+  await t.rejects(bad({ memberTemplateUrl: 'ftp://example.com/t.json' }), /context memberTemplateUrl/, 'memberTemplateUrl must be https')
+})
+
+t.test('the member template the service hands out is the synthesised member stack (npm run generate:member)', async t => {
+  const committed = JSON.parse(await readFile(path.join(root, 'src', 'modules', 'settings', 'member-template.json'), 'utf8')) as Json
+  t.same(committed, dev.memberJson, 'equal to the CDK app\'s member stack: run npm run generate:member after changing it')
+  const fresh = Template.fromStack(defineMemberStack(new App({ context: cdkContext }), DEFAULT_MEMBER_ROLE_NAME)).toJSON()
+  t.same(committed, fresh, 'and to a fresh MemberAccountStack')
+  t.equal(committed.Parameters.ApiKey.NoEcho, true, 'the key is NoEcho')
+  t.notOk('Default' in committed.Parameters.ApiKey, 'and has no default')
 })

@@ -104,6 +104,7 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     testAwsAccountConnection: async () => ({ method: 'POST', url: `/api/config/aws-accounts/${await awsAccount()}/test-connection` }),
     rotateAwsAccountKey: async () => ({ method: 'POST', url: `/api/config/aws-accounts/${await awsAccount()}/rotate-key` }),
     getAwsAccountIngestionHealth: async () => ({ method: 'GET', url: `/api/config/aws-accounts/${await awsAccount()}/ingestion-health` }),
+    getAwsAccountOnboarding: async () => ({ method: 'GET', url: `/api/config/aws-accounts/${await awsAccount()}/onboarding` }),
     getMonitoringSettings: async () => ({ method: 'GET', url: '/api/config/monitoring' }),
     updateMonitoringSettings: async () => ({ method: 'PUT', url: '/api/config/monitoring', payload: { retention_days: 100 + (++n % 50) } })
   }

@@ -3,7 +3,11 @@ import t, { type Test } from 'tap'
 import { mockClient } from 'aws-sdk-client-mock'
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts'
 import { DescribeApiDestinationCommand, DescribeRuleCommand, EventBridgeClient, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge'
-import { MEMBER_WIRING } from '../src/domain/member-wiring.js'
+import { App } from 'aws-cdk-lib'
+import { Template } from 'aws-cdk-lib/assertions'
+import { DEFAULT_MEMBER_ROLE_NAME, MEMBER_WIRING } from '../src/domain/member-wiring.js'
+import { defineMemberStack } from '../infra/lib/member-stack.js'
+import { cdkContext } from '../infra/lib/member-template.js'
 import { build, assertProblem, type Api } from './helper.js'
 
 const ACCOUNT = { account_id: '123456789012', name: 'Production', role_arn: 'arn:aws:iam::123456789012:role/MonitoringReadOnly', external_id: 'ops-7f3a9c', regions: ['us-east-1', 'eu-west-1'] }
@@ -423,4 +427,141 @@ t.test('review regressions: concurrent key rotations, concurrent settings edits 
   ])
   t.same(edits.map(r => r.statusCode), [200, 200], 'edits of different fields without If-Match both apply')
   t.match((await api.request({ method: 'GET', url: '/api/config/monitoring', headers: api.auth(admin) })).json(), { retention_days: 90, min_severity: 'low' })
+})
+
+// ------------------------------------------------------------------------------ onboarding
+
+type Json = Record<string, any>
+const SERVICE_ACCOUNT = '111111111111'
+const TEMPLATE_URL = 'https://cmc-templates.s3.eu-west-1.amazonaws.com/member/cloud-monitoring-member.json'
+const onboardingOf = (api: Api, id: string, token: string | null) => api.request({ method: 'GET', url: `/api/config/aws-accounts/${id}/onboarding`, headers: token ? api.auth(token) : {} })
+
+/** A fresh synthesis of the member stack, as the CDK app defines it (aws-cdk-lib, in this process). */
+const freshMember = async (): Promise<Json> => Template.fromStack(defineMemberStack(new App({ context: await cdkContext() }), DEFAULT_MEMBER_ROLE_NAME)).toJSON()
+
+/**
+ * The returned template is the synthesised member stack: everything equal except the parameter
+ * defaults, which carry `defaults` (and the others keep the synthesised ones, or none).
+ */
+function sameTemplateExceptDefaults (t: Test, returned: Json, fresh: Json, defaults: Record<string, string>): void {
+  t.same(Object.keys(returned).sort(), Object.keys(fresh).sort(), 'the same sections')
+  for (const section of ['Description', 'Metadata', 'Conditions', 'Resources', 'Outputs']) t.same(returned[section], fresh[section], `${section}: as synthesised`)
+  t.same(Object.keys(returned.Parameters), Object.keys(fresh.Parameters), 'the same parameters, in order')
+  for (const [name, p] of Object.entries(fresh.Parameters as Record<string, Json>)) {
+    const { Default: got, ...rest } = returned.Parameters[name] as Json
+    const { Default: synthesised, ...expected } = p
+    t.same(rest, expected, `${name}: as synthesised but for its default`)
+    if (name in defaults) t.equal(got, defaults[name], `${name}: the default is the account's value`)
+    else t.same(got, synthesised, `${name}: the synthesised default (${String(synthesised)})`)
+  }
+}
+
+t.test('onboarding: admin only; 401, 404 and 400 as the other {id} routes', async t => {
+  const api = await build(t)
+  const admin = await api.adminToken()
+  const manager = await api.userWithRole('manager')
+  const user = await api.userWithRole('user')
+  const { account } = await createAccount(api, admin)
+  t.equal((await onboardingOf(api, account.id, admin)).statusCode, 200, 'admin')
+  assertProblem(t, await onboardingOf(api, account.id, manager.token), 403, 'forbidden', 'manager')
+  assertProblem(t, await onboardingOf(api, account.id, user.token), 403, 'forbidden', 'user')
+  assertProblem(t, await onboardingOf(api, account.id, null), 401, undefined, 'no token')
+  assertProblem(t, await onboardingOf(api, MISSING_ID, admin), 404, 'not_found', 'unknown id')
+  assertProblem(t, await onboardingOf(api, 'not-a-ulid', admin), 400, 'validation_failed', 'malformed id')
+  t.equal((await api.request({ method: 'DELETE', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin) })).statusCode, 204)
+  assertProblem(t, await onboardingOf(api, account.id, admin), 404, 'not_found', 'a deleted account')
+})
+
+t.test('onboarding: with the service fully configured, the member template for the account, links and commands', async t => {
+  const api = await build(t, {
+    SERVICE_AWS_ACCOUNT_ID: SERVICE_ACCOUNT,
+    PUBLIC_BASE_URL: 'https://monitoring.example.com/',
+    MEMBER_TEMPLATE_URL: TEMPLATE_URL,
+    MEMBER_ROLE_NAME: 'MonitoringReadOnly'
+  })
+  const admin = await api.adminToken()
+  const { account, api_key: key } = await createAccount(api, admin)
+  const res = await onboardingOf(api, account.id, admin)
+  t.equal(res.statusCode, 200)
+  t.notOk(res.body.includes(key) || res.body.includes(key.slice(12)), 'the API key is nowhere in the answer')
+  t.notOk('etag' in res.headers, 'a derived view: no ETag')
+  const o = res.json() as Json
+
+  t.match(o, { account_id: '123456789012', stack_name: 'cloud-monitoring-member', role_arn: 'arn:aws:iam::123456789012:role/MonitoringReadOnly', role_arn_matches: true, template_url: TEMPLATE_URL, missing: [], notes: [] })
+  const values = Object.fromEntries((o.parameters as Json[]).map(p => [p.name, p.value]))
+  t.same(values, { ServiceAccountId: SERVICE_ACCOUNT, ExternalId: 'ops-7f3a9c', RoleName: 'MonitoringReadOnly', CreateRole: 'true', ServiceUrl: 'https://monitoring.example.com', ApiKey: null, InvocationRateLimitPerSecond: '300' })
+  t.same((o.parameters as Json[]).filter(p => p.secret).map(p => p.name), ['ApiKey'], 'only the API key is secret')
+
+  // The returned template is the member stack, synthesised afresh here, with the account's defaults.
+  const fresh = await freshMember()
+  t.equal(fresh.Parameters.ApiKey.NoEcho, true, 'ApiKey is NoEcho')
+  t.notOk('Default' in fresh.Parameters.ApiKey, 'and has no default')
+  sameTemplateExceptDefaults(t, o.template, fresh, { ServiceAccountId: SERVICE_ACCOUNT, ExternalId: 'ops-7f3a9c', RoleName: 'MonitoringReadOnly', ServiceUrl: 'https://monitoring.example.com' })
+  t.notOk('Default' in o.template.Parameters.ApiKey, 'never a default for the key')
+
+  // One quick-create link per region, CreateRole=true in the first only; parsed back.
+  t.same(o.regions.map((r: Json) => [r.region, r.create_role]), [['us-east-1', true], ['eu-west-1', false]])
+  for (const r of o.regions as Json[]) {
+    const url = new URL(r.quick_create_url)
+    t.equal(url.origin, `https://${r.region}.console.aws.amazon.com`)
+    t.equal(url.pathname, '/cloudformation/home')
+    t.equal(url.searchParams.get('region'), r.region)
+    const [route, query] = url.hash.slice(1).split('?') as [string, string]
+    t.equal(route, '/stacks/create/review')
+    const q = new URLSearchParams(query)
+    t.same([...q.keys()], ['templateURL', 'stackName', 'param_ServiceAccountId', 'param_ExternalId', 'param_RoleName', 'param_CreateRole', 'param_ServiceUrl', 'param_InvocationRateLimitPerSecond'], `${r.region}: every parameter but the key`)
+    t.match(Object.fromEntries(q), {
+      templateURL: TEMPLATE_URL,
+      stackName: 'cloud-monitoring-member',
+      param_ServiceAccountId: SERVICE_ACCOUNT,
+      param_ExternalId: 'ops-7f3a9c',
+      param_RoleName: 'MonitoringReadOnly',
+      param_CreateRole: String(r.create_role),
+      param_ServiceUrl: 'https://monitoring.example.com'
+    }, `${r.region}: the values survive the encoding`)
+    t.notMatch(query, /ApiKey/, 'no ApiKey in a link')
+    t.notMatch(query, /[ :/]/, 'the values are percent-encoded')
+  }
+
+  const deploy = (o.commands.deploy as string).split('\n').filter(l => !l.startsWith('#'))
+  t.equal(deploy.length, 2, 'one deploy per region')
+  t.match(deploy[0], /^aws cloudformation deploy --region us-east-1 --stack-name cloud-monitoring-member --template-file cloud-monitoring-member\.json --capabilities CAPABILITY_NAMED_IAM --parameter-overrides ServiceAccountId=111111111111 ExternalId=ops-7f3a9c RoleName=MonitoringReadOnly ServiceUrl=https:\/\/monitoring\.example\.com 'ApiKey=<paste the API key>' CreateRole=true$/)
+  t.match(deploy[1], /--region eu-west-1 .* CreateRole=false$/)
+  const stackSet = (o.commands.stack_set as string).split('\n').filter(l => !l.startsWith('#'))
+  t.match(stackSet[0], /^aws cloudformation create-stack-set .*--permission-model SERVICE_MANAGED .*--template-url https:\/\/cmc-templates/)
+  t.equal(stackSet.filter(l => l.startsWith('aws cloudformation create-stack-instances')).length, 2, 'instances per region')
+  t.match(stackSet[1], /Accounts=123456789012,.* --regions us-east-1 .*ParameterKey=ExternalId,ParameterValue=ops-7f3a9c 'ParameterKey=ApiKey,ParameterValue=<paste the API key>' ParameterKey=CreateRole,ParameterValue=true$/)
+  t.match(o.steps.join('\n'), /rotate the key/i, 'the steps say the key is shown once and to rotate it if lost')
+})
+
+t.test('onboarding: what the service cannot fill in is missing, with its reason, and there are no links', async t => {
+  const api = await build(t, { PUBLIC_BASE_URL: 'http://monitoring.example.com', AWS_REGION: 'eu-central-1' })
+  const admin = await api.adminToken()
+  const { account } = await createAccount(api, admin, { external_id: undefined, regions: [] })
+  const o = (await onboardingOf(api, account.id, admin)).json() as Json
+  t.same(o.missing.map((m: Json) => m.parameter), ['ServiceAccountId', 'ExternalId', 'ServiceUrl', 'templateURL'])
+  t.match(o.missing, [{ reason: /SERVICE_AWS_ACCOUNT_ID/ }, { reason: /external_id/ }, { reason: /not https/ }, { reason: /MEMBER_TEMPLATE_URL/ }])
+  const values = Object.fromEntries((o.parameters as Json[]).map(p => [p.name, p.value]))
+  t.match(values, { ServiceAccountId: null, ExternalId: null, ServiceUrl: null, RoleName: 'CloudMonitoringReadOnly', ApiKey: null })
+  sameTemplateExceptDefaults(t, o.template, await freshMember(), {})
+  for (const name of ['ServiceAccountId', 'ExternalId', 'ServiceUrl']) t.notOk('Default' in o.template.Parameters[name], `${name}: no default`)
+  t.same(o.regions, [{ region: 'eu-central-1', create_role: true, quick_create_url: null }], 'no regions listed: the service\'s region, no link')
+  t.match(o.notes, [/lists no regions/, /registered with role_arn arn:aws:iam::123456789012:role\/MonitoringReadOnly/])
+  t.equal(o.role_arn_matches, false)
+  t.equal(o.template_url, null)
+  t.match(o.commands.deploy, /'ServiceAccountId=<ServiceAccountId>' 'ExternalId=<ExternalId>' RoleName=CloudMonitoringReadOnly 'ServiceUrl=<ServiceUrl>' 'ApiKey=<paste the API key>' CreateRole=true/)
+  t.match(o.commands.stack_set, /--template-body file:\/\/cloud-monitoring-member\.json/)
+
+  // Unset PUBLIC_BASE_URL; every value but the template URL: still no links.
+  const bare = await build(t, { SERVICE_AWS_ACCOUNT_ID: SERVICE_ACCOUNT })
+  const bareAdmin = await bare.adminToken()
+  const created = await createAccount(bare, bareAdmin)
+  const b = (await onboardingOf(bare, created.account.id, bareAdmin)).json() as Json
+  t.match(b.missing, [{ parameter: 'ServiceUrl', reason: /PUBLIC_BASE_URL/ }, { parameter: 'templateURL' }])
+  t.ok(b.regions.every((r: Json) => r.quick_create_url === null), 'no links while anything is missing')
+  const complete = await build(t, { SERVICE_AWS_ACCOUNT_ID: SERVICE_ACCOUNT, PUBLIC_BASE_URL: 'https://m.example.com' })
+  const completeAdmin = await complete.adminToken()
+  const c = (await onboardingOf(complete, (await createAccount(complete, completeAdmin)).account.id, completeAdmin)).json() as Json
+  t.same(c.missing.map((m: Json) => m.parameter), ['templateURL'], 'only the published template missing')
+  t.ok(c.regions.every((r: Json) => r.quick_create_url === null), 'no links without MEMBER_TEMPLATE_URL')
 })

@@ -1,8 +1,9 @@
 // @ts-check
 /**
- * Monitored AWS accounts (admins): register (the ingestion API key is shown once), test the
- * connection, see whether its events arrive (ingestion health), rotate the key (shown once),
- * enable or disable, delete.
+ * Monitored AWS accounts (admins): register (the ingestion API key is shown once), onboard it
+ * (the member stack for the account owner: steps, quick-create links, CLI commands, template),
+ * test the connection, see whether its events arrive (ingestion health), rotate the key (shown
+ * once), enable or disable, delete.
  */
 import { api, call } from '../api.js'
 import { h, fill, field, time, title, busy, formValues, submitting, secretBox, notice } from '../dom.js'
@@ -99,6 +100,10 @@ function row (a, refresh) {
     })
   })
   fill(actions,
+    button('Onboarding', async () => {
+      const kit = await call(api.GET('/api/config/aws-accounts/{id}/onboarding', { params: { path } }))
+      fill(output, onboarding(kit))
+    }), ' ',
     button('Test connection', async () => {
       const result = await call(api.POST('/api/config/aws-accounts/{id}/test-connection', { params: { path } }))
       fill(output, connection(result))
@@ -163,4 +168,64 @@ function ingestionHealth (health) {
       ? h('span', null, `${problem.action} (${problem.reason})`, problem.detail_type ? ` · ${problem.detail_type}` : '', ' · ', time(problem.at),
         problem.envelope_id ? h('small', { class: 'hint' }, ` envelope ${problem.envelope_id}`) : null)
       : 'none'))
+}
+
+/**
+ * A button that copies `text` (navigator.clipboard; without it, or refused, it says to select
+ * and copy by hand). The listener is attached here: the CSP forbids inline handlers.
+ * @param {string} label
+ * @param {() => string} text
+ */
+function copyButton (label, text) {
+  const b = h('button', { type: 'button', class: 'secondary small copy' }, label)
+  b.addEventListener('click', () => {
+    const done = () => { b.textContent = 'Copied' }
+    const failed = () => { b.textContent = 'Select and copy it' }
+    if (navigator.clipboard) navigator.clipboard.writeText(text()).then(done, failed)
+    else failed()
+  })
+  return b
+}
+
+/**
+ * What the account owner needs to connect the account: the steps, what the service could not
+ * fill in, a quick-create link per region, the AWS CLI and StackSet commands, the parameters and
+ * the member template (copy, or download as a file). Never the API key.
+ * @param {Schemas['AwsAccountOnboarding']} kit
+ */
+function onboarding (kit) {
+  const templateText = `${JSON.stringify(kit.template, null, 2)}\n`
+  const download = h('a', { class: 'button secondary small', download: 'cloud-monitoring-member.json', href: URL.createObjectURL(new Blob([templateText], { type: 'application/json' })) }, 'Download template')
+  /** @param {string} title @param {string} text @param {string} cls */
+  const command = (title, text, cls) => h('div', { class: `onboarding-command ${cls}` },
+    h('h4', null, title, ' ', copyButton('Copy', () => text)),
+    h('pre', { class: 'raw' }, h('code', null, text)))
+  const links = kit.regions.filter(r => r.quick_create_url)
+  return h('section', { class: 'onboarding', 'data-account': kit.account_id, 'aria-label': `Onboarding of ${kit.account_id}` },
+    h('h3', null, `Onboarding of AWS account ${kit.account_id}`),
+    h('ol', { class: 'onboarding-steps' }, kit.steps.map(step => h('li', null, step))),
+    kit.missing.length
+      ? h('div', { class: 'onboarding-missing failed' }, h('strong', null, 'Not filled in by the service:'),
+        h('ul', null, kit.missing.map(m => h('li', { 'data-parameter': m.parameter }, h('code', null, m.parameter), ` ${m.reason}`))))
+      : null,
+    kit.notes.length ? h('ul', { class: 'onboarding-notes hint' }, kit.notes.map(n => h('li', null, n))) : null,
+    h('h4', null, 'Quick-create links'),
+    links.length
+      ? h('ul', { class: 'quick-create' }, links.map(r => h('li', null,
+        h('a', { href: r.quick_create_url, target: '_blank', rel: 'noopener noreferrer', 'data-region': r.region }, `Create the stack in ${r.region}`),
+        r.create_role ? ' (creates the role: first)' : ' (CreateRole=false)', ' ',
+        copyButton('Copy link', () => r.quick_create_url ?? ''))))
+      : h('p', { class: 'hint quick-create-missing' }, 'No quick-create links until everything above is filled in: use the AWS CLI commands with the template.'),
+    command('AWS CLI', kit.commands.deploy, 'deploy'),
+    command('AWS Organizations (StackSet)', kit.commands.stack_set, 'stack-set'),
+    h('h4', null, 'Parameters'),
+    h('table', { class: 'onboarding-parameters' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Parameter'), h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col' }, 'What'))),
+      h('tbody', null, kit.parameters.map(p => h('tr', { 'data-parameter': p.name },
+        h('th', { scope: 'row' }, h('code', null, p.name)),
+        h('td', null, p.secret ? h('em', null, 'the API key (shown once; rotate it if lost)') : p.value === null ? h('strong', { class: 'failed' }, 'missing') : h('code', null, p.value)),
+        h('td', null, h('small', null, p.description)))))),
+    h('h4', null, 'Template ', copyButton('Copy template', () => templateText), ' ', download),
+    h('p', { class: 'hint' }, 'The member stack with this account\'s values as defaults. Expected role: ', h('code', null, kit.role_arn),
+      kit.role_arn_matches ? null : h('strong', { class: 'failed' }, ' (not the registered role_arn)')))
 }

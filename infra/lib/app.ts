@@ -3,7 +3,7 @@ import type * as ecs from 'aws-cdk-lib/aws-ecs'
 import { AwsSolutionsChecks } from 'cdk-nag'
 import { describeTables } from '../../scripts/lib/table-definitions.js'
 import { readConfig, type InfraConfig } from './config.js'
-import { MemberAccountStack } from './member-stack.js'
+import { defineMemberStack, type MemberAccountStack } from './member-stack.js'
 import { ServiceStack } from './service-stack.js'
 
 export interface InfraStacks {
@@ -28,10 +28,9 @@ export async function defineInfra (app: App, opts: { image?: ecs.ContainerImage 
     tables,
     ...(opts.image ? { image: opts.image } : {})
   })
-  const member = new MemberAccountStack(app, 'CloudMonitoringMember', { roleName: config.memberRoleName })
+  const member = defineMemberStack(app, config.memberRoleName)
   Tags.of(service).add('service', 'cloud-monitoring-api')
   Tags.of(service).add('stage', config.stage)
-  Tags.of(member).add('service', 'cloud-monitoring')
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app))
   return { config, service, member }
 }

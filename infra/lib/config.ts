@@ -1,4 +1,7 @@
 import type { Node } from 'constructs'
+import { DEFAULT_MEMBER_ROLE_NAME, SERVICE_URL_PATTERN } from '../../src/domain/member-wiring.js'
+
+export { DEFAULT_MEMBER_ROLE_NAME }
 
 /** Where the API runs: Lambda behind API Gateway (default) or ECS Fargate behind an ALB. */
 export type Compute = 'lambda' | 'fargate'
@@ -22,6 +25,18 @@ export interface InfraConfig {
   /** `-c reservedConcurrency=N` (Lambda only): caps concurrent executions; unset by default. */
   reservedConcurrency: number | undefined
   /**
+   * `-c publicBaseUrl=https://…` (a custom domain in front of the API): the service's
+   * PUBLIC_BASE_URL and the member stacks' ServiceUrl. Default: the API's own URL (the HTTP
+   * API's endpoint, or the ALB's, `https` only with a certificate).
+   */
+  publicBaseUrl: string | undefined
+  /**
+   * `-c memberTemplateUrl=https://…`: where the operator published the generic member template
+   * (an S3 URL the account owners can read): the service's MEMBER_TEMPLATE_URL, for quick-create
+   * links. Default: unset (no links).
+   */
+  memberTemplateUrl: string | undefined
+  /**
    * `-c region=…`, else the CLI's region (CDK_DEFAULT_REGION, from AWS_REGION or the profile;
    * no credentials needed). Optional for Lambda (the stack is then region-agnostic), required
    * for Fargate (ALB access logging names the region's log-delivery principal).
@@ -29,12 +44,12 @@ export interface InfraConfig {
   region: string | undefined
 }
 
-export const DEFAULT_MEMBER_ROLE_NAME = 'CloudMonitoringReadOnly'
-
 const STAGE = /^[a-z][a-z0-9-]{0,19}$/
 /** TABLE_PREFIX's pattern in src/config.ts. */
 const TABLE_PREFIX = /^[A-Za-z0-9_.-]{0,64}$/
 const ROLE_NAME = /^[\w+=,.@-]{1,64}$/
+/** The member stack's ServiceUrl pattern: https, no trailing slash. */
+const SERVICE_URL = new RegExp(SERVICE_URL_PATTERN)
 
 function text (node: Node, key: string): string | undefined {
   const value: unknown = node.tryGetContext(key)
@@ -57,6 +72,10 @@ export function readConfig (node: Node): InfraConfig {
   if (reservedConcurrency !== undefined && !(Number.isInteger(reservedConcurrency) && reservedConcurrency > 0)) throw new Error(`context reservedConcurrency=${concurrency}: a positive integer`)
   const certificateArn = text(node, 'certificateArn')
   if (certificateArn !== undefined && !/^arn:aws[a-z-]*:acm:/.test(certificateArn)) throw new Error('context certificateArn: an ACM certificate ARN')
+  const publicBaseUrl = text(node, 'publicBaseUrl')?.replace(/\/+$/, '')
+  if (publicBaseUrl !== undefined && !SERVICE_URL.test(publicBaseUrl)) throw new Error(`context publicBaseUrl=${publicBaseUrl}: an https:// URL (host, optional port and path), as the member stacks' ServiceUrl requires`)
+  const memberTemplateUrl = text(node, 'memberTemplateUrl')
+  if (memberTemplateUrl !== undefined && !/^https:\/\/[^\s/?#]+\/[^\s#]*$/.test(memberTemplateUrl)) throw new Error(`context memberTemplateUrl=${memberTemplateUrl}: an https:// URL of the template (MEMBER_TEMPLATE_URL in src/config.ts)`)
   const region = text(node, 'region') ?? (process.env.CDK_DEFAULT_REGION || undefined)
   if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) throw new Error(`context region=${region}: not an AWS region`)
   if (compute === 'fargate' && region === undefined) throw new Error('compute=fargate needs a region: -c region=eu-west-1 (or AWS_REGION / the profile\'s region)')
@@ -69,6 +88,8 @@ export function readConfig (node: Node): InfraConfig {
     memberRoleName,
     certificateArn,
     reservedConcurrency,
+    publicBaseUrl,
+    memberTemplateUrl,
     region
   }
 }

@@ -97,7 +97,7 @@ export class FargateApi extends Construct {
       linuxParameters: new ecs.LinuxParameters(this, 'Linux', { initProcessEnabled: true })
     })
     acknowledge(task.obtainExecutionRole(), 'AwsSolutions-IAM5[Resource::*]', 'The execution role\'s only wildcard is ecr:GetAuthorizationToken, which has no resource-level permission; image pull, logs and the secret are granted on their own ARNs')
-    acknowledge(task, 'AwsSolutions-ECS2', 'The environment holds configuration only (endpoint mode, table prefix, log level, proxy hops); the JWT secret is injected from Secrets Manager through `secrets`')
+    acknowledge(task, 'AwsSolutions-ECS2', 'The environment holds configuration only (endpoint mode, table prefix, log level, proxy hops, and for onboarding the service\'s AWS account id, public URL and member role name); the JWT secret is injected from Secrets Manager through `secrets`')
 
     this.service = new ecs.FargateService(this, 'Service', {
       cluster,

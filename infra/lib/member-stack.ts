@@ -1,4 +1,4 @@
-import { BootstraplessSynthesizer, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, SecretValue, Stack, type CfnResource, type StackProps } from 'aws-cdk-lib'
+import { BootstraplessSynthesizer, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, SecretValue, Stack, Tags, type CfnResource, type StackProps } from 'aws-cdk-lib'
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch'
 import * as events from 'aws-cdk-lib/aws-events'
 import * as targets from 'aws-cdk-lib/aws-events-targets'
@@ -8,7 +8,7 @@ import type { Construct } from 'constructs'
 // The sources and detail-types the service has adapters for: the rule matches exactly these.
 import { DETAIL_TYPES } from '../../src/domain/event-adapters.js'
 // The names the connection test looks the wiring up by.
-import { INGEST_PATH, MEMBER_WIRING } from '../../src/domain/member-wiring.js'
+import { INGEST_PATH, MEMBER_WIRING, SERVICE_URL_PATTERN } from '../../src/domain/member-wiring.js'
 import { acknowledge } from './nag.js'
 
 /** The rule's event pattern: the four supported sources and their supported detail-types. */
@@ -97,7 +97,7 @@ export class MemberAccountStack extends Stack {
     })
     const serviceUrl = new CfnParameter(this, 'ServiceUrl', {
       type: 'String',
-      allowedPattern: '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s]*[^/\\s])?$',
+      allowedPattern: SERVICE_URL_PATTERN,
       description: 'Base URL of the service, https, without a trailing slash (events go to <ServiceUrl>/api/events/ingest)'
     })
     const apiKey = new CfnParameter(this, 'ApiKey', {
@@ -181,4 +181,18 @@ export class MemberAccountStack extends Stack {
     new CfnOutput(this, 'ApiDestinationArn', { value: destination.apiDestinationArn })
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: deadLetters.queueUrl })
   }
+}
+
+/** The member stack's id (and name of its template in cdk.out/). */
+export const MEMBER_STACK_ID = 'CloudMonitoringMember'
+
+/**
+ * The member-account stack as the CDK app defines it (infra/lib/app.ts), tags included: one
+ * definition for `npm run synth`, the committed template the service hands out
+ * (scripts/generate-member-template.ts) and the tests that compare the two.
+ */
+export function defineMemberStack (scope: Construct, roleName: string): MemberAccountStack {
+  const member = new MemberAccountStack(scope, MEMBER_STACK_ID, { roleName })
+  Tags.of(member).add('service', 'cloud-monitoring')
+  return member
 }

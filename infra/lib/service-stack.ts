@@ -11,6 +11,7 @@ import { ExpiryConsumer } from './expiry-consumer.js'
 import { FargateApi } from './fargate-api.js'
 import { LambdaApi } from './lambda-api.js'
 import { acknowledge } from './nag.js'
+import { addOnboardingEnvironment } from './onboarding-env.js'
 import { defineTables, type ServiceTable } from './tables.js'
 
 export interface ServiceStackProps extends StackProps {
@@ -78,6 +79,8 @@ export class ServiceStack extends Stack {
     this.api = config.compute === 'fargate'
       ? new FargateApi(this, 'Fargate', { ...common, ...(props.image ? { image: props.image } : {}) })
       : new LambdaApi(this, 'Lambda', common)
+    // SERVICE_AWS_ACCOUNT_ID, PUBLIC_BASE_URL, MEMBER_ROLE_NAME: the onboarding kit's values.
+    addOnboardingEnvironment(this.api, config)
     const role = this.api instanceof LambdaApi ? this.api.fn.role! : this.api.service.taskDefinition.taskRole
     acknowledge(role, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::*:role/${config.memberRoleName}]`, ASSUME_ROLE_REASON)
 

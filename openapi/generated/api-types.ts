@@ -583,6 +583,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/config/aws-accounts/{id}/onboarding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Onboarding kit of an AWS account
+         * @description What the owner of a monitored AWS account needs to connect it: the member-account CloudFormation template (the CDK app's `CloudMonitoringMember` stack, synthesised at build time) with this account's values as the defaults of its parameters, a CloudFormation quick-create link per region, the equivalent AWS CLI commands, a StackSet variant for AWS Organizations, and the steps. Read-only: it changes nothing and carries no `ETag`.
+         *
+         *     - **Parameters** filled in: `ServiceAccountId` (the service's `SERVICE_AWS_ACCOUNT_ID`: the account the role trusts), `ExternalId` (the account's `external_id`), `RoleName` (the service's `MEMBER_ROLE_NAME`, the role name its IAM policy may assume), `ServiceUrl` (the service's `PUBLIC_BASE_URL`; events go to `<ServiceUrl>/api/events/ingest`). `CreateRole` is `true` in the first region of `regions` only (IAM is global) and `false` in the others; `InvocationRateLimitPerSecond` keeps the template's default.
+         *     - **Never the API key.** `ApiKey` is a `NoEcho` parameter without a default (`secret: true`, `value: null`): the key was shown once when the account was registered or its key last rotated; whoever lost it rotates it (`rotateAwsAccountKey`). It is in no link and no command (a placeholder stands for it).
+         *     - **Incomplete configuration is not an error**: a value the service cannot give (no `SERVICE_AWS_ACCOUNT_ID`; no `PUBLIC_BASE_URL`, or one that is not `https`, which EventBridge API destinations refuse; an account without `external_id`) is `value: null`, has no default in `template`, and is listed in `missing` with the reason. Quick-create links need every value and the generic template published at an https S3 URL (`MEMBER_TEMPLATE_URL`; `missing` lists `templateURL` otherwise): without them every `quick_create_url` is `null`.
+         *     - **Regions**: the account's `regions`, in order; an account without regions gets the service's own region (said in `notes`), as the connection test does.
+         *     - `role_arn` is the role the stack creates (`arn:<partition>:iam::<account_id>:role/<RoleName>`); `role_arn_matches` says whether the account is registered with it (the connection test assumes the registered one).
+         */
+        get: operations["getAwsAccountOnboarding"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/config/aws-accounts/{id}/rotate-key": {
         parameters: {
             query?: never;
@@ -1586,6 +1612,75 @@ export interface components {
             api_key: string;
             /** @description The first characters of the new key. */
             api_key_prefix: string;
+        };
+        /** @description What the owner of a monitored AWS account needs to connect it (see `getAwsAccountOnboarding`). Never contains the ingestion API key. */
+        AwsAccountOnboarding: {
+            account_id: components["schemas"]["AwsAccountNumber"];
+            /** @description The stack name to use in every region (`cloud-monitoring-member`). */
+            stack_name: string;
+            /** @description The read-only role the stack creates: `arn:<partition>:iam::<account_id>:role/<RoleName>`. */
+            role_arn: string;
+            /** @description Whether the account is registered with `role_arn` (the connection test assumes the registered `role_arn`; when `false`, update the account or the `RoleName`). */
+            role_arn_matches: boolean;
+            /** @description Where the operator published the generic member template (`MEMBER_TEMPLATE_URL`, an https S3 URL) for quick-create links and StackSets; `null` when not configured. */
+            template_url: string | null;
+            /** @description The template's parameters, in the template's order, with the value for this account. */
+            parameters: components["schemas"]["OnboardingParameter"][];
+            /** @description One entry per region to deploy the stack in: the account's `regions` in order (the service's region when the account lists none). `create_role` is `true` in the first only. */
+            regions: components["schemas"]["OnboardingRegion"][];
+            commands: components["schemas"]["OnboardingCommands"];
+            /** @description The steps for the account owner, in order, as sentences. */
+            steps: string[];
+            /** @description What the service could not fill in, and why: template parameters (their `value` is `null` and the template has no default for them) and `templateURL` (no `MEMBER_TEMPLATE_URL`). Not empty: no quick-create links. */
+            missing: components["schemas"]["OnboardingMissing"][];
+            /** @description Things to know that are not missing values: an account without regions (the service's region is used), a registered `role_arn` that is not the one the stack creates. */
+            notes: string[];
+            /** @description The member-account CloudFormation template (JSON), exactly as the CDK app synthesises the `CloudMonitoringMember` stack, except that the parameters this account has values for carry them as `Default`. Deploy it as it is (`ApiKey` still has to be given). */
+            template: {
+                /** @description The template's parameters. */
+                Parameters: {
+                    [key: string]: unknown;
+                };
+                /** @description The template's resources. */
+                Resources: {
+                    [key: string]: unknown;
+                };
+            } & {
+                [key: string]: unknown;
+            };
+        };
+        /** @description A parameter of the member template and this account's value for it. */
+        OnboardingParameter: {
+            /** @description The template's parameter name. */
+            name: string;
+            /** @description The value for this account (as CloudFormation takes it, a string); `null` for the API key (never returned) and for a value the service cannot give (see `missing`). */
+            value: string | null;
+            /** @description The template's description of the parameter. */
+            description: string;
+            /** @description `true` for a `NoEcho` parameter (`ApiKey`): its value is never returned. */
+            secret: boolean;
+        };
+        /** @description One region to deploy the member stack in. */
+        OnboardingRegion: {
+            region: components["schemas"]["AwsRegion"];
+            /** @description The `CreateRole` value in this region: `true` in exactly one region of the account. */
+            create_role: boolean;
+            /** @description The CloudFormation console's quick-create link for this region (the template from `template_url`, the stack name and every parameter but `ApiKey` filled in); `null` when `missing` is not empty. */
+            quick_create_url: string | null;
+        };
+        /** @description The AWS CLI commands, as text for a shell, with `<paste the API key>` (quoted) where the API key goes and `<Name>` placeholders for missing values. */
+        OnboardingCommands: {
+            /** @description `aws cloudformation deploy` per region, with the template saved as `cloud-monitoring-member.json`. */
+            deploy: string;
+            /** @description For AWS Organizations: a service-managed StackSet (`create-stack-set`, then `create-stack-instances` for this account, per region with its `CreateRole`). */
+            stack_set: string;
+        };
+        /** @description A value the service could not fill in. */
+        OnboardingMissing: {
+            /** @description The template parameter (`ServiceAccountId`, `ServiceUrl`, `ExternalId`, …) or `templateURL` (the quick-create link's template). */
+            parameter: string;
+            /** @description Why, and what to set, for a person to read. */
+            reason: string;
         };
         /** @description Global monitoring settings, applied by ingestion. */
         MonitoringSettings: {
@@ -4367,6 +4462,139 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["IngestionHealth"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getAwsAccountOnboarding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account's onboarding kit. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "123456789012",
+                     *       "stack_name": "cloud-monitoring-member",
+                     *       "role_arn": "arn:aws:iam::123456789012:role/CloudMonitoringReadOnly",
+                     *       "role_arn_matches": true,
+                     *       "template_url": "https://cmc-templates.s3.eu-west-1.amazonaws.com/cloud-monitoring-member.json",
+                     *       "parameters": [
+                     *         {
+                     *           "name": "ServiceAccountId",
+                     *           "value": "111111111111",
+                     *           "description": "The AWS account the cloud-monitoring service runs in (trusted to assume the role)",
+                     *           "secret": false
+                     *         },
+                     *         {
+                     *           "name": "ExternalId",
+                     *           "value": "cmc-7f3a9c2e4b1d",
+                     *           "description": "The external id registered with the account in the console (external_id); required by the trust policy",
+                     *           "secret": false
+                     *         },
+                     *         {
+                     *           "name": "RoleName",
+                     *           "value": "CloudMonitoringReadOnly",
+                     *           "description": "Name of the read-only role; register arn:aws:iam::<this account>:role/<RoleName> as role_arn",
+                     *           "secret": false
+                     *         },
+                     *         {
+                     *           "name": "CreateRole",
+                     *           "value": "true",
+                     *           "description": "true in exactly one region of the account (IAM is global); false in the others",
+                     *           "secret": false
+                     *         },
+                     *         {
+                     *           "name": "ServiceUrl",
+                     *           "value": "https://monitoring.example.com",
+                     *           "description": "Base URL of the service, https, without a trailing slash (events go to <ServiceUrl>/api/events/ingest)",
+                     *           "secret": false
+                     *         },
+                     *         {
+                     *           "name": "ApiKey",
+                     *           "value": null,
+                     *           "description": "The account's ingestion API key (returned once by the console when the account is registered or its key rotated)",
+                     *           "secret": true
+                     *         },
+                     *         {
+                     *           "name": "InvocationRateLimitPerSecond",
+                     *           "value": "300",
+                     *           "description": "Deliveries per second from this region to the service (EventBridge delays, never drops, what is above); set it with INGEST_RATE_LIMIT_MAX",
+                     *           "secret": false
+                     *         }
+                     *       ],
+                     *       "regions": [
+                     *         {
+                     *           "region": "eu-west-1",
+                     *           "create_role": true,
+                     *           "quick_create_url": "https://eu-west-1.console.aws.amazon.com/cloudformation/home?region=eu-west-1#/stacks/create/review?templateURL=https%3A%2F%2Fcmc-templates.s3.eu-west-1.amazonaws.com%2Fcloud-monitoring-member.json&stackName=cloud-monitoring-member&param_ServiceAccountId=111111111111&param_ExternalId=cmc-7f3a9c2e4b1d&param_RoleName=CloudMonitoringReadOnly&param_CreateRole=true&param_ServiceUrl=https%3A%2F%2Fmonitoring.example.com&param_InvocationRateLimitPerSecond=300"
+                     *         },
+                     *         {
+                     *           "region": "eu-central-1",
+                     *           "create_role": false,
+                     *           "quick_create_url": "https://eu-central-1.console.aws.amazon.com/cloudformation/home?region=eu-central-1#/stacks/create/review?templateURL=https%3A%2F%2Fcmc-templates.s3.eu-west-1.amazonaws.com%2Fcloud-monitoring-member.json&stackName=cloud-monitoring-member&param_ServiceAccountId=111111111111&param_ExternalId=cmc-7f3a9c2e4b1d&param_RoleName=CloudMonitoringReadOnly&param_CreateRole=false&param_ServiceUrl=https%3A%2F%2Fmonitoring.example.com&param_InvocationRateLimitPerSecond=300"
+                     *         }
+                     *       ],
+                     *       "commands": {
+                     *         "deploy": "# Save the template as cloud-monitoring-member.json, then (ApiKey: the account's ingestion API key):\naws cloudformation deploy --region eu-west-1 --stack-name cloud-monitoring-member --template-file cloud-monitoring-member.json --capabilities CAPABILITY_NAMED_IAM --parameter-overrides ServiceAccountId=111111111111 ExternalId=cmc-7f3a9c2e4b1d RoleName=CloudMonitoringReadOnly ServiceUrl=https://monitoring.example.com 'ApiKey=<paste the API key>' CreateRole=true\naws cloudformation deploy --region eu-central-1 --stack-name cloud-monitoring-member --template-file cloud-monitoring-member.json --capabilities CAPABILITY_NAMED_IAM --parameter-overrides ServiceAccountId=111111111111 ExternalId=cmc-7f3a9c2e4b1d RoleName=CloudMonitoringReadOnly ServiceUrl=https://monitoring.example.com 'ApiKey=<paste the API key>' CreateRole=false",
+                     *         "stack_set": "# AWS Organizations, from the management account or a delegated administrator (service-managed permissions):\naws cloudformation create-stack-set --stack-set-name cloud-monitoring-member --permission-model SERVICE_MANAGED --auto-deployment Enabled=false --capabilities CAPABILITY_NAMED_IAM --template-url https://cmc-templates.s3.eu-west-1.amazonaws.com/cloud-monitoring-member.json --parameters ParameterKey=ServiceAccountId,ParameterValue=111111111111 ParameterKey=RoleName,ParameterValue=CloudMonitoringReadOnly ParameterKey=ServiceUrl,ParameterValue=https://monitoring.example.com ParameterKey=ExternalId,ParameterValue=unset ParameterKey=ApiKey,ParameterValue=unset-unset-unset\naws cloudformation create-stack-instances --stack-set-name cloud-monitoring-member --deployment-targets 'OrganizationalUnitIds=<ou-id>,Accounts=123456789012,AccountFilterType=INTERSECTION' --regions eu-west-1 --parameter-overrides ParameterKey=ExternalId,ParameterValue=cmc-7f3a9c2e4b1d 'ParameterKey=ApiKey,ParameterValue=<paste the API key>' ParameterKey=CreateRole,ParameterValue=true\naws cloudformation create-stack-instances --stack-set-name cloud-monitoring-member --deployment-targets 'OrganizationalUnitIds=<ou-id>,Accounts=123456789012,AccountFilterType=INTERSECTION' --regions eu-central-1 --parameter-overrides ParameterKey=ExternalId,ParameterValue=cmc-7f3a9c2e4b1d 'ParameterKey=ApiKey,ParameterValue=<paste the API key>' ParameterKey=CreateRole,ParameterValue=false"
+                     *       },
+                     *       "steps": [
+                     *         "Sign in to AWS account 123456789012 with permission to create IAM roles, EventBridge rules and CloudFormation stacks.",
+                     *         "Have the account's ingestion API key at hand. It is not shown here, and cannot be shown again; it was shown once when the account was registered or its key last rotated. If it is lost, rotate the key (Rotate key in the console) and use the new one.",
+                     *         "Create the stack cloud-monitoring-member in eu-west-1 first, with CreateRole=true: it also creates the read-only role (IAM is global). Then in eu-central-1 with CreateRole=false. Use the quick-create links (paste the API key into ApiKey and acknowledge that the stack creates a named IAM role), or save the template as cloud-monitoring-member.json and run the AWS CLI commands.",
+                     *         "Make sure the account is registered with role_arn arn:aws:iam::123456789012:role/CloudMonitoringReadOnly (the stack's RoleArn output).",
+                     *         "Run Test connection: it assumes the role and checks the rule, its target and the API destination in every region.",
+                     *         "Watch Ingestion health: events arrive as alarms change state and findings are reported."
+                     *       ],
+                     *       "missing": [],
+                     *       "notes": [],
+                     *       "template": {
+                     *         "Description": "cloud-monitoring: a monitored account (read-only role for the service, EventBridge delivery of alarms and findings to the service)",
+                     *         "Parameters": {
+                     *           "ServiceAccountId": {
+                     *             "Type": "String",
+                     *             "AllowedPattern": "^[0-9]{12}$",
+                     *             "Description": "The AWS account the cloud-monitoring service runs in (trusted to assume the role)",
+                     *             "Default": "111111111111"
+                     *           }
+                     *         },
+                     *         "Resources": {
+                     *           "Connection07624BCD": {
+                     *             "Type": "AWS::Events::Connection",
+                     *             "Properties": {
+                     *               "Name": "cloud-monitoring-ingest-key",
+                     *               "AuthorizationType": "API_KEY"
+                     *             }
+                     *           }
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AwsAccountOnboarding"];
                 };
             };
             400: components["responses"]["BadRequest"];

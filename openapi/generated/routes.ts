@@ -223,6 +223,12 @@ export const routes = {
     schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.IngestionHealth, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "getAwsAccountIngestionHealth", policy: {"kind":"roles","roles":["admin","manager"]} as RoutePolicy }
   },
+  getAwsAccountOnboarding: {
+    method: "GET" as const,
+    url: "/api/config/aws-accounts/:id/onboarding",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.AwsAccountOnboarding, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "getAwsAccountOnboarding", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
   rotateAwsAccountKey: {
     method: "POST" as const,
     url: "/api/config/aws-accounts/:id/rotate-key",
@@ -278,6 +284,7 @@ export const pathMethods: Record<string, string[]> = {
   "/api/config/aws-accounts/:id": ["GET","PUT","DELETE"],
   "/api/config/aws-accounts/:id/test-connection": ["POST"],
   "/api/config/aws-accounts/:id/ingestion-health": ["GET"],
+  "/api/config/aws-accounts/:id/onboarding": ["GET"],
   "/api/config/aws-accounts/:id/rotate-key": ["POST"],
   "/api/config/monitoring": ["GET","PUT"],
   "/api/health": ["GET"]

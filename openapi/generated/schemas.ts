@@ -24,6 +24,21 @@ export type AwsAccount = Static<typeof AwsAccount>
 export const AwsAccountList = Type.Object({ items: Type.Array(AwsAccount, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
 export type AwsAccountList = Static<typeof AwsAccountList>
 
+export const OnboardingParameter = Type.Object({ name: Type.String({ minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9]+$" }), value: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]), description: Type.String({ maxLength: 4000 }), secret: Type.Boolean() }, { additionalProperties: false })
+export type OnboardingParameter = Static<typeof OnboardingParameter>
+
+export const OnboardingRegion = Type.Object({ region: AwsRegion, create_role: Type.Boolean(), quick_create_url: Type.Union([Type.String({ minLength: 9, maxLength: 16384, pattern: "^https://" }), Type.Null()]) }, { additionalProperties: false })
+export type OnboardingRegion = Static<typeof OnboardingRegion>
+
+export const OnboardingCommands = Type.Object({ deploy: Type.String({ minLength: 1, maxLength: 65536 }), stack_set: Type.String({ minLength: 1, maxLength: 65536 }) }, { additionalProperties: false })
+export type OnboardingCommands = Static<typeof OnboardingCommands>
+
+export const OnboardingMissing = Type.Object({ parameter: Type.String({ minLength: 1, maxLength: 255, pattern: "^[A-Za-z0-9]+$" }), reason: Type.String({ minLength: 1, maxLength: 2000 }) }, { additionalProperties: false })
+export type OnboardingMissing = Static<typeof OnboardingMissing>
+
+export const AwsAccountOnboarding = Type.Object({ account_id: AwsAccountNumber, stack_name: Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z][A-Za-z0-9-]*$" }), role_arn: Type.String({ minLength: 20, maxLength: 2048, pattern: "^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$" }), role_arn_matches: Type.Boolean(), template_url: Type.Union([Type.String({ minLength: 9, maxLength: 1024, pattern: "^https://" }), Type.Null()]), parameters: Type.Array(OnboardingParameter, { maxItems: 60 }), regions: Type.Array(OnboardingRegion, { minItems: 1, maxItems: 40 }), commands: OnboardingCommands, steps: Type.Array(Type.String({ minLength: 1, maxLength: 2000 }), { maxItems: 20 }), missing: Type.Array(OnboardingMissing, { maxItems: 20 }), notes: Type.Array(Type.String({ minLength: 1, maxLength: 2000 }), { maxItems: 10 }), template: Type.Object({ Parameters: Type.Object({}, { maxProperties: 60, additionalProperties: true }), Resources: Type.Object({}, { maxProperties: 500, additionalProperties: true }) }, { maxProperties: 20, additionalProperties: true }) }, { additionalProperties: false })
+export type AwsAccountOnboarding = Static<typeof AwsAccountOnboarding>
+
 export const AwsRegionToken = Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9][A-Za-z0-9_-]*$" })
 export type AwsRegionToken = Static<typeof AwsRegionToken>
 

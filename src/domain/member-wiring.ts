@@ -13,6 +13,20 @@ export const MEMBER_WIRING = {
   connectionName: 'cloud-monitoring-ingest-key'
 } as const
 
+/**
+ * The name of the read-only role the member stack creates by default (its RoleName parameter)
+ * and the service may assume: the CDK app's `-c memberRoleName` default (infra/lib/config.ts) and
+ * the service's MEMBER_ROLE_NAME default (src/config.ts).
+ */
+export const DEFAULT_MEMBER_ROLE_NAME = 'CloudMonitoringReadOnly'
+
+/**
+ * What the member stack's ServiceUrl parameter accepts (its AllowedPattern): https (EventBridge
+ * API destinations deliver to https endpoints only), a host, an optional port and path, no
+ * trailing slash.
+ */
+export const SERVICE_URL_PATTERN = '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s]*[^/\\s])?$'
+
 /** Where the API destination delivers, relative to the service's public base URL. */
 export const INGEST_PATH = '/api/events/ingest'
 

@@ -5,21 +5,23 @@ import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { ConnectionTestOptions } from './connection-test.js'
 import type { IngestionHealth } from '../../../openapi/generated/schemas.js'
+import type { OnboardingService } from '../../domain/onboarding.js'
 import type { AwsAccountsRepository } from './aws-accounts.repository.js'
 import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { createSettingsService } from './settings.service.js'
 
-/** The module's repositories, the options of the connection test (STS, EventBridge, the public URL), and the events module's ingestion health. */
+/** The module's repositories, the options of the connection test (STS, EventBridge, the public URL) and of onboarding (what the member stack gets), and the events module's ingestion health. */
 export interface SettingsModuleOptions {
   awsAccounts: AwsAccountsRepository
   settings: MonitoringSettingsRepository
   ingestionHealth: { read: (accountId: string, now: number) => Promise<IngestionHealth> }
   connectionTest: ConnectionTestOptions
+  onboarding: OnboardingService
 }
 
 /** Configuration: the monitored AWS accounts and the monitoring settings. */
 const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (app, opts) => {
-  const service = createSettingsService(opts.awsAccounts, opts.settings, opts.connectionTest)
+  const service = createSettingsService(opts.awsAccounts, opts.settings, opts.connectionTest, opts.onboarding)
 
   app.route({
     ...routes.listAwsAccounts,
@@ -79,6 +81,11 @@ const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (
       const account = await service.getAccount(request.params.id)
       return opts.ingestionHealth.read(account.account_id, Date.now())
     }
+  })
+
+  app.route({
+    ...routes.getAwsAccountOnboarding,
+    handler: async (request) => service.onboarding(request.params.id)
   })
 
   app.route({

@@ -2,11 +2,17 @@ import type { CreateAwsAccountRequest, UpdateAwsAccountRequest, UpdateMonitoring
 import { assertRoleInAccount, generateApiKey, type AwsAccount } from '../../domain/aws-accounts.js'
 import { DomainError } from '../../domain/errors.js'
 import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
+import { buildOnboarding, type CfnTemplate, type OnboardingService } from '../../domain/onboarding.js'
 import type { Actor } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
 import type { AwsAccountRefusal, AwsAccountsRepository, AwsAccountWrite } from './aws-accounts.repository.js'
 import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { testConnection, type ConnectionTestOptions } from './connection-test.js'
+// The member-account stack's template, synthesised at build time (npm run generate:member): the
+// service never runs the CDK. A JSON import, so the Lambda bundle and `tsc` output carry it.
+import memberTemplate from './member-template.json' with { type: 'json' }
+
+const MEMBER_TEMPLATE = memberTemplate as unknown as CfnTemplate
 
 /** The domain error of a refused account write (the one place refusals become errors). */
 function refusalError (refusal: AwsAccountRefusal): DomainError {
@@ -24,7 +30,7 @@ function written<T> (outcome: AwsAccountWrite<T>): T {
   return outcome.value
 }
 
-export function createSettingsService (accounts: AwsAccountsRepository, settings: MonitoringSettingsRepository, connectionTest: ConnectionTestOptions) {
+export function createSettingsService (accounts: AwsAccountsRepository, settings: MonitoringSettingsRepository, connectionTest: ConnectionTestOptions, onboarding: OnboardingService) {
   return {
     listAccounts: (q: { enabled?: boolean, limit: number, cursor?: string }) => accounts.list(q),
 
@@ -82,6 +88,11 @@ export function createSettingsService (accounts: AwsAccountsRepository, settings
       const result = await testConnection(current, connectionTest)
       written(await accounts.update(id, { last_connection_test: result }))
       return result
+    },
+
+    /** The account's onboarding kit: the member template with its values, links, commands, steps. */
+    async onboarding (id: string) {
+      return buildOnboarding(await accounts.getLive(id), onboarding, MEMBER_TEMPLATE)
     },
 
     getSettings: () => settings.get(),
