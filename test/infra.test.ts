@@ -511,6 +511,7 @@ t.test('expiry consumer bundle: one file, nothing external, starts and answers a
     env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', DYNAMODB_ENDPOINT: 'http://127.0.0.1:9', TABLE_PREFIX: 'monitoring-dev-', LOG_LEVEL: 'silent', AWS_EC2_METADATA_DISABLED: 'true' }
   })
   t.same(JSON.parse(stdout.trim().split('\n').at(-1)!), { batchItemFailures: [] }, 'the bundle builds its data layer and ignores a record that is not a TTL removal')
+})
 
 // ------------------------------------------------------------------------------ onboarding
 
