@@ -8,6 +8,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { build, assertProblem, database, JWT_SECRET, ADMIN_EMAIL, ADMIN_PASSWORD, type Api } from './helper.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -58,6 +62,18 @@ function verify (secret: string, headers: IncomingHttpHeaders, rawBody: string, 
     const given = Buffer.from(signature)
     return given.length === expected.length && timingSafeEqual(given, expected)
   })
+}
+
+/** The Node example of docs/notifications.md, run as it is printed there (between its markers). */
+async function documentedVerifier (): Promise<(secret: string, headers: IncomingHttpHeaders, rawBody: string) => boolean> {
+  const doc = readFileSync(new URL('../docs/notifications.md', import.meta.url), 'utf8')
+  const block = /<!-- verify-webhook:start -->\n```js\n([\s\S]*?)```\n<!-- verify-webhook:end -->/.exec(doc)?.[1]
+  if (!block) throw new Error('docs/notifications.md has no verify-webhook example')
+  const dir = mkdtempSync(path.join(tmpdir(), 'verify-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'verify.mjs')
+  writeFileSync(file, block)
+  return (await import(pathToFileURL(file).href)).verifyWebhook
 }
 
 async function createChannel (api: Api, token: string, payload: object) {
@@ -231,6 +247,10 @@ t.test('test notification to a webhook: signed as documented, verified independe
   t.notOk(verify(secret!, got.headers, got.body.replace('test', 'tast')), 'a changed body is refused')
   t.notOk(verify(secret!, { ...got.headers, 'webhook-timestamp': String(Number(got.headers['webhook-timestamp']) - 301) }, got.body), 'an old timestamp is refused')
   t.notOk(verify('whsec_' + Buffer.alloc(32, 1).toString('base64'), got.headers, got.body), 'another secret is refused')
+  const documented = await documentedVerifier()
+  t.ok(documented(secret!, got.headers, got.body), 'the example of docs/notifications.md accepts it')
+  t.notOk(documented(secret!, got.headers, `${got.body} `), 'and refuses a changed body')
+  t.notOk(documented(secret!, { ...got.headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 600) }, got.body), 'and an old timestamp')
   const payload = JSON.parse(got.body)
   t.match(payload, { version: 1, id: got.headers['webhook-id'], type: 'test', data: { channel_id: channel.id, channel_name: 'Hook' } })
   const ajv = new Ajv2020({ strict: false })
