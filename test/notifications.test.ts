@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -20,6 +21,26 @@ import { addressRefusal, checkChannelUrl } from '../src/domain/notifications.js'
 import { spec } from './contract.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
+
+/** A self-signed certificate for localhost/127.0.0.1 (test only): no client trusts it. */
+const SELF_SIGNED = {
+  cert: `-----BEGIN CERTIFICATE-----
+MIIBmzCCAUGgAwIBAgIUPOtRkdNGfpGIjv6Y5IxVySeIuCMwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNzAxNDgyNFoYDzIxMjYxMTEz
+MDE0ODI0WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQ/7G9oDR+iwHprfW0Lp9Ev3AxnW4osIbNHAz2PzHYiKLTLU3yEDIw7
+BiC0ijV/izxIvhe5MS76nxjQgyNtHnAvo28wbTAdBgNVHQ4EFgQUzuVOjiVsUiCW
+wnjD3uTuhMasdJUwHwYDVR0jBBgwFoAUzuVOjiVsUiCWwnjD3uTuhMasdJUwDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDSAAwRQIhAIIaUj/Q3iSNmanS7Jms91OJ9Rao371cWEnLBskY7iUkAiAp
+zAfND/zoqntwCORhlLUro9uK4Nx5FQp3z6LSYl3f7g==
+-----END CERTIFICATE-----`,
+  key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg301gbDArHjne2jR4
+K0ltMT+eVEhiAk9PdDa+QSDZS3mhRANCAAQ/7G9oDR+iwHprfW0Lp9Ev3AxnW4os
+IbNHAz2PzHYiKLTLU3yEDIw7BiC0ijV/izxIvhe5MS76nxjQgyNtHnAv
+-----END PRIVATE KEY-----`
+}
 
 const LOOPBACK = { NOTIFICATION_ALLOW_LOOPBACK: 'true', NOTIFICATION_TIMEOUT_MS: '1500' }
 const MISSING_ID = '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV'
@@ -286,6 +307,16 @@ t.test('test notification to a webhook: signed as documented, verified independe
   t.match(moved.error_message, /elsewhere/)
   t.equal(other.received.length, 0, 'the redirect target got nothing')
 
+  // A certificate the service cannot trust: a TLS failure, nothing sent.
+  let tlsRequests = 0
+  const tls = createHttpsServer(SELF_SIGNED, (_req, res) => { tlsRequests++; res.writeHead(204).end() })
+  await new Promise<void>(resolve => tls.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { tls.closeAllConnections(); tls.close() })
+  const untrusted = await createChannel(api, admin, { name: 'TLS', type: 'webhook', url: `https://127.0.0.1:${(tls.address() as AddressInfo).port}/hook` })
+  const tlsResult = (await testOp(api, admin, untrusted.channel.id)).json()
+  t.match(tlsResult, { ok: false, status_code: null, error_code: 'tls_error' })
+  t.equal(tlsRequests, 0, 'no request reached the untrusted server')
+
   // Nobody listening.
   const closed = await createChannel(api, admin, { name: 'Closed', type: 'webhook', url: 'http://127.0.0.1:9/x' })
   t.match((await testOp(api, admin, closed.channel.id)).json(), { ok: false, status_code: null, error_code: 'connection_error' })
@@ -323,7 +354,8 @@ t.test('rotation: both signatures during the grace period, the new one first', a
 t.test('Slack: the URL is a secret (masked, sealed); a test is a Block Kit message', async t => {
   const api = await build(t, LOOPBACK)
   const admin = await api.adminToken()
-  const slack = await receiver(t, (_r, res) => { res.writeHead(200, { 'content-type': 'text/plain' }).end('ok') })
+  let echo = false
+  const slack = await receiver(t, (r, res) => { res.writeHead(200, { 'content-type': 'text/plain' }).end(echo ? `ok ${r.url}` : 'ok') })
   const secretPath = '/services/T0ABCDEF/B0GHIJKL/s3cr3tT0k3nV4lu3xyz'
   const created = await createChannel(api, admin, { name: 'On-call', type: 'slack', url: `${slack.url}${secretPath}` })
   t.notOk('signing_secret' in created, 'no signing secret for Slack')
@@ -347,6 +379,11 @@ t.test('Slack: the URL is a secret (masked, sealed); a test is a Block Kit messa
   t.ok(Array.isArray(body.blocks))
   t.same(body.blocks.map((b: { type: string }) => b.type), ['section', 'context'])
   t.same(body.blocks[0].fields.map((f: { text: string }) => f.text.split('\n')[0]), ['*Severity*', '*Account*', '*Region*'])
+
+  echo = true
+  const echoed = (await testOp(api, admin, created.channel.id)).json()
+  t.equal(echoed.response_excerpt, 'ok [redacted]', 'a receiver that echoes the secret URL has it masked')
+  echo = false
 
   // A new URL replaces the secret.
   const put = await api.request({ method: 'PUT', url: `/api/config/notification-channels/${created.channel.id}`, headers: api.auth(admin), payload: { url: `${slack.url}/services/T1/B1/an0th3rS3cr3tAbcd` } })

@@ -1758,7 +1758,7 @@ export interface components {
             secret_prefix: string;
             /**
              * Format: date-time
-             * @description Until when deliveries are also signed with the previous secret.
+             * @description Until when deliveries are also signed with the previous secret (24 hours from now; the time of the rotation when the previous secret could not be read any more, sealed under another key, and so signs nothing).
              */
             previous_secret_expires_at: string;
         };
