@@ -26,6 +26,8 @@ import settingsModule from './modules/settings/settings.routes.js'
 import dashboardModule from './modules/dashboard/dashboard.routes.js'
 import apiKeyPlugin from './plugins/api-key.js'
 import statsPlugin from './plugins/stats.js'
+import notificationsModule from './modules/notifications/notifications.routes.js'
+import { createSecretBox, notificationKey } from './lib/secret-box.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
 export interface AppOptions {
@@ -87,7 +89,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
           ...(opts.logger?.stream ? { stream: opts.logger.stream } : {}),
           // Defence in depth: the default serializers log no headers or bodies at all.
           redact: {
-            paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', '*.password', '*.new_password', '*.current_password', '*.refresh_token', '*.access_token', '*.password_hash', '*.api_key'],
+            paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', '*.password', '*.new_password', '*.current_password', '*.refresh_token', '*.access_token', '*.password_hash', '*.api_key', '*.signing_secret', '*.secret_sealed', '*.previous_secret_sealed', '*.url_sealed', 'req.headers["webhook-signature"]'],
             censor: '[redacted]'
           }
         },
@@ -194,6 +196,13 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
       ...(config.publicBaseUrl ? { publicBaseUrl: config.publicBaseUrl } : {})
     },
     onboarding: { ...config.onboarding, publicBaseUrl: config.publicBaseUrl, region: config.region }
+  })
+  await app.register(notificationsModule, {
+    channels: repos.notifications,
+    box: createSecretBox(notificationKey(config.notifications.key, opts.jwtSecret)),
+    allowLoopback: config.notifications.allowLoopback,
+    timeoutMs: config.notifications.timeoutMs,
+    consoleUrl: config.publicBaseUrl ?? null
   })
   return app
 }

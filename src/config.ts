@@ -43,7 +43,11 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048 })),
   AUTH_CACHE_MS: Type.Integer({ minimum: 0, maximum: 10000, default: 1000 }),
   TEMP_PASSWORD_TTL_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
-  RETENTION_SWEEP_INTERVAL_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 604800 }))
+  RETENTION_SWEEP_INTERVAL_SECONDS: Type.Optional(Type.Integer({ minimum: 0, maximum: 604800 })),
+  // base64 of 32 bytes: the key that encrypts the notification channels' secrets (AES-256-GCM).
+  NOTIFICATION_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),
+  NOTIFICATION_ALLOW_LOOPBACK: Type.Boolean({ default: false }),
+  NOTIFICATION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30000, default: 5000 })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -103,6 +107,14 @@ export interface Config {
    * no TTL, and 0 elsewhere: on real DynamoDB, TTL and the stream consumer do it.
    */
   retentionSweepSeconds: number
+  notifications: {
+    /** The 32-byte key of the channels' stored secrets; undefined: derived from the JWT secret (HKDF). */
+    key: Buffer | undefined
+    /** Loopback targets (and http to them) are allowed: tests and local use only, never in production. */
+    allowLoopback: boolean
+    /** Bound of one outbound request (connect, send, read the answer). */
+    timeoutMs: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -124,6 +136,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = converted as Env
   if (e.NODE_ENV === 'production' && !e.JWT_SECRET) throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production')
+  // Loopback targets let a channel reach the service's own host: never where it is exposed.
+  if (e.NODE_ENV === 'production' && e.NOTIFICATION_ALLOW_LOOPBACK) throw new ConfigError('Invalid configuration: NOTIFICATION_ALLOW_LOOPBACK must not be set when NODE_ENV=production')
   return {
     env: e.NODE_ENV,
     port: e.PORT,
@@ -154,7 +168,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     authCache: { ttlMs: e.AUTH_CACHE_MS, settleMs: e.DYNAMODB_ENDPOINT ? e.AUTH_CACHE_MS : 0 },
     temporaryPasswordTtlHours: e.TEMP_PASSWORD_TTL_HOURS,
-    retentionSweepSeconds: e.RETENTION_SWEEP_INTERVAL_SECONDS ?? (e.DYNAMODB_ENDPOINT ? 0 : 3600)
+    retentionSweepSeconds: e.RETENTION_SWEEP_INTERVAL_SECONDS ?? (e.DYNAMODB_ENDPOINT ? 0 : 3600),
+    notifications: {
+      key: e.NOTIFICATION_KEY ? Buffer.from(e.NOTIFICATION_KEY, 'base64') : undefined,
+      allowLoopback: e.NOTIFICATION_ALLOW_LOOPBACK,
+      timeoutMs: e.NOTIFICATION_TIMEOUT_MS
+    }
   }
 }
 

@@ -20,6 +20,8 @@ import { createAwsAccountsRepository, type AwsAccountsRepository } from './modul
 import { createMonitoringSettingsRepository, type MonitoringSettingsRepository } from './modules/settings/monitoring-settings.repository.js'
 import { defineStatsModel } from './modules/dashboard/stats.model.js'
 import { createStatsRepository, type StatsRepository } from './modules/dashboard/stats.repository.js'
+import { defineNotificationsModel } from './modules/notifications/notifications.model.js'
+import { createNotificationsRepository, type NotificationsRepository } from './modules/notifications/notifications.repository.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -37,7 +39,8 @@ function define (prefix: string) {
     taskHistory: defineTaskHistoryModel(prefix),
     events: defineEventsModel(prefix),
     awsAccounts: defineAwsAccountsModel(prefix),
-    stats: defineStatsModel(prefix)
+    stats: defineStatsModel(prefix),
+    notifications: defineNotificationsModel(prefix)
   }
 }
 
@@ -61,6 +64,7 @@ export interface Repositories {
   awsAccounts: AwsAccountsRepository
   settings: MonitoringSettingsRepository
   stats: StatsRepository
+  notifications: NotificationsRepository
 }
 
 declare module 'fastify' {
@@ -84,6 +88,7 @@ export function createRepositories (db: DataContext, models: Models, authCache: 
     ingestionHealth: createIngestionHealthRepository(client, raw, models.meta.table().name),
     awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors, raw),
     settings: createMonitoringSettingsRepository(models.meta, raw),
-    stats: createStatsRepository(models.stats, raw, client)
+    stats: createStatsRepository(models.stats, raw, client),
+    notifications: createNotificationsRepository(models.notifications, cursors, raw)
   }
 }

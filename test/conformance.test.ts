@@ -87,7 +87,8 @@ function prismViolations (res: Response): { request: string[], response: string[
 }
 
 t.test('every operation, positive and negative, over HTTP', async t => {
-  const api: Api = await build(t, { AWS_STS_ENDPOINT: 'http://127.0.0.1:9' })
+  // Test notifications go to a closed loopback port (an answer with ok: false, at once).
+  const api: Api = await build(t, { AWS_STS_ENDPOINT: 'http://127.0.0.1:9', NOTIFICATION_ALLOW_LOOPBACK: 'true' })
   const upstream = await api.app.listen({ port: 0, host: '127.0.0.1' })
   const prism = await startPrism(t, upstream)
   const address = prism ?? upstream
@@ -156,6 +157,8 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     const id = `9${String(++n).padStart(11, '0')}`
     return (await json('POST', '/api/config/aws-accounts', admin, { account_id: id, name: 'acct', role_arn: `arn:aws:iam::${id}:role/R` })).body.account.id as string
   }
+  const newChannel = async (type: 'webhook' | 'slack' = 'webhook') =>
+    (await json('POST', '/api/config/notification-channels', admin, { name: `channel ${unique()}`, type, url: 'http://127.0.0.1:9/hook' })).body.channel.id as string
   const member = await newUser()
   const example = exampleBody
   const readable = (path: string, token = admin) => async () => {
@@ -202,6 +205,13 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     rotateAwsAccountKey: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     getAwsAccountIngestionHealth: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
     getAwsAccountOnboarding: async () => ({ headers: bearer(admin), path: { id: await newAccount() } }),
+    listNotificationChannels: async () => ({ headers: bearer(admin) }),
+    createNotificationChannel: async (op) => ({ headers: bearer(admin), body: example(op), after: async (_r, j) => { t.match(j.signing_secret, /^whsec_/, 'the signing secret, once'); await readable(`/api/config/notification-channels/${j.channel.id}`)() } }),
+    getNotificationChannel: async () => ({ headers: bearer(admin), path: { id: await newChannel() } }),
+    updateNotificationChannel: async (op) => ({ headers: bearer(admin), path: { id: await newChannel() }, body: example(op) }),
+    deleteNotificationChannel: async () => { const id = await newChannel(); return { headers: bearer(admin), path: { id }, after: async () => { t.equal((await json('GET', `/api/config/notification-channels/${id}`, admin)).status, 404, 'after DELETE the channel is 404') } } },
+    rotateNotificationChannelSecret: async () => ({ headers: bearer(admin), path: { id: await newChannel() } }),
+    testNotificationChannel: async () => ({ headers: bearer(admin), path: { id: await newChannel('slack') }, after: async (_r, j) => { t.match(j, { ok: false, error_code: 'connection_error' }, 'a closed port is an answer, not an error') } }),
     getMonitoringSettings: async () => ({ headers: bearer(admin) }),
     updateMonitoringSettings: async (op) => ({ headers: bearer(admin), body: example(op) }),
     getHealth: async () => ({ headers: {} })

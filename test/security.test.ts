@@ -33,7 +33,8 @@ t.test('the access matrix agrees with the spec and docs/rbac.md', async t => {
 })
 
 t.test('BOLA and BFLA: every operation × role × relation', async t => {
-  const api: Api = await build(t, { AWS_STS_ENDPOINT: 'http://127.0.0.1:9' })
+  // Test notifications go to a closed loopback port: an answer with ok: false, at once.
+  const api: Api = await build(t, { AWS_STS_ENDPOINT: 'http://127.0.0.1:9', NOTIFICATION_ALLOW_LOOPBACK: 'true' })
   process.env.AWS_ACCESS_KEY_ID = 'AKIAEXAMPLE'
   process.env.AWS_SECRET_ACCESS_KEY = 'example'
   t.teardown(() => { delete process.env.AWS_ACCESS_KEY_ID; delete process.env.AWS_SECRET_ACCESS_KEY })
@@ -52,6 +53,7 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     const id = `7${String(++n).padStart(11, '0')}`
     return (await post('/api/config/aws-accounts', admin, { account_id: id, name: 'x', role_arn: `arn:aws:iam::${id}:role/R` })).account.id as string
   }
+  const channel = async () => (await post('/api/config/notification-channels', admin, { name: `channel ${++n}`, type: 'webhook', url: 'http://127.0.0.1:9/hook' })).channel.id as string
   /** A fresh actor per role and cell, so that destructive calls never affect other cells. */
   const actor = async (role: typeof ROLES[number]) => {
     if (role === 'admin') {
@@ -106,7 +108,14 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     getAwsAccountIngestionHealth: async () => ({ method: 'GET', url: `/api/config/aws-accounts/${await awsAccount()}/ingestion-health` }),
     getAwsAccountOnboarding: async () => ({ method: 'GET', url: `/api/config/aws-accounts/${await awsAccount()}/onboarding` }),
     getMonitoringSettings: async () => ({ method: 'GET', url: '/api/config/monitoring' }),
-    updateMonitoringSettings: async () => ({ method: 'PUT', url: '/api/config/monitoring', payload: { retention_days: 100 + (++n % 50) } })
+    updateMonitoringSettings: async () => ({ method: 'PUT', url: '/api/config/monitoring', payload: { retention_days: 100 + (++n % 50) } }),
+    listNotificationChannels: async () => ({ method: 'GET', url: '/api/config/notification-channels' }),
+    createNotificationChannel: async () => ({ method: 'POST', url: '/api/config/notification-channels', payload: { name: `matrix ${++n}`, type: 'webhook', url: 'https://hooks.example.com/matrix' } }),
+    getNotificationChannel: async () => ({ method: 'GET', url: `/api/config/notification-channels/${await channel()}` }),
+    updateNotificationChannel: async () => ({ method: 'PUT', url: `/api/config/notification-channels/${await channel()}`, payload: { name: 'renamed' } }),
+    deleteNotificationChannel: async () => ({ method: 'DELETE', url: `/api/config/notification-channels/${await channel()}` }),
+    rotateNotificationChannelSecret: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/rotate-secret` }),
+    testNotificationChannel: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/test` })
   }
   let cells = 0
   for (const [op, row] of Object.entries(matrix)) {

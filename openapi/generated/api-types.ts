@@ -629,6 +629,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/config/notification-channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List notification channels
+         * @description The notification channels, newest first (by `created_at`). Secrets are never listed: a webhook channel shows the first characters of its signing secret (`secret_prefix`), a Slack channel a masked URL (the Slack URL is the secret).
+         */
+        get: operations["listNotificationChannels"];
+        put?: never;
+        /**
+         * Create a notification channel
+         * @description Creates a channel. `webhook`: notifications are POSTed as JSON (schema `WebhookNotification`, see docs/notifications.md) to `url`, signed as Standard Webhooks specifies (`webhook-id`, `webhook-timestamp`, `webhook-signature`); its signing secret is generated here and returned only in this response (`signing_secret`). `slack`: `url` is a Slack incoming-webhook URL; notifications are Block Kit messages. The Slack URL is a secret: it is stored encrypted and only a masked form is ever returned.
+         *
+         *     The URL must be safe to call from the service, otherwise `400 unsafe_url` (error path `/body/url`): `https` only; no user name or password; not an IP address or host name of a private, loopback, link-local, shared, documentation, multicast or reserved range (cloud metadata addresses included), nor `localhost`, a single-label name or a name under `.localhost`, `.local`, `.internal`, `.localdomain`, `.home.arpa`, `.lan`. A deployment for tests or local use may allow loopback targets (`NOTIFICATION_ALLOW_LOOPBACK`, never in production): then `http` is accepted for loopback addresses and `localhost` only. Names are resolved and every address checked again at each delivery.
+         */
+        post: operations["createNotificationChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/config/notification-channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a notification channel
+         * @description One channel, without its secrets.
+         */
+        get: operations["getNotificationChannel"];
+        /**
+         * Update a notification channel
+         * @description Partial update: only the fields in the body change. `type` cannot change. A new `url` is checked like on creation (`400 unsafe_url`); a Slack channel's new URL replaces the stored secret. The signing secret of a webhook channel changes only with `rotate-secret`.
+         */
+        put: operations["updateNotificationChannel"];
+        post?: never;
+        /**
+         * Delete a notification channel
+         * @description Deletes the channel and its stored secrets (the signing secret, or the Slack URL): nothing is sent to it any more.
+         */
+        delete: operations["deleteNotificationChannel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/config/notification-channels/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the signing secret of a webhook channel
+         * @description Generates a new signing secret, returned only in this response. For 24 hours the previous secret stays valid: deliveries carry two signatures in `webhook-signature` (the new secret's first), so receivers can switch without losing a notification; `previous_secret_expires_at` says until when. Rotating again within that time replaces the previous secret by the current one. A Slack channel has no signing secret (its URL is the secret: replace it with `PUT`): `409 conflict`. No request body.
+         */
+        post: operations["rotateNotificationChannelSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/config/notification-channels/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test notification
+         * @description Sends a test notification to the channel now (also when it is disabled) and returns the receiver's answer; the result is kept as the channel's `last_test`. A webhook channel receives a signed `WebhookNotification` of type `test`; a Slack channel a Block Kit message.
+         *
+         *     `ok` is `true` when the receiver answered `2xx`. Any failure of the receiver or on the way to it is `ok: false` with an `error_code`, in a `200`, never a 5xx: `http_status` (it answered something else than `2xx`), `redirect` (a `3xx`: redirects are never followed), `timeout` (no complete answer within the time-out, 5 s by default), `unsafe_address` (the name resolves to a refused address), `dns_error`, `connection_error`, `tls_error`, `secret_unavailable` (the stored secret cannot be decrypted with the service's current key: rotate the secret, or re-enter the Slack URL). At most 512 bytes of the answer are returned (`response_excerpt`), with any secret of the channel masked. No request body.
+         */
+        post: operations["testNotificationChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/config/monitoring": {
         parameters: {
             query?: never;
@@ -744,6 +840,7 @@ export interface components {
          *     | 400 | `invalid_cursor` | the `cursor` is malformed, tampered with, or belongs to another query |
          *     | 400 | `password_policy` | the new password violates the password policy |
          *     | 400 | `invalid_assignee` | `assigned_to` is an unknown or inactive user |
+         *     | 400 | `unsafe_url` | a notification channel URL is not safe to call (not `https`, credentials in it, or a private, loopback, link-local, metadata or reserved address or name) |
          *     | 401 | `invalid_credentials` | login: unknown e-mail, wrong password or deactivated user (one answer for all); change-password: wrong `current_password` |
          *     | 401 | `token_expired` | the access token has expired: refresh it |
          *     | 401 | `token_invalid` | no `Authorization` header, or the token is malformed, badly signed, or of the wrong kind |
@@ -784,7 +881,7 @@ export interface components {
              * @description Stable machine-readable error code (see the table above). Each operation lists the codes it can answer in `x-error-codes`, besides the ones every operation can answer (`x-common-error-codes`). New codes may be added in a minor version: treat an unknown code by its `status`.
              * @enum {string}
              */
-            code: "validation_failed" | "malformed_json" | "invalid_cursor" | "invalid_assignee" | "password_policy" | "invalid_credentials" | "invalid_api_key" | "token_invalid" | "token_expired" | "token_revoked" | "forbidden" | "password_change_required" | "account_mismatch" | "not_found" | "method_not_allowed" | "conflict" | "aws_account_exists" | "email_taken" | "last_admin" | "invalid_transition" | "event_has_task" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "account_locked" | "rate_limited" | "internal_error" | "service_unavailable";
+            code: "validation_failed" | "malformed_json" | "invalid_cursor" | "invalid_assignee" | "unsafe_url" | "password_policy" | "invalid_credentials" | "invalid_api_key" | "token_invalid" | "token_expired" | "token_revoked" | "forbidden" | "password_change_required" | "account_mismatch" | "not_found" | "method_not_allowed" | "conflict" | "aws_account_exists" | "email_taken" | "last_admin" | "invalid_transition" | "event_has_task" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "account_locked" | "rate_limited" | "internal_error" | "service_unavailable";
             /** @description The request path of this occurrence. */
             instance?: string;
             /** @description Validation failures, one per offending field (with `validation_failed`). */
@@ -1681,6 +1778,136 @@ export interface components {
             parameter: string;
             /** @description Why, and what to set, for a person to read. */
             reason: string;
+        };
+        /**
+         * @description `webhook`: a signed JSON POST to any HTTPS endpoint (Standard Webhooks); `slack`: a Slack incoming webhook (Block Kit message).
+         * @enum {string}
+         */
+        NotificationChannelType: "webhook" | "slack";
+        /** @description Where notifications go. Its secrets (a webhook's signing secret, a Slack channel's URL) are never returned after creation or rotation. */
+        NotificationChannel: {
+            id: components["schemas"]["Id"];
+            /** @description Display name of the channel. */
+            name: string;
+            type: components["schemas"]["NotificationChannelType"];
+            /** @description `webhook`: the URL as given. `slack`: masked, the scheme and host and the last 4 characters (`https://hooks.slack.com/…Xq7Z`): the Slack URL is the secret. */
+            url: string;
+            /** @description `false`: the channel receives nothing but test notifications. */
+            enabled: boolean;
+            /** @description `webhook`: the first 12 characters of the current signing secret, to recognise it. `null` for `slack`. */
+            secret_prefix: string | null;
+            /**
+             * Format: date-time
+             * @description `webhook`, after a rotation: until when deliveries are also signed with the previous secret. `null` otherwise.
+             */
+            previous_secret_expires_at: string | null;
+            /** @description Result of the last test notification; `null` if never tested. */
+            last_test: components["schemas"]["NotificationTestResult"] | null;
+            /** @description Incremented on every change of the channel (including rotations and tests). The `ETag` is `"v<version>"`. */
+            version: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A page of notification channels. */
+        NotificationChannelList: {
+            /** @description The page of items (at most `limit`). */
+            items: components["schemas"]["NotificationChannel"][];
+            /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description A new notification channel. */
+        CreateNotificationChannelRequest: {
+            /** @description Display name of the channel; no control characters and no bidirectional-override or invisible direction marks. */
+            name: string;
+            type: components["schemas"]["NotificationChannelType"];
+            /** @description Where to deliver: an `https` URL that is safe to call (see `createNotificationChannel`; `400 unsafe_url` otherwise). For `slack`, the incoming-webhook URL Slack gave. */
+            url: string;
+            /**
+             * @description Whether the channel receives notifications.
+             * @default true
+             */
+            enabled?: boolean;
+        };
+        /** @description The created channel and, for a webhook channel, its signing secret, returned only here. Sent with `Cache-Control: no-store`. */
+        CreatedNotificationChannel: {
+            channel: components["schemas"]["NotificationChannel"];
+            /** @description `webhook` only: the signing secret, `whsec_` and the base64 of 32 random bytes (the Standard Webhooks format). Returned only in this response; rotate it if lost. */
+            signing_secret?: string;
+        };
+        /** @description Fields to change (at least one). `type` cannot change. */
+        UpdateNotificationChannelRequest: {
+            /** @description Display name of the channel; no control characters and no bidirectional-override or invisible direction marks. */
+            name?: string;
+            /** @description A new URL, checked like on creation (`400 unsafe_url`). */
+            url?: string;
+            /** @description Whether the channel receives notifications. */
+            enabled?: boolean;
+        };
+        /** @description The new signing secret of a webhook channel, returned only here. Sent with `Cache-Control: no-store`. */
+        RotatedSigningSecret: {
+            /** @description The new signing secret (`whsec_…`). */
+            signing_secret: string;
+            /** @description The first 12 characters of the new secret. */
+            secret_prefix: string;
+            /**
+             * Format: date-time
+             * @description Until when deliveries are also signed with the previous secret (24 hours from now; the time of the rotation when the previous secret could not be read any more, sealed under another key, and so signs nothing).
+             */
+            previous_secret_expires_at: string;
+        };
+        /** @description What the receiver of a test notification answered (see `testNotificationChannel`). */
+        NotificationTestResult: {
+            /** @description `true` when the receiver answered `2xx`. */
+            ok: boolean;
+            /** @description The receiver's HTTP status; `null` when there was no answer. */
+            status_code: number | null;
+            /** @description Time from the start of the request to the end of the answer (or the failure), in milliseconds. */
+            duration_ms: number;
+            /** @description The first 512 bytes of the answer's body as text (secrets of the channel masked); `null` when there was no body. */
+            response_excerpt: string | null;
+            /**
+             * @description Why the test failed (present when `ok` is `false`).
+             * @enum {string}
+             */
+            error_code?: "http_status" | "redirect" | "timeout" | "unsafe_address" | "dns_error" | "connection_error" | "tls_error" | "secret_unavailable";
+            /** @description The failure, for a person to read (present when `ok` is `false`). */
+            error_message?: string;
+            /** @description `webhook` only: the `webhook-id` of the test notification. */
+            message_id?: string;
+            /** Format: date-time */
+            tested_at: string;
+        };
+        /**
+         * @description The JSON body of every notification POSTed to a `webhook` channel (not a response of this API: referenced from the root extension `x-webhooks`; docs/notifications.md explains delivery and signature verification). The body is signed as sent: verify the signature over the raw bytes before parsing.
+         *
+         *     Versioned: `version` changes only for an incompatible change of this envelope; new `type` values and new properties may be added at any time, so ignore what you do not know.
+         */
+        WebhookNotification: {
+            /** @description Version of this envelope's schema: `1`. */
+            version: number;
+            /** @description Unique id of the notification, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
+            id: string;
+            /** @description What happened, full-stop delimited: `test` (a test notification from `testNotificationChannel`). Planned: `event.created`, `event.updated`, `event.resolved`, `task.created`, `task.assigned`, `task.status_changed`. */
+            type: string;
+            /**
+             * Format: date-time
+             * @description When it happened (not when it was delivered; see the `webhook-timestamp` header for that).
+             */
+            occurred_at: string;
+            /** @description What the notification is about; its schema depends on `type`. */
+            data: components["schemas"]["WebhookTestData"];
+        };
+        /** @description `data` of a `test` notification. */
+        WebhookTestData: {
+            channel_id: components["schemas"]["Id"];
+            /** @description The channel's display name. */
+            channel_name: string;
+            /** @description A sentence saying that this is a test. */
+            message: string;
+            /** @description The console's address (`PUBLIC_BASE_URL`), `null` when the service does not know it. */
+            console_url: string | null;
         };
         /** @description Global monitoring settings, applied by ingestion. */
         MonitoringSettings: {
@@ -4642,6 +4869,395 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listNotificationChannels: {
+        parameters: {
+            query?: {
+                /** @description Maximum number of items in the page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque cursor from the `next_cursor` of the previous page (with the same filters). A malformed or tampered cursor is `400 invalid_cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of notification channels. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01JDR4K8M2P6S0V4Y8B2E6H0KM",
+                     *           "name": "On-call Slack",
+                     *           "type": "slack",
+                     *           "url": "https://hooks.slack.com/…Xq7Z",
+                     *           "enabled": true,
+                     *           "secret_prefix": null,
+                     *           "previous_secret_expires_at": null,
+                     *           "last_test": null,
+                     *           "version": 1,
+                     *           "created_at": "2026-11-26T09:00:00.000Z",
+                     *           "updated_at": "2026-11-26T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "id": "01JDQ9A1B2C3D4E5F6G7H8J9KM",
+                     *           "name": "Incident bridge",
+                     *           "type": "webhook",
+                     *           "url": "https://hooks.example.com/cloud-monitoring",
+                     *           "enabled": true,
+                     *           "secret_prefix": "whsec_Zm9vYm",
+                     *           "previous_secret_expires_at": null,
+                     *           "last_test": {
+                     *             "ok": true,
+                     *             "status_code": 204,
+                     *             "duration_ms": 182,
+                     *             "response_excerpt": null,
+                     *             "message_id": "msg_01JDQ9B7C8D9E0F1G2H3J4K5MN",
+                     *             "tested_at": "2026-11-25T12:01:00.000Z"
+                     *           },
+                     *           "version": 2,
+                     *           "created_at": "2026-11-25T12:00:00.000Z",
+                     *           "updated_at": "2026-11-25T12:01:00.000Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationChannelList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createNotificationChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Incident bridge",
+                 *       "type": "webhook",
+                 *       "url": "https://hooks.example.com/cloud-monitoring"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateNotificationChannelRequest"];
+            };
+        };
+        responses: {
+            /** @description Created. `Location` is the path of the channel; `ETag` is that of the channel. Sent with `Cache-Control: no-store`. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "channel": {
+                     *         "id": "01JDQ9A1B2C3D4E5F6G7H8J9KM",
+                     *         "name": "Incident bridge",
+                     *         "type": "webhook",
+                     *         "url": "https://hooks.example.com/cloud-monitoring",
+                     *         "enabled": true,
+                     *         "secret_prefix": "whsec_Zm9vYm",
+                     *         "previous_secret_expires_at": null,
+                     *         "last_test": null,
+                     *         "version": 1,
+                     *         "created_at": "2026-11-25T12:00:00.000Z",
+                     *         "updated_at": "2026-11-25T12:00:00.000Z"
+                     *       },
+                     *       "signing_secret": "whsec_Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CreatedNotificationChannel"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getNotificationChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The channel. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01JDR4K8M2P6S0V4Y8B2E6H0KM",
+                     *       "name": "On-call Slack",
+                     *       "type": "slack",
+                     *       "url": "https://hooks.slack.com/…Xq7Z",
+                     *       "enabled": true,
+                     *       "secret_prefix": null,
+                     *       "previous_secret_expires_at": null,
+                     *       "last_test": {
+                     *         "ok": false,
+                     *         "status_code": 404,
+                     *         "duration_ms": 95,
+                     *         "response_excerpt": "no_service",
+                     *         "error_code": "http_status",
+                     *         "error_message": "The receiver answered 404 Not Found.",
+                     *         "tested_at": "2026-11-26T09:05:00.000Z"
+                     *       },
+                     *       "version": 2,
+                     *       "created_at": "2026-11-26T09:00:00.000Z",
+                     *       "updated_at": "2026-11-26T09:05:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationChannel"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateNotificationChannel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the representation the change is based on (e.g. `"v4"`), or `*`. When it does not match the current one the update is refused with `412 precondition_failed`. Without it, the update applies to the current state and changes only the fields in the body. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Incident bridge (EU)",
+                 *       "enabled": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateNotificationChannelRequest"];
+            };
+        };
+        responses: {
+            /** @description The updated channel. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01JDQ9A1B2C3D4E5F6G7H8J9KM",
+                     *       "name": "Incident bridge (EU)",
+                     *       "type": "webhook",
+                     *       "url": "https://hooks.example.com/cloud-monitoring",
+                     *       "enabled": false,
+                     *       "secret_prefix": "whsec_Zm9vYm",
+                     *       "previous_secret_expires_at": null,
+                     *       "last_test": null,
+                     *       "version": 2,
+                     *       "created_at": "2026-11-25T12:00:00.000Z",
+                     *       "updated_at": "2026-11-25T12:30:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationChannel"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteNotificationChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateNotificationChannelSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret. Sent with `Cache-Control: no-store`. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "signing_secret": "whsec_cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9mcmVkcGx1Z3g=",
+                     *       "secret_prefix": "whsec_cXV1eG",
+                     *       "previous_secret_expires_at": "2026-11-26T12:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RotatedSigningSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    testNotificationChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result of the test. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "ok": false,
+                     *       "status_code": null,
+                     *       "duration_ms": 5001,
+                     *       "response_excerpt": null,
+                     *       "error_code": "timeout",
+                     *       "error_message": "No answer within 5000 ms.",
+                     *       "message_id": "msg_01JDQ9B7C8D9E0F1G2H3J4K5MN",
+                     *       "tested_at": "2026-11-25T12:01:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationTestResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];

@@ -235,6 +235,48 @@ export const routes = {
     schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.RotateKeyResponse, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "rotateAwsAccountKey", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
+  listNotificationChannels: {
+    method: "GET" as const,
+    url: "/api/config/notification-channels",
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })) }, { additionalProperties: false }), response: { "200": S.NotificationChannelList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "listNotificationChannels", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  createNotificationChannel: {
+    method: "POST" as const,
+    url: "/api/config/notification-channels",
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateNotificationChannelRequest, response: { "201": S.CreatedNotificationChannel, "400": S.Problem, "401": S.Problem, "403": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "createNotificationChannel", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  getNotificationChannel: {
+    method: "GET" as const,
+    url: "/api/config/notification-channels/:id",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.NotificationChannel, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "getNotificationChannel", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  updateNotificationChannel: {
+    method: "PUT" as const,
+    url: "/api/config/notification-channels/:id",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateNotificationChannelRequest, response: { "200": S.NotificationChannel, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "updateNotificationChannel", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  deleteNotificationChannel: {
+    method: "DELETE" as const,
+    url: "/api/config/notification-channels/:id",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "deleteNotificationChannel", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  rotateNotificationChannelSecret: {
+    method: "POST" as const,
+    url: "/api/config/notification-channels/:id/rotate-secret",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.RotatedSigningSecret, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "409": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "rotateNotificationChannelSecret", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  testNotificationChannel: {
+    method: "POST" as const,
+    url: "/api/config/notification-channels/:id/test",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.NotificationTestResult, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "testNotificationChannel", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
   getMonitoringSettings: {
     method: "GET" as const,
     url: "/api/config/monitoring",
@@ -286,6 +328,10 @@ export const pathMethods: Record<string, string[]> = {
   "/api/config/aws-accounts/:id/ingestion-health": ["GET"],
   "/api/config/aws-accounts/:id/onboarding": ["GET"],
   "/api/config/aws-accounts/:id/rotate-key": ["POST"],
+  "/api/config/notification-channels": ["GET","POST"],
+  "/api/config/notification-channels/:id": ["GET","PUT","DELETE"],
+  "/api/config/notification-channels/:id/rotate-secret": ["POST"],
+  "/api/config/notification-channels/:id/test": ["POST"],
   "/api/config/monitoring": ["GET","PUT"],
   "/api/health": ["GET"]
 }

@@ -54,6 +54,12 @@ export type CreateAwsAccountRequest = Static<typeof CreateAwsAccountRequest>
 export const CreateCommentRequest = Type.Object({ body: Type.String({ minLength: 1, maxLength: 5000 }) }, { additionalProperties: false })
 export type CreateCommentRequest = Static<typeof CreateCommentRequest>
 
+export const NotificationChannelType = Type.Enum(["webhook","slack"])
+export type NotificationChannelType = Static<typeof NotificationChannelType>
+
+export const CreateNotificationChannelRequest = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" }), type: NotificationChannelType, url: Type.String({ minLength: 10, maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$" }), enabled: Type.Optional(Type.Boolean({ default: true })) }, { additionalProperties: false })
+export type CreateNotificationChannelRequest = Static<typeof CreateNotificationChannelRequest>
+
 export const TaskPriority = Type.Enum(["critical","high","medium","low"])
 export type TaskPriority = Static<typeof TaskPriority>
 
@@ -71,6 +77,15 @@ export type CreateUserRequest = Static<typeof CreateUserRequest>
 
 export const CreatedAwsAccount = Type.Object({ account: AwsAccount, api_key: Type.String({ minLength: 16, maxLength: 128 }) }, { additionalProperties: false })
 export type CreatedAwsAccount = Static<typeof CreatedAwsAccount>
+
+export const NotificationTestResult = Type.Object({ ok: Type.Boolean(), status_code: Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.Null()]), duration_ms: Type.Integer({ minimum: 0, maximum: 600000 }), response_excerpt: Type.Union([Type.String({ maxLength: 512 }), Type.Null()]), error_code: Type.Optional(Type.Enum(["http_status","redirect","timeout","unsafe_address","dns_error","connection_error","tls_error","secret_unavailable"])), error_message: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })), message_id: Type.Optional(Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" })), tested_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
+export type NotificationTestResult = Static<typeof NotificationTestResult>
+
+export const NotificationChannel = Type.Object({ id: Id, name: Type.String({ minLength: 1, maxLength: 100 }), type: NotificationChannelType, url: Type.String({ minLength: 1, maxLength: 2048 }), enabled: Type.Boolean(), secret_prefix: Type.Union([Type.String({ minLength: 1, maxLength: 16 }), Type.Null()]), previous_secret_expires_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]), last_test: Type.Union([NotificationTestResult, Type.Null()]), version: Type.Integer({ minimum: 1, maximum: 2147483647 }), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
+export type NotificationChannel = Static<typeof NotificationChannel>
+
+export const CreatedNotificationChannel = Type.Object({ channel: NotificationChannel, signing_secret: Type.Optional(Type.String({ minLength: 16, maxLength: 128, pattern: "^whsec_[A-Za-z0-9+/]+={0,2}$" })) }, { additionalProperties: false })
+export type CreatedNotificationChannel = Static<typeof CreatedNotificationChannel>
 
 export const UserProfile = Type.Object({ id: Id, email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), name: Type.String({ minLength: 1, maxLength: 100 }), role: Role, is_active: Type.Boolean(), must_change_password: Type.Boolean(), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }), last_login_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]) }, { additionalProperties: false })
 export type UserProfile = Static<typeof UserProfile>
@@ -189,10 +204,13 @@ export type MonitoringEventList = Static<typeof MonitoringEventList>
 export const MonitoringSettings = Type.Object({ enabled_sources: Type.Array(EventSource, { maxItems: 4, uniqueItems: true }), min_severity: Severity, cloudwatch_default_severity: Severity, health_category_severities: HealthCategorySeverities, retention_days: Type.Integer({ minimum: 1, maximum: 3650 }), version: Type.Integer({ minimum: 1, maximum: 2147483647 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }), updated_by: Type.Union([Id, Type.Null()]) }, { additionalProperties: false })
 export type MonitoringSettings = Static<typeof MonitoringSettings>
 
+export const NotificationChannelList = Type.Object({ items: Type.Array(NotificationChannel, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
+export type NotificationChannelList = Static<typeof NotificationChannelList>
+
 export const ProblemFieldError = Type.Object({ path: Type.String({ minLength: 1, maxLength: 512 }), message: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false })
 export type ProblemFieldError = Static<typeof ProblemFieldError>
 
-export const Problem = Type.Object({ type: Type.String({ minLength: 1, maxLength: 2048, default: "about:blank" }), title: Type.String({ minLength: 1, maxLength: 200 }), status: Type.Integer({ minimum: 100, maximum: 599 }), detail: Type.Optional(Type.String({ maxLength: 2000 })), code: Type.Enum(["validation_failed","malformed_json","invalid_cursor","invalid_assignee","password_policy","invalid_credentials","invalid_api_key","token_invalid","token_expired","token_revoked","forbidden","password_change_required","account_mismatch","not_found","method_not_allowed","conflict","aws_account_exists","email_taken","last_admin","invalid_transition","event_has_task","precondition_failed","payload_too_large","unsupported_media_type","account_locked","rate_limited","internal_error","service_unavailable"]), instance: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })), errors: Type.Optional(Type.Array(ProblemFieldError, { maxItems: 100 })), task_id: Type.Optional(Id) }, { additionalProperties: false })
+export const Problem = Type.Object({ type: Type.String({ minLength: 1, maxLength: 2048, default: "about:blank" }), title: Type.String({ minLength: 1, maxLength: 200 }), status: Type.Integer({ minimum: 100, maximum: 599 }), detail: Type.Optional(Type.String({ maxLength: 2000 })), code: Type.Enum(["validation_failed","malformed_json","invalid_cursor","invalid_assignee","unsafe_url","password_policy","invalid_credentials","invalid_api_key","token_invalid","token_expired","token_revoked","forbidden","password_change_required","account_mismatch","not_found","method_not_allowed","conflict","aws_account_exists","email_taken","last_admin","invalid_transition","event_has_task","precondition_failed","payload_too_large","unsupported_media_type","account_locked","rate_limited","internal_error","service_unavailable"]), instance: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })), errors: Type.Optional(Type.Array(ProblemFieldError, { maxItems: 100 })), task_id: Type.Optional(Id) }, { additionalProperties: false })
 export type Problem = Static<typeof Problem>
 
 export const RefreshRequest = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false })
@@ -206,6 +224,9 @@ export type RoleCounts = Static<typeof RoleCounts>
 
 export const RotateKeyResponse = Type.Object({ api_key: Type.String({ minLength: 16, maxLength: 128 }), api_key_prefix: Type.String({ minLength: 1, maxLength: 16 }) }, { additionalProperties: false })
 export type RotateKeyResponse = Static<typeof RotateKeyResponse>
+
+export const RotatedSigningSecret = Type.Object({ signing_secret: Type.String({ minLength: 16, maxLength: 128, pattern: "^whsec_[A-Za-z0-9+/]+={0,2}$" }), secret_prefix: Type.String({ minLength: 1, maxLength: 16 }), previous_secret_expires_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
+export type RotatedSigningSecret = Static<typeof RotatedSigningSecret>
 
 export const TaskStatus = Type.Enum(["open","in_progress","closed"])
 export type TaskStatus = Static<typeof TaskStatus>
@@ -246,6 +267,9 @@ export type UpdateAwsAccountRequest = Static<typeof UpdateAwsAccountRequest>
 export const UpdateMonitoringSettingsRequest = Type.Object({ enabled_sources: Type.Optional(Type.Array(EventSource, { maxItems: 4, uniqueItems: true })), min_severity: Type.Optional(Severity), cloudwatch_default_severity: Type.Optional(Severity), health_category_severities: Type.Optional(HealthCategorySeverities), retention_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })) }, { minProperties: 1, additionalProperties: false })
 export type UpdateMonitoringSettingsRequest = Static<typeof UpdateMonitoringSettingsRequest>
 
+export const UpdateNotificationChannelRequest = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" })), url: Type.Optional(Type.String({ minLength: 10, maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$" })), enabled: Type.Optional(Type.Boolean()) }, { minProperties: 1, additionalProperties: false })
+export type UpdateNotificationChannelRequest = Static<typeof UpdateNotificationChannelRequest>
+
 export const UpdateTaskRequest = Type.Object({ title: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), description: Type.Optional(Type.Union([Type.String({ maxLength: 10000 }), Type.Null()])), priority: Type.Optional(TaskPriority), assigned_to: Type.Optional(Type.Union([Id, Type.Null()])), due_at: Type.Optional(Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()])) }, { minProperties: 1, additionalProperties: false })
 export type UpdateTaskRequest = Static<typeof UpdateTaskRequest>
 
@@ -260,3 +284,9 @@ export type UserList = Static<typeof UserList>
 
 export const UsersStats = Type.Object({ total: Type.Integer({ minimum: 0, maximum: 1000000000000 }), active: Type.Integer({ minimum: 0, maximum: 1000000000000 }), by_role: RoleCounts }, { additionalProperties: false })
 export type UsersStats = Static<typeof UsersStats>
+
+export const WebhookTestData = Type.Object({ channel_id: Id, channel_name: Type.String({ minLength: 1, maxLength: 100 }), message: Type.String({ minLength: 1, maxLength: 500 }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
+export type WebhookTestData = Static<typeof WebhookTestData>
+
+export const WebhookNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.String({ minLength: 1, maxLength: 100, pattern: "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$" }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: Type.Union([WebhookTestData]) }, { additionalProperties: false })
+export type WebhookNotification = Static<typeof WebhookNotification>

@@ -22,6 +22,7 @@ export const ErrorCodes = [
   'last_admin',
   'invalid_transition',
   'invalid_assignee',
+  'unsafe_url',
   'event_has_task',
   'precondition_failed',
   'rate_limited'

@@ -19,6 +19,7 @@ export const STATUS_BY_CODE: Record<ProblemCode, number> = {
   malformed_json: 400,
   invalid_cursor: 400,
   invalid_assignee: 400,
+  unsafe_url: 400,
   password_policy: 400,
   invalid_credentials: 401,
   invalid_api_key: 401,
