@@ -86,9 +86,6 @@ type Flat<T> = { [K in keyof T]: T[K] }
 /** The item type of an attribute list, or of an entity (`ItemOf<typeof Users>`). */
 export type ItemOf<A> = A extends Entity<infer E> ? ItemOf<E> : A extends Attributes ? Flat<Present<A> & Optional<A>> : never
 
-/** The Dynamoose model of an entity (`ModelOf<typeof Users>`). */
-export type ModelOf<E> = E extends Entity<Attributes> ? ReturnType<E['model']> : never
-
 const schemaOf = (attributes: Attributes): Record<string, Definition> =>
   Object.fromEntries(Object.entries(attributes).map(([name, a]) => [name, a.definition]))
 

@@ -1,4 +1,4 @@
-import { attr, entity, type ItemOf, type ModelOf } from './entity.js'
+import { attr, entity, type ItemOf } from './entity.js'
 
 /**
  * Table `<prefix>meta`: small items that enforce invariants without transactions.
@@ -29,5 +29,3 @@ export const Meta = entity('meta', {
 })
 
 export type MetaItem = ItemOf<typeof Meta>
-export const defineMetaModel = Meta.model
-export type MetaModel = ModelOf<typeof Meta>

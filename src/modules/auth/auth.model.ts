@@ -1,4 +1,4 @@
-import { attr, entity, type ItemOf, type ModelOf } from '../../db/entity.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>auth`: everything about sessions that must be shared by all instances.
@@ -29,5 +29,3 @@ export const Auth = entity('auth', {
 })
 
 export type AuthItem = ItemOf<typeof Auth>
-export const defineAuthModel = Auth.model
-export type AuthModel = ModelOf<typeof Auth>

@@ -1,4 +1,4 @@
-import { attr, entity, type ItemOf, type ModelOf } from '../../db/entity.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>stats`: the dashboard counters, a handful of items updated with atomic ADD
@@ -15,5 +15,3 @@ export const Stats = entity('stats', { pk: attr.string().hashKey() }, { saveUnkn
 
 /** The counters are attributes named at run time (saveUnknown). */
 export type StatsItem = ItemOf<typeof Stats> & Record<string, unknown>
-export const defineStatsModel = Stats.model
-export type StatsModel = ModelOf<typeof Stats>

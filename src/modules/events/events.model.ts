@@ -1,4 +1,4 @@
-import { attr, entity, type ItemOf, type ModelOf } from '../../db/entity.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>events`: one item per monitoring event (an alarm, a finding, a notice).
@@ -55,5 +55,3 @@ export const Events = entity('events', {
 })
 
 export type EventItem = ItemOf<typeof Events>
-export const defineEventsModel = Events.model
-export type EventsModel = ModelOf<typeof Events>

@@ -5,13 +5,14 @@ import { DomainError } from '../../domain/errors.js'
 import { isExpired, type EventStatus, type ListedEvent, type MonitoringEvent } from '../../domain/events.js'
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
-import type { MetaItem, MetaModel } from '../../db/meta.model.js'
+import type { MetaItem } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 import { applied, readIndexPage } from '../../db/access.js'
 import { where, type Condition, type KeyCondition, type Update } from '../../db/expressions.js'
 import { itemSize } from '../../db/item-size.js'
-import type { EventItem, EventsModel } from './events.model.js'
+import type { EventItem } from './events.model.js'
 
 export interface EventListQuery {
   severity?: Severity
@@ -527,7 +528,7 @@ async function * scanAll (ctx: Ctx): AsyncGenerator<MonitoringEvent> {
   for await (const item of ctx.raw.scanAll<EventItem>(ctx.eventsTable)) yield toEvent(item)
 }
 
-export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
+export function createEventsRepository (events: TableModel, meta: TableModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
   const ctx: Ctx = { client, raw, cursors, eventsTable: events.table().name, metaTable: meta.table().name }
   return {
     get: (id: string) => get(ctx, id),

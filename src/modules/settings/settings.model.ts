@@ -1,4 +1,4 @@
-import { attr, entity, type ItemOf, type ModelOf } from '../../db/entity.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>aws-accounts`: the monitored AWS accounts.
@@ -32,5 +32,3 @@ export const AwsAccounts = entity('aws-accounts', {
 })
 
 export type AwsAccountItem = ItemOf<typeof AwsAccounts>
-export const defineAwsAccountsModel = AwsAccounts.model
-export type AwsAccountsModel = ModelOf<typeof AwsAccounts>

@@ -1,5 +1,5 @@
 import type { TaskPriority, TaskStatus } from '../../domain/tasks.js'
-import { attr, entity, type ItemOf, type ModelOf } from '../../db/entity.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>tasks`: one item per task. The item holds its 20 most recent status changes
@@ -90,11 +90,3 @@ export type TaskItem = ItemOf<typeof Tasks>
 export type HistoryItem = TaskItem['status_history'][number]
 export type CommentItem = ItemOf<typeof Comments>
 export type HistoryRecordItem = ItemOf<typeof TaskHistory>
-
-export const defineTasksModel = Tasks.model
-export const defineCommentsModel = Comments.model
-export const defineTaskHistoryModel = TaskHistory.model
-
-export type TasksModel = ModelOf<typeof Tasks>
-export type CommentsModel = ModelOf<typeof Comments>
-export type TaskHistoryModel = ModelOf<typeof TaskHistory>

@@ -10,7 +10,8 @@ import { where, type Condition, type KeyCondition } from '../../db/expressions.j
 import { itemSize, MAX_ITEM_BYTES } from '../../db/item-size.js'
 import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
-import type { CommentItem, CommentsModel, HistoryItem, HistoryRecordItem, TaskHistoryModel, TaskItem, TasksModel } from './tasks.model.js'
+import type { TableModel } from '../../db/tables.js'
+import type { CommentItem, HistoryItem, HistoryRecordItem, TaskItem } from './tasks.model.js'
 
 export interface TaskListQuery {
   status?: TaskStatus
@@ -492,7 +493,7 @@ function list (ctx: Context, q: TaskListQuery): Promise<Page<Task>> {
 
 // ---------------------------------------------------------------------------------------------
 
-export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec, raw: RawClient, history: TaskHistoryModel, client: DynamoDB) {
+export function createTasksRepository (tasks: TableModel, comments: TableModel, cursors: CursorCodec, raw: RawClient, history: TableModel, client: DynamoDB) {
   const ctx: Context = { raw, client, cursors, tables: { tasks: tasks.table().name, comments: comments.table().name, history: history.table().name } }
   return {
     scanAll: () => scanAll(ctx),

@@ -1,5 +1,5 @@
 import type { Role } from '../../../openapi/generated/schemas.js'
-import { attr, entity, type ItemOf, type ModelOf } from '../../db/entity.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>users`: one item per user.
@@ -35,5 +35,3 @@ export const Users = entity('users', {
 })
 
 export type UserItem = ItemOf<typeof Users>
-export const defineUsersModel = Users.model
-export type UsersModel = ModelOf<typeof Users>

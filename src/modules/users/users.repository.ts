@@ -4,11 +4,11 @@ import { DomainError } from '../../domain/errors.js'
 import { isActiveAdmin, type User } from '../../domain/users.js'
 import { applied, readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where, type Condition, type Update } from '../../db/expressions.js'
-import type { MetaModel } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import type { RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 import { createTtlCache, type TtlCache } from '../../lib/ttl-cache.js'
-import type { UserItem, UsersModel } from './users.model.js'
+import type { UserItem } from './users.model.js'
 
 /**
  * The users module's data: the user items (users.model.ts), and in the meta table the e-mail
@@ -596,7 +596,7 @@ async function repairAdminSet (ctx: UsersContext): Promise<number> {
 
 // The factory: the repository over the tables of `users` and `meta`.
 
-export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
+export function createUsersRepository (users: TableModel, meta: TableModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
   const ctx: UsersContext = {
     raw,
     cursors,
