@@ -141,10 +141,10 @@ export function fitRaw (raw: Record<string, unknown>, budget: number): string {
   return Buffer.byteLength(minimal) <= budget ? minimal : JSON.stringify({ id: kept.id, detail: marker, _truncated_fields: true })
 }
 
-/** The event item exactly as it is stored (the one writer of event items, both paths). */
-function eventItem (event: MonitoringEvent): Record<string, unknown> {
+/** The event item exactly as it is stored (the one writer of event items, both paths; the bench data uses it too). */
+export function eventItem (event: MonitoringEvent): EventItem {
   const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
-  const item: Record<string, unknown> = {
+  const item: Omit<EventItem, 'raw'> = {
     ...rest,
     entity: 'event',
     labels: JSON.stringify(labels),
@@ -155,8 +155,7 @@ function eventItem (event: MonitoringEvent): Record<string, unknown> {
     ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
     ...(taskId !== null ? { task_id: taskId } : {})
   }
-  item.raw = fitRaw(raw as Record<string, unknown>, EVENT_ITEM_BUDGET - itemSize(item) - 3)
-  return item
+  return { ...item, raw: fitRaw(raw as Record<string, unknown>, EVENT_ITEM_BUDGET - itemSize(item) - 3) }
 }
 
 /** `raw` of an update of `current` (with `changes`), fitted to the item budget. */

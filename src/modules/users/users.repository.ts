@@ -121,7 +121,7 @@ const toUser = (item: UserItem): User => ({
 const epochOf = (u: Pick<User, 'admin_epoch'>): number => u.admin_epoch ?? 0
 
 /** A new user as stored (the attributes of users.model.ts; absent rather than null). */
-const toItem = (user: User): Record<string, unknown> => ({
+const toItem = (user: User): UserItem => ({
   id: user.id,
   entity: 'user',
   email: user.email,
