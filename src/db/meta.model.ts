@@ -17,6 +17,8 @@ export const Meta = entity('meta', {
   pk: attr.string().hashKey(),
   ref: attr.string(),
   n: attr.number(),
+  /** The active-admin set's revision (users.repository.ts); its `v#<id>` epochs are attributes named at run time. */
+  rev: attr.number(),
   ids: attr.stringSet(),
   data: attr.string(),
   state: attr.string(),

@@ -4,6 +4,7 @@ import { DomainError } from '../../domain/errors.js'
 import { isActiveAdmin, type User } from '../../domain/users.js'
 import { applied, readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where, type Condition, type Update } from '../../db/expressions.js'
+import type { MetaItem } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import type { RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
@@ -466,7 +467,7 @@ const REPAIR_ATTEMPTS = 10
 const epochKey = (id: string): string => `v#${id}`
 
 /** The admin set item as stored (plus `v#<id>` numbers); `n` only on items of older versions. */
-type AdminSetItem = { pk: string, ids?: Set<string>, rev?: number, n?: number } & Record<string, unknown>
+type AdminSetItem = Pick<MetaItem, 'pk' | 'ids' | 'rev' | 'n'> & Record<string, unknown>
 
 const readAdminSet = (ctx: UsersContext): Promise<AdminSetItem | null> => ctx.raw.getItem<AdminSetItem>(ctx.tables.meta, ADMIN_SET)
 
