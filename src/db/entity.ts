@@ -104,9 +104,10 @@ export interface Entity<A extends Attributes> {
 }
 
 /**
- * The table `table` with these attributes (in this order: Dynamoose lists key attributes in the
- * CreateTable request in schema order). `saveUnknown`: items may carry attributes not listed
- * (counters named at run time).
+ * The table `table` with these attributes. Their order matters: the CreateTable request (and so
+ * the generated CloudFormation and CDK tables) lists the key and index attributes and the
+ * indexes in this order. `saveUnknown`: items may carry attributes not listed (counters named
+ * at run time).
  */
 export function entity<const A extends Attributes> (table: string, attributes: A, opts: { saveUnknown?: true } = {}): Entity<A> {
   const schema = new dynamoose.Schema(schemaOf(attributes) as never, opts.saveUnknown ? { saveUnknown: true } : {})
