@@ -5,22 +5,22 @@
  * module and plugin the narrow ports it needs from these repositories.
  */
 import type { DataContext } from './plugins/dynamo.js'
-import { defineMetaModel } from './db/meta.model.js'
-import { defineUsersModel } from './modules/users/users.model.js'
+import { Meta } from './db/meta.model.js'
+import { Users } from './modules/users/users.model.js'
 import { createUsersRepository, type UsersRepository } from './modules/users/users.repository.js'
-import { defineAuthModel } from './modules/auth/auth.model.js'
+import { Auth } from './modules/auth/auth.model.js'
 import { createAuthRepository, type AuthRepository } from './modules/auth/auth.repository.js'
-import { defineCommentsModel, defineTaskHistoryModel, defineTasksModel } from './modules/tasks/tasks.model.js'
+import { Comments, TaskHistory, Tasks } from './modules/tasks/tasks.model.js'
 import { createTasksRepository, type TasksRepository } from './modules/tasks/tasks.repository.js'
-import { defineEventsModel } from './modules/events/events.model.js'
+import { Events } from './modules/events/events.model.js'
 import { createEventsRepository, type EventsRepository } from './modules/events/events.repository.js'
 import { createIngestionHealthRepository, type IngestionHealthRepository } from './modules/events/ingestion-health.repository.js'
-import { defineAwsAccountsModel } from './modules/settings/settings.model.js'
+import { AwsAccounts } from './modules/settings/settings.model.js'
 import { createAwsAccountsRepository, type AwsAccountsRepository } from './modules/settings/aws-accounts.repository.js'
 import { createMonitoringSettingsRepository, type MonitoringSettingsRepository } from './modules/settings/monitoring-settings.repository.js'
-import { defineStatsModel } from './modules/dashboard/stats.model.js'
+import { Stats } from './modules/dashboard/stats.model.js'
 import { createStatsRepository, type StatsRepository } from './modules/dashboard/stats.repository.js'
-import { defineNotificationsModel } from './modules/notifications/notifications.model.js'
+import { Notifications } from './modules/notifications/notifications.model.js'
 import { createNotificationsRepository, type NotificationsRepository } from './modules/notifications/notifications.repository.js'
 
 /**
@@ -31,16 +31,16 @@ const cache = new Map<string, ReturnType<typeof define>>()
 
 function define (prefix: string) {
   return {
-    users: defineUsersModel(prefix),
-    auth: defineAuthModel(prefix),
-    meta: defineMetaModel(prefix),
-    tasks: defineTasksModel(prefix),
-    comments: defineCommentsModel(prefix),
-    taskHistory: defineTaskHistoryModel(prefix),
-    events: defineEventsModel(prefix),
-    awsAccounts: defineAwsAccountsModel(prefix),
-    stats: defineStatsModel(prefix),
-    notifications: defineNotificationsModel(prefix)
+    users: Users.model(prefix),
+    auth: Auth.model(prefix),
+    meta: Meta.model(prefix),
+    tasks: Tasks.model(prefix),
+    comments: Comments.model(prefix),
+    taskHistory: TaskHistory.model(prefix),
+    events: Events.model(prefix),
+    awsAccounts: AwsAccounts.model(prefix),
+    stats: Stats.model(prefix),
+    notifications: Notifications.model(prefix)
   }
 }
 

@@ -1,6 +1,4 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from './model-options.js'
+import { attr, entity, type ItemOf } from './entity.js'
 
 /**
  * Table `<prefix>meta`: small items that enforce invariants without transactions.
@@ -16,37 +14,21 @@ import { MODEL_OPTIONS } from './model-options.js'
  * | `dedup#<acct>#<sha256>`   | the open event of a dedup key (`ref`); `by_envelope`: the envelope that created it |
  * | `expired#<event id>`      | an event removed by expiry, taken off the counters once (modules/events/expiry.service.ts) |
  */
-export interface MetaItem extends Item {
-  pk: string
-  ref?: string
-  n?: number
-  ids?: Set<string>
-  data?: string
-  state?: string
-  version?: number
-  claimed_at?: number
-  by_envelope?: string
-  created_at?: string
-  updated_at?: string
-  ttl?: number
-}
-
-const schema = new dynamoose.Schema({
-  pk: { type: String, hashKey: true },
-  ref: String,
-  n: Number,
-  ids: { type: Set, schema: [String] },
-  data: String,
-  state: String,
-  version: Number,
-  claimed_at: Number,
-  by_envelope: String,
-  created_at: String,
-  updated_at: String,
-  ttl: Number
+export const Meta = entity('meta', {
+  pk: attr.string().hashKey(),
+  ref: attr.string(),
+  n: attr.number(),
+  /** The active-admin set's revision (users.repository.ts); its `v#<id>` epochs are attributes named at run time. */
+  rev: attr.number(),
+  ids: attr.stringSet(),
+  data: attr.string(),
+  state: attr.string(),
+  version: attr.number(),
+  claimed_at: attr.number(),
+  by_envelope: attr.string(),
+  created_at: attr.string(),
+  updated_at: attr.string(),
+  ttl: attr.number()
 })
 
-export const defineMetaModel = (prefix: string) =>
-  dynamoose.model<MetaItem>(`${prefix}meta`, schema, MODEL_OPTIONS)
-
-export type MetaModel = ReturnType<typeof defineMetaModel>
+export type MetaItem = ItemOf<typeof Meta>

@@ -7,11 +7,28 @@
  * timing sums `first_action:sum`/`first_action:n` and `close:sum`/`close:n` (seconds), and
  * per user `open` (open and in-progress tasks assigned to the user).
  */
+import type { MonitoringEvent } from './events.js'
+import type { Task } from './tasks.js'
+import type { User } from './users.js'
+
 export type Deltas = Record<string, number>
 
 export interface EventFacts { severity: string, source: string, status: string, deleted: boolean }
 export interface TaskFacts { status: string, priority: string, assigned_to: string | null, deleted: boolean, created_at: string, first_action_at: string | null, closed_at: string | null }
 export interface UserFacts { role: string, is_active: boolean }
+
+/** What the counters look at of an event, a task, a user. */
+export const eventFacts = (e: MonitoringEvent): EventFacts => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null })
+export const taskFacts = (t: Task): TaskFacts => ({
+  status: t.status,
+  priority: t.priority,
+  assigned_to: t.assigned_to,
+  deleted: t.deleted_at !== null,
+  created_at: t.created_at,
+  first_action_at: t.first_action_at,
+  closed_at: t.closed_at
+})
+export const userFacts = (u: User): UserFacts => ({ role: u.role, is_active: u.is_active })
 
 /** A counter's name. Dots would read as nested paths in DynamoDB update expressions. */
 export const counterKey = (dimension: string, value: string): string => `${dimension}:${value.replace(/\./g, '_')}`

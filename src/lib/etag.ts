@@ -1,7 +1,14 @@
+import type { FastifyReply } from 'fastify'
 import { DomainError } from '../domain/errors.js'
 
 /** Strong ETag of a versioned resource. */
 export const etagOf = (version: number): string => `"v${version}"`
+
+/** The answer of a versioned resource: its ETag on the reply, `toDto(resource)` as the body. */
+export function withEtag<R extends { version: number }, D> (reply: FastifyReply, resource: R, toDto: (resource: R) => D): D {
+  reply.header('etag', etagOf(resource.version))
+  return toDto(resource)
+}
 
 /**
  * The version an `If-Match` header asks for: undefined when absent or `*` (any), a number

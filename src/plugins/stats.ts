@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { MonitoringEvent } from '../domain/events.js'
-import { eventDeltas, recount, taskDeltas, userDeltas, type Deltas } from '../domain/stats.js'
+import { eventDeltas, eventFacts, recount, taskDeltas, taskFacts, userDeltas, userFacts, type Deltas } from '../domain/stats.js'
 import type { Task } from '../domain/tasks.js'
 import type { User } from '../domain/users.js'
 
@@ -34,17 +34,10 @@ declare module 'fastify' {
   }
 }
 
-const eventFacts = (e: MonitoringEvent | null) => e && { severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null }
-const taskFacts = (t: Task | null) => t && {
-  status: t.status,
-  priority: t.priority,
-  assigned_to: t.assigned_to,
-  deleted: t.deleted_at !== null,
-  created_at: t.created_at,
-  first_action_at: t.first_action_at,
-  closed_at: t.closed_at
-}
-const userFacts = (u: User | null) => u && { role: u.role, is_active: u.is_active }
+// The item before or after a write (null: none) as what the counters look at.
+const ofEvent = (e: MonitoringEvent | null) => e && eventFacts(e)
+const ofTask = (t: Task | null) => t && taskFacts(t)
+const ofUser = (u: User | null) => u && userFacts(u)
 
 export interface StatsPluginOptions {
   /** Where the counters live (the dashboard module's repository). */
@@ -61,16 +54,16 @@ export default fp<StatsPluginOptions>(async (app, opts) => {
     }
   }
   app.decorate('stats', {
-    event: (before, after) => apply([['events', eventDeltas(eventFacts(before), eventFacts(after))]]),
+    event: (before, after) => apply([['events', eventDeltas(ofEvent(before), ofEvent(after))]]),
     task: (before, after) => {
-      const { global, perUser } = taskDeltas(taskFacts(before), taskFacts(after))
+      const { global, perUser } = taskDeltas(ofTask(before), ofTask(after))
       return apply([['tasks', global], ...Object.entries(perUser).map(([id, d]): [string, Deltas] => [`user#${id}`, d])])
     },
-    user: (before, after) => apply([['users', userDeltas(userFacts(before), userFacts(after))]]),
+    user: (before, after) => apply([['users', userDeltas(ofUser(before), ofUser(after))]]),
     batch: () => {
       let pending: Deltas[] = []
       return {
-        event: (before, after) => { pending.push(eventDeltas(eventFacts(before), eventFacts(after))) },
+        event: (before, after) => { pending.push(eventDeltas(ofEvent(before), ofEvent(after))) },
         flush: async () => {
           const sum = recount(pending, d => d)
           pending = []

@@ -1,12 +1,18 @@
 /**
- * Deterministic bench data, written straight into the tables with BatchWriteItem in the shapes
- * the repositories store (see src/modules/{tasks,events}/*.model.ts): 100k items through the
- * API would take far too long. The dashboard counters are added in the same pass, computed
- * with the service's own counting rules (src/domain/stats.ts), so the dashboard agrees with
- * the data.
+ * Deterministic bench data, written straight into the tables with BatchWriteItem: 100k items
+ * through the API would take far too long. Each item is a domain object (`newTask` and the
+ * status rules of src/domain/tasks.ts; a `MonitoringEvent`) stored by its repository's item
+ * builder (`taskItem`, `eventItem`), so the items have exactly the shapes the service writes.
+ * The dashboard counters are added in the same pass, computed with the service's own counting
+ * rules (src/domain/stats.ts), so the dashboard agrees with the data.
  */
 import type { AttributeValue, DynamoDB } from '@aws-sdk/client-dynamodb'
-import { eventCounts, openTaskOf, taskCounts, type Deltas } from '../../../src/domain/stats.js'
+import { toAttributes } from '../../../src/db/raw.js'
+import type { MonitoringEvent } from '../../../src/domain/events.js'
+import { eventCounts, eventFacts, openTaskOf, taskCounts, taskFacts, type Deltas } from '../../../src/domain/stats.js'
+import { newTask, statusEffects, type Task, type TaskStatus } from '../../../src/domain/tasks.js'
+import { eventItem } from '../../../src/modules/events/events.repository.js'
+import { changeKey, taskItem } from '../../../src/modules/tasks/tasks.repository.js'
 
 /** mulberry32: a small seeded PRNG, so every run writes the same data. */
 export function prng (seed: number): () => number {
@@ -65,6 +71,13 @@ export const ACCOUNTS = ['111111111111', '222222222222', '333333333333', '444444
 
 export interface Generated { item: Record<string, AttributeValue>, deltas: Array<[string, Deltas]> }
 
+/** A status change as the service makes it (domain rules; the history key as the repository assigns it). */
+function changed (t: Task, to: TaskStatus, by: string, at: string): Task {
+  const version = t.version + 1
+  const change = { from: t.status, to, changed_by: by, changed_at: at, comment: null, key: changeKey(version) }
+  return { ...t, ...statusEffects(t, to, at), status: to, version, updated_at: at, status_history: [...t.status_history, change] }
+}
+
 /** Task number `n` (0-based) of the generated set: the same item every run. */
 export function task (n: number): Generated {
   const rand = prng(0x7a5c + n * 7919)
@@ -75,33 +88,19 @@ export function task (n: number): Generated {
   const priority = pick(rand, PRIORITY)
   const creator = PEOPLE[Math.floor(rand() * PEOPLE.length)]!
   const assignee = rand() < 0.8 ? PEOPLE[Math.floor(rand() * PEOPLE.length)]! : null
-  const firstAction = status === 'open' ? null : new Date(createdMs + 3_600_000).toISOString()
-  const closed = status === 'closed' ? new Date(createdMs + 86_400_000).toISOString() : null
-  const history: AttributeValue[] = []
-  if (firstAction) history.push({ M: { from: S('open'), to: S('in_progress'), changed_by: S(assignee ?? creator), changed_at: S(firstAction) } })
-  if (closed) history.push({ M: { from: S('in_progress'), to: S('closed'), changed_by: S(assignee ?? creator), changed_at: S(closed) } })
-  const item: Record<string, AttributeValue> = {
-    id: S(id),
-    entity: S('task'),
-    title: S(`Investigate ${priority} issue #${n}`),
-    description: S(`Generated task ${n} for the benchmark. Check the dashboards, then close it.`),
-    status: S(status),
-    priority: S(priority),
-    created_by: S(creator),
-    version: N(1 + history.length),
-    comment_count: N(0),
-    status_history: { L: history },
-    created_at: S(created),
-    updated_at: S(closed ?? firstAction ?? created)
-  }
-  if (assignee) item.assigned_to = S(assignee)
-  if (firstAction) item.first_action_at = S(firstAction)
-  if (closed) item.closed_at = S(closed)
-  const facts = { status, priority, assigned_to: assignee, deleted: false, created_at: created, first_action_at: firstAction, closed_at: closed }
+  let t = newTask(id, created, { id: creator, role: 'user' }, {
+    title: `Investigate ${priority} issue #${n}`,
+    description: `Generated task ${n} for the benchmark. Check the dashboards, then close it.`,
+    priority,
+    assigned_to: assignee
+  }, null)
+  if (status !== 'open') t = changed(t, 'in_progress', assignee ?? creator, new Date(createdMs + 3_600_000).toISOString())
+  if (status === 'closed') t = changed(t, 'closed', assignee ?? creator, new Date(createdMs + 86_400_000).toISOString())
+  const facts = taskFacts(t)
   const deltas: Array<[string, Deltas]> = [['tasks', taskCounts(facts)]]
   const open = openTaskOf(facts)
   if (open) deltas.push([`user#${open}`, { open: 1 }])
-  return { item, deltas }
+  return { item: toAttributes(taskItem(t)), deltas }
 }
 
 /** Event number `n` (0-based) of the generated set. */
@@ -119,34 +118,36 @@ export function event (n: number): Generated {
   const name = `bench-alarm-${n}`
   const arn = `arn:aws:cloudwatch:${region}:${account}:alarm:${name}`
   const raw = { version: '0', id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, 'detail-type': 'CloudWatch Alarm State Change', source, account, time: occurred.replace(/\.\d{3}Z$/, 'Z'), region, resources: [arn], detail: { alarmName: name, state: { value: 'ALARM', reason: 'Threshold Crossed' } } }
-  const item: Record<string, AttributeValue> = {
-    id: S(id),
-    entity: S('event'),
-    dedup_key: S(arn),
-    source: S(source),
-    detail_type: S('CloudWatch Alarm State Change'),
-    account_id: S(account),
-    region: S(region),
-    resources: { L: [S(arn)] },
-    title: S(`${name}: Threshold Crossed`),
-    severity: S(severity),
-    native_severity: S(severity.toUpperCase()),
-    source_state: S(status === 'resolved' ? 'resolved' : 'active'),
-    status: S(status),
-    occurrence_count: N(1 + (n % 3)),
-    occurred_at: S(occurred),
-    last_seen_at: S(occurred),
-    occurred_sk: S(`${occurred}#${id}`),
-    seen_sk: S(`${occurred}#${id}`),
-    labels: S(JSON.stringify({ alarm_name: name, state: 'ALARM' })),
-    raw: S(JSON.stringify(raw)),
-    version: N(1),
-    ttl: N(TTL),
-    created_at: S(created),
-    updated_at: S(created)
+  const e: MonitoringEvent = {
+    id,
+    dedup_key: arn,
+    source,
+    detail_type: 'CloudWatch Alarm State Change',
+    account_id: account,
+    region,
+    resources: [arn],
+    resource_count: 1,
+    title: `${name}: Threshold Crossed`,
+    description: null,
+    severity,
+    native_severity: severity.toUpperCase(),
+    source_state: status === 'resolved' ? 'resolved' : 'active',
+    status,
+    occurrence_count: 1 + (n % 3),
+    occurred_at: occurred,
+    last_seen_at: occurred,
+    resolved_at: status === 'resolved' ? created : null,
+    task_id: null,
+    labels: { alarm_name: name, state: 'ALARM' },
+    raw,
+    version: 1,
+    ttl: TTL,
+    created_at: created,
+    updated_at: created,
+    deleted_at: null,
+    deleted_by: null
   }
-  if (status === 'resolved') item.resolved_at = S(created)
-  return { item, deltas: [['events', eventCounts({ severity, source, status, deleted: false })]] }
+  return { item: toAttributes(eventItem(e)), deltas: [['events', eventCounts(eventFacts(e))]] }
 }
 
 export interface LoadResult { items: number, seconds: number, perSecond: number }

@@ -1,6 +1,4 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from '../../db/model-options.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>auth`: everything about sessions that must be shared by all instances.
@@ -13,41 +11,21 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * | `deny#<jti>`      | access token denylisted at logout, until it expires                  |
  * | `lock#<email>`    | failed-login counter and lockout window for one e-mail              |
  */
-export interface AuthItem extends Item {
-  pk: string
-  user_id?: string
-  token_hash?: string
-  session_version?: number
-  revoked?: boolean
-  revoked_reason?: string
-  failures?: number
-  window_started_at?: number
-  locked_until?: number
-  expires_at?: number
-  max_expires_at?: number
-  created_at?: string
-  updated_at?: string
-  ttl?: number
-}
-
-const schema = new dynamoose.Schema({
-  pk: { type: String, hashKey: true },
-  user_id: String,
-  token_hash: String,
-  session_version: Number,
-  revoked: Boolean,
-  revoked_reason: String,
-  failures: Number,
-  window_started_at: Number,
-  locked_until: Number,
-  expires_at: Number,
-  max_expires_at: Number,
-  created_at: String,
-  updated_at: String,
-  ttl: Number
+export const Auth = entity('auth', {
+  pk: attr.string().hashKey(),
+  user_id: attr.string(),
+  token_hash: attr.string(),
+  session_version: attr.number(),
+  revoked: attr.boolean(),
+  revoked_reason: attr.string(),
+  failures: attr.number(),
+  window_started_at: attr.number(),
+  locked_until: attr.number(),
+  expires_at: attr.number(),
+  max_expires_at: attr.number(),
+  created_at: attr.string(),
+  updated_at: attr.string(),
+  ttl: attr.number()
 })
 
-export const defineAuthModel = (prefix: string) =>
-  dynamoose.model<AuthItem>(`${prefix}auth`, schema, MODEL_OPTIONS)
-
-export type AuthModel = ReturnType<typeof defineAuthModel>
+export type AuthItem = ItemOf<typeof Auth>

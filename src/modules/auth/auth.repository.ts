@@ -2,8 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { applied, writeOrExplain } from '../../db/access.js'
 import { where, type Condition, type Update } from '../../db/expressions.js'
 import type { RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 import { createTtlCache, type TtlCache } from '../../lib/ttl-cache.js'
-import type { AuthItem, AuthModel } from './auth.model.js'
+import type { AuthItem } from './auth.model.js'
 
 /**
  * The auth table's three kinds of item (auth.model.ts), each with its own section below:
@@ -200,7 +201,7 @@ async function unlock (ctx: AuthContext, email: string): Promise<void> {
   await ctx.raw.deleteItem(ctx.table, { pk: lock(email) })
 }
 
-export function createAuthRepository (auth: AuthModel, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
+export function createAuthRepository (auth: TableModel, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
   const ctx: AuthContext = { raw, table: auth.table().name, cache, denied: createTtlCache<boolean>({ ttlMs: cache.ttlMs, max: 50_000 }) }
   return {
     createFamily: (f: Omit<RefreshFamily, 'revoked'>) => createFamily(ctx, f),

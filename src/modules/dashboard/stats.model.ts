@@ -1,6 +1,4 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from '../../db/model-options.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>stats`: the dashboard counters, a handful of items updated with atomic ADD
@@ -13,14 +11,7 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * | `users`      | total, active, role:*                                                  |
  * | `user#<id>`  | open: open and in-progress tasks assigned to the user                 |
  */
-export interface StatsItem extends Item {
-  pk: string
-  [counter: string]: unknown
-}
+export const Stats = entity('stats', { pk: attr.string().hashKey() }, { saveUnknown: true })
 
-const schema = new dynamoose.Schema({ pk: { type: String, hashKey: true } }, { saveUnknown: true })
-
-export const defineStatsModel = (prefix: string) =>
-  dynamoose.model<StatsItem>(`${prefix}stats`, schema, MODEL_OPTIONS)
-
-export type StatsModel = ReturnType<typeof defineStatsModel>
+/** The counters are attributes named at run time (saveUnknown). */
+export type StatsItem = ItemOf<typeof Stats> & Record<string, unknown>

@@ -1,8 +1,9 @@
 import type { AttributeValue, DynamoDB } from '@aws-sdk/client-dynamodb'
 import { unmarshall } from '@aws-sdk/util-dynamodb'
 import { toAttributes, type RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 import type { Deltas } from '../../domain/stats.js'
-import type { StatsItem, StatsModel } from './stats.model.js'
+import type { StatsItem } from './stats.model.js'
 
 export type Counters = Record<string, number>
 
@@ -60,7 +61,7 @@ async function batchGet (client: DynamoDB, table: string, keys: Array<Record<str
   return items
 }
 
-export function createStatsRepository (stats: StatsModel, raw: RawClient, client: DynamoDB) {
+export function createStatsRepository (stats: TableModel, raw: RawClient, client: DynamoDB) {
   const ctx: Context = { raw, client, statsTable: stats.table().name }
   return {
     apply: (pk: string, deltas: Deltas) => apply(ctx, pk, deltas),

@@ -1,6 +1,7 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from '../../db/model-options.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
+
+/** What a removal record needs: the item as it was (REMOVE records carry the old image). */
+export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
 
 /**
  * Table `<prefix>events`: one item per monitoring event (an alarm, a finding, a notice).
@@ -28,81 +29,37 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * `labels` and `raw` are stored as JSON text: AWS payloads are arbitrary JSON and are
  * returned as they came, never interpreted by the database.
  */
-export interface EventItem extends Item {
-  id: string
-  entity: 'event'
-  dedup_key: string
-  source: string
-  detail_type: string
-  account_id: string
-  region: string
-  resources: string[]
-  resource_count?: number
-  title: string
-  description?: string
-  severity: string
-  native_severity?: string
-  source_state: string
-  status: string
-  occurrence_count: number
-  occurred_at: string
-  last_seen_at: string
-  occurred_sk: string
-  seen_sk: string
-  resolved_at?: string
-  task_id?: string
-  labels: string
-  raw: string
-  version: number
-  ttl: number
-  created_at: string
-  updated_at: string
-  deleted_at?: string
-  deleted_by?: string
-}
+export const Events = entity('events', {
+  id: attr.string().hashKey(),
+  entity: attr.string<'event'>().required().gsi('entity-occurred-index', 'occurred_sk').gsi('entity-seen-index', 'seen_sk'),
+  dedup_key: attr.string().required(),
+  source: attr.string().required().gsi('source-occurred-index', 'occurred_sk'),
+  detail_type: attr.string().required(),
+  account_id: attr.string().required().gsi('account-occurred-index', 'occurred_sk'),
+  region: attr.string().required(),
+  resources: attr.list(attr.string()).required(),
+  resource_count: attr.number(),
+  title: attr.string().required(),
+  description: attr.string(),
+  severity: attr.string().required().gsi('severity-occurred-index', 'occurred_sk'),
+  native_severity: attr.string(),
+  source_state: attr.string().required(),
+  status: attr.string().required().gsi('status-occurred-index', 'occurred_sk'),
+  occurrence_count: attr.number().required(),
+  occurred_at: attr.string().required(),
+  last_seen_at: attr.string().required(),
+  occurred_sk: attr.string().required(),
+  seen_sk: attr.string().required(),
+  resolved_at: attr.string(),
+  task_id: attr.string(),
+  labels: attr.string().required(),
+  raw: attr.string().required(),
+  version: attr.number().required(),
+  ttl: attr.number().required(),
+  created_at: attr.string().required(),
+  updated_at: attr.string().required(),
+  deleted_at: attr.string(),
+  deleted_by: attr.string()
+}, { stream: EVENTS_STREAM })
 
-const byOccurred = (name: string) => ({ name, type: 'global' as const, rangeKey: 'occurred_sk' })
-
-const schema = new dynamoose.Schema({
-  id: { type: String, hashKey: true },
-  entity: {
-    type: String,
-    index: [byOccurred('entity-occurred-index'), { name: 'entity-seen-index', type: 'global', rangeKey: 'seen_sk' }]
-  },
-  dedup_key: { type: String, required: true },
-  source: { type: String, required: true, index: byOccurred('source-occurred-index') },
-  detail_type: { type: String, required: true },
-  account_id: { type: String, required: true, index: byOccurred('account-occurred-index') },
-  region: { type: String, required: true },
-  resources: { type: Array, schema: [String] },
-  resource_count: Number,
-  title: { type: String, required: true },
-  description: String,
-  severity: { type: String, required: true, index: byOccurred('severity-occurred-index') },
-  native_severity: String,
-  source_state: { type: String, required: true },
-  status: { type: String, required: true, index: byOccurred('status-occurred-index') },
-  occurrence_count: { type: Number, required: true },
-  occurred_at: { type: String, required: true },
-  last_seen_at: { type: String, required: true },
-  occurred_sk: { type: String, required: true },
-  seen_sk: { type: String, required: true },
-  resolved_at: String,
-  task_id: String,
-  labels: { type: String, required: true },
-  raw: { type: String, required: true },
-  version: { type: Number, required: true },
-  ttl: { type: Number, required: true },
-  created_at: { type: String, required: true },
-  updated_at: { type: String, required: true },
-  deleted_at: String,
-  deleted_by: String
-})
-
-/** What a removal record needs: the item as it was (REMOVE records carry the old image). */
-export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
-
-export const defineEventsModel = (prefix: string) =>
-  dynamoose.model<EventItem>(`${prefix}events`, schema, { ...MODEL_OPTIONS, streamOptions: EVENTS_STREAM })
-
-export type EventsModel = ReturnType<typeof defineEventsModel>
+export type EventItem = ItemOf<typeof Events>

@@ -5,13 +5,14 @@ import { DomainError } from '../../domain/errors.js'
 import { isExpired, type EventStatus, type ListedEvent, type MonitoringEvent } from '../../domain/events.js'
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
-import type { MetaItem, MetaModel } from '../../db/meta.model.js'
+import type { MetaItem } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 import { applied, readIndexPage } from '../../db/access.js'
 import { where, type Condition, type KeyCondition, type Update } from '../../db/expressions.js'
 import { itemSize } from '../../db/item-size.js'
-import type { EventItem, EventsModel } from './events.model.js'
+import type { EventItem } from './events.model.js'
 
 export interface EventListQuery {
   severity?: Severity
@@ -140,10 +141,10 @@ export function fitRaw (raw: Record<string, unknown>, budget: number): string {
   return Buffer.byteLength(minimal) <= budget ? minimal : JSON.stringify({ id: kept.id, detail: marker, _truncated_fields: true })
 }
 
-/** The event item exactly as it is stored (the one writer of event items, both paths). */
-function eventItem (event: MonitoringEvent): Record<string, unknown> {
+/** The event item exactly as it is stored (the one writer of event items, both paths; the bench data uses it too). */
+export function eventItem (event: MonitoringEvent): EventItem {
   const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
-  const item: Record<string, unknown> = {
+  const item: Omit<EventItem, 'raw'> = {
     ...rest,
     entity: 'event',
     labels: JSON.stringify(labels),
@@ -154,8 +155,7 @@ function eventItem (event: MonitoringEvent): Record<string, unknown> {
     ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
     ...(taskId !== null ? { task_id: taskId } : {})
   }
-  item.raw = fitRaw(raw as Record<string, unknown>, EVENT_ITEM_BUDGET - itemSize(item) - 3)
-  return item
+  return { ...item, raw: fitRaw(raw as Record<string, unknown>, EVENT_ITEM_BUDGET - itemSize(item) - 3) }
 }
 
 /** `raw` of an update of `current` (with `changes`), fitted to the item budget. */
@@ -607,7 +607,7 @@ function deleteExpired (ctx: Ctx, event: Pick<ExpiredEvent, 'id' | 'version'>, n
   return applied(ctx.raw.deleteItem(ctx.eventsTable, { id: event.id }, { condition: where.and(where.eq('version', event.version), where.le('ttl', nowS)) }))
 }
 
-export function createEventsRepository (events: EventsModel, meta: MetaModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
+export function createEventsRepository (events: TableModel, meta: TableModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
   const ctx: Ctx = { client, raw, cursors, eventsTable: events.table().name, metaTable: meta.table().name }
   return {
     get: (id: string) => get(ctx, id),

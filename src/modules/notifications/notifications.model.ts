@@ -1,6 +1,4 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from '../../db/model-options.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>notifications`: every item of the notifications module, in one table with
@@ -16,50 +14,26 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * No pattern needs a Scan. `ttl` (epoch seconds) is the table's TTL attribute on real DynamoDB;
  * reads hide expired items themselves (the stand-in never deletes them).
  */
-export interface NotificationItem extends Item {
-  pk: string
-  sk: string
-  kind: 'channel'
-  ttl?: number
-  name?: string
-  type?: 'webhook' | 'slack'
-  url?: string
-  url_sealed?: string
-  url_shown?: string
-  enabled?: boolean
-  secret_sealed?: string
-  secret_prefix?: string
-  previous_secret_sealed?: string
-  previous_secret_expires_at?: string
+export const Notifications = entity('notifications', {
+  pk: attr.string().hashKey(),
+  sk: attr.string().rangeKey(),
+  kind: attr.string<'channel'>().required(),
+  ttl: attr.number(),
+  name: attr.string(),
+  type: attr.string<'webhook' | 'slack'>(),
+  url: attr.string(),
+  url_sealed: attr.string(),
+  url_shown: attr.string(),
+  enabled: attr.boolean(),
+  secret_sealed: attr.string(),
+  secret_prefix: attr.string(),
+  previous_secret_sealed: attr.string(),
+  previous_secret_expires_at: attr.string(),
   /** JSON of the last NotificationTestResult. */
-  last_test?: string
-  version?: number
-  created_at?: string
-  updated_at?: string
-}
-
-const schema = new dynamoose.Schema({
-  pk: { type: String, hashKey: true },
-  sk: { type: String, rangeKey: true },
-  kind: { type: String, required: true },
-  ttl: Number,
-  name: String,
-  type: String,
-  url: String,
-  url_sealed: String,
-  url_shown: String,
-  enabled: Boolean,
-  secret_sealed: String,
-  secret_prefix: String,
-  previous_secret_sealed: String,
-  previous_secret_expires_at: String,
-  last_test: String,
-  version: Number,
-  created_at: String,
-  updated_at: String
+  last_test: attr.string(),
+  version: attr.number(),
+  created_at: attr.string(),
+  updated_at: attr.string()
 })
 
-export const defineNotificationsModel = (prefix: string) =>
-  dynamoose.model<NotificationItem>(`${prefix}notifications`, schema, MODEL_OPTIONS)
-
-export type NotificationsModel = ReturnType<typeof defineNotificationsModel>
+export type NotificationItem = ItemOf<typeof Notifications>

@@ -4,7 +4,8 @@ import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/acces
 import { where } from '../../db/expressions.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import type { RawClient } from '../../db/raw.js'
-import type { NotificationItem, NotificationsModel } from './notifications.model.js'
+import type { TableModel } from '../../db/tables.js'
+import type { NotificationItem } from './notifications.model.js'
 
 const CHANNEL = 'channel'
 
@@ -115,7 +116,7 @@ function list (ctx: Context, q: { limit: number, cursor?: string | undefined }):
   })
 }
 
-export function createNotificationsRepository (model: NotificationsModel, cursors: CursorCodec, raw: RawClient) {
+export function createNotificationsRepository (model: TableModel, cursors: CursorCodec, raw: RawClient) {
   const ctx: Context = { raw, cursors, table: model.table().name }
   return {
     getLive: (id: string) => getLive(ctx, id),

@@ -3,10 +3,11 @@ import { DomainError } from '../../domain/errors.js'
 import { hashApiKey, type AwsAccount, type ConnectionTestResult } from '../../domain/aws-accounts.js'
 import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where } from '../../db/expressions.js'
-import type { MetaItem, MetaModel } from '../../db/meta.model.js'
+import type { MetaItem } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import type { RawClient } from '../../db/raw.js'
-import type { AwsAccountItem, AwsAccountsModel } from './settings.model.js'
+import type { TableModel } from '../../db/tables.js'
+import type { AwsAccountItem } from './settings.model.js'
 
 const numberClaim = (accountId: string): string => `awsaccount#${accountId}`
 const keyClaim = (hash: string): string => `apikey#${hash}`
@@ -186,7 +187,7 @@ async function findByApiKey (ctx: Context, key: string): Promise<AwsAccount | nu
   return stored.length === given.length && timingSafeEqual(stored, given) ? account : null
 }
 
-export function createAwsAccountsRepository (accounts: AwsAccountsModel, meta: MetaModel, cursors: CursorCodec, raw: RawClient) {
+export function createAwsAccountsRepository (accounts: TableModel, meta: TableModel, cursors: CursorCodec, raw: RawClient) {
   const ctx: Context = { raw, cursors, tables: { accounts: accounts.table().name, meta: meta.table().name } }
   return {
     getLive: (id: string) => getLive(ctx, id),

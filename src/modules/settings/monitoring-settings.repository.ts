@@ -1,8 +1,9 @@
 import { DEFAULT_MONITORING_SETTINGS, type MonitoringSettings } from '../../domain/monitoring-settings.js'
 import { writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where } from '../../db/expressions.js'
-import type { MetaItem, MetaModel } from '../../db/meta.model.js'
+import type { MetaItem } from '../../db/meta.model.js'
 import type { RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 
 const KEY = { pk: 'settings#monitoring' }
 const EPOCH = '1970-01-01T00:00:00.000Z'
@@ -38,7 +39,7 @@ function put (ctx: Context, next: Omit<MonitoringSettings, 'version'>, expectedV
  * The monitoring settings: one item, versioned. Ingestion reads them on every batch, so a
  * copy is kept for one second (a change applies within a second on every instance).
  */
-export function createMonitoringSettingsRepository (meta: MetaModel, raw: RawClient, cacheMs = 1000) {
+export function createMonitoringSettingsRepository (meta: TableModel, raw: RawClient, cacheMs = 1000) {
   const ctx: Context = { raw, table: meta.table().name }
   let cached: { at: number, value: MonitoringSettings } | undefined
   return {

@@ -1,6 +1,4 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from '../../db/model-options.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>aws-accounts`: the monitored AWS accounts.
@@ -14,44 +12,23 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  *
  * Monitoring settings are one item of the meta table (`settings#monitoring`).
  */
-export interface AwsAccountItem extends Item {
-  id: string
-  entity: 'aws_account'
-  account_id: string
-  name: string
-  role_arn: string
-  external_id?: string
-  regions: string[]
-  enabled: boolean
-  api_key_hash: string
-  api_key_prefix: string
-  last_connection_test?: string
-  version: number
-  created_at: string
-  updated_at: string
-  deleted_at?: string
-}
-
-const schema = new dynamoose.Schema({
-  id: { type: String, hashKey: true },
-  entity: { type: String, index: { name: 'entity-id-index', type: 'global', rangeKey: 'id' } },
-  account_id: { type: String, required: true },
-  name: { type: String, required: true },
-  role_arn: { type: String, required: true },
-  external_id: String,
-  regions: { type: Array, schema: [String] },
-  enabled: { type: Boolean, required: true },
-  api_key_hash: { type: String, required: true },
-  api_key_prefix: { type: String, required: true },
-  // JSON of the last ConnectionTestResult.
-  last_connection_test: String,
-  version: { type: Number, required: true },
-  created_at: { type: String, required: true },
-  updated_at: { type: String, required: true },
-  deleted_at: String
+export const AwsAccounts = entity('aws-accounts', {
+  id: attr.string().hashKey(),
+  entity: attr.string<'aws_account'>().required().gsi('entity-id-index', 'id'),
+  account_id: attr.string().required(),
+  name: attr.string().required(),
+  role_arn: attr.string().required(),
+  external_id: attr.string(),
+  regions: attr.list(attr.string()).required(),
+  enabled: attr.boolean().required(),
+  api_key_hash: attr.string().required(),
+  api_key_prefix: attr.string().required(),
+  /** JSON of the last ConnectionTestResult. */
+  last_connection_test: attr.string(),
+  version: attr.number().required(),
+  created_at: attr.string().required(),
+  updated_at: attr.string().required(),
+  deleted_at: attr.string()
 })
 
-export const defineAwsAccountsModel = (prefix: string) =>
-  dynamoose.model<AwsAccountItem>(`${prefix}aws-accounts`, schema, MODEL_OPTIONS)
-
-export type AwsAccountsModel = ReturnType<typeof defineAwsAccountsModel>
+export type AwsAccountItem = ItemOf<typeof AwsAccounts>

@@ -1,6 +1,5 @@
-import dynamoose from 'dynamoose'
-import type { Item } from 'dynamoose/dist/Item.js'
-import { MODEL_OPTIONS } from '../../db/model-options.js'
+import type { TaskPriority, TaskStatus } from '../../domain/tasks.js'
+import { attr, entity, type ItemOf } from '../../db/entity.js'
 
 /**
  * Table `<prefix>tasks`: one item per task. The item holds its 20 most recent status changes
@@ -35,112 +34,59 @@ import { MODEL_OPTIONS } from '../../db/model-options.js'
  * tasks.repository.ts, `changeStatus`), and the history reader merges the item's recent
  * entries with the table: no entry is lost if the process stops between the two writes.
  */
-export interface HistoryItem {
-  from: string
-  to: string
-  changed_by: string
-  changed_at: string
-  comment?: string
+/** A status change as the task item keeps it (one of its 20 most recent). */
+const historyEntry = attr.map({
+  from: attr.string().required(),
+  to: attr.string().required(),
+  changed_by: attr.string().required(),
+  changed_at: attr.string().required(),
+  comment: attr.string(),
   /** The entry's key in the history table (absent on entries of a legacy list). */
-  seq?: string
-}
+  seq: attr.string()
+})
 
-export interface HistoryRecordItem extends Item {
-  task_id: string
-  seq: string
-  from: string
-  to: string
-  changed_by: string
-  changed_at: string
-  comment?: string
-}
-
-export interface TaskItem extends Item {
-  id: string
-  entity: 'task'
-  title: string
-  description?: string
-  status: 'open' | 'in_progress' | 'closed'
-  priority: 'critical' | 'high' | 'medium' | 'low'
-  assigned_to?: string
-  created_by: string
-  event_id?: string
-  due_at?: string
-  closed_at?: string
-  first_action_at?: string
-  version: number
+export const Tasks = entity('tasks', {
+  id: attr.string().hashKey(),
+  entity: attr.string<'task'>().required().gsi('entity-id-index', 'id'),
+  title: attr.string().required(),
+  description: attr.string(),
+  status: attr.string<TaskStatus>().required().gsi('status-id-index', 'id'),
+  priority: attr.string<TaskPriority>().required(),
+  assigned_to: attr.string().gsi('assignee-id-index', 'id'),
+  created_by: attr.string().required().gsi('creator-id-index', 'id'),
+  event_id: attr.string().gsi('event-id-index', 'id'),
+  due_at: attr.string(),
+  closed_at: attr.string(),
+  first_action_at: attr.string(),
+  version: attr.number().required(),
   /** Comments written for the task (never below the truth; absent on items older than it). */
-  comment_count?: number
-  status_history: HistoryItem[]
-  created_at: string
-  updated_at: string
-  deleted_at?: string
-  deleted_by?: string
-}
-
-export interface CommentItem extends Item {
-  task_id: string
-  id: string
-  author_id: string
-  body: string
-  created_at: string
-}
-
-const gsi = (name: string) => ({ name, type: 'global' as const, rangeKey: 'id' })
-
-const taskSchema = new dynamoose.Schema({
-  id: { type: String, hashKey: true },
-  entity: { type: String, index: gsi('entity-id-index') },
-  title: { type: String, required: true },
-  description: String,
-  status: { type: String, required: true, index: gsi('status-id-index') },
-  priority: { type: String, required: true },
-  assigned_to: { type: String, index: gsi('assignee-id-index') },
-  created_by: { type: String, required: true, index: gsi('creator-id-index') },
-  event_id: { type: String, index: gsi('event-id-index') },
-  due_at: String,
-  closed_at: String,
-  first_action_at: String,
-  version: { type: Number, required: true },
-  comment_count: Number,
-  status_history: {
-    type: Array,
-    schema: [{
-      type: Object,
-      schema: { from: String, to: String, changed_by: String, changed_at: String, comment: String, seq: String }
-    }]
-  },
-  created_at: { type: String, required: true },
-  updated_at: { type: String, required: true },
-  deleted_at: String,
-  deleted_by: String
+  comment_count: attr.number(),
+  status_history: attr.list(historyEntry).required(),
+  created_at: attr.string().required(),
+  updated_at: attr.string().required(),
+  deleted_at: attr.string(),
+  deleted_by: attr.string()
 })
 
-const commentSchema = new dynamoose.Schema({
-  task_id: { type: String, hashKey: true },
-  id: { type: String, rangeKey: true },
-  author_id: { type: String, required: true },
-  body: { type: String, required: true },
-  created_at: { type: String, required: true }
+export const Comments = entity('task-comments', {
+  task_id: attr.string().hashKey(),
+  id: attr.string().rangeKey(),
+  author_id: attr.string().required(),
+  body: attr.string().required(),
+  created_at: attr.string().required()
 })
 
-const historySchema = new dynamoose.Schema({
-  task_id: { type: String, hashKey: true },
-  seq: { type: String, rangeKey: true },
-  from: { type: String, required: true },
-  to: { type: String, required: true },
-  changed_by: { type: String, required: true },
-  changed_at: { type: String, required: true },
-  comment: String
+export const TaskHistory = entity('task-history', {
+  task_id: attr.string().hashKey(),
+  seq: attr.string().rangeKey(),
+  from: attr.string().required(),
+  to: attr.string().required(),
+  changed_by: attr.string().required(),
+  changed_at: attr.string().required(),
+  comment: attr.string()
 })
 
-const options = MODEL_OPTIONS
-
-export const defineTasksModel = (prefix: string) => dynamoose.model<TaskItem>(`${prefix}tasks`, taskSchema, options)
-export const defineCommentsModel = (prefix: string) => dynamoose.model<CommentItem>(`${prefix}task-comments`, commentSchema, options)
-
-export const defineTaskHistoryModel = (prefix: string) => dynamoose.model<HistoryRecordItem>(`${prefix}task-history`, historySchema, options)
-
-export type TasksModel = ReturnType<typeof defineTasksModel>
-export type CommentsModel = ReturnType<typeof defineCommentsModel>
-export type TaskHistoryModel = ReturnType<typeof defineTaskHistoryModel>
+export type TaskItem = ItemOf<typeof Tasks>
+export type HistoryItem = TaskItem['status_history'][number]
+export type CommentItem = ItemOf<typeof Comments>
+export type HistoryRecordItem = ItemOf<typeof TaskHistory>

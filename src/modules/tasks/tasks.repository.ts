@@ -10,7 +10,8 @@ import { where, type Condition, type KeyCondition } from '../../db/expressions.j
 import { itemSize, MAX_ITEM_BYTES } from '../../db/item-size.js'
 import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
-import type { CommentItem, CommentsModel, HistoryItem, HistoryRecordItem, TaskHistoryModel, TaskItem, TasksModel } from './tasks.model.js'
+import type { TableModel } from '../../db/tables.js'
+import type { CommentItem, HistoryItem, HistoryRecordItem, TaskItem } from './tasks.model.js'
 import { together } from '../../lib/together.js'
 
 export interface TaskListQuery {
@@ -80,19 +81,22 @@ const fromRecord = (r: HistoryRecordItem): StatusChange => ({
   key: r.seq
 })
 
-/** The task as an item (for its size): what `create` and the writes store, the comment counter at its largest. */
-function itemOf (task: Task): Record<string, unknown> {
-  const item: Record<string, unknown> = { entity: 'task', comment_count: Number.MAX_SAFE_INTEGER }
+/**
+ * The task as an item, as `create` and the writes store it (absent rather than null); the
+ * bench data builds its items with it too. `commentCount`: at its largest to weigh the item.
+ */
+export function taskItem (task: Task, commentCount = 0): TaskItem {
+  const item: Record<string, unknown> = { entity: 'task', comment_count: commentCount }
   for (const [k, v] of Object.entries(task)) {
     if (v === null || v === undefined) continue
     item[k] = k === 'status_history' ? (v as StatusChange[]).map(toHistoryItem) : v
   }
-  return item
+  return item as TaskItem
 }
 
 /** Every write that could make an item exceed DynamoDB's limit is refused here, as a 400, before it is sent. */
 function assertFits (task: Task): void {
-  const size = itemSize(itemOf(task))
+  const size = itemSize(taskItem(task, Number.MAX_SAFE_INTEGER))
   if (size > TASK_ITEM_BUDGET) {
     throw new DomainError('validation_failed', `The task would take ${size} bytes of storage, more than a task may (${TASK_ITEM_BUDGET}); shorten its text.`, {
       errors: [{ path: '/body', message: 'the stored task would exceed the item size limit' }]
@@ -183,10 +187,7 @@ async function * scanAll (ctx: Context): AsyncGenerator<Task> {
 
 async function create (ctx: Context, task: Task): Promise<Task> {
   assertFits(task)
-  const item = itemOf(task)
-  item.comment_count = 0
-  delete item.deleted_at
-  delete item.deleted_by
+  const { deleted_at: _at, deleted_by: _by, ...item } = taskItem(task)
   await ctx.raw.putItem(ctx.tables.tasks, item, { condition: where.notExists('id') })
   return task
 }
@@ -496,7 +497,7 @@ function list (ctx: Context, q: TaskListQuery): Promise<Page<Task>> {
 
 // ---------------------------------------------------------------------------------------------
 
-export function createTasksRepository (tasks: TasksModel, comments: CommentsModel, cursors: CursorCodec, raw: RawClient, history: TaskHistoryModel, client: DynamoDB) {
+export function createTasksRepository (tasks: TableModel, comments: TableModel, cursors: CursorCodec, raw: RawClient, history: TableModel, client: DynamoDB) {
   const ctx: Context = { raw, client, cursors, tables: { tasks: tasks.table().name, comments: comments.table().name, history: history.table().name } }
   return {
     scanAll: () => scanAll(ctx),

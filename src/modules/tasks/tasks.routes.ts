@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import { toTaskDto } from '../../domain/tasks.js'
-import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { UserLookup } from '../../domain/users.js'
 import type { TasksRepository } from './tasks.repository.js'
@@ -30,8 +30,7 @@ const tasksModule: FastifyPluginAsyncTypebox<TasksModuleOptions> = async (app, o
     ...routes.getTask,
     handler: async (request, reply) => {
       const { task, history, comments, commentsCursor } = await service.get(request.params.id)
-      reply.header('etag', etagOf(task.version))
-      return { ...toTaskDto(task), comments, comments_next_cursor: commentsCursor, status_history: history }
+      return { ...withEtag(reply, task, toTaskDto), comments, comments_next_cursor: commentsCursor, status_history: history }
     }
   })
 
@@ -39,27 +38,21 @@ const tasksModule: FastifyPluginAsyncTypebox<TasksModuleOptions> = async (app, o
     ...routes.createTask,
     handler: async (request, reply) => {
       const task = await service.create(request.actor!, request.body)
-      reply.code(201).header('etag', etagOf(task.version)).header('location', `/api/tasks/${task.id}`)
-      return toTaskDto(task)
+      reply.code(201).header('location', `/api/tasks/${task.id}`)
+      return withEtag(reply, task, toTaskDto)
     }
   })
 
   app.route({
     ...routes.updateTask,
-    handler: async (request, reply) => {
-      const task = await service.update(request.actor!, request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
-      reply.header('etag', etagOf(task.version))
-      return toTaskDto(task)
-    }
+    handler: async (request, reply) =>
+      withEtag(reply, await service.update(request.actor!, request.params.id, request.body, versionFromIfMatch(request.headers['if-match'])), toTaskDto)
   })
 
   app.route({
     ...routes.updateTaskStatus,
-    handler: async (request, reply) => {
-      const task = await service.changeStatus(request.actor!, request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
-      reply.header('etag', etagOf(task.version))
-      return toTaskDto(task)
-    }
+    handler: async (request, reply) =>
+      withEtag(reply, await service.changeStatus(request.actor!, request.params.id, request.body, versionFromIfMatch(request.headers['if-match'])), toTaskDto)
   })
 
   app.route({

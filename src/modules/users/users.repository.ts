@@ -4,11 +4,12 @@ import { DomainError } from '../../domain/errors.js'
 import { isActiveAdmin, type User } from '../../domain/users.js'
 import { applied, readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where, type Condition, type Update } from '../../db/expressions.js'
-import type { MetaModel } from '../../db/meta.model.js'
+import type { MetaItem } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import type { RawClient } from '../../db/raw.js'
+import type { TableModel } from '../../db/tables.js'
 import { createTtlCache, type TtlCache } from '../../lib/ttl-cache.js'
-import type { UserItem, UsersModel } from './users.model.js'
+import type { UserItem } from './users.model.js'
 
 /**
  * The users module's data: the user items (users.model.ts), and in the meta table the e-mail
@@ -121,7 +122,7 @@ const toUser = (item: UserItem): User => ({
 const epochOf = (u: Pick<User, 'admin_epoch'>): number => u.admin_epoch ?? 0
 
 /** A new user as stored (the attributes of users.model.ts; absent rather than null). */
-const toItem = (user: User): Record<string, unknown> => ({
+const toItem = (user: User): UserItem => ({
   id: user.id,
   entity: 'user',
   email: user.email,
@@ -466,7 +467,7 @@ const REPAIR_ATTEMPTS = 10
 const epochKey = (id: string): string => `v#${id}`
 
 /** The admin set item as stored (plus `v#<id>` numbers); `n` only on items of older versions. */
-type AdminSetItem = { pk: string, ids?: Set<string>, rev?: number, n?: number } & Record<string, unknown>
+type AdminSetItem = Pick<MetaItem, 'pk' | 'ids' | 'rev' | 'n'> & Record<string, unknown>
 
 const readAdminSet = (ctx: UsersContext): Promise<AdminSetItem | null> => ctx.raw.getItem<AdminSetItem>(ctx.tables.meta, ADMIN_SET)
 
@@ -596,7 +597,7 @@ async function repairAdminSet (ctx: UsersContext): Promise<number> {
 
 // The factory: the repository over the tables of `users` and `meta`.
 
-export function createUsersRepository (users: UsersModel, meta: MetaModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
+export function createUsersRepository (users: TableModel, meta: TableModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number }) {
   const ctx: UsersContext = {
     raw,
     cursors,

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import { toProfile } from '../../domain/users.js'
 import { noContent } from '../../lib/http.js'
-import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { etagOf, versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import type { Config } from '../../config.js'
 import type { UsersRepository } from './users.repository.js'
 import { createUsersService } from './users.service.js'
@@ -24,11 +24,7 @@ const usersModule: FastifyPluginAsyncTypebox<{ users: UsersRepository, config?: 
 
   app.route({
     ...routes.getUser,
-    handler: async (request, reply) => {
-      const user = await service.get(request.actor!, request.params.id)
-      reply.header('etag', etagOf(user.version))
-      return toProfile(user)
-    }
+    handler: async (request, reply) => withEtag(reply, await service.get(request.actor!, request.params.id), toProfile)
   })
 
   app.route({
@@ -44,9 +40,7 @@ const usersModule: FastifyPluginAsyncTypebox<{ users: UsersRepository, config?: 
     ...routes.updateUser,
     handler: async (request, reply) => {
       const expected = versionFromIfMatch(request.headers['if-match'])
-      const user = await service.update(request.actor!, request.params.id, request.body, expected)
-      reply.header('etag', etagOf(user.version))
-      return toProfile(user)
+      return withEtag(reply, await service.update(request.actor!, request.params.id, request.body, expected), toProfile)
     }
   })
 
