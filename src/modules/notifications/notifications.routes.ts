@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import { toNotificationChannelDto } from '../../domain/notifications.js'
-import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { etagOf, versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { NotificationsRepository } from './notifications.repository.js'
 import { createNotificationsService, type NotificationsOptions } from './notifications.service.js'
@@ -38,8 +38,7 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
     ...routes.getNotificationChannel,
     handler: async (request, reply) => {
       const channel = await service.get(request.params.id)
-      reply.header('etag', etagOf(channel.version))
-      return toNotificationChannelDto(channel)
+      return withEtag(reply, channel, toNotificationChannelDto)
     }
   })
 
@@ -47,8 +46,7 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
     ...routes.updateNotificationChannel,
     handler: async (request, reply) => {
       const channel = await service.update(request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
-      reply.header('etag', etagOf(channel.version))
-      return toNotificationChannelDto(channel)
+      return withEtag(reply, channel, toNotificationChannelDto)
     }
   })
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { routes } from '../../../openapi/generated/routes.js'
 import { toAwsAccountDto } from '../../domain/aws-accounts.js'
-import { etagOf, versionFromIfMatch } from '../../lib/etag.js'
+import { etagOf, versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { ConnectionTestOptions } from './connection-test.js'
 import type { IngestionHealth } from '../../../openapi/generated/schemas.js'
@@ -45,8 +45,7 @@ const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (
     ...routes.getAwsAccount,
     handler: async (request, reply) => {
       const account = await service.getAccount(request.params.id)
-      reply.header('etag', etagOf(account.version))
-      return toAwsAccountDto(account)
+      return withEtag(reply, account, toAwsAccountDto)
     }
   })
 
@@ -54,8 +53,7 @@ const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (
     ...routes.updateAwsAccount,
     handler: async (request, reply) => {
       const account = await service.updateAccount(request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
-      reply.header('etag', etagOf(account.version))
-      return toAwsAccountDto(account)
+      return withEtag(reply, account, toAwsAccountDto)
     }
   })
 
