@@ -55,11 +55,13 @@ export function roundTripRows (stats: RoundTripStats): RoundTripRow[] {
 }
 
 export function roundTripTable (rows: RoundTripRow[], delayMs: number): string {
-  const n = (v: number): string => (Number.isNaN(v) ? '—' : String(Math.round(v * 10) / 10))
+  // NaN (not exercised) comes back as null from a saved results.json (BENCH_RENDER).
+  const absent = (v: number | null): v is null => v === null || Number.isNaN(v)
+  const n = (v: number | null): string => (absent(v) ? '—' : String(Math.round(v * 10) / 10))
   const verdict = (r: RoundTripRow): string => (r.samples === 0 ? 'not exercised' : r.pass === null ? '—' : r.pass ? 'PASS' : 'FAIL')
   return [
     `| operation | method and path | samples | sequential round trips (median / max) | calls (median) | p50 with ${delayMs} ms per call | target | result |`,
     '| --- | --- | ---: | ---: | ---: | ---: | --- | --- |',
-    ...rows.map(r => `| \`${r.operation}\` | ${r.method} \`${r.path}\` | ${r.samples} | ${n(r.sequential)} / ${n(r.sequentialMax)} | ${n(r.calls)} | ${Number.isNaN(r.p50Ms) ? '—' : `${r.p50Ms.toFixed(1)} ms`} | ${r.target === undefined ? '—' : `≤ ${r.target}`} | ${verdict(r)} |`)
+    ...rows.map(r => `| \`${r.operation}\` | ${r.method} \`${r.path}\` | ${r.samples} | ${n(r.sequential)} / ${n(r.sequentialMax)} | ${n(r.calls)} | ${absent(r.p50Ms) ? '—' : `${r.p50Ms.toFixed(1)} ms`} | ${r.target === undefined ? '—' : `≤ ${r.target}`} | ${verdict(r)} |`)
   ].join('\n')
 }
