@@ -49,6 +49,9 @@ export function createCursorCodec (secret: string): CursorCodec {
 
 export interface Page<T> { items: T[], next_cursor: string | null }
 
+/** The same page with each item mapped (to its wire shape, usually). */
+export const mapPage = <T, U>(page: Page<T>, map: (item: T) => U): Page<U> => ({ items: page.items.map(item => map(item)), next_cursor: page.next_cursor })
+
 /** One round of a query: at most `limit` items read, starting after `startKey`. */
 export type QueryRound<T> = (limit: number, startKey: Record<string, unknown> | undefined) =>
 Promise<{ items: T[], lastKey: Record<string, unknown> | undefined }>

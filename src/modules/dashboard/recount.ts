@@ -1,5 +1,5 @@
 import { isExpired } from '../../domain/events.js'
-import { eventCounts, openTaskOf, recount, taskCounts, userCounts, type Deltas } from '../../domain/stats.js'
+import { eventCounts, eventFacts, openTaskOf, recount, taskCounts, taskFacts, userCounts, userFacts, type Deltas } from '../../domain/stats.js'
 import type { MonitoringEvent } from '../../domain/events.js'
 import type { Task } from '../../domain/tasks.js'
 import type { User } from '../../domain/users.js'
@@ -36,14 +36,15 @@ export async function recountStats (repos: RecountSources): Promise<Record<strin
   const now = Date.now()
   const expired = events.filter(e => e.deleted_at === null && isExpired(e, now))
   for (const e of expired) await repos.events.claimExpiry(e.id)
-  const eventFacts = events.map(e => ({ severity: e.severity, source: e.source, status: e.status, deleted: e.deleted_at !== null || isExpired(e, now) }))
-  const taskFacts = tasks.map(t => ({ status: t.status, priority: t.priority, assigned_to: t.assigned_to, deleted: t.deleted_at !== null, created_at: t.created_at, first_action_at: t.first_action_at, closed_at: t.closed_at }))
+  // The same facts the writes count (domain/stats.ts); an expired event counts as deleted.
+  const eventsCounted = events.map(e => ({ ...eventFacts(e), deleted: e.deleted_at !== null || isExpired(e, now) }))
+  const tasksCounted = tasks.map(taskFacts)
   const counters: Record<string, Deltas> = {
-    events: recount(eventFacts, eventCounts),
-    tasks: recount(taskFacts, taskCounts),
-    users: recount(users.map(u => ({ role: u.role, is_active: u.is_active })), userCounts)
+    events: recount(eventsCounted, eventCounts),
+    tasks: recount(tasksCounted, taskCounts),
+    users: recount(users.map(userFacts), userCounts)
   }
-  for (const t of taskFacts) {
+  for (const t of tasksCounted) {
     const assignee = openTaskOf(t)
     if (assignee) counters[`user#${assignee}`] = { open: (counters[`user#${assignee}`]?.open ?? 0) + 1 }
   }

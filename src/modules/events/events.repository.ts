@@ -6,7 +6,7 @@ import { isExpired, type EventStatus, type ListedEvent, type MonitoringEvent } f
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaItem } from '../../db/meta.model.js'
-import type { CursorCodec, Page } from '../../db/pagination.js'
+import { mapPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
 import { applied, readIndexPage } from '../../db/access.js'
@@ -514,7 +514,7 @@ async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
       keyOf: (item) => ({ id: item.id, [index.attr]: item[index.attr], [index.sk]: item[index.sk] })
     }
   })
-  return { items: page.items.map(toListedEvent), next_cursor: page.next_cursor }
+  return mapPage(page, toListedEvent)
 }
 
 /** The most recent live events (dashboard). */

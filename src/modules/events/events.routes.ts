@@ -7,6 +7,7 @@ import { etagOf } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { EventsRepository } from './events.repository.js'
 import { createEventsService, type TaskStore } from './events.service.js'
+import { mapPage } from '../../db/pagination.js'
 
 /** The module's repository, and the ports to other modules it uses (given by app.ts). */
 export interface EventsModuleOptions {
@@ -24,7 +25,7 @@ const eventsModule: FastifyPluginAsyncTypebox<EventsModuleOptions> = async (app,
     handler: async (request) => {
       const { limit = 20, time_field: timeField = 'occurred_at', ...filters } = request.query
       const page = await service.list({ ...filters, limit, time_field: timeField })
-      return { items: page.items.map(toEventListItem), next_cursor: page.next_cursor }
+      return mapPage(page, toEventListItem)
     }
   })
 

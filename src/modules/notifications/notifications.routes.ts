@@ -5,6 +5,7 @@ import { etagOf, versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
 import type { NotificationsRepository } from './notifications.repository.js'
 import { createNotificationsService, type NotificationsOptions } from './notifications.service.js'
+import { mapPage } from '../../db/pagination.js'
 
 /** The module's repository and the options of its sender (key, loopback rule, time-out, console URL). */
 export interface NotificationsModuleOptions extends NotificationsOptions {
@@ -21,7 +22,7 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
     handler: async (request) => {
       const { limit = 20, cursor } = request.query
       const page = await service.list({ limit, cursor })
-      return { items: page.items.map(c => toNotificationChannelDto(c)), next_cursor: page.next_cursor }
+      return mapPage(page, toNotificationChannelDto)
     }
   })
 

@@ -9,6 +9,7 @@ import type { OnboardingService } from '../../domain/onboarding.js'
 import type { AwsAccountsRepository } from './aws-accounts.repository.js'
 import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { createSettingsService } from './settings.service.js'
+import { mapPage } from '../../db/pagination.js'
 
 /** The module's repositories, the options of the connection test (STS, EventBridge, the public URL) and of onboarding (what the member stack gets), and the events module's ingestion health. */
 export interface SettingsModuleOptions {
@@ -28,7 +29,7 @@ const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (
     handler: async (request) => {
       const { limit = 20, cursor, enabled } = request.query
       const page = await service.listAccounts({ limit, cursor, enabled })
-      return { items: page.items.map(toAwsAccountDto), next_cursor: page.next_cursor }
+      return mapPage(page, toAwsAccountDto)
     }
   })
 

@@ -8,7 +8,7 @@ import {
 import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where, type Condition, type KeyCondition } from '../../db/expressions.js'
 import { itemSize, MAX_ITEM_BYTES } from '../../db/item-size.js'
-import { readPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { mapPage, readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
 import type { CommentItem, HistoryItem, HistoryRecordItem, TaskItem } from './tasks.model.js'
@@ -427,7 +427,7 @@ async function listHistory (ctx: Context, taskId: string, limit: number, cursor?
     return { items, lastKey: more && last ? { task_id: taskId, seq: last.key } : undefined }
   })
   const [, page] = await together(task, reading)
-  return { items: page.items.map(toStatusHistoryDto), next_cursor: page.next_cursor }
+  return mapPage(page, toStatusHistoryDto)
 }
 
 // ---------------------------------------------------------------------------------------------

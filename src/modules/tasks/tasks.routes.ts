@@ -6,6 +6,7 @@ import { noContent } from '../../lib/http.js'
 import type { UserLookup } from '../../domain/users.js'
 import type { TasksRepository } from './tasks.repository.js'
 import { createTasksService, type EventLinks } from './tasks.service.js'
+import { mapPage } from '../../db/pagination.js'
 
 /** The module's repository, and the ports to the users and events modules (given by app.ts). */
 export interface TasksModuleOptions {
@@ -22,7 +23,7 @@ const tasksModule: FastifyPluginAsyncTypebox<TasksModuleOptions> = async (app, o
     handler: async (request) => {
       const { limit = 20, ...filters } = request.query
       const page = await service.list(request.actor!, { limit, ...filters })
-      return { items: page.items.map(toTaskDto), next_cursor: page.next_cursor }
+      return mapPage(page, toTaskDto)
     }
   })
 

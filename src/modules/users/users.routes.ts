@@ -6,6 +6,7 @@ import { etagOf, versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import type { Config } from '../../config.js'
 import type { UsersRepository } from './users.repository.js'
 import { createUsersService } from './users.service.js'
+import { mapPage } from '../../db/pagination.js'
 
 /** `config`: TEMP_PASSWORD_TTL_HOURS (without it, the default lifetime). */
 const usersModule: FastifyPluginAsyncTypebox<{ users: UsersRepository, config?: Pick<Config, 'temporaryPasswordTtlHours'> }> = async (app, opts) => {
@@ -18,7 +19,7 @@ const usersModule: FastifyPluginAsyncTypebox<{ users: UsersRepository, config?: 
     handler: async (request) => {
       const { limit = 20, cursor, role, is_active: isActive, search } = request.query
       const page = await service.list({ limit, cursor, role, is_active: isActive, search })
-      return { items: page.items.map(toProfile), next_cursor: page.next_cursor }
+      return mapPage(page, toProfile)
     }
   })
 
