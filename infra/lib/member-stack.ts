@@ -9,6 +9,8 @@ import type { Construct } from 'constructs'
 import { DETAIL_TYPES } from '../../src/domain/event-adapters.js'
 // The names the connection test looks the wiring up by.
 import { INGEST_PATH, MEMBER_WIRING, SERVICE_URL_PATTERN } from '../../src/domain/member-wiring.js'
+// The parameter names onboarding fills in (the service builds its kits from them).
+import { MEMBER_PARAMETERS as P } from '../../src/domain/onboarding.js'
 import { acknowledge } from './nag.js'
 
 /** The rule's event pattern: the four supported sources and their supported detail-types. */
@@ -71,36 +73,36 @@ export class MemberAccountStack extends Stack {
       ...props
     })
 
-    const serviceAccountId = new CfnParameter(this, 'ServiceAccountId', {
+    const serviceAccountId = new CfnParameter(this, P.serviceAccountId, {
       type: 'String',
       allowedPattern: '^[0-9]{12}$',
       description: 'The AWS account the cloud-monitoring service runs in (trusted to assume the role)'
     })
-    const externalId = new CfnParameter(this, 'ExternalId', {
+    const externalId = new CfnParameter(this, P.externalId, {
       type: 'String',
       minLength: 2,
       maxLength: 1224,
       allowedPattern: '^[\\w+=,.@:/-]+$',
       description: 'The external id registered with the account in the console (external_id); required by the trust policy'
     })
-    const roleName = new CfnParameter(this, 'RoleName', {
+    const roleName = new CfnParameter(this, P.roleName, {
       type: 'String',
       default: props.roleName,
       allowedPattern: '^[\\w+=,.@-]{1,64}$',
       description: 'Name of the read-only role; register arn:aws:iam::<this account>:role/<RoleName> as role_arn'
     })
-    const createRole = new CfnParameter(this, 'CreateRole', {
+    const createRole = new CfnParameter(this, P.createRole, {
       type: 'String',
       default: 'true',
       allowedValues: ['true', 'false'],
       description: 'true in exactly one region of the account (IAM is global); false in the others'
     })
-    const serviceUrl = new CfnParameter(this, 'ServiceUrl', {
+    const serviceUrl = new CfnParameter(this, P.serviceUrl, {
       type: 'String',
       allowedPattern: SERVICE_URL_PATTERN,
       description: 'Base URL of the service, https, without a trailing slash (events go to <ServiceUrl>/api/events/ingest)'
     })
-    const apiKey = new CfnParameter(this, 'ApiKey', {
+    const apiKey = new CfnParameter(this, P.apiKey, {
       type: 'String',
       noEcho: true,
       minLength: 16,
@@ -116,8 +118,8 @@ export class MemberAccountStack extends Stack {
     this.templateOptions.metadata = {
       'AWS::CloudFormation::Interface': {
         ParameterGroups: [
-          { Label: { default: 'The service' }, Parameters: ['ServiceUrl', 'ApiKey', 'InvocationRateLimitPerSecond'] },
-          { Label: { default: 'The read-only role' }, Parameters: ['ServiceAccountId', 'ExternalId', 'RoleName', 'CreateRole'] }
+          { Label: { default: 'The service' }, Parameters: [P.serviceUrl, P.apiKey, 'InvocationRateLimitPerSecond'] },
+          { Label: { default: 'The read-only role' }, Parameters: [P.serviceAccountId, P.externalId, P.roleName, P.createRole] }
         ]
       }
     }
