@@ -27,6 +27,11 @@ import dashboardModule from './modules/dashboard/dashboard.routes.js'
 import apiKeyPlugin from './plugins/api-key.js'
 import statsPlugin from './plugins/stats.js'
 import notificationsModule from './modules/notifications/notifications.routes.js'
+import { createNotificationsService } from './modules/notifications/notifications.service.js'
+import { createRulesGate, createRulesService } from './modules/notifications/rules.service.js'
+import { createNotificationWorker, type NotificationWorker } from './modules/notifications/worker.js'
+import notificationPoller from './modules/notifications/poller.js'
+import { notifySources } from './notify-sources.js'
 import { createSecretBox, notificationKey } from './lib/secret-box.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
@@ -40,6 +45,13 @@ export interface AppOptions {
 }
 
 export type App = FastifyInstance
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The notification worker (the poller runs it; tests and the scheduled Lambda call `drain`). */
+    notifier: NotificationWorker
+  }
+}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -175,12 +187,35 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
   await app.register(docsPlugin)
   await app.register(consolePlugin)
 
+  // Notifications: the rules' gate goes to every writer of changes that notify (tasks,
+  // ingestion, events); the worker queues and delivers what they marked (worker.ts).
+  const notify = createRulesGate(() => repos.notificationRules.enabled())
+  const channels = createNotificationsService(repos.notifications, {
+    box: createSecretBox(notificationKey(config.notifications.key, opts.jwtSecret)),
+    allowLoopback: config.notifications.allowLoopback,
+    timeoutMs: config.notifications.timeoutMs,
+    consoleUrl: config.publicBaseUrl ?? null
+  })
+  const notifier = createNotificationWorker({
+    deliveries: repos.notificationDeliveries,
+    channels: repos.notifications,
+    rules: () => repos.notificationRules.enabled(),
+    sources: notifySources(repos, config.publicBaseUrl ?? null),
+    send: channels.send,
+    retry: config.notifications.retry,
+    groupWindowMs: config.notifications.groupWindowMs,
+    timeoutMs: config.notifications.timeoutMs,
+    consoleUrl: config.publicBaseUrl ?? null,
+    log: app.log
+  })
+  app.decorate('notifier', notifier)
+
   await app.register(healthModule)
   await app.register(authModule, { config, auth: repos.auth, users: repos.users })
   await app.register(usersModule, { config, users: repos.users })
-  await app.register(tasksModule, { tasks: repos.tasks, users: repos.users, events: repos.events })
-  await app.register(ingestionModule, { events: repos.events, ingestionHealth: repos.ingestionHealth, settings: repos.settings })
-  await app.register(eventsModule, { events: repos.events, tasks: repos.tasks, users: repos.users })
+  await app.register(tasksModule, { tasks: repos.tasks, users: repos.users, events: repos.events, notify })
+  await app.register(ingestionModule, { events: repos.events, ingestionHealth: repos.ingestionHealth, settings: repos.settings, notify })
+  await app.register(eventsModule, { events: repos.events, tasks: repos.tasks, users: repos.users, notify })
   await app.register(dashboardModule, { stats: repos.stats, recentEvents: (limit) => repos.events.recent(limit) })
   // Expiry: the embedded stand-in has no TTL, so the app sweeps expired events itself (on real
   // DynamoDB, TTL deletes them and the stream consumer, src/lambda-streams.ts, counts them out).
@@ -198,11 +233,10 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     onboarding: { ...config.onboarding, publicBaseUrl: config.publicBaseUrl, region: config.region }
   })
   await app.register(notificationsModule, {
-    channels: repos.notifications,
-    box: createSecretBox(notificationKey(config.notifications.key, opts.jwtSecret)),
-    allowLoopback: config.notifications.allowLoopback,
-    timeoutMs: config.notifications.timeoutMs,
-    consoleUrl: config.publicBaseUrl ?? null
+    channels,
+    rules: createRulesService(repos.notificationRules, repos.notifications, notify.invalidate),
+    deliveries: repos.notificationDeliveries
   })
+  await app.register(notificationPoller, { intervalMs: config.notifications.pollMs, drain: notifier.drain })
   return app
 }

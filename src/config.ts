@@ -47,7 +47,11 @@ export const EnvSchema = Type.Object({
   // base64 of 32 bytes: the key that encrypts the notification channels' secrets (AES-256-GCM).
   NOTIFICATION_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),
   NOTIFICATION_ALLOW_LOOPBACK: Type.Boolean({ default: false }),
-  NOTIFICATION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30000, default: 5000 })
+  NOTIFICATION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30000, default: 5000 }),
+  NOTIFICATION_POLL_MS: Type.Integer({ minimum: 0, maximum: 3600000, default: 1000 }),
+  NOTIFICATION_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 3600000, default: 10000 }),
+  NOTIFICATION_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
+  NOTIFICATION_GROUP_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 2000 })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -114,6 +118,12 @@ export interface Config {
     allowLoopback: boolean
     /** Bound of one outbound request (connect, send, read the answer). */
     timeoutMs: number
+    /** Milliseconds between runs of the in-process notification worker; 0: none (a scheduled worker delivers). */
+    pollMs: number
+    /** Retries: the wait after the first failure (then ×4, jittered) and the attempts before a message is dead. */
+    retry: { baseMs: number, maxAttempts: number }
+    /** How long a channel's first queued notification waits for others to group with (one digest per burst). */
+    groupWindowMs: number
   }
 }
 
@@ -172,7 +182,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     notifications: {
       key: e.NOTIFICATION_KEY ? Buffer.from(e.NOTIFICATION_KEY, 'base64') : undefined,
       allowLoopback: e.NOTIFICATION_ALLOW_LOOPBACK,
-      timeoutMs: e.NOTIFICATION_TIMEOUT_MS
+      timeoutMs: e.NOTIFICATION_TIMEOUT_MS,
+      pollMs: e.NOTIFICATION_POLL_MS,
+      retry: { baseMs: e.NOTIFICATION_RETRY_BASE_MS, maxAttempts: e.NOTIFICATION_MAX_ATTEMPTS },
+      groupWindowMs: e.NOTIFICATION_GROUP_WINDOW_MS
     }
   }
 }

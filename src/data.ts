@@ -22,6 +22,8 @@ import { Stats } from './modules/dashboard/stats.model.js'
 import { createStatsRepository, type StatsRepository } from './modules/dashboard/stats.repository.js'
 import { Notifications } from './modules/notifications/notifications.model.js'
 import { createNotificationsRepository, type NotificationsRepository } from './modules/notifications/notifications.repository.js'
+import { createRulesRepository, type RulesRepository } from './modules/notifications/rules.repository.js'
+import { createDeliveryRepository, type DeliveryRepository } from './modules/notifications/delivery.repository.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -65,6 +67,8 @@ export interface Repositories {
   settings: MonitoringSettingsRepository
   stats: StatsRepository
   notifications: NotificationsRepository
+  notificationRules: RulesRepository
+  notificationDeliveries: DeliveryRepository
 }
 
 declare module 'fastify' {
@@ -89,6 +93,8 @@ export function createRepositories (db: DataContext, models: Models, authCache: 
     awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors, raw),
     settings: createMonitoringSettingsRepository(models.meta, raw),
     stats: createStatsRepository(models.stats, raw, client),
-    notifications: createNotificationsRepository(models.notifications, cursors, raw)
+    notifications: createNotificationsRepository(models.notifications, cursors, raw),
+    notificationRules: createRulesRepository(models.notifications.table().name, cursors, raw),
+    notificationDeliveries: createDeliveryRepository(models.notifications.table().name, cursors, raw)
   }
 }

@@ -159,6 +159,8 @@ t.test('every operation, positive and negative, over HTTP', async t => {
   }
   const newChannel = async (type: 'webhook' | 'slack' = 'webhook') =>
     (await json('POST', '/api/config/notification-channels', admin, { name: `channel ${unique()}`, type, url: 'http://127.0.0.1:9/hook' })).body.channel.id as string
+  const newRule = async () =>
+    (await json('POST', '/api/config/notification-rules', admin, { name: `rule ${unique()}`, channel_ids: [await newChannel()], kinds: ['event.created'] })).body.id as string
   const member = await newUser()
   const example = exampleBody
   const readable = (path: string, token = admin) => async () => {
@@ -212,6 +214,12 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     deleteNotificationChannel: async () => { const id = await newChannel(); return { headers: bearer(admin), path: { id }, after: async () => { t.equal((await json('GET', `/api/config/notification-channels/${id}`, admin)).status, 404, 'after DELETE the channel is 404') } } },
     rotateNotificationChannelSecret: async () => ({ headers: bearer(admin), path: { id: await newChannel() } }),
     testNotificationChannel: async () => ({ headers: bearer(admin), path: { id: await newChannel('slack') }, after: async (_r, j) => { t.match(j, { ok: false, error_code: 'connection_error' }, 'a closed port is an answer, not an error') } }),
+    listNotificationDeliveries: async () => ({ headers: bearer(admin), path: { id: await newChannel() } }),
+    listNotificationRules: async () => { await newRule(); return { headers: bearer(admin) } },
+    createNotificationRule: async (op) => ({ headers: bearer(admin), body: { ...example(op) as object, channel_ids: [await newChannel()] }, after: async (_r, j) => { await readable(`/api/config/notification-rules/${j.id}`)() } }),
+    getNotificationRule: async () => ({ headers: bearer(admin), path: { id: await newRule() } }),
+    updateNotificationRule: async (op) => ({ headers: bearer(admin), path: { id: await newRule() }, body: example(op) }),
+    deleteNotificationRule: async () => { const id = await newRule(); return { headers: bearer(admin), path: { id }, after: async () => { t.equal((await json('GET', `/api/config/notification-rules/${id}`, admin)).status, 404, 'after DELETE the rule is 404') } } },
     getMonitoringSettings: async () => ({ headers: bearer(admin) }),
     updateMonitoringSettings: async (op) => ({ headers: bearer(admin), body: example(op) }),
     getHealth: async () => ({ headers: {} })

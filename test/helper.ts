@@ -53,6 +53,8 @@ export async function build (t: Test, env: Record<string, string> = {}): Promise
     LOG_LEVEL: 'silent',
     RATE_LIMIT_MAX: '100000',
     AUTH_RATE_LIMIT_MAX: '100000',
+    // Tests run the notification worker themselves (app.notifier.drain()), when they need it.
+    NOTIFICATION_POLL_MS: '0',
     TABLE_PREFIX: `t${++counter}-`,
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

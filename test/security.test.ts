@@ -54,6 +54,7 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     return (await post('/api/config/aws-accounts', admin, { account_id: id, name: 'x', role_arn: `arn:aws:iam::${id}:role/R` })).account.id as string
   }
   const channel = async () => (await post('/api/config/notification-channels', admin, { name: `channel ${++n}`, type: 'webhook', url: 'http://127.0.0.1:9/hook' })).channel.id as string
+  const rule = async () => (await post('/api/config/notification-rules', admin, { name: `rule ${++n}`, channel_ids: [await channel()], kinds: ['event.created'] })).id as string
   /** A fresh actor per role and cell, so that destructive calls never affect other cells. */
   const actor = async (role: typeof ROLES[number]) => {
     if (role === 'admin') {
@@ -115,7 +116,13 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     updateNotificationChannel: async () => ({ method: 'PUT', url: `/api/config/notification-channels/${await channel()}`, payload: { name: 'renamed' } }),
     deleteNotificationChannel: async () => ({ method: 'DELETE', url: `/api/config/notification-channels/${await channel()}` }),
     rotateNotificationChannelSecret: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/rotate-secret` }),
-    testNotificationChannel: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/test` })
+    testNotificationChannel: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/test` }),
+    listNotificationDeliveries: async () => ({ method: 'GET', url: `/api/config/notification-channels/${await channel()}/deliveries` }),
+    listNotificationRules: async () => ({ method: 'GET', url: '/api/config/notification-rules' }),
+    createNotificationRule: async () => ({ method: 'POST', url: '/api/config/notification-rules', payload: { name: `matrix ${++n}`, channel_ids: [await channel()], kinds: ['task.assigned'] } }),
+    getNotificationRule: async () => ({ method: 'GET', url: `/api/config/notification-rules/${await rule()}` }),
+    updateNotificationRule: async () => ({ method: 'PUT', url: `/api/config/notification-rules/${await rule()}`, payload: { enabled: false } }),
+    deleteNotificationRule: async () => ({ method: 'DELETE', url: `/api/config/notification-rules/${await rule()}` })
   }
   let cells = 0
   for (const [op, row] of Object.entries(matrix)) {

@@ -277,6 +277,42 @@ export const routes = {
     schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.NotificationTestResult, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "testNotificationChannel", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
+  listNotificationDeliveries: {
+    method: "GET" as const,
+    url: "/api/config/notification-channels/:id/deliveries",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })) }, { additionalProperties: false }), response: { "200": S.NotificationDeliveryList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "listNotificationDeliveries", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  listNotificationRules: {
+    method: "GET" as const,
+    url: "/api/config/notification-rules",
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })) }, { additionalProperties: false }), response: { "200": S.NotificationRuleList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "listNotificationRules", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  createNotificationRule: {
+    method: "POST" as const,
+    url: "/api/config/notification-rules",
+    schema: { querystring: Type.Object({}, { additionalProperties: false }), body: S.CreateNotificationRuleRequest, response: { "201": S.NotificationRule, "400": S.Problem, "401": S.Problem, "403": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "createNotificationRule", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  getNotificationRule: {
+    method: "GET" as const,
+    url: "/api/config/notification-rules/:id",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "200": S.NotificationRule, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "getNotificationRule", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  updateNotificationRule: {
+    method: "PUT" as const,
+    url: "/api/config/notification-rules/:id",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateNotificationRuleRequest, response: { "200": S.NotificationRule, "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "updateNotificationRule", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  deleteNotificationRule: {
+    method: "DELETE" as const,
+    url: "/api/config/notification-rules/:id",
+    schema: { params: Type.Object({ id: S.Id }, { additionalProperties: false }), querystring: Type.Object({}, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "404": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "deleteNotificationRule", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
   getMonitoringSettings: {
     method: "GET" as const,
     url: "/api/config/monitoring",
@@ -332,6 +368,9 @@ export const pathMethods: Record<string, string[]> = {
   "/api/config/notification-channels/:id": ["GET","PUT","DELETE"],
   "/api/config/notification-channels/:id/rotate-secret": ["POST"],
   "/api/config/notification-channels/:id/test": ["POST"],
+  "/api/config/notification-channels/:id/deliveries": ["GET"],
+  "/api/config/notification-rules": ["GET","POST"],
+  "/api/config/notification-rules/:id": ["GET","PUT","DELETE"],
   "/api/config/monitoring": ["GET","PUT"],
   "/api/health": ["GET"]
 }

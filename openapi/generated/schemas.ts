@@ -60,6 +60,18 @@ export type NotificationChannelType = Static<typeof NotificationChannelType>
 export const CreateNotificationChannelRequest = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" }), type: NotificationChannelType, url: Type.String({ minLength: 10, maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$" }), enabled: Type.Optional(Type.Boolean({ default: true })) }, { additionalProperties: false })
 export type CreateNotificationChannelRequest = Static<typeof CreateNotificationChannelRequest>
 
+export const NotificationChangeKind = Type.Enum(["event.created","event.reopened","event.resolved","task.assigned","task.status_changed","task.commented"])
+export type NotificationChangeKind = Static<typeof NotificationChangeKind>
+
+export const Severity = Type.Enum(["critical","high","medium","low","info"])
+export type Severity = Static<typeof Severity>
+
+export const EventSource = Type.Enum(["aws.cloudwatch","aws.guardduty","aws.securityhub","aws.health"])
+export type EventSource = Static<typeof EventSource>
+
+export const CreateNotificationRuleRequest = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" }), enabled: Type.Optional(Type.Boolean({ default: true })), channel_ids: Type.Array(Id, { minItems: 1, maxItems: 10, uniqueItems: true }), kinds: Type.Array(NotificationChangeKind, { minItems: 1, maxItems: 6, uniqueItems: true }), min_severity: Type.Optional(Type.Union([Severity, Type.Null()])), sources: Type.Optional(Type.Array(EventSource, { maxItems: 4, uniqueItems: true })), account_ids: Type.Optional(Type.Array(AwsAccountNumber, { maxItems: 100, uniqueItems: true })) }, { additionalProperties: false })
+export type CreateNotificationRuleRequest = Static<typeof CreateNotificationRuleRequest>
+
 export const TaskPriority = Type.Enum(["critical","high","medium","low"])
 export type TaskPriority = Static<typeof TaskPriority>
 
@@ -117,9 +129,6 @@ export type DatabaseHealth = Static<typeof DatabaseHealth>
 export const EventBridgeEnvelope = Type.Object({ version: Type.Optional(Type.String({ maxLength: 16 })), id: Type.String({ minLength: 1, maxLength: 128 }), "detail-type": Type.String({ minLength: 1, maxLength: 256 }), source: Type.String({ minLength: 1, maxLength: 256 }), account: AwsAccountNumber, time: Type.String({ format: "date-time", maxLength: 64 }), region: Type.Optional(AwsRegionToken), resources: Type.Optional(Type.Array(Type.String({ maxLength: 8192 }), { maxItems: 100000 })), detail: Type.Object({}, { additionalProperties: true }), "replay-name": Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: true })
 export type EventBridgeEnvelope = Static<typeof EventBridgeEnvelope>
 
-export const EventSource = Type.Enum(["aws.cloudwatch","aws.guardduty","aws.securityhub","aws.health"])
-export type EventSource = Static<typeof EventSource>
-
 export const EventStatus = Type.Enum(["open","acknowledged","resolved","suppressed"])
 export type EventStatus = Static<typeof EventStatus>
 
@@ -128,9 +137,6 @@ export type EventStatusCounts = Static<typeof EventStatusCounts>
 
 export const SourceCounts = Type.Object({ "aws.cloudwatch": Type.Integer({ minimum: 0, maximum: 1000000000000 }), "aws.guardduty": Type.Integer({ minimum: 0, maximum: 1000000000000 }), "aws.securityhub": Type.Integer({ minimum: 0, maximum: 1000000000000 }), "aws.health": Type.Integer({ minimum: 0, maximum: 1000000000000 }) }, { additionalProperties: false })
 export type SourceCounts = Static<typeof SourceCounts>
-
-export const Severity = Type.Enum(["critical","high","medium","low","info"])
-export type Severity = Static<typeof Severity>
 
 export const MonitoringEventSummary = Type.Object({ id: Id, title: Type.String({ minLength: 1, maxLength: 512 }), severity: Severity, source: EventSource, account_id: AwsAccountNumber, status: EventStatus, occurred_at: Type.String({ format: "date-time", maxLength: 30 }), last_seen_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
 export type MonitoringEventSummary = Static<typeof MonitoringEventSummary>
@@ -207,6 +213,18 @@ export type MonitoringSettings = Static<typeof MonitoringSettings>
 export const NotificationChannelList = Type.Object({ items: Type.Array(NotificationChannel, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
 export type NotificationChannelList = Static<typeof NotificationChannelList>
 
+export const NotificationDelivery = Type.Object({ id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), channel_id: Id, type: Type.Enum(["event.created","event.reopened","event.resolved","task.assigned","task.status_changed","task.commented","digest"]), summary: Type.String({ minLength: 1, maxLength: 300 }), notification_count: Type.Integer({ minimum: 1, maximum: 100000 }), status: Type.Enum(["pending","retrying","delivered","dead","skipped"]), attempts: Type.Integer({ minimum: 0, maximum: 100 }), last_status_code: Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.Null()]), last_error_code: Type.Union([Type.Enum(["http_status","redirect","timeout","unsafe_address","dns_error","connection_error","tls_error","secret_unavailable"]), Type.Null()]), last_error: Type.Union([Type.String({ maxLength: 2000 }), Type.Null()]), created_at: Type.String({ format: "date-time", maxLength: 30 }), last_attempt_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]), next_attempt_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]) }, { additionalProperties: false })
+export type NotificationDelivery = Static<typeof NotificationDelivery>
+
+export const NotificationDeliveryList = Type.Object({ items: Type.Array(NotificationDelivery, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
+export type NotificationDeliveryList = Static<typeof NotificationDeliveryList>
+
+export const NotificationRule = Type.Object({ id: Id, name: Type.String({ minLength: 1, maxLength: 100 }), enabled: Type.Boolean(), channel_ids: Type.Array(Id, { minItems: 1, maxItems: 10, uniqueItems: true }), kinds: Type.Array(NotificationChangeKind, { minItems: 1, maxItems: 6, uniqueItems: true }), min_severity: Type.Union([Severity, Type.Null()]), sources: Type.Array(EventSource, { maxItems: 4, uniqueItems: true }), account_ids: Type.Array(AwsAccountNumber, { maxItems: 100, uniqueItems: true }), version: Type.Integer({ minimum: 1, maximum: 2147483647 }), created_at: Type.String({ format: "date-time", maxLength: 30 }), updated_at: Type.String({ format: "date-time", maxLength: 30 }) }, { additionalProperties: false })
+export type NotificationRule = Static<typeof NotificationRule>
+
+export const NotificationRuleList = Type.Object({ items: Type.Array(NotificationRule, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
+export type NotificationRuleList = Static<typeof NotificationRuleList>
+
 export const ProblemFieldError = Type.Object({ path: Type.String({ minLength: 1, maxLength: 512 }), message: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false })
 export type ProblemFieldError = Static<typeof ProblemFieldError>
 
@@ -270,6 +288,9 @@ export type UpdateMonitoringSettingsRequest = Static<typeof UpdateMonitoringSett
 export const UpdateNotificationChannelRequest = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" })), url: Type.Optional(Type.String({ minLength: 10, maxLength: 2048, pattern: "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$" })), enabled: Type.Optional(Type.Boolean()) }, { minProperties: 1, additionalProperties: false })
 export type UpdateNotificationChannelRequest = Static<typeof UpdateNotificationChannelRequest>
 
+export const UpdateNotificationRuleRequest = Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" })), enabled: Type.Optional(Type.Boolean()), channel_ids: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: 10, uniqueItems: true })), kinds: Type.Optional(Type.Array(NotificationChangeKind, { minItems: 1, maxItems: 6, uniqueItems: true })), min_severity: Type.Optional(Type.Union([Severity, Type.Null()])), sources: Type.Optional(Type.Array(EventSource, { maxItems: 4, uniqueItems: true })), account_ids: Type.Optional(Type.Array(AwsAccountNumber, { maxItems: 100, uniqueItems: true })) }, { minProperties: 1, additionalProperties: false })
+export type UpdateNotificationRuleRequest = Static<typeof UpdateNotificationRuleRequest>
+
 export const UpdateTaskRequest = Type.Object({ title: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), description: Type.Optional(Type.Union([Type.String({ maxLength: 10000 }), Type.Null()])), priority: Type.Optional(TaskPriority), assigned_to: Type.Optional(Type.Union([Id, Type.Null()])), due_at: Type.Optional(Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()])) }, { minProperties: 1, additionalProperties: false })
 export type UpdateTaskRequest = Static<typeof UpdateTaskRequest>
 
@@ -285,8 +306,20 @@ export type UserList = Static<typeof UserList>
 export const UsersStats = Type.Object({ total: Type.Integer({ minimum: 0, maximum: 1000000000000 }), active: Type.Integer({ minimum: 0, maximum: 1000000000000 }), by_role: RoleCounts }, { additionalProperties: false })
 export type UsersStats = Static<typeof UsersStats>
 
+export const WebhookEventData = Type.Object({ event: Type.Object({ id: Id, title: Type.String({ minLength: 1, maxLength: 1000 }), severity: Severity, source: EventSource, account_id: AwsAccountNumber, region: Type.String({ minLength: 1, maxLength: 32 }), status: EventStatus, occurrence_count: Type.Integer({ minimum: 1, maximum: 2147483647 }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), last_seen_at: Type.String({ format: "date-time", maxLength: 30 }), resolved_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]) }, { additionalProperties: false }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
+export type WebhookEventData = Static<typeof WebhookEventData>
+
+export const WebhookTaskData = Type.Object({ task: Type.Object({ id: Id, title: Type.String({ minLength: 1, maxLength: 500 }), status: TaskStatus, priority: TaskPriority, assigned_to: Type.Union([Id, Type.Null()]), created_by: Id, event_id: Type.Union([Id, Type.Null()]) }, { additionalProperties: false }), change: Type.Object({ by: Type.Union([Id, Type.Null()]), from_status: Type.Union([TaskStatus, Type.Null()]), to_status: Type.Union([TaskStatus, Type.Null()]), assigned_to: Type.Union([Id, Type.Null()]), comment_id: Type.Union([Id, Type.Null()]), comment_excerpt: Type.Union([Type.String({ maxLength: 280 }), Type.Null()]) }, { additionalProperties: false }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
+export type WebhookTaskData = Static<typeof WebhookTaskData>
+
+export const WebhookDigestItem = Type.Object({ type: NotificationChangeKind, occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: Type.Union([WebhookEventData, WebhookTaskData]) }, { additionalProperties: false })
+export type WebhookDigestItem = Static<typeof WebhookDigestItem>
+
+export const WebhookDigestData = Type.Object({ count: Type.Integer({ minimum: 2, maximum: 100000 }), counts_by_type: Type.Object({ "event.created": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "event.reopened": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "event.resolved": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "task.assigned": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "task.status_changed": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "task.commented": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })) }, { additionalProperties: false }), counts_by_severity: Type.Object({ critical: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), high: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), medium: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), low: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), info: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })) }, { additionalProperties: false }), notifications: Type.Array(WebhookDigestItem, { maxItems: 50 }), omitted: Type.Integer({ minimum: 0, maximum: 100000 }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
+export type WebhookDigestData = Static<typeof WebhookDigestData>
+
 export const WebhookTestData = Type.Object({ channel_id: Id, channel_name: Type.String({ minLength: 1, maxLength: 100 }), message: Type.String({ minLength: 1, maxLength: 500 }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
 export type WebhookTestData = Static<typeof WebhookTestData>
 
-export const WebhookNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.String({ minLength: 1, maxLength: 100, pattern: "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$" }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: Type.Union([WebhookTestData]) }, { additionalProperties: false })
+export const WebhookNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.String({ minLength: 1, maxLength: 100, pattern: "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$" }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: Type.Union([WebhookEventData, WebhookTaskData, WebhookDigestData, WebhookTestData]) }, { additionalProperties: false })
 export type WebhookNotification = Static<typeof WebhookNotification>

@@ -26,8 +26,8 @@ import type { Item } from 'dynamoose/dist/Item.js'
 type Definition = StringConstructor | NumberConstructor | BooleanConstructor | Record<string, unknown>
 type TypeConstructor = StringConstructor | NumberConstructor | BooleanConstructor | SetConstructor | ArrayConstructor | ObjectConstructor
 
-/** A global secondary index on the attribute (its partition key), projecting every attribute. */
-interface GlobalIndex { name: string, type: 'global', rangeKey?: string }
+/** A global secondary index on the attribute (its partition key), projecting every attribute unless `project: false` (keys only). */
+interface GlobalIndex { name: string, type: 'global', rangeKey?: string, project?: false }
 
 /**
  * One attribute: how Dynamoose stores it and, as types only, its TypeScript value `T` and whether
@@ -50,9 +50,13 @@ export class Attribute<T, R extends boolean = false> {
   hashKey (): Attribute<T, true> { return new Attribute(this.type, { ...this.settings, hashKey: true }) }
   /** The table's sort key (so present on every item). */
   rangeKey (): Attribute<T, true> { return new Attribute(this.type, { ...this.settings, rangeKey: true }) }
-  /** A global index named `name` with this attribute as partition key and `rangeKey` as sort key. */
-  gsi (name: string, rangeKey?: string): Attribute<T, R> {
-    const index: GlobalIndex = rangeKey ? { name, type: 'global', rangeKey } : { name, type: 'global' }
+  /**
+   * A global index named `name` with this attribute as partition key and `rangeKey` as sort key.
+   * `keysOnly`: the index projects only the keys (a sparse index of big items: what it finds is
+   * read from the table).
+   */
+  gsi (name: string, rangeKey?: string, opts: { keysOnly?: true } = {}): Attribute<T, R> {
+    const index: GlobalIndex = { name, type: 'global', ...(rangeKey ? { rangeKey } : {}), ...(opts.keysOnly ? { project: false as const } : {}) }
     return new Attribute(this.type, { ...this.settings, index: [...(this.settings.index ?? []), index] })
   }
 

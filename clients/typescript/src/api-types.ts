@@ -725,6 +725,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/config/notification-channels/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a channel's deliveries
+         * @description The channel's delivery log, newest first: one entry per message sent or being sent (a single notification, or a `digest` that groups a burst), with what it was about, how many attempts it took, its status and the last error. Entries are kept 30 days. Test notifications are not listed (see the channel's `last_test`).
+         *
+         *     Statuses: `pending` (not tried yet, or being sent), `retrying` (failed, tried again at `next_attempt_at`: exponential back-off with jitter), `delivered` (the receiver answered `2xx`), `dead` (failed `NOTIFICATION_MAX_ATTEMPTS` times; not tried again), `skipped` (the channel was disabled before the message was sent).
+         */
+        get: operations["listNotificationDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/config/notification-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List notification rules
+         * @description The notification rules, newest first. A rule sends the changes it matches to its channels; a change matched by several rules of one channel is sent to that channel once.
+         */
+        get: operations["listNotificationRules"];
+        put?: never;
+        /**
+         * Create a notification rule
+         * @description Which changes notify which channels. A change matches a rule when its kind is in `kinds` and, for event changes, the event's severity is at least `min_severity` (`null`: any), its source is in `sources` and its AWS account in `account_ids` (an empty list: any). Task changes have no severity, source or account: they match by kind only.
+         *
+         *     Every channel of `channel_ids` must exist (`400 validation_failed` at `/body/channel_ids/<i>` otherwise). A rule applies to the changes made from at most 5 seconds after it is saved (each instance of the service keeps the enabled rules for 5 seconds, to decide without a read whether a change needs notifying; the instance that saved the rule applies it at once).
+         */
+        post: operations["createNotificationRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/config/notification-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a notification rule
+         * @description One rule.
+         */
+        get: operations["getNotificationRule"];
+        /**
+         * Update a notification rule
+         * @description Partial update: only the fields in the body change (a list given replaces the list). New `channel_ids` must exist, like on creation.
+         */
+        put: operations["updateNotificationRule"];
+        post?: never;
+        /**
+         * Delete a notification rule
+         * @description Deletes the rule: changes made from then on are not matched by it (messages already queued are still sent).
+         */
+        delete: operations["deleteNotificationRule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/config/monitoring": {
         parameters: {
             query?: never;
@@ -1889,7 +1965,7 @@ export interface components {
             version: number;
             /** @description Unique id of the notification, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
             id: string;
-            /** @description What happened, full-stop delimited: `test` (a test notification from `testNotificationChannel`). Planned: `event.created`, `event.updated`, `event.resolved`, `task.created`, `task.assigned`, `task.status_changed`. */
+            /** @description What happened, full-stop delimited: a `NotificationChangeKind` (`event.created`, `event.reopened`, `event.resolved`, `task.assigned`, `task.status_changed`, `task.commented`), `digest` (several notifications grouped in one message: a burst), or `test` (a test notification from `testNotificationChannel`). */
             type: string;
             /**
              * Format: date-time
@@ -1897,7 +1973,7 @@ export interface components {
              */
             occurred_at: string;
             /** @description What the notification is about; its schema depends on `type`. */
-            data: components["schemas"]["WebhookTestData"];
+            data: components["schemas"]["WebhookEventData"] | components["schemas"]["WebhookTaskData"] | components["schemas"]["WebhookDigestData"] | components["schemas"]["WebhookTestData"];
         };
         /** @description `data` of a `test` notification. */
         WebhookTestData: {
@@ -1907,6 +1983,213 @@ export interface components {
             /** @description A sentence saying that this is a test. */
             message: string;
             /** @description The console's address (`PUBLIC_BASE_URL`), `null` when the service does not know it. */
+            console_url: string | null;
+        };
+        /**
+         * @description A kind of change that can notify (a rule's `kinds`, a notification's `type`):
+         *     - `event.created`: a new event (an alarm went into ALARM, a new finding, a new Health event);
+         *     - `event.reopened`: an acknowledged event's severity rose, which reopens it;
+         *     - `event.resolved`: AWS resolved the event (alarm back to OK, finding archived, Health event closed);
+         *     - `task.assigned`: a task was created with an assignee, or its assignee changed;
+         *     - `task.status_changed`: a task moved to another status;
+         *     - `task.commented`: somebody commented on a task (the notification names the task's creator and assignee, the people it concerns).
+         * @enum {string}
+         */
+        NotificationChangeKind: "event.created" | "event.reopened" | "event.resolved" | "task.assigned" | "task.status_changed" | "task.commented";
+        /** @description Which changes notify which channels (see `createNotificationRule`). */
+        NotificationRule: {
+            id: components["schemas"]["Id"];
+            /** @description Display name of the rule. */
+            name: string;
+            /** @description `false`: the rule matches nothing. */
+            enabled: boolean;
+            /** @description The channels the matched changes go to. */
+            channel_ids: components["schemas"]["Id"][];
+            /** @description The kinds of change the rule matches. */
+            kinds: components["schemas"]["NotificationChangeKind"][];
+            /** @description Event changes only: the lowest severity matched; `null`: any. */
+            min_severity: components["schemas"]["Severity"] | null;
+            /** @description Event changes only: the sources matched; empty: any. */
+            sources: components["schemas"]["EventSource"][];
+            /** @description Event changes only: the AWS accounts matched; empty: any. */
+            account_ids: components["schemas"]["AwsAccountNumber"][];
+            /** @description Incremented on every change of the rule. The `ETag` is `"v<version>"`. */
+            version: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description A page of notification rules. */
+        NotificationRuleList: {
+            /** @description The page of items (at most `limit`). */
+            items: components["schemas"]["NotificationRule"][];
+            /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description A new notification rule. */
+        CreateNotificationRuleRequest: {
+            /** @description Display name of the rule; no control characters and no bidirectional-override or invisible direction marks. */
+            name: string;
+            /**
+             * @description Whether the rule matches changes.
+             * @default true
+             */
+            enabled?: boolean;
+            /** @description The channels the matched changes go to (each must exist). */
+            channel_ids: components["schemas"]["Id"][];
+            /** @description The kinds of change the rule matches. */
+            kinds: components["schemas"]["NotificationChangeKind"][];
+            /** @description Event changes only: the lowest severity matched; `null` or absent: any. */
+            min_severity?: components["schemas"]["Severity"] | null;
+            /** @description Event changes only: the sources matched; empty or absent: any. */
+            sources?: components["schemas"]["EventSource"][];
+            /** @description Event changes only: the AWS accounts matched; empty or absent: any. */
+            account_ids?: components["schemas"]["AwsAccountNumber"][];
+        };
+        /** @description Fields to change (at least one). */
+        UpdateNotificationRuleRequest: {
+            /** @description Display name of the rule; no control characters and no bidirectional-override or invisible direction marks. */
+            name?: string;
+            /** @description Whether the rule matches changes. */
+            enabled?: boolean;
+            /** @description The channels the matched changes go to (each must exist). */
+            channel_ids?: components["schemas"]["Id"][];
+            /** @description The kinds of change the rule matches. */
+            kinds?: components["schemas"]["NotificationChangeKind"][];
+            /** @description Event changes only: the lowest severity matched; `null`: any. */
+            min_severity?: components["schemas"]["Severity"] | null;
+            /** @description Event changes only: the sources matched; empty: any. */
+            sources?: components["schemas"]["EventSource"][];
+            /** @description Event changes only: the AWS accounts matched; empty: any. */
+            account_ids?: components["schemas"]["AwsAccountNumber"][];
+        };
+        /** @description One message to a channel (see `listNotificationDeliveries`). */
+        NotificationDelivery: {
+            /** @description The message id (the `webhook-id` of a webhook delivery, the same on every attempt). */
+            id: string;
+            channel_id: components["schemas"]["Id"];
+            /**
+             * @description The notification's kind (`NotificationChangeKind`), or `digest` for a message that groups several.
+             * @enum {string}
+             */
+            type: "event.created" | "event.reopened" | "event.resolved" | "task.assigned" | "task.status_changed" | "task.commented" | "digest";
+            /** @description What the message says, in one line. */
+            summary: string;
+            /** @description How many notifications the message carries (1, or the size of a digest). */
+            notification_count: number;
+            /**
+             * @description `pending`, `retrying`, `delivered`, `dead` or `skipped` (see `listNotificationDeliveries`).
+             * @enum {string}
+             */
+            status: "pending" | "retrying" | "delivered" | "dead" | "skipped";
+            /** @description Attempts made so far. */
+            attempts: number;
+            /** @description The receiver's status at the last attempt; `null` when it did not answer or nothing was tried yet. */
+            last_status_code: number | null;
+            /** @description Why the last attempt failed (the codes of `NotificationTestResult.error_code`); `null` after a success or before any attempt. */
+            last_error_code: ("http_status" | "redirect" | "timeout" | "unsafe_address" | "dns_error" | "connection_error" | "tls_error" | "secret_unavailable") | null;
+            /** @description The last failure, for a person to read (secrets masked); `null` after a success or before any attempt. */
+            last_error: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_attempt_at: string | null;
+            /**
+             * Format: date-time
+             * @description `retrying`: when it is tried again; `null` otherwise.
+             */
+            next_attempt_at: string | null;
+        };
+        /** @description A page of a channel's deliveries. */
+        NotificationDeliveryList: {
+            /** @description The page of items (at most `limit`). */
+            items: components["schemas"]["NotificationDelivery"][];
+            /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description `data` of an `event.created`, `event.reopened` or `event.resolved` notification: the event as it was when the notification was queued. */
+        WebhookEventData: {
+            /** @description The event. */
+            event: {
+                id: components["schemas"]["Id"];
+                title: string;
+                severity: components["schemas"]["Severity"];
+                source: components["schemas"]["EventSource"];
+                account_id: components["schemas"]["AwsAccountNumber"];
+                region: string;
+                status: components["schemas"]["EventStatus"];
+                occurrence_count: number;
+                /** Format: date-time */
+                occurred_at: string;
+                /** Format: date-time */
+                last_seen_at: string;
+                /** Format: date-time */
+                resolved_at: string | null;
+            };
+            /** @description The event's page in the console; `null` when the service does not know its address (`PUBLIC_BASE_URL`). */
+            console_url: string | null;
+        };
+        /** @description `data` of a `task.assigned`, `task.status_changed` or `task.commented` notification: the task as it was when the notification was queued, and the change. */
+        WebhookTaskData: {
+            /** @description The task. `created_by` and `assigned_to` are the people a comment concerns. */
+            task: {
+                id: components["schemas"]["Id"];
+                title: string;
+                status: components["schemas"]["TaskStatus"];
+                priority: components["schemas"]["TaskPriority"];
+                /** @description User id of the assignee; `null` when unassigned. */
+                assigned_to: components["schemas"]["Id"] | null;
+                created_by: components["schemas"]["Id"];
+                /** @description The event the task was created from; `null` otherwise. */
+                event_id: components["schemas"]["Id"] | null;
+            };
+            /** @description The change: `from_status`/`to_status` (`task.status_changed`), `assigned_to` (`task.assigned`), `comment_id`/`comment_excerpt` (`task.commented`, the first 280 characters); the others `null`. */
+            change: {
+                /** @description User id of who made the change; `null` when unknown. */
+                by: components["schemas"]["Id"] | null;
+                from_status: components["schemas"]["TaskStatus"] | null;
+                to_status: components["schemas"]["TaskStatus"] | null;
+                assigned_to: components["schemas"]["Id"] | null;
+                comment_id: components["schemas"]["Id"] | null;
+                comment_excerpt: string | null;
+            };
+            /** @description The task's page in the console; `null` when the service does not know its address (`PUBLIC_BASE_URL`). */
+            console_url: string | null;
+        };
+        /** @description One notification of a digest. */
+        WebhookDigestItem: {
+            type: components["schemas"]["NotificationChangeKind"];
+            /** Format: date-time */
+            occurred_at: string;
+            data: components["schemas"]["WebhookEventData"] | components["schemas"]["WebhookTaskData"];
+        };
+        /** @description `data` of a `digest`: several notifications for one channel grouped in one message (a burst), with counts of all of them and the first 50 (highest severity first, then oldest). */
+        WebhookDigestData: {
+            /** @description How many notifications the digest groups. */
+            count: number;
+            /** @description How many of each kind. */
+            counts_by_type: {
+                "event.created"?: number;
+                "event.reopened"?: number;
+                "event.resolved"?: number;
+                "task.assigned"?: number;
+                "task.status_changed"?: number;
+                "task.commented"?: number;
+            };
+            /** @description How many event notifications of each severity. */
+            counts_by_severity: {
+                critical?: number;
+                high?: number;
+                medium?: number;
+                low?: number;
+                info?: number;
+            };
+            /** @description The first 50 notifications. */
+            notifications: components["schemas"]["WebhookDigestItem"][];
+            /** @description How many are counted but not listed (`count` minus the listed ones). */
+            omitted: number;
+            /** @description The console's events page; `null` when the service does not know its address. */
             console_url: string | null;
         };
         /** @description Global monitoring settings, applied by ingestion. */
@@ -5253,6 +5536,386 @@ export interface operations {
                      */
                     "application/json": components["schemas"]["NotificationTestResult"];
                 };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listNotificationDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Maximum number of items in the page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque cursor from the `next_cursor` of the previous page (with the same filters). A malformed or tampered cursor is `400 invalid_cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "msg_01JDR5B2C3D4E5F6G7H8J9KMNP",
+                     *           "channel_id": "01JDQ9A1B2C3D4E5F6G7H8J9KM",
+                     *           "type": "digest",
+                     *           "summary": "37 notifications: 3 critical, 20 high, 14 medium",
+                     *           "notification_count": 37,
+                     *           "status": "delivered",
+                     *           "attempts": 1,
+                     *           "last_status_code": 204,
+                     *           "last_error_code": null,
+                     *           "last_error": null,
+                     *           "created_at": "2026-11-26T09:00:02.000Z",
+                     *           "last_attempt_at": "2026-11-26T09:00:02.210Z",
+                     *           "next_attempt_at": null
+                     *         },
+                     *         {
+                     *           "id": "msg_01JDR4K8M2P6S0V4Y8B2E6H0KM",
+                     *           "channel_id": "01JDQ9A1B2C3D4E5F6G7H8J9KM",
+                     *           "type": "event.created",
+                     *           "summary": "[critical] UnauthorizedAccess:EC2/SSHBruteForce in 123456789012 (eu-west-1)",
+                     *           "notification_count": 1,
+                     *           "status": "retrying",
+                     *           "attempts": 2,
+                     *           "last_status_code": 503,
+                     *           "last_error_code": "http_status",
+                     *           "last_error": "The receiver answered 503 Service Unavailable.",
+                     *           "created_at": "2026-11-26T08:59:00.000Z",
+                     *           "last_attempt_at": "2026-11-26T08:59:10.500Z",
+                     *           "next_attempt_at": "2026-11-26T08:59:50.500Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationDeliveryList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listNotificationRules: {
+        parameters: {
+            query?: {
+                /** @description Maximum number of items in the page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque cursor from the `next_cursor` of the previous page (with the same filters). A malformed or tampered cursor is `400 invalid_cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of rules. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01JDR6C3D4E5F6G7H8J9KMNPQR",
+                     *           "name": "Critical findings to on-call",
+                     *           "enabled": true,
+                     *           "channel_ids": [
+                     *             "01JDR4K8M2P6S0V4Y8B2E6H0KM"
+                     *           ],
+                     *           "kinds": [
+                     *             "event.created",
+                     *             "event.reopened"
+                     *           ],
+                     *           "min_severity": "high",
+                     *           "sources": [
+                     *             "aws.guardduty",
+                     *             "aws.securityhub"
+                     *           ],
+                     *           "account_ids": [],
+                     *           "version": 1,
+                     *           "created_at": "2026-11-26T09:00:00.000Z",
+                     *           "updated_at": "2026-11-26T09:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationRuleList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createNotificationRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Critical findings to on-call",
+                 *       "channel_ids": [
+                 *         "01JDR4K8M2P6S0V4Y8B2E6H0KM"
+                 *       ],
+                 *       "kinds": [
+                 *         "event.created",
+                 *         "event.reopened"
+                 *       ],
+                 *       "min_severity": "high",
+                 *       "sources": [
+                 *         "aws.guardduty",
+                 *         "aws.securityhub"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateNotificationRuleRequest"];
+            };
+        };
+        responses: {
+            /** @description Created. `Location` is the path of the rule; `ETag` is that of the rule. */
+            201: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    Location: components["headers"]["Location"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01JDR6C3D4E5F6G7H8J9KMNPQR",
+                     *       "name": "Critical findings to on-call",
+                     *       "enabled": true,
+                     *       "channel_ids": [
+                     *         "01JDR4K8M2P6S0V4Y8B2E6H0KM"
+                     *       ],
+                     *       "kinds": [
+                     *         "event.created",
+                     *         "event.reopened"
+                     *       ],
+                     *       "min_severity": "high",
+                     *       "sources": [
+                     *         "aws.guardduty",
+                     *         "aws.securityhub"
+                     *       ],
+                     *       "account_ids": [],
+                     *       "version": 1,
+                     *       "created_at": "2026-11-26T09:00:00.000Z",
+                     *       "updated_at": "2026-11-26T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getNotificationRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rule. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01JDR6C3D4E5F6G7H8J9KMNPQR",
+                     *       "name": "Task changes to the team",
+                     *       "enabled": true,
+                     *       "channel_ids": [
+                     *         "01JDQ9A1B2C3D4E5F6G7H8J9KM"
+                     *       ],
+                     *       "kinds": [
+                     *         "task.assigned",
+                     *         "task.status_changed",
+                     *         "task.commented"
+                     *       ],
+                     *       "min_severity": null,
+                     *       "sources": [],
+                     *       "account_ids": [],
+                     *       "version": 3,
+                     *       "created_at": "2026-11-26T09:00:00.000Z",
+                     *       "updated_at": "2026-11-27T10:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateNotificationRule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `ETag` of the representation the change is based on (e.g. `"v4"`), or `*`. When it does not match the current one the update is refused with `412 precondition_failed`. Without it, the update applies to the current state and changes only the fields in the body. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "min_severity": "critical"
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateNotificationRuleRequest"];
+            };
+        };
+        responses: {
+            /** @description The updated rule. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01JDR6C3D4E5F6G7H8J9KMNPQR",
+                     *       "name": "Critical findings to on-call",
+                     *       "enabled": true,
+                     *       "channel_ids": [
+                     *         "01JDR4K8M2P6S0V4Y8B2E6H0KM"
+                     *       ],
+                     *       "kinds": [
+                     *         "event.created",
+                     *         "event.reopened"
+                     *       ],
+                     *       "min_severity": "critical",
+                     *       "sources": [
+                     *         "aws.guardduty",
+                     *         "aws.securityhub"
+                     *       ],
+                     *       "account_ids": [],
+                     *       "version": 2,
+                     *       "created_at": "2026-11-26T09:00:00.000Z",
+                     *       "updated_at": "2026-11-26T10:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotificationRule"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteNotificationRule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Identifier (ULID) of the resource. */
+                id: components["parameters"]["IdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];

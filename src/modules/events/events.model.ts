@@ -17,6 +17,7 @@ export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
  * | open event of a dedup key      | claim `dedup#<sha256>` in the meta table → event id  |
  * | envelope already ingested      | claim `envelope#<account>#<envelope id>` in the meta table |
  * | other filters                  | filter expressions on the pages read (and deleted)    |
+ * | changes to notify (the worker) | GSI `notify-index` (sparse, keys only): notify_shard  |
  *
  * `ttl` (epoch seconds) is the last write + the retention days of the monitoring settings: real
  * DynamoDB deletes expired events (enable TTL on the table); reads hide them everywhere.
@@ -59,7 +60,11 @@ export const Events = entity('events', {
   created_at: attr.string().required(),
   updated_at: attr.string().required(),
   deleted_at: attr.string(),
-  deleted_by: attr.string()
+  deleted_by: attr.string(),
+  /** Changes still to notify (src/db/marks.ts): written with the change, removed once queued. */
+  notify: attr.stringSet(),
+  /** While `notify` is not empty: the shard of the sparse index the notification worker reads. */
+  notify_shard: attr.string().gsi('notify-index', undefined, { keysOnly: true })
 }, { stream: EVENTS_STREAM })
 
 export type EventItem = ItemOf<typeof Events>

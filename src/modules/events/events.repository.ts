@@ -12,6 +12,7 @@ import type { TableModel } from '../../db/tables.js'
 import { applied, readIndexPage } from '../../db/access.js'
 import { where, type Condition, type KeyCondition, type Update } from '../../db/expressions.js'
 import { itemSize } from '../../db/item-size.js'
+import { clearMarks, markAttributes, markedKeys, withMarks } from '../../db/marks.js'
 import type { EventItem } from './events.model.js'
 
 export interface EventListQuery {
@@ -59,6 +60,8 @@ export interface OccurrenceChanges {
 export interface NewEvent {
   event: MonitoringEvent
   envelopeId: string
+  /** Its notification mark (`event.created@1`), when a rule wants it. */
+  marks?: string[] | undefined
 }
 
 /** Per monitored account: one account's key can never reach another account's events. */
@@ -142,7 +145,7 @@ export function fitRaw (raw: Record<string, unknown>, budget: number): string {
 }
 
 /** The event item exactly as it is stored (the one writer of event items, both paths; the bench data uses it too). */
-export function eventItem (event: MonitoringEvent): EventItem {
+export function eventItem (event: MonitoringEvent, marks?: readonly string[]): EventItem {
   const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
   const item: Omit<EventItem, 'raw'> = {
     ...rest,
@@ -153,7 +156,8 @@ export function eventItem (event: MonitoringEvent): EventItem {
     ...(description !== null ? { description } : {}),
     ...(nativeSeverity !== null ? { native_severity: nativeSeverity } : {}),
     ...(resolvedAt !== null ? { resolved_at: resolvedAt } : {}),
-    ...(taskId !== null ? { task_id: taskId } : {})
+    ...(taskId !== null ? { task_id: taskId } : {}),
+    ...markAttributes(marks)
   }
   return { ...item, raw: fitRaw(raw as Record<string, unknown>, EVENT_ITEM_BUDGET - itemSize(item) - 3) }
 }
@@ -250,9 +254,9 @@ async function updateEvent (ctx: Ctx, id: string, change: Update, condition: Con
  * on (severity, last_seen_at, status); null when it changed meanwhile (read and retry).
  * The count is an atomic ADD, so concurrent occurrences are all counted.
  */
-function addOccurrence (ctx: Ctx, current: MonitoringEvent, changes: OccurrenceChanges, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+function addOccurrence (ctx: Ctx, current: MonitoringEvent, changes: OccurrenceChanges, raw: Record<string, unknown>, marks?: string[]): Promise<MonitoringEvent | null> {
   const now = new Date().toISOString()
-  return updateEvent(ctx, current.id, {
+  return updateEvent(ctx, current.id, withMarks({
     set: {
       severity: changes.severity,
       status: changes.status,
@@ -267,16 +271,16 @@ function addOccurrence (ctx: Ctx, current: MonitoringEvent, changes: OccurrenceC
       native_severity: changes.native_severity ?? undefined
     },
     add: { occurrence_count: 1, version: 1 }
-  }, unchangedSince(current))
+  }, marks), unchangedSince(current))
 }
 
 /** The source says it is over: the event is resolved (once). */
-function resolve (ctx: Ctx, current: MonitoringEvent, changes: Pick<OccurrenceChanges, 'resources' | 'resource_count' | 'ttl'> & { time: string }, raw: Record<string, unknown>): Promise<MonitoringEvent | null> {
+function resolve (ctx: Ctx, current: MonitoringEvent, changes: Pick<OccurrenceChanges, 'resources' | 'resource_count' | 'ttl'> & { time: string }, raw: Record<string, unknown>, marks?: string[]): Promise<MonitoringEvent | null> {
   const now = new Date().toISOString()
   const { time, ...rest } = changes
   const lastSeen = time > current.last_seen_at ? time : current.last_seen_at
   const set = { ...rest, status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, updated_at: now } as const
-  return updateEvent(ctx, current.id, { set: { ...set, raw: rawAfter(current, set, raw) }, add: { version: 1 } }, unchangedSince(current))
+  return updateEvent(ctx, current.id, withMarks({ set: { ...set, raw: rawAfter(current, set, raw) }, add: { version: 1 } }, marks), unchangedSince(current))
 }
 
 /**
@@ -362,10 +366,10 @@ function claimNew (ctx: Ctx, event: MonitoringEvent, envelopeId: string): Promis
  * names the envelope that creates the event: a concurrent delivery of the same envelope
  * that finds it knows the envelope was processed.
  */
-async function createOpen (ctx: Ctx, event: MonitoringEvent, envelopeId: string): Promise<boolean> {
+async function createOpen (ctx: Ctx, event: MonitoringEvent, envelopeId: string, marks?: string[]): Promise<boolean> {
   if (!(await claimNew(ctx, event, envelopeId))) return false
   try {
-    await ctx.raw.putItem(ctx.eventsTable, eventItem(event), { condition: where.notExists('id') })
+    await ctx.raw.putItem(ctx.eventsTable, eventItem(event, marks), { condition: where.notExists('id') })
   } catch (err) {
     await releaseDedup(ctx, event.account_id, event.dedup_key, event.id)
     throw err
@@ -412,7 +416,7 @@ async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadlin
       try {
         if (error) throw error.err
         if (Date.now() > deadline) throw new Error('storing new events took too long; their claims are released')
-        await batchPut(ctx, chunk.map(({ event }) => ({ table: ctx.eventsTable, item: eventItem(event) })), deadline)
+        await batchPut(ctx, chunk.map(({ event, marks }) => ({ table: ctx.eventsTable, item: eventItem(event, marks) })), deadline)
         const now = Date.now()
         await batchPut(ctx, chunk.map(({ event, envelopeId }) => ({ table: ctx.metaTable, item: doneEnvelopeItem(account, envelopeId, event.id, now) })), deadline)
         written.push(...chunk)
@@ -607,6 +611,12 @@ function deleteExpired (ctx: Ctx, event: Pick<ExpiredEvent, 'id' | 'version'>, n
   return applied(ctx.raw.deleteItem(ctx.eventsTable, { id: event.id }, { condition: where.and(where.eq('version', event.version), where.le('ttl', nowS)) }))
 }
 
+/** An event with its notification marks (null when absent). */
+async function withMarksOf (ctx: Ctx, id: string): Promise<{ event: MonitoringEvent, marks: string[] } | null> {
+  const item = await ctx.raw.getItem<EventItem>(ctx.eventsTable, { id })
+  return item ? { event: toEvent(item), marks: [...(item.notify ?? [])] } : null
+}
+
 export function createEventsRepository (events: TableModel, meta: TableModel, cursors: CursorCodec, client: DynamoDB, raw: RawClient) {
   const ctx: Ctx = { client, raw, cursors, eventsTable: events.table().name, metaTable: meta.table().name }
   return {
@@ -615,8 +625,8 @@ export function createEventsRepository (events: TableModel, meta: TableModel, cu
     scanAll: () => scanAll(ctx),
     list: (q: EventListQuery) => list(ctx, q),
     recent: (limit: number) => recent(ctx, limit),
-    addOccurrence: (current: MonitoringEvent, changes: OccurrenceChanges, raw: Record<string, unknown>) => addOccurrence(ctx, current, changes, raw),
-    resolve: (current: MonitoringEvent, changes: Parameters<typeof resolve>[2], raw: Record<string, unknown>) => resolve(ctx, current, changes, raw),
+    addOccurrence: (current: MonitoringEvent, changes: OccurrenceChanges, raw: Record<string, unknown>, marks?: string[]) => addOccurrence(ctx, current, changes, raw, marks),
+    resolve: (current: MonitoringEvent, changes: Parameters<typeof resolve>[2], raw: Record<string, unknown>, marks?: string[]) => resolve(ctx, current, changes, raw, marks),
     attachTask: (current: MonitoringEvent, taskId: string) => attachTask(ctx, current, taskId),
     detachTask: (eventId: string, taskId: string) => detachTask(ctx, eventId, taskId),
     softDelete: (id: string, by: string) => softDelete(ctx, id, by),
@@ -626,7 +636,7 @@ export function createEventsRepository (events: TableModel, meta: TableModel, cu
     releaseEnvelope: (account: string, envelopeId: string) => releaseEnvelope(ctx, account, envelopeId),
     openEventId: (account: string, dedupKey: string) => openEventId(ctx, account, dedupKey),
     releaseDedup: (account: string, dedupKey: string, eventId: string) => releaseDedup(ctx, account, dedupKey, eventId),
-    createOpen: (event: MonitoringEvent, envelopeId: string) => createOpen(ctx, event, envelopeId),
+    createOpen: (event: MonitoringEvent, envelopeId: string, marks?: string[]) => createOpen(ctx, event, envelopeId, marks),
     claimsPresent: (account: string, envelopeIds: string[], dedupKeys: string[]) => claimsPresent(ctx, account, envelopeIds, dedupKeys),
     claimNew: (event: MonitoringEvent, envelopeId: string) => claimNew(ctx, event, envelopeId),
     storeNew: (account: string, created: NewEvent[], deadline: number) => storeNew(ctx, account, created, deadline),
@@ -634,7 +644,11 @@ export function createEventsRepository (events: TableModel, meta: TableModel, cu
     claimExpiry: (id: string) => claimExpiry(ctx, id),
     releaseExpiry: (id: string) => releaseExpiry(ctx, id),
     expiredPage: (opts: { nowS: number, limit: number, startKey?: Record<string, unknown> | undefined }) => expiredPage(ctx, opts),
-    deleteExpired: (event: Pick<ExpiredEvent, 'id' | 'version'>, nowS: number) => deleteExpired(ctx, event, nowS)
+    deleteExpired: (event: Pick<ExpiredEvent, 'id' | 'version'>, nowS: number) => deleteExpired(ctx, event, nowS),
+    /** Notification marks (src/db/marks.ts): the ids of marked events in a shard, an event with its marks, and clearing them. */
+    marked: async (shard: string, limit: number) => (await markedKeys<{ id: string }>(ctx.raw, ctx.eventsTable, shard, limit)).map(k => k.id),
+    withMarks: (id: string) => withMarksOf(ctx, id),
+    clearMarks: (id: string, marks: string[]) => clearMarks(ctx.raw, ctx.eventsTable, { id }, marks)
   }
 }
 

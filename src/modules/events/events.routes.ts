@@ -8,17 +8,20 @@ import { noContent } from '../../lib/http.js'
 import type { EventsRepository } from './events.repository.js'
 import { createEventsService, type TaskStore } from './events.service.js'
 import { mapPage } from '../../db/pagination.js'
+import type { NotifyGate } from '../../domain/notification-delivery.js'
 
 /** The module's repository, and the ports to other modules it uses (given by app.ts). */
 export interface EventsModuleOptions {
   events: EventsRepository
   tasks: TaskStore
   users: UserLookup
+  /** Whether a change needs notifying (the notifications module's rules). */
+  notify: NotifyGate
 }
 
 /** Reading, deleting and working events; ingestion is ingestion.routes.ts. */
-const eventsModule: FastifyPluginAsyncTypebox<EventsModuleOptions> = async (app, { events, tasks, users }) => {
-  const service = createEventsService(events, tasks, users, app.stats)
+const eventsModule: FastifyPluginAsyncTypebox<EventsModuleOptions> = async (app, { events, tasks, users, notify }) => {
+  const service = createEventsService(events, tasks, users, app.stats, notify)
 
   app.route({
     ...routes.listEvents,

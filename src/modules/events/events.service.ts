@@ -6,18 +6,20 @@ import { canonicalTime } from '../../domain/time.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
+import { assignedMarks, NOTIFY_NOTHING, type NotifyGate } from '../../domain/notification-delivery.js'
 import type { EventListQuery, EventsRepository } from './events.repository.js'
 
 /** What events need from the tasks side: storing a task created from an event. */
 export interface TaskStore {
-  create: (task: Task) => Promise<Task>
+  /** `marks`: the task's notification marks (an assignment). */
+  create: (task: Task, marks?: string[]) => Promise<Task>
 }
 
 /** Attempts at linking a task to an event that keeps changing (occurrences). */
 const MAX_ATTEMPTS = 60
 
 /** Reading, deleting and working monitoring events (ingestion is ingestion.service.ts). */
-export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup, stats: Pick<StatsRecorder, 'event' | 'task'>) {
+export function createEventsService (repo: EventsRepository, tasks: TaskStore, users: UserLookup, stats: Pick<StatsRecorder, 'event' | 'task'>, notify: NotifyGate = NOTIFY_NOTHING) {
   return {
     list (q: EventListQuery) {
       const from = q.from && canonicalTime(q.from, '/query/from')
@@ -60,7 +62,7 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
         event = await repo.getLive(eventId)
       }
       try {
-        const created = await tasks.create(task)
+        const created = await tasks.create(task, await assignedMarks(notify, 1, task.assigned_to, actor.id))
         await stats.task(null, created)
         return created
       } catch (err) {

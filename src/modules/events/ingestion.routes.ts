@@ -4,6 +4,7 @@ import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
 import type { EventsRepository } from './events.repository.js'
 import type { IngestionHealthRepository } from './ingestion-health.repository.js'
 import { createIngestionService } from './ingestion.service.js'
+import type { NotifyGate } from '../../domain/notification-delivery.js'
 
 /** One EventBridge event can be 256 KB; a batch of them needs more than the default limit. */
 const INGEST_BODY_LIMIT = 1024 * 1024
@@ -13,6 +14,8 @@ export interface IngestionModuleOptions {
   events: EventsRepository
   ingestionHealth: IngestionHealthRepository
   settings: { getCached: () => Promise<MonitoringSettings> }
+  /** Whether a change needs notifying (the notifications module's rules). */
+  notify: NotifyGate
 }
 
 /**
@@ -27,7 +30,8 @@ const ingestionModule: FastifyPluginAsyncTypebox<IngestionModuleOptions> = async
     health: opts.ingestionHealth,
     settings: opts.settings,
     stats: app.stats,
-    onHealthError: (err, account) => app.log.warn({ err, aws_account: account }, 'ingestion health counters not updated')
+    onHealthError: (err, account) => app.log.warn({ err, aws_account: account }, 'ingestion health counters not updated'),
+    notify: opts.notify
   })
 
   app.removeContentTypeParser('application/json')

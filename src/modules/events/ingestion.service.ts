@@ -8,6 +8,7 @@ import { compileBodyCheck } from '../../plugins/validation.js'
 import { adaptEnvelope, type AdapterResult, type NormalizedEvent } from '../../domain/event-adapters.js'
 import { isExpired, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
 import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
+import { marksFor, NOTIFY_NOTHING, type ChangeKind, type NotifyGate } from '../../domain/notification-delivery.js'
 import { newId } from '../../lib/ids.js'
 import type { StatsBatch, StatsRecorder } from '../../plugins/stats.js'
 import type { EventsRepository, NewEvent } from './events.repository.js'
@@ -105,9 +106,15 @@ export interface IngestionDeps {
   stats: StatsRecorder
   /** Told when the ingestion-health counters could not be updated (the delivery still succeeds). */
   onHealthError: (err: unknown, account: string) => void
+  /** Whether a change needs notifying (then its write carries the mark: src/db/marks.ts). */
+  notify?: NotifyGate
 }
 
-export function createIngestionService ({ repo, health, settings: settingsSource, stats, onHealthError }: IngestionDeps) {
+export function createIngestionService ({ repo, health, settings: settingsSource, stats, onHealthError, notify = NOTIFY_NOTHING }: IngestionDeps) {
+  /** The notification marks of a change to event `e` that produces version `version`. */
+  const marks = (kind: ChangeKind, e: Pick<MonitoringEvent, 'severity' | 'source' | 'account_id'>, version: number): Promise<string[] | undefined> =>
+    marksFor(notify, { kind, severity: e.severity, source: e.source, account_id: e.account_id }, version)
+
   function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): MonitoringEvent {
     const id = newId()
     const now = new Date(decodeTime(id)).toISOString()
@@ -177,7 +184,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
       if (current && 'createdBy' in current) return { event_id: current.createdBy, dedup_key: ev.dedup_key, action: 'duplicate', reason: null }
       if (!current) {
         const event = build(envelope, ev, retentionDays)
-        if (await repo.createOpen(event, claimId)) {
+        if (await repo.createOpen(event, claimId, await marks('event.created', event, 1))) {
           counted.event(null, event)
           return { event_id: event.id, dedup_key: ev.dedup_key, action: 'created', reason: null }
         }
@@ -185,7 +192,9 @@ export function createIngestionService ({ repo, health, settings: settingsSource
       }
       const changes = occurrenceChanges(current, { severity: ev.severity, time: ev.occurred_at })
       const ttl = retentionEnd(Date.now(), retentionDays)
-      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl, resources: ev.resources, resource_count: ev.resource_count }, rawOf(envelope))
+      // An acknowledged event whose severity rose is reopened: that notifies.
+      const reopened = current.status === 'acknowledged' && changes.status === 'open' ? await marks('event.reopened', { ...current, severity: changes.severity }, current.version + 1) : undefined
+      const updated = await repo.addOccurrence(current, { ...changes, native_severity: ev.native_severity, ttl, resources: ev.resources, resource_count: ev.resource_count }, rawOf(envelope), reopened)
       if (updated) {
         counted.event(current, updated)
         return { event_id: updated.id, dedup_key: ev.dedup_key, action: 'updated', reason: null }
@@ -208,7 +217,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
       // A late (retried) resolution older than the latest occurrence does not resolve it.
       if (ev.occurred_at < current.last_seen_at) return { event_id: current.id, dedup_key: ev.dedup_key, action: 'ignored', reason: 'stale_resolution' }
       const changes = { time: ev.occurred_at, resources: ev.resources, resource_count: ev.resource_count, ttl: retentionEnd(Date.now(), retentionDays) }
-      const resolved = await repo.resolve(current, changes, rawOf(envelope))
+      const resolved = await repo.resolve(current, changes, rawOf(envelope), await marks('event.resolved', current, current.version + 1))
       if (resolved) {
         counted.event(current, resolved)
         await repo.releaseDedup(envelope.account, ev.dedup_key, resolved.id)
@@ -289,7 +298,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
     try {
       await eachLimit(free, NEW_EVENT_CONCURRENCY, async (w) => {
         const event = build(w.envelope, w.ev, settings.retention_days)
-        if (await repo.claimNew(event, w.claimId)) claimed.push({ ...w, event, envelopeId: w.claimId, work: w })
+        if (await repo.claimNew(event, w.claimId)) claimed.push({ ...w, event, envelopeId: w.claimId, work: w, marks: await marks('event.created', event, 1) })
         else left.push(w)
       })
       // A concurrent delivery may have claimed one of these envelopes since the first read (and

@@ -116,6 +116,17 @@ function list (ctx: Context, q: { limit: number, cursor?: string | undefined }):
   })
 }
 
+async function all (ctx: Context): Promise<NotificationChannel[]> {
+  const out: NotificationChannel[] = []
+  let startKey: Record<string, unknown> | undefined
+  do {
+    const page = await ctx.raw.queryPage<NotificationItem>({ table: ctx.table, key: { partition: ['pk', CHANNEL] }, startKey })
+    out.push(...page.items.map(toChannel))
+    startKey = page.lastKey
+  } while (startKey)
+  return out
+}
+
 export function createNotificationsRepository (model: TableModel, cursors: CursorCodec, raw: RawClient) {
   const ctx: Context = { raw, cursors, table: model.table().name }
   return {
@@ -123,7 +134,11 @@ export function createNotificationsRepository (model: TableModel, cursors: Curso
     create: (channel: NotificationChannel) => create(ctx, channel),
     update: (id: string, fields: ChannelFields, expected?: { version?: number | undefined, secretSealed?: string | undefined }) => update(ctx, id, fields, expected),
     remove: (id: string) => remove(ctx, id),
-    list: (q: { limit: number, cursor?: string | undefined }) => list(ctx, q)
+    list: (q: { limit: number, cursor?: string | undefined }) => list(ctx, q),
+    /** Every channel (the worker; the existence check of rules): one partition, read whole. */
+    all: () => all(ctx),
+    /** Which of these ids are channels (one BatchGet-sized set of reads). */
+    existing: async (ids: string[]) => new Set((await Promise.all(ids.map(id => getById(ctx, id)))).filter(c => c !== null).map(c => c.id))
   }
 }
 

@@ -3,19 +3,21 @@ import { routes } from '../../../openapi/generated/routes.js'
 import { toNotificationChannelDto } from '../../domain/notifications.js'
 import { etagOf, versionFromIfMatch, withEtag } from '../../lib/etag.js'
 import { noContent } from '../../lib/http.js'
-import type { NotificationsRepository } from './notifications.repository.js'
-import { createNotificationsService, type NotificationsOptions } from './notifications.service.js'
+import type { NotificationsService } from './notifications.service.js'
+import type { RulesService } from './rules.service.js'
+import { toDeliveryDto, type DeliveryRepository } from './delivery.repository.js'
 import { mapPage } from '../../db/pagination.js'
 
-/** The module's repository and the options of its sender (key, loopback rule, time-out, console URL). */
-export interface NotificationsModuleOptions extends NotificationsOptions {
-  channels: NotificationsRepository
+/** The channels and rules services and the delivery log (created by app.ts, which also runs the worker). */
+export interface NotificationsModuleOptions {
+  channels: NotificationsService
+  rules: RulesService
+  deliveries: Pick<DeliveryRepository, 'deliveries'>
 }
 
-/** Notification channels: CRUD, secret rotation, test notifications (issue 19). */
+/** Notification channels (CRUD, secret rotation, test notifications, delivery log) and rules (issue 19). */
 const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions> = async (app, opts) => {
-  const { channels, ...options } = opts
-  const service = createNotificationsService(channels, options)
+  const { channels: service, rules } = opts
 
   app.route({
     ...routes.listNotificationChannels,
@@ -71,6 +73,50 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
   app.route({
     ...routes.testNotificationChannel,
     handler: async (request) => service.test(request.params.id)
+  })
+
+  app.route({
+    ...routes.listNotificationDeliveries,
+    handler: async (request) => {
+      const { limit = 20, cursor } = request.query
+      await service.get(request.params.id)
+      return mapPage(await opts.deliveries.deliveries(request.params.id, { limit, cursor }), toDeliveryDto)
+    }
+  })
+
+  app.route({
+    ...routes.listNotificationRules,
+    handler: async (request) => {
+      const { limit = 20, cursor } = request.query
+      return rules.list({ limit, cursor })
+    }
+  })
+
+  app.route({
+    ...routes.createNotificationRule,
+    handler: async (request, reply) => {
+      const rule = await rules.create(request.body)
+      reply.code(201).header('etag', etagOf(rule.version)).header('location', `/api/config/notification-rules/${rule.id}`)
+      return rule
+    }
+  })
+
+  app.route({
+    ...routes.getNotificationRule,
+    handler: async (request, reply) => withEtag(reply, await rules.get(request.params.id), r => r)
+  })
+
+  app.route({
+    ...routes.updateNotificationRule,
+    handler: async (request, reply) => withEtag(reply, await rules.update(request.params.id, request.body, versionFromIfMatch(request.headers['if-match'])), r => r)
+  })
+
+  app.route({
+    ...routes.deleteNotificationRule,
+    handler: async (request, reply) => {
+      await rules.remove(request.params.id)
+      return noContent(reply)
+    }
   })
 }
 

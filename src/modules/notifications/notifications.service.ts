@@ -3,7 +3,7 @@ import type { CreateNotificationChannelRequest, UpdateNotificationChannelRequest
 import { DomainError } from '../../domain/errors.js'
 import {
   SECRET_GRACE_MS, checkChannelUrl, generateSigningSecret, maskSecrets, maskUrl, signatureHeader, signingSecrets,
-  slackTestMessage, testNotification, type NotificationChannel, type NotificationTestResult
+  slackTestMessage, testNotification, type NotificationChannel, type NotificationTestResult, type SlackMessage, type WebhookNotification
 } from '../../domain/notifications.js'
 import { newId } from '../../lib/ids.js'
 import { postJson } from '../../lib/outbound-http.js'
@@ -143,15 +143,26 @@ export function createNotificationsService (repo: NotificationsRepository, opts:
     /** Sends a test notification now and keeps the receiver's answer as `last_test`. */
     async test (id: string): Promise<NotificationTestResult> {
       const channel = await repo.getLive(id)
-      const result = await sendTest(channel)
+      const messageId = `msg_${newId()}`
+      const { retryAfter: _r, ...result } = await send(channel, messageId, {
+        webhook: () => testNotification({ id: messageId, channelId: channel.id, channelName: channel.name, occurredAt: new Date().toISOString(), consoleUrl: opts.consoleUrl }),
+        slack: () => slackTestMessage(channel.name, opts.consoleUrl)
+      })
       written(await repo.update(id, { last_test: result }))
       return result
-    }
+    },
+
+    send
   }
 
-  async function sendTest (channel: NotificationChannel): Promise<NotificationTestResult> {
+  /**
+   * Sends one message to the channel (a webhook: the JSON of `webhook()`, signed; Slack: the
+   * Block Kit message of `slack()`) and reports the receiver's answer; never throws for the
+   * receiver's failures. `retryAfter`: the `Retry-After` of the answer, as sent.
+   */
+  async function send (channel: NotificationChannel, messageId: string, message: { webhook: () => WebhookNotification, slack: () => SlackMessage }): Promise<NotificationTestResult & { retryAfter: string | undefined }> {
     const testedAt = new Date().toISOString()
-    const messageId = channel.type === 'webhook' ? `msg_${newId()}` : undefined
+    const webhook = channel.type === 'webhook'
     const secrets = secretsOf(channel)
     if (!secrets) {
       return {
@@ -163,20 +174,21 @@ export function createNotificationsService (repo: NotificationsRepository, opts:
         error_message: channel.type === 'slack'
           ? 'The stored Slack URL cannot be decrypted with the service\'s current key: enter the URL again (PUT).'
           : 'The stored signing secret cannot be decrypted with the service\'s current key: rotate the secret.',
-        ...(messageId ? { message_id: messageId } : {}),
-        tested_at: testedAt
+        ...(webhook ? { message_id: messageId } : {}),
+        tested_at: testedAt,
+        retryAfter: undefined
       }
     }
     const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
     let body: string
-    if (channel.type === 'webhook') {
-      body = JSON.stringify(testNotification({ id: messageId!, channelId: channel.id, channelName: channel.name, occurredAt: testedAt, consoleUrl: opts.consoleUrl }))
+    if (webhook) {
+      body = JSON.stringify(message.webhook())
       const timestamp = Math.floor(Date.now() / 1000)
-      headers['webhook-id'] = messageId!
+      headers['webhook-id'] = messageId
       headers['webhook-timestamp'] = String(timestamp)
-      headers['webhook-signature'] = signatureHeader(secrets.signing, messageId!, timestamp, body)
+      headers['webhook-signature'] = signatureHeader(secrets.signing, messageId, timestamp, body)
     } else {
-      body = JSON.stringify(slackTestMessage(channel.name, opts.consoleUrl))
+      body = JSON.stringify(message.slack())
     }
     const hidden = [...secrets.signing, ...(channel.type === 'slack' ? [secrets.url] : [])]
     const answer = await postJson(new URL(secrets.url), body, headers, { timeoutMs: opts.timeoutMs, allowLoopback: opts.allowLoopback, maxBodyBytes: EXCERPT_BYTES })
@@ -195,8 +207,11 @@ export function createNotificationsService (repo: NotificationsRepository, opts:
       duration_ms: Math.min(answer.durationMs, 600000),
       response_excerpt: excerpt(answer.body, hidden),
       ...(failure ?? {}),
-      ...(messageId ? { message_id: messageId } : {}),
-      tested_at: testedAt
+      ...(webhook ? { message_id: messageId } : {}),
+      tested_at: testedAt,
+      retryAfter: typeof answer.headers['retry-after'] === 'string' ? answer.headers['retry-after'] : undefined
     }
   }
 }
+
+export type NotificationsService = ReturnType<typeof createNotificationsService>

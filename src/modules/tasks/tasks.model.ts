@@ -16,6 +16,7 @@ import { attr, entity, type ItemOf } from '../../db/entity.js'
  * | listByCreator             | GSI `creator-id-index`: created_by, id        |
  * | listByEvent               | GSI `event-id-index`: event_id, id (sparse)   |
  * | other filters             | filter expressions on the pages read (priority, due dates, deleted) |
+ * | changes to notify         | GSI `notify-index` (sparse, keys only): notify_shard (the worker) |
  *
  * Table `<prefix>task-comments`: hash task_id, range id (oldest first); append-only, so
  * parallel comments never conflict and a task with thousands of comments reads one page.
@@ -65,7 +66,11 @@ export const Tasks = entity('tasks', {
   created_at: attr.string().required(),
   updated_at: attr.string().required(),
   deleted_at: attr.string(),
-  deleted_by: attr.string()
+  deleted_by: attr.string(),
+  /** Changes still to notify (src/db/marks.ts): written with the change, removed once queued. */
+  notify: attr.stringSet(),
+  /** While `notify` is not empty: the shard of the sparse index the notification worker reads. */
+  notify_shard: attr.string().gsi('notify-index', undefined, { keysOnly: true })
 })
 
 export const Comments = entity('task-comments', {

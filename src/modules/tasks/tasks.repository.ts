@@ -8,6 +8,7 @@ import {
 import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
 import { where, type Condition, type KeyCondition } from '../../db/expressions.js'
 import { itemSize, MAX_ITEM_BYTES } from '../../db/item-size.js'
+import { clearMarks, markAttributes, markedKeys, withMarks } from '../../db/marks.js'
 import { mapPage, readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
@@ -185,10 +186,10 @@ async function * scanAll (ctx: Context): AsyncGenerator<Task> {
 // ---------------------------------------------------------------------------------------------
 // Writes of a task
 
-async function create (ctx: Context, task: Task): Promise<Task> {
+async function create (ctx: Context, task: Task, marks?: string[]): Promise<Task> {
   assertFits(task)
   const { deleted_at: _at, deleted_by: _by, ...item } = taskItem(task)
-  await ctx.raw.putItem(ctx.tables.tasks, item, { condition: where.notExists('id') })
+  await ctx.raw.putItem(ctx.tables.tasks, { ...item, ...markAttributes(marks) }, { condition: where.notExists('id') })
   return task
 }
 
@@ -241,7 +242,7 @@ function nextHistory (base: Task, change: StatusChange | undefined): { list: Sta
  * reader merges the item's entries with the table, so stopping between the two writes loses
  * nothing and a retry rewrites the same keys. A refusal comes back as the rule explains it.
  */
-async function write (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, change?: StatusChange, extra: Record<string, unknown> = {}): Promise<TaskWrite> {
+async function write (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, change?: StatusChange, extra: Record<string, unknown> = {}, marks?: string[]): Promise<TaskWrite> {
   const pinned: TaskWriteRule = { ...rule, version: base.version }
   const now = new Date().toISOString()
   const set: Record<string, unknown> = { updated_at: now, ...extra }
@@ -264,7 +265,7 @@ async function write (ctx: Context, base: Task, fields: TaskFields, rule: TaskWr
   // The item can be ~200 KB, and the result need not come back (the write is pinned to
   // `base`, so the stored task is exactly `next`).
   return writeOrExplain(async () => {
-    await ctx.raw.updateItem(ctx.tables.tasks, { id: base.id }, { set: { ...set, version: base.version + 1 }, remove }, { condition: conditionOf(pinned) })
+    await ctx.raw.updateItem(ctx.tables.tasks, { id: base.id }, withMarks({ set: { ...set, version: base.version + 1 }, remove }, marks), { condition: conditionOf(pinned) })
     return next
   }, () => explain(ctx, base.id, pinned))
 }
@@ -273,7 +274,7 @@ async function write (ctx: Context, base: Task, fields: TaskFields, rule: TaskWr
  * Partial update of the task's own fields (nulls are removed), in one conditional write
  * pinned to the version `base` was read at.
  */
-const update = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule): Promise<TaskWrite> => write(ctx, base, fields, rule)
+const update = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, marks?: string[]): Promise<TaskWrite> => write(ctx, base, fields, rule, undefined, {}, marks)
 
 /**
  * Moves the status and records the change, in one conditional write pinned to the version
@@ -281,8 +282,8 @@ const update = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRul
  * entries of `base` plus this one) is computed from exactly what the write replaces.
  * The change's key is the version it produces.
  */
-const changeStatus = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, change: StatusHistoryEntry): Promise<TaskWrite> =>
-  write(ctx, base, fields, { ...rule, status: base.status }, { ...change, key: changeKey(base.version + 1) })
+const changeStatus = (ctx: Context, base: Task, fields: TaskFields, rule: TaskWriteRule, change: StatusHistoryEntry, marks?: string[]): Promise<TaskWrite> =>
+  write(ctx, base, fields, { ...rule, status: base.status }, { ...change, key: changeKey(base.version + 1) }, {}, marks)
 
 /** Soft delete: marks the task; lists skip it, reads answer 404. */
 function softDelete (ctx: Context, base: Task, by: string, rule: TaskWriteRule): Promise<TaskWrite> {
@@ -328,9 +329,9 @@ function listComments (ctx: Context, taskId: string, limit: number, cursor?: str
  * a refusal means the task is gone). Only a legacy item (an unbounded status history) can be
  * too large to take the count: it is bounded, once.
  */
-async function countComment (ctx: Context, taskId: string): Promise<WriteOutcome<unknown, TaskRefusal>> {
+async function countComment (ctx: Context, taskId: string, marks?: string[]): Promise<WriteOutcome<unknown, TaskRefusal>> {
   const count = () => writeOrExplain(
-    () => ctx.raw.updateItem(ctx.tables.tasks, { id: taskId }, { add: { comment_count: 1 } }, { condition: conditionOf({ writer: null }) }),
+    () => ctx.raw.updateItem(ctx.tables.tasks, { id: taskId }, withMarks({ add: { comment_count: 1 } }, marks), { condition: conditionOf({ writer: null }) }),
     async (): Promise<TaskRefusal> => ({ reason: 'not_found' })
   )
   try {
@@ -348,8 +349,8 @@ async function countComment (ctx: Context, taskId: string): Promise<WriteOutcome
 }
 
 /** Counts the comment on its live task, then stores it; refused (`not_found`) when the task is gone. */
-async function addComment (ctx: Context, comment: Comment): Promise<WriteOutcome<Comment, TaskRefusal>> {
-  const counted = await countComment(ctx, comment.task_id)
+async function addComment (ctx: Context, comment: Comment, marks?: string[]): Promise<WriteOutcome<Comment, TaskRefusal>> {
+  const counted = await countComment(ctx, comment.task_id, marks)
   if (!counted.ok) return counted
   await ctx.raw.putItem(ctx.tables.comments, { ...comment }, { condition: where.notExists('id') })
   return { ok: true, value: comment }
@@ -504,9 +505,9 @@ export function createTasksRepository (tasks: TableModel, comments: TableModel, 
     getById: (id: string) => getById(ctx, id),
     getLive: (id: string) => getLive(ctx, id),
     getLiveWithComments: (id: string, limit: number) => getLiveWithComments(ctx, id, limit),
-    create: (task: Task) => create(ctx, task),
-    update: (base: Task, fields: TaskFields, rule: TaskWriteRule) => update(ctx, base, fields, rule),
-    changeStatus: (base: Task, fields: TaskFields, rule: TaskWriteRule, change: StatusHistoryEntry) => changeStatus(ctx, base, fields, rule, change),
+    create: (task: Task, marks?: string[]) => create(ctx, task, marks),
+    update: (base: Task, fields: TaskFields, rule: TaskWriteRule, marks?: string[]) => update(ctx, base, fields, rule, marks),
+    changeStatus: (base: Task, fields: TaskFields, rule: TaskWriteRule, change: StatusHistoryEntry, marks?: string[]) => changeStatus(ctx, base, fields, rule, change, marks),
     softDelete: (base: Task, by: string, rule: TaskWriteRule) => softDelete(ctx, base, by, rule),
     listHistory: (taskId: string, limit: number, cursor?: string) => listHistory(ctx, taskId, limit, cursor),
     list: (q: TaskListQuery) => list(ctx, q),
@@ -515,8 +516,19 @@ export function createTasksRepository (tasks: TableModel, comments: TableModel, 
     listByAssignee: (userId: string, q: TaskListQuery) => listByAssignee(ctx, userId, q),
     listByCreator: (userId: string, q: TaskListQuery) => listByCreator(ctx, userId, q),
     listByStatus: (status: TaskStatus, q: TaskListQuery) => listByStatus(ctx, status, q),
-    addComment: (comment: Comment) => addComment(ctx, comment),
-    listComments: (taskId: string, limit: number, cursor?: string) => listComments(ctx, taskId, limit, cursor)
+    addComment: (comment: Comment, marks?: string[]) => addComment(ctx, comment, marks),
+    listComments: (taskId: string, limit: number, cursor?: string) => listComments(ctx, taskId, limit, cursor),
+    /** Notification marks (src/db/marks.ts): the ids of marked tasks in a shard, a task with its marks, a comment, and clearing them. */
+    marked: async (shard: string, limit: number) => (await markedKeys<{ id: string }>(ctx.raw, ctx.tables.tasks, shard, limit)).map(k => k.id),
+    withMarks: async (id: string) => {
+      const item = await getItem(ctx, id)
+      return item ? { task: toTask(item), marks: [...(item.notify ?? [])] } : null
+    },
+    getComment: async (taskId: string, id: string) => {
+      const item = await ctx.raw.getItem<CommentItem>(ctx.tables.comments, { task_id: taskId, id })
+      return item ? toComment(item) : null
+    },
+    clearMarks: (id: string, marks: string[]) => clearMarks(ctx.raw, ctx.tables.tasks, { id }, marks)
   }
 }
 

@@ -7,16 +7,19 @@ import type { UserLookup } from '../../domain/users.js'
 import type { TasksRepository } from './tasks.repository.js'
 import { createTasksService, type EventLinks } from './tasks.service.js'
 import { mapPage } from '../../db/pagination.js'
+import type { NotifyGate } from '../../domain/notification-delivery.js'
 
 /** The module's repository, and the ports to the users and events modules (given by app.ts). */
 export interface TasksModuleOptions {
   tasks: TasksRepository
   users: UserLookup
   events: EventLinks
+  /** Whether a change needs notifying (the notifications module's rules). */
+  notify: NotifyGate
 }
 
 const tasksModule: FastifyPluginAsyncTypebox<TasksModuleOptions> = async (app, opts) => {
-  const service = createTasksService(opts.tasks, opts.users, opts.events, app.stats)
+  const service = createTasksService(opts.tasks, opts.users, opts.events, app.stats, opts.notify)
 
   app.route({
     ...routes.listTasks,

@@ -11,6 +11,7 @@ import { newId } from '../../lib/ids.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
 import type { Comment, TaskListQuery, TasksRepository, TaskWrite } from './tasks.repository.js'
 import { together } from '../../lib/together.js'
+import { assignedMarks, marksFor, NOTIFY_NOTHING, taskMarkDetail, type NotifyGate } from '../../domain/notification-delivery.js'
 
 /** Comments shown with a task; the rest through GET /api/tasks/{id}/comments. */
 export const FIRST_COMMENTS = 50
@@ -20,7 +21,7 @@ export interface EventLinks {
   detachTask: (eventId: string, taskId: string) => Promise<void>
 }
 
-export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks, stats: Pick<StatsRecorder, 'task'>) {
+export function createTasksService (repo: TasksRepository, users: UserLookup, events: EventLinks, stats: Pick<StatsRecorder, 'task'>, notify: NotifyGate = NOTIFY_NOTHING) {
   /**
    * A write decided on the task as read. The actor's write rule (domain/tasks.ts) is checked on
    * the task read (with If-Match, when given, as the version), then made the write's condition
@@ -60,7 +61,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     async create (actor: Actor, input: CreateTaskRequest): Promise<Task> {
       await assertAssignable(users, input.assigned_to)
       const id = newId()
-      const task = await repo.create(newTask(id, new Date(decodeTime(id)).toISOString(), actor, input, null))
+      const task = await repo.create(newTask(id, new Date(decodeTime(id)).toISOString(), actor, input, null), await assignedMarks(notify, 1, input.assigned_to, actor.id))
       await stats.task(null, task)
       return task
     },
@@ -69,13 +70,15 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
     update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> =>
       decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
         if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
+        const reassigned = patch.assigned_to !== undefined && patch.assigned_to !== task.assigned_to
+        const marks = reassigned ? await assignedMarks(notify, task.version + 1, patch.assigned_to, actor.id) : undefined
         const updated = await repo.update(task, {
           title: patch.title,
           description: patch.description,
           priority: patch.priority,
           assigned_to: patch.assigned_to,
           due_at: time(patch.due_at, '/body/due_at')
-        }, rule)
+        }, rule, marks)
         if (updated.ok) await stats.task(task, updated.value)
         return updated
       }),
@@ -90,8 +93,9 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
         assertTransition(task.status, input.status)
         const now = new Date().toISOString()
         const effects = statusEffects(task, input.status, now)
+        const marks = await marksFor(notify, { kind: 'task.status_changed' }, task.version + 1, taskMarkDetail([task.status, input.status, actor.id]))
         const updated = await repo.changeStatus(task, { status: input.status, ...effects }, rule,
-          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null })
+          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null }, marks)
         if (updated.ok) await stats.task(task, updated.value)
         return updated
       }, input.status),
@@ -107,7 +111,7 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
 
     async addComment (actor: Actor, taskId: string, body: string): Promise<Comment> {
       const id = newId()
-      const added = await repo.addComment({ id, task_id: taskId, author_id: actor.id, body, created_at: new Date(decodeTime(id)).toISOString() })
+      const added = await repo.addComment({ id, task_id: taskId, author_id: actor.id, body, created_at: new Date(decodeTime(id)).toISOString() }, await marksFor(notify, { kind: 'task.commented' }, id))
       if (!added.ok) throw taskRefusalError(added.refusal)
       return added.value
     },
