@@ -50,6 +50,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The notification worker (the poller runs it; tests and the scheduled Lambda call `drain`). */
     notifier: NotificationWorker
+    /** NOTIFICATION_TIMEOUT_MS: how long one send may take (the scheduled worker's margin). */
+    notifierTimeoutMs: number
   }
 }
 
@@ -209,6 +211,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     log: app.log
   })
   app.decorate('notifier', notifier)
+  app.decorate('notifierTimeoutMs', config.notifications.timeoutMs)
 
   await app.register(healthModule)
   await app.register(authModule, { config, auth: repos.auth, users: repos.users })

@@ -1,7 +1,8 @@
 import './env.js'
 import awsLambdaFastify, { type LambdaResponse } from '@fastify/aws-lambda'
-import { buildApp, type App } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import type { App } from './app.js'
+import { ConfigError } from './config.js'
+import { buildLambdaApp } from './lambda-app.js'
 
 /**
  * AWS Lambda entry (behind API Gateway HTTP API or REST API, or a function URL); handler
@@ -28,38 +29,10 @@ interface Instance {
 
 let instance: Promise<Instance> | undefined
 
-/** The value of the secret JWT_SECRET_ARN names (Secrets Manager, in the ARN's region); undefined without it. */
-async function jwtSecretFromArn (env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  const arn = env.JWT_SECRET_ARN
-  if (!arn) return undefined
-  if (env.JWT_SECRET) throw new ConfigError('Invalid configuration: set JWT_SECRET or JWT_SECRET_ARN, not both')
-  // Loaded only here: runs without JWT_SECRET_ARN (local, tests) never load this client.
-  const { GetSecretValueCommand, SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager')
-  const region = arn.split(':')[3]
-  const client = new SecretsManagerClient(region ? { region } : {})
-  try {
-    const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: arn }))
-    if (!SecretString) throw new ConfigError(`Invalid configuration: the secret JWT_SECRET_ARN names (${arn}) has no string value`)
-    return SecretString
-  } catch (err) {
-    if (err instanceof ConfigError) throw err
-    const e = err as { name?: string, message?: string }
-    throw new ConfigError(`Invalid configuration: could not read JWT_SECRET_ARN (${arn}): ${e.name ?? 'Error'}: ${e.message ?? String(err)}`)
-  } finally {
-    client.destroy()
-  }
-}
-
 async function init (): Promise<Instance> {
-  const secret = await jwtSecretFromArn(process.env)
-  // Not the embedded stand-in: real DynamoDB unless an endpoint URL is given. Shared by every
-  // container, which also makes revocations wait out the other containers' caller caches.
-  const config = loadConfig({ ...process.env, DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT || 'aws', ...(secret ? { JWT_SECRET: secret } : {}) })
-  if (!config.jwtSecret) throw new ConfigError('Invalid configuration: JWT_SECRET is required on Lambda (or JWT_SECRET_ARN: every container must sign with the same secret)')
-  const app = await buildApp(config, {
-    jwtSecret: config.jwtSecret,
-    dynamodbEndpoint: config.dynamodbEndpoint!
-  })
+  // The in-process notification poller is off: a frozen container runs no timers (the
+  // scheduled worker, src/lambda-notifications.ts, delivers).
+  const app = await buildLambdaApp({ NOTIFICATION_POLL_MS: '0' })
   // The request decoration (event/context on every request) is unused: leave it off.
   const proxy = awsLambdaFastify<LambdaEvent>(app, { decorateRequest: false })
   await app.ready()

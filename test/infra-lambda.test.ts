@@ -41,8 +41,12 @@ async function bundle (): Promise<string> {
   await defineInfra(new App({ outdir, context: { stage: 'bundle' } }))
   t.comment(`bundled src/lambda.ts in ${Math.round(performance.now() - started)} ms`)
   for (const entry of await readdir(outdir)) {
-    // The API's asset (the expiry consumer's has no spec beside it).
-    if (entry.startsWith('asset.') && existsSync(path.join(outdir, entry, 'index.mjs')) && existsSync(path.join(outdir, entry, 'docs', 'api-specification.yaml'))) return path.join(outdir, entry)
+    // The API's asset: the expiry consumer's has no spec beside it; the notification worker's
+    // has one (it builds the same app) but is the bundle of src/lambda-notifications.ts.
+    const index = path.join(outdir, entry, 'index.mjs')
+    if (!entry.startsWith('asset.') || !existsSync(index) || !existsSync(path.join(outdir, entry, 'docs', 'api-specification.yaml'))) continue
+    if ((await readFile(index, 'utf8')).includes('notification worker: invocation done')) continue
+    return path.join(outdir, entry)
   }
   throw new Error(`no function asset in ${outdir}`)
 }

@@ -171,7 +171,7 @@ function checkServicePolicy (t: Test, statements: Json[], label: string): void {
 t.test('Lambda: the function, its role and the HTTP API', async t => {
   const json = dev.serviceJson
   // The API function (the other one is the expiry consumer: its own test below).
-  const apiFunctions = resources(json, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN)
+  const apiFunctions = resources(json, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN && !f.Properties.Environment.Variables.WORKER)
   const [[fnId, fn]] = apiFunctions as [[string, Json]]
   t.equal(apiFunctions.length, 1, 'one API function')
   const p = fn.Properties as Json
@@ -254,7 +254,7 @@ t.test('alarms on 5xx, p99 latency, Lambda errors and throttles, DynamoDB thrott
 t.test('Fargate variant: the same tables and policy, the image from the Dockerfile, the secret injected', async t => {
   const json = fargate.serviceJson
   t.equal(resources(json, 'AWS::DynamoDB::Table').length, specs.length, 'the same tables')
-  t.notOk(resources(json, 'AWS::Lambda::Function').some(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN), 'no API function')
+  t.notOk(resources(json, 'AWS::Lambda::Function').some(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN), 'no API function, no scheduled notification worker (the tasks deliver in process)')
   const [[, task]] = resources(json, 'AWS::ECS::TaskDefinition') as [[string, Json]]
   const container = task.Properties.ContainerDefinitions[0] as Json
   const env = Object.fromEntries((container.Environment as Json[]).map(e => [e.Name, e.Value]))
@@ -517,7 +517,7 @@ t.test('expiry consumer bundle: one file, nothing external, starts and answers a
 
 t.test('onboarding: the service gets its AWS account id, its public URL and the member role name', async t => {
   // The API function (the one with the JWT secret's ARN), whatever other functions the stack has.
-  const lambdaEnv = (s: Synthesis): Json => resources(s.serviceJson, 'AWS::Lambda::Function').map(([, f]) => f.Properties.Environment?.Variables as Json | undefined).find(v => v?.JWT_SECRET_ARN)!
+  const lambdaEnv = (s: Synthesis): Json => resources(s.serviceJson, 'AWS::Lambda::Function').map(([, f]) => f.Properties.Environment?.Variables as Json | undefined).find(v => v?.JWT_SECRET_ARN && !v.WORKER)!
   const env = lambdaEnv(dev)
   t.same(env.SERVICE_AWS_ACCOUNT_ID, { Ref: 'AWS::AccountId' }, 'Lambda: the stack\'s account')
   t.equal(env.MEMBER_ROLE_NAME, 'CloudMonitoringReadOnly', 'the role name the service may assume')
@@ -547,4 +547,30 @@ t.test('the member template the service hands out is the synthesised member stac
   t.same(committed, fresh, 'and to a fresh MemberAccountStack')
   t.equal(committed.Parameters.ApiKey.NoEcho, true, 'the key is NoEcho')
   t.notOk('Default' in committed.Parameters.ApiKey, 'and has no default')
+})
+
+t.test('notification worker (Lambda deployment): a function on a one-minute schedule, one at a time, the service\'s permissions, an alarm', async t => {
+  const json = dev.serviceJson
+  const workers = resources(json, 'AWS::Lambda::Function').filter(([, f]) => f.Properties.Environment?.Variables?.WORKER === 'notifications')
+  t.equal(workers.length, 1, 'one worker function')
+  const [[fnId, fn]] = workers as [[string, Json]]
+  const p = fn.Properties as Json
+  t.equal(p.Runtime, 'nodejs24.x')
+  t.equal(p.ReservedConcurrentExecutions, 1, 'one invocation at a time')
+  t.ok(p.Timeout > 50 && p.Timeout <= 900, 'longer than its 50 s of deliveries')
+  const env = p.Environment.Variables as Json
+  t.match(env, { NODE_ENV: 'production', DYNAMODB_ENDPOINT: 'aws', TABLE_PREFIX: 'monitoring-dev-', NOTIFICATION_POLL_MS: '2000' })
+  t.ok(env.JWT_SECRET_ARN, 'the JWT secret by ARN (the notification key is derived from it unless NOTIFICATION_KEY is set)')
+  t.notOk('JWT_SECRET' in env, 'never the secret itself')
+  t.ok(env.PUBLIC_BASE_URL, 'links to the console')
+  const rules = resources(json, 'AWS::Events::Rule').filter(([, r]) => JSON.stringify(r.Properties.Targets).includes(fnId))
+  t.equal(rules.length, 1, 'one schedule targets it')
+  t.equal(rules[0]![1].Properties.ScheduleExpression, 'rate(1 minute)')
+  const api = resources(json, 'AWS::Lambda::Function').find(([, f]) => f.Properties.Environment?.Variables?.JWT_SECRET_ARN && !f.Properties.Environment.Variables.WORKER)!
+  t.equal(api[1].Properties.Environment.Variables.NOTIFICATION_POLL_MS, undefined, 'the API function is not configured to poll (src/lambda.ts turns its poller off)')
+  const roleId = p.Role['Fn::GetAtt'][0] as string
+  const statements = roleStatements(json, roleId)
+  t.ok(statements.some(s => s.Sid === 'OwnLogGroup'), 'writes its own log group')
+  const alarms = resources(json, 'AWS::CloudWatch::Alarm').filter(([id]) => id.includes('NotificationWorkerErrors'))
+  t.equal(alarms.length, 1, 'an alarm on failed invocations')
 })

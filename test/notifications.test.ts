@@ -760,3 +760,23 @@ t.test('delivery: crash-safety — queuing twice is harmless, and a worker kille
   t.equal(log.length, 2)
   t.ok(log.every((e: any) => e.status === 'delivered'), 'both delivered')
 })
+
+t.test('the scheduled Lambda worker (src/lambda-notifications.ts) delivers what the API marked', async t => {
+  const { api, admin, call, rule } = await deliverySetup(t)
+  const hook = await receiver(t)
+  const wh = await createChannel(api, admin, { name: 'Hook', type: 'webhook', url: `${hook.url}/hook` })
+  await rule({ name: 'Assignments', channel_ids: [wh.channel.id], kinds: ['task.assigned'] })
+  const someone = await api.userWithRole('user')
+  await call('POST', '/api/tasks', { title: 'Check the alarm', assigned_to: someone.id }, admin, 201)
+  const { endpoint } = await database()
+  const saved = { ...process.env }
+  t.teardown(() => { process.env = saved })
+  Object.assign(process.env, { DYNAMODB_ENDPOINT: endpoint, TABLE_PREFIX: api.config.tablePrefix, JWT_SECRET, NOTIFICATION_ALLOW_LOOPBACK: 'true', NOTIFICATION_GROUP_WINDOW_MS: '0', LOG_LEVEL: 'silent' })
+  const worker = await import('../src/lambda-notifications.js')
+  t.teardown(() => worker.close())
+  // Little time left: one run, then it returns what it did.
+  const report = await worker.handler({ 'detail-type': 'Scheduled Event', source: 'aws.events' }, { getRemainingTimeInMillis: () => 100 })
+  t.match(report, { runs: 1, queued: 1, sent: 1, delivered: 1 })
+  t.equal(hook.received.length, 1, 'the receiver got the assignment')
+  t.equal(JSON.parse(hook.received[0]!.body).type, 'task.assigned')
+})

@@ -10,6 +10,7 @@ import type { InfraConfig } from './config.js'
 import { ExpiryConsumer } from './expiry-consumer.js'
 import { FargateApi } from './fargate-api.js'
 import { LambdaApi } from './lambda-api.js'
+import { NotificationWorker } from './notification-worker.js'
 import { acknowledge } from './nag.js'
 import { addOnboardingEnvironment } from './onboarding-env.js'
 import { defineTables, type ServiceTable } from './tables.js'
@@ -54,6 +55,8 @@ export class ServiceStack extends Stack {
   readonly api: LambdaApi | FargateApi
   /** Takes events removed by TTL off the dashboard counters (the events table's stream). */
   readonly expiry: ExpiryConsumer
+  /** Lambda deployment only: delivers notifications on a schedule (Fargate tasks do it in process). */
+  readonly notifications: NotificationWorker | undefined
 
   constructor (scope: Construct, id: string, props: ServiceStackProps) {
     super(scope, id, {
@@ -86,6 +89,9 @@ export class ServiceStack extends Stack {
 
     const table = (model: TableSpec['model']): ServiceTable => this.tables.find(t => t.spec.model === model)!
     this.expiry = new ExpiryConsumer(this, 'Expiry', { config, events: table('events'), stats: table('stats'), meta: table('meta'), alarms: this.alarms, logRetention })
+    this.notifications = this.api instanceof LambdaApi
+      ? new NotificationWorker(this, 'Notifications', { ...common, publicBaseUrl: config.publicBaseUrl ?? this.api.url })
+      : undefined
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'Base URL of the API, without a trailing slash (ServiceUrl parameter of the member-account stack)' })
     new CfnOutput(this, 'TablePrefix', { value: config.tablePrefix, description: 'TABLE_PREFIX of this stage (operator scripts: DYNAMODB_ENDPOINT=aws TABLE_PREFIX=… npm run seed:admin)' })
