@@ -571,6 +571,7 @@ t.test('notification worker (Lambda deployment): a function on a one-minute sche
   const roleId = p.Role['Fn::GetAtt'][0] as string
   const statements = roleStatements(json, roleId)
   t.ok(statements.some(s => s.Sid === 'OwnLogGroup'), 'writes its own log group')
+  t.notOk(statements.some(s => JSON.stringify(s.Action).includes('sts:')), 'assumes no role (only the API\'s connection test does)')
   const alarms = resources(json, 'AWS::CloudWatch::Alarm').filter(([id]) => id.includes('NotificationWorkerErrors'))
   t.equal(alarms.length, 1, 'an alarm on failed invocations')
 })

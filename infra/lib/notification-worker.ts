@@ -51,7 +51,8 @@ export class NotificationWorker extends Construct {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: `cloud-monitoring-api ${config.stage}: the notification worker`
     })
-    for (const statement of props.statements) role.addToPolicy(statement)
+    // The tables, as the API; not the connection test's sts:AssumeRole (the worker assumes nothing).
+    for (const statement of props.statements.filter(st => st.sid !== 'ConnectionTest')) role.addToPolicy(statement)
     role.addToPolicy(new iam.PolicyStatement({
       sid: 'OwnLogGroup',
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
