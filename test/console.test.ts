@@ -671,6 +671,39 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     await noError(t, page, 'delivery log with an entry')
   })
 
+  await t.test('a Slack channel: its URL only masked, no secret; deleting a channel and a rule asks for a second click', async t => {
+    await visit(page, `${base}#/notifications`)
+    await ready(page, 'notifications')
+    const slackUrl = `http://127.0.0.1:9/services/T000/B000/${'s3cr3t'.repeat(4)}`
+    await page.fill('#new-channel input[name=name]', 'Ops Slack')
+    await page.selectOption('#new-channel select[name=type]', 'slack')
+    await page.fill('#new-channel input[name=url]', slackUrl)
+    await page.click('#new-channel button[type=submit]')
+    await page.locator('#notice', { hasText: 'Channel Ops Slack created.' }).waitFor()
+    const row = page.locator('#channels-table tbody tr', { hasText: 'Ops Slack' })
+    await row.waitFor()
+    t.equal(await page.locator('#channel-secret .secret').count(), 0, 'no secret box')
+    t.equal((await row.locator('.channel-url').innerText()).trim(), 'http://127.0.0.1:9/…cr3t', 'the URL masked (its last 4 characters)')
+    t.notOk((await page.content()).includes('s3cr3ts3cr3t'), 'the Slack URL is nowhere on the page')
+    t.equal(await row.locator('button', { hasText: 'Rotate secret' }).count(), 0, 'no secret to rotate')
+
+    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High GuardDuty findings to on-call' })
+    await ruleRow.locator('button', { hasText: 'Delete' }).click()
+    await ruleRow.locator('button', { hasText: 'Click again to delete' }).click()
+    await page.locator('#notice', { hasText: 'Rule High GuardDuty findings to on-call deleted.' }).waitFor()
+    await page.locator('#rules p.empty').waitFor()
+    t.same((await apiGet('/api/config/notification-rules', s.admin.token)).items, [], 'the rule is deleted')
+
+    await row.locator('button', { hasText: 'Delete' }).click()
+    t.equal(await page.locator('#channels-table tbody tr', { hasText: 'Ops Slack' }).count(), 1, 'not deleted at the first click')
+    await row.locator('button', { hasText: 'Click again to delete' }).click()
+    await page.locator('#notice', { hasText: 'Channel Ops Slack deleted.' }).waitFor()
+    await page.locator('#channels-table tbody tr', { hasText: 'Ops Slack' }).waitFor({ state: 'detached' })
+    t.same((await apiGet('/api/config/notification-channels', s.admin.token)).items.map((c: Json) => c.name), ['On-call hook'], 'the channel is deleted')
+    t.equal(await page.locator('#new-rule input[name=channel_ids]').count(), 1, 'the rule form offers the channels left')
+    await noError(t, page, 'deletes')
+  })
+
   await t.test('a revoked access token is renewed silently, with one refresh for parallel requests', async t => {
     const revoked = admin.watch.bearer
     t.ok(revoked, 'the access token in use')
