@@ -607,7 +607,16 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal((await row.locator('.rule-channels').innerText()).trim(), 'On-call hook', 'its channel by name')
     t.match(await row.locator('.rule-matched').innerText(), /severity ≥ high · aws\.guardduty · accounts 123456789012, 210987654321/)
 
+    // Renamed meanwhile (through the API): the toggle, based on the version listed, is refused.
+    const renamed = await api.request({ method: 'PUT', url: `/api/config/notification-rules/${rules[0].id}`, headers: api.auth(s.admin.token), payload: { name: 'High findings to on-call' } })
+    t.equal(renamed.statusCode, 200)
     await row.locator('button', { hasText: 'Disable' }).click()
+    await page.locator('#error', { hasText: 'precondition_failed' }).waitFor()
+    const current = page.locator('#rules-table tbody tr', { hasText: 'High findings to on-call' })
+    await current.waitFor()
+    t.pass('a 412 shows the problem and the rule as it is now')
+    t.equal((await apiGet(`/api/config/notification-rules/${rules[0].id}`, s.admin.token)).enabled, true, 'not changed')
+    await current.locator('button', { hasText: 'Disable' }).click()
     await page.locator('#notice', { hasText: 'disabled' }).waitFor()
     await page.locator('#rules-table tbody tr .rule-state', { hasText: 'disabled' }).waitFor()
     t.equal((await apiGet(`/api/config/notification-rules/${rules[0].id}`, s.admin.token)).enabled, false, 'disabled in the API')
@@ -646,7 +655,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal((await apiGet(`/api/config/notification-channels/${channelId}`, s.admin.token)).secret_prefix, rotated.slice(0, 12), 'the API uses it')
     signingSecret = rotated
 
-    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High GuardDuty findings to on-call' })
+    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High findings to on-call' })
     await ruleRow.locator('button', { hasText: 'Enable' }).click()
     await page.locator('#rules-table tbody tr .rule-state', { hasText: /^enabled$/ }).waitFor()
     await noError(t, page, 'rule enabled')
@@ -687,10 +696,10 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.notOk((await page.content()).includes('s3cr3ts3cr3t'), 'the Slack URL is nowhere on the page')
     t.equal(await row.locator('button', { hasText: 'Rotate secret' }).count(), 0, 'no secret to rotate')
 
-    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High GuardDuty findings to on-call' })
+    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High findings to on-call' })
     await ruleRow.locator('button', { hasText: 'Delete' }).click()
     await ruleRow.locator('button', { hasText: 'Click again to delete' }).click()
-    await page.locator('#notice', { hasText: 'Rule High GuardDuty findings to on-call deleted.' }).waitFor()
+    await page.locator('#notice', { hasText: 'Rule High findings to on-call deleted.' }).waitFor()
     await page.locator('#rules p.empty').waitFor()
     t.same((await apiGet('/api/config/notification-rules', s.admin.token)).items, [], 'the rule is deleted')
 

@@ -5,7 +5,7 @@
  * disable; delete) and the rules (create, enable or disable, delete).
  * `#/notifications/<channel id>`: the channel's delivery log, and its test button.
  */
-import { api, call } from '../api.js'
+import { api, call, ApiError } from '../api.js'
 import { h, fill, field, select, choices, badge, time, title, busy, formValues, submitting, secretBox, notice, SEVERITIES, SOURCES } from '../dom.js'
 import { pagedTable } from '../paging.js'
 
@@ -264,8 +264,14 @@ function ruleRow (r, channels, refresh) {
   const labels = new Map(KINDS)
   fill(actions,
     button(r.enabled ? 'Disable' : 'Enable', async () => {
-      // Based on the version listed: a 412 says that someone changed the rule meanwhile.
-      await call(api.PUT('/api/config/notification-rules/{id}', { params: { path, header: { 'If-Match': `"v${r.version}"` } }, body: { enabled: !r.enabled } }))
+      // Based on the version listed: a 412 says that someone changed the rule meanwhile; the
+      // list then shows the rule as it is now (and the error stays).
+      try {
+        await call(api.PUT('/api/config/notification-rules/{id}', { params: { path, header: { 'If-Match': `"v${r.version}"` } }, body: { enabled: !r.enabled } }))
+      } catch (err) {
+        if (err instanceof ApiError && err.problem.status === 412) await refresh()
+        throw err
+      }
       notice(`Rule ${r.name} ${r.enabled ? 'disabled' : 'enabled'}.`)
       await refresh()
     }), ' ',
