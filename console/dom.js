@@ -4,7 +4,7 @@
  * descriptions come from AWS and users), never as HTML; listeners are attached with
  * addEventListener, never as inline attributes (the Content-Security-Policy forbids them).
  */
-/* global HTMLElement, HTMLInputElement, HTMLSelectElement, HTMLTextAreaElement */
+/* global HTMLElement, HTMLInputElement, HTMLSelectElement, HTMLTextAreaElement, RadioNodeList */
 import { ApiError } from './api.js'
 
 /** @typedef {import('./api.js').Problem} Problem */
@@ -173,10 +173,13 @@ export function problemOf (err) {
 function placeFieldError (form, error) {
   const name = error.path.split('/')[2]
   if (!name) return false
-  const control = form.elements.namedItem(name)
+  const found = form.elements.namedItem(name)
+  // Several checkboxes of one name (a RadioNodeList): the error goes to their group.
+  const group = found instanceof RadioNodeList && found[0] instanceof HTMLElement ? found[0].closest('fieldset, .checks') : null
+  const control = group ?? found
   if (!(control instanceof HTMLElement)) return false
   control.setAttribute('aria-invalid', 'true')
-  const label = control.closest('label') ?? control
+  const label = group ?? control.closest('label') ?? control
   label.append(h('small', { class: 'field-error', 'data-field': name }, error.message))
   return true
 }

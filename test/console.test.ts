@@ -2,7 +2,7 @@
  * The web console (console/, served by src/plugins/console.ts) in headless Chromium, driven by
  * playwright-core, against the app listening on 127.0.0.1 with this file's in-process database.
  * Logs in as each role, walks the flows (dashboard, events, create task, comments, status,
- * users, AWS accounts, temporary password), and checks what each role sees. Every page
+ * users, AWS accounts, notifications, temporary password), and checks what each role sees. Every page
  * records console errors, uncaught exceptions and Content-Security-Policy violations (none
  * allowed), and every request URL is checked for tokens (none allowed).
  *
@@ -81,7 +81,8 @@ const MEMBER_TEMPLATE_URL = 'https://cmc-templates.s3.eu-west-1.amazonaws.com/cl
 
 async function seed (t: Test): Promise<Seed> {
   // The onboarding kit complete (quick-create links): the service's account, https URL, template.
-  const api = await build(t, { SERVICE_AWS_ACCOUNT_ID: '111111111111', PUBLIC_BASE_URL: 'https://monitoring.example.com', MEMBER_TEMPLATE_URL })
+  // Notification channels may point at 127.0.0.1 (a closed port: the test shows the failure).
+  const api = await build(t, { SERVICE_AWS_ACCOUNT_ID: '111111111111', PUBLIC_BASE_URL: 'https://monitoring.example.com', MEMBER_TEMPLATE_URL, NOTIFICATION_ALLOW_LOOPBACK: 'true', NOTIFICATION_TIMEOUT_MS: '2000', NOTIFICATION_GROUP_WINDOW_MS: '0' })
   const token = await api.adminToken()
   const adminId = (await api.request({ method: 'GET', url: '/api/auth/me', headers: api.auth(token) })).json().id
   const manager = await api.userWithRole('manager', { name: 'Mia Manager' })
@@ -294,7 +295,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     await page.fill('input[name=password]', ADMIN_PASSWORD)
     await page.click('form[aria-label="Log in"] button[type=submit]')
     await ready(page, 'dashboard')
-    t.same(await navigation(page), ['Dashboard', 'Events', 'Tasks', 'Users', 'AWS accounts', 'Monitoring settings'])
+    t.same(await navigation(page), ['Dashboard', 'Events', 'Tasks', 'Users', 'AWS accounts', 'Monitoring settings', 'Notifications'])
     t.notOk(new URL(page.url()).search, 'nothing in the query string')
     t.equal(new URL(page.url()).hash, '#/dashboard')
   })
@@ -443,6 +444,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
   })
 
   let apiKey = ''
+  let signingSecret = ''
   await t.test('the admin registers an AWS account: the API key is shown once', async t => {
     await leaving(page)
     await page.click('#nav >> text=AWS accounts')
@@ -527,6 +529,190 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.same(stored, { session: ['cmc.refresh_token'], local: [], cookie: '' }, 'only the refresh token, in sessionStorage')
   })
 
+  let channelId = ''
+  await t.test('the admin creates a webhook channel: the signing secret is shown once; the test shows the receiver\'s answer', async t => {
+    await leaving(page)
+    await page.click('#nav >> text=Notifications')
+    await ready(page, 'notifications')
+    await noError(t, page, 'notifications')
+    t.match(await page.locator('#channels').innerText(), /No notification channel yet\./, 'no channel yet')
+    t.match(await page.locator('#rules').innerText(), /No notification rule yet/, 'no rule yet')
+
+    // An unsafe URL is refused by the API, next to the URL field.
+    await page.fill('#new-channel input[name=name]', 'On-call hook')
+    await page.fill('#new-channel input[name=url]', 'http://example.com/hook')
+    await page.click('#new-channel button[type=submit]')
+    await page.locator('#new-channel .field-error[data-field=url]').waitFor()
+    t.match(await page.locator('#error').innerText(), /unsafe_url/)
+
+    await page.fill('#new-channel input[name=url]', 'http://127.0.0.1:9/hook') // a closed port
+    await page.click('#new-channel button[type=submit]')
+    const secret = page.locator('#channel-secret .secret-value')
+    await secret.waitFor()
+    signingSecret = (await secret.innerText()).trim()
+    t.match(signingSecret, /^whsec_[A-Za-z0-9+/]{43}=$/, 'a signing secret')
+    t.equal(await page.locator('#new-channel .field-error').count(), 0, 'field errors cleared')
+    const row = page.locator('#channels-table tbody tr', { hasText: 'On-call hook' })
+    await row.waitFor()
+    channelId = (await row.getAttribute('data-id'))!
+    const prefix = (await row.locator('.key-prefix').innerText()).replace('…', '')
+    t.ok(prefix.length === 12 && signingSecret.startsWith(prefix), 'the secret starts with the prefix listed')
+    t.match(await row.innerText(), /webhook[\s\S]*http:\/\/127\.0\.0\.1:9\/hook[\s\S]*enabled[\s\S]*never/, 'type, URL, state, never tested')
+    // The rule form offers it.
+    await page.locator(`#new-rule input[name=channel_ids][value="${channelId}"]`).waitFor()
+
+    await row.locator('button', { hasText: 'Send test' }).click()
+    const result = row.locator('.row-output .test-result')
+    await result.waitFor()
+    await noError(t, page, 'test notification')
+    const channel = await apiGet(`/api/config/notification-channels/${channelId}`, s.admin.token)
+    t.match(channel.last_test, { ok: false, status_code: null, error_code: 'connection_error' }, 'the API kept the result')
+    t.equal(await result.getAttribute('data-ok'), 'false')
+    t.match(await result.innerText(), /^Failed · \d+ ms · .*connection_error/s, 'the failure and its code are shown')
+    t.match(await result.innerText(), channel.last_test.error_message, 'with the message')
+  })
+
+  await t.test('the admin creates a rule for the channel, then disables it', async t => {
+    // Without a kind: the API's error is marked on the group of checkboxes.
+    await page.fill('#new-rule input[name=name]', 'High GuardDuty findings to on-call')
+    await page.check(`#new-rule input[name=channel_ids][value="${channelId}"]`)
+    await page.click('#new-rule button[type=submit]')
+    await page.locator('#error:not([hidden])').waitFor()
+    t.match(await page.locator('#error').innerText(), /validation_failed/)
+    await page.locator('#new-rule fieldset[aria-invalid=true] .field-error[data-field=kinds]').waitFor()
+    t.pass('the kinds\' error is shown next to their checkboxes')
+
+    await page.check('#new-rule input[name=kinds][value="event.created"]')
+    await page.check('#new-rule input[name=kinds][value="event.reopened"]')
+    await page.check('#new-rule input[name=kinds][value="task.assigned"]')
+    await page.selectOption('#new-rule select[name=min_severity]', 'high')
+    await page.check('#new-rule input[name=sources][value="aws.guardduty"]')
+    await page.fill('#new-rule input[name=account_ids]', `${ACCOUNT}, 210987654321`)
+    await page.click('#new-rule button[type=submit]')
+    await page.locator('#notice', { hasText: 'Rule High GuardDuty findings to on-call created.' }).waitFor()
+    const row = page.locator('#rules-table tbody tr', { hasText: 'High GuardDuty findings to on-call' })
+    await row.waitFor()
+    await noError(t, page, 'new rule')
+    const rules = (await apiGet('/api/config/notification-rules', s.admin.token)).items
+    t.equal(rules.length, 1)
+    t.match(rules[0], {
+      name: 'High GuardDuty findings to on-call',
+      enabled: true,
+      channel_ids: [channelId],
+      kinds: ['event.created', 'event.reopened', 'task.assigned'],
+      min_severity: 'high',
+      sources: ['aws.guardduty'],
+      account_ids: [ACCOUNT, '210987654321']
+    }, 'the rule as filled in')
+    t.equal((await row.locator('.rule-channels').innerText()).trim(), 'On-call hook', 'its channel by name')
+    t.match(await row.locator('.rule-matched').innerText(), /severity ≥ high · aws\.guardduty · accounts 123456789012, 210987654321/)
+
+    // Renamed meanwhile (through the API): the toggle, based on the version listed, is refused.
+    const renamed = await api.request({ method: 'PUT', url: `/api/config/notification-rules/${rules[0].id}`, headers: api.auth(s.admin.token), payload: { name: 'High findings to on-call' } })
+    t.equal(renamed.statusCode, 200)
+    await row.locator('button', { hasText: 'Disable' }).click()
+    await page.locator('#error', { hasText: 'precondition_failed' }).waitFor()
+    const current = page.locator('#rules-table tbody tr', { hasText: 'High findings to on-call' })
+    await current.waitFor()
+    t.pass('a 412 shows the problem and the rule as it is now')
+    t.equal((await apiGet(`/api/config/notification-rules/${rules[0].id}`, s.admin.token)).enabled, true, 'not changed')
+    await current.locator('button', { hasText: 'Disable' }).click()
+    await page.locator('#notice', { hasText: 'disabled' }).waitFor()
+    await page.locator('#rules-table tbody tr .rule-state', { hasText: 'disabled' }).waitFor()
+    t.equal((await apiGet(`/api/config/notification-rules/${rules[0].id}`, s.admin.token)).enabled, false, 'disabled in the API')
+  })
+
+  await t.test('the channel\'s delivery log: empty, with the test button; the secret is not shown again', async t => {
+    const row = page.locator('#channels-table tbody tr', { hasText: 'On-call hook' })
+    await leaving(page)
+    await row.locator('a', { hasText: 'Delivery log' }).click()
+    await page.waitForURL(new RegExp(`#/notifications/${channelId}$`))
+    await ready(page, 'deliveries')
+    t.equal((await page.locator('main h1').innerText()).trim(), 'Delivery log of On-call hook')
+    t.match(await page.locator('main').innerText(), /Nothing was sent to this channel yet\./, 'the empty state')
+    t.equal(await page.locator('#nav a[aria-current=page]').innerText(), 'Notifications', 'the navigation marks the section')
+    t.match(await page.locator('#channel-test .test-result').innerText(), /connection_error/, 'the last test')
+    await page.locator('#channel-test button', { hasText: 'Send test' }).click()
+    await page.locator('#channel-test .row-output:not(:has-text("Last test")) .test-result').waitFor()
+    await noError(t, page, 'delivery log')
+
+    await page.reload()
+    await ready(page, 'deliveries')
+    await visit(page, `${base}#/notifications`)
+    await ready(page, 'notifications')
+    await page.locator('#channels-table tbody tr', { hasText: 'On-call hook' }).waitFor()
+    t.notOk((await page.content()).includes(signingSecret), 'the signing secret is not shown again')
+    t.equal(await page.locator('#channel-secret .secret').count(), 0, 'no secret box')
+    await noError(t, page, 'notifications after a reload')
+  })
+
+  await t.test('rotate the signing secret (shown once); a change the rule matches appears in the delivery log', async t => {
+    const channelRow = page.locator('#channels-table tbody tr', { hasText: 'On-call hook' })
+    await channelRow.locator('button', { hasText: 'Rotate secret' }).click()
+    const rotated = (await channelRow.locator('.secret-value').innerText()).trim()
+    t.match(rotated, /^whsec_/, 'a new secret')
+    t.not(rotated, signingSecret, 'another secret')
+    t.equal((await apiGet(`/api/config/notification-channels/${channelId}`, s.admin.token)).secret_prefix, rotated.slice(0, 12), 'the API uses it')
+    signingSecret = rotated
+
+    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High findings to on-call' })
+    await ruleRow.locator('button', { hasText: 'Enable' }).click()
+    await page.locator('#rules-table tbody tr .rule-state', { hasText: /^enabled$/ }).waitFor()
+    await noError(t, page, 'rule enabled')
+    // A task assigned to the admin: task.assigned, one of the rule's kinds; the worker delivers it to the closed port.
+    const res = await api.request({ method: 'POST', url: '/api/tasks', headers: api.auth(s.admin.token), payload: { title: 'Renew the TLS certificate of the API', priority: 'medium', assigned_to: s.admin.id } })
+    t.equal(res.statusCode, 201)
+    await api.app.notifier.drain()
+    const deliveries = (await apiGet(`/api/config/notification-channels/${channelId}/deliveries`, s.admin.token)).items
+    t.equal(deliveries.length, 1, 'one delivery')
+
+    await visit(page, `${base}#/notifications/${channelId}`)
+    await ready(page, 'deliveries')
+    const rows = page.locator('#deliveries-table tbody tr')
+    t.equal(await rows.count(), 1)
+    const cells = await texts(rows.first().locator('td'))
+    t.equal(cells[1], deliveries[0].summary, 'what')
+    t.equal(cells[2], 'task.assigned', 'type')
+    t.equal(cells[3], '1', 'count')
+    t.equal(cells[4], deliveries[0].status.replace('_', ' '), 'status')
+    t.equal(cells[5], String(deliveries[0].attempts), 'attempts')
+    if (deliveries[0].last_error_code) t.match(cells[6], deliveries[0].last_error_code, 'the last error')
+    await noError(t, page, 'delivery log with an entry')
+  })
+
+  await t.test('a Slack channel: its URL only masked, no secret; deleting a channel and a rule asks for a second click', async t => {
+    await visit(page, `${base}#/notifications`)
+    await ready(page, 'notifications')
+    const slackUrl = `http://127.0.0.1:9/services/T000/B000/${'s3cr3t'.repeat(4)}`
+    await page.fill('#new-channel input[name=name]', 'Ops Slack')
+    await page.selectOption('#new-channel select[name=type]', 'slack')
+    await page.fill('#new-channel input[name=url]', slackUrl)
+    await page.click('#new-channel button[type=submit]')
+    await page.locator('#notice', { hasText: 'Channel Ops Slack created.' }).waitFor()
+    const row = page.locator('#channels-table tbody tr', { hasText: 'Ops Slack' })
+    await row.waitFor()
+    t.equal(await page.locator('#channel-secret .secret').count(), 0, 'no secret box')
+    t.equal((await row.locator('.channel-url').innerText()).trim(), 'http://127.0.0.1:9/…cr3t', 'the URL masked (its last 4 characters)')
+    t.notOk((await page.content()).includes('s3cr3ts3cr3t'), 'the Slack URL is nowhere on the page')
+    t.equal(await row.locator('button', { hasText: 'Rotate secret' }).count(), 0, 'no secret to rotate')
+
+    const ruleRow = page.locator('#rules-table tbody tr', { hasText: 'High findings to on-call' })
+    await ruleRow.locator('button', { hasText: 'Delete' }).click()
+    await ruleRow.locator('button', { hasText: 'Click again to delete' }).click()
+    await page.locator('#notice', { hasText: 'Rule High findings to on-call deleted.' }).waitFor()
+    await page.locator('#rules p.empty').waitFor()
+    t.same((await apiGet('/api/config/notification-rules', s.admin.token)).items, [], 'the rule is deleted')
+
+    await row.locator('button', { hasText: 'Delete' }).click()
+    t.equal(await page.locator('#channels-table tbody tr', { hasText: 'Ops Slack' }).count(), 1, 'not deleted at the first click')
+    await row.locator('button', { hasText: 'Click again to delete' }).click()
+    await page.locator('#notice', { hasText: 'Channel Ops Slack deleted.' }).waitFor()
+    await page.locator('#channels-table tbody tr', { hasText: 'Ops Slack' }).waitFor({ state: 'detached' })
+    t.same((await apiGet('/api/config/notification-channels', s.admin.token)).items.map((c: Json) => c.name), ['On-call hook'], 'the channel is deleted')
+    t.equal(await page.locator('#new-rule input[name=channel_ids]').count(), 1, 'the rule form offers the channels left')
+    await noError(t, page, 'deletes')
+  })
+
   await t.test('a revoked access token is renewed silently, with one refresh for parallel requests', async t => {
     const revoked = admin.watch.bearer
     t.ok(revoked, 'the access token in use')
@@ -578,7 +764,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal(await page.locator('#new-user').count(), 0, 'no user creation')
     t.equal(await page.locator('#users-table .row-actions').count(), 0, 'no actions')
     t.ok(await page.locator('#users-table tbody tr', { hasText: 'nina.new@example.com' }).isVisible())
-    for (const hash of ['#/accounts', '#/settings']) {
+    for (const hash of ['#/accounts', '#/settings', '#/notifications']) {
       await visit(page, `${base}${hash}`)
       await ready(page, 'forbidden')
       t.ok(await page.locator('main', { hasText: 'not available to the manager role' }).isVisible(), `${hash} is not available`)
@@ -607,11 +793,11 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal(await page.locator('#task-status').count(), 0, 'no status change on a task of others')
     t.equal(await page.locator('#task-edit').count(), 0, 'no edit of a task of others')
     t.equal(await page.locator('#add-comment').count(), 1, 'but comments are open to all')
-    for (const hash of ['#/users', '#/accounts', '#/settings']) {
+    for (const hash of ['#/users', '#/accounts', '#/settings', '#/notifications', `#/notifications/${channelId}`]) {
       await visit(page, `${base}${hash}`)
       await ready(page, 'forbidden')
     }
-    t.pass('users, accounts and settings are not available')
+    t.pass('users, accounts, settings and notifications are not available')
     await context.close()
   })
 
