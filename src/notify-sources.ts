@@ -28,7 +28,7 @@ export function notifySources (repos: Pick<Repositories, 'events' | 'tasks'>, co
         return {
           mark,
           change: {
-            notification: eventNotification(m.kind, event, at, consoleUrl),
+            notification: eventNotification(m.kind as Parameters<typeof eventNotification>[0], event, at, consoleUrl),
             facts: { kind: m.kind, severity: event.severity, source: event.source, account_id: event.account_id }
           }
         }

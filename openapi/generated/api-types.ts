@@ -1958,22 +1958,80 @@ export interface components {
         /**
          * @description The JSON body of every notification POSTed to a `webhook` channel (not a response of this API: referenced from the root extension `x-webhooks`; docs/notifications.md explains delivery and signature verification). The body is signed as sent: verify the signature over the raw bytes before parsing.
          *
-         *     Versioned: `version` changes only for an incompatible change of this envelope; new `type` values and new properties may be added at any time, so ignore what you do not know.
+         *     One of four shapes, told apart by `type`; `data`'s schema depends on it. Versioned: `version` changes only for an incompatible change of this envelope; new `type` values and new properties may be added at any time, so ignore what you do not know.
          */
-        WebhookNotification: {
+        WebhookNotification: components["schemas"]["WebhookEventNotification"] | components["schemas"]["WebhookTaskNotification"] | components["schemas"]["WebhookDigestNotification"] | components["schemas"]["WebhookTestNotification"];
+        /** @description A `WebhookNotification`: an event changed: `event.created`, `event.reopened`, `event.resolved`. */
+        WebhookEventNotification: {
             /** @description Version of this envelope's schema: `1`. */
             version: number;
-            /** @description Unique id of the notification, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
+            /** @description Unique id of the message, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
             id: string;
-            /** @description What happened, full-stop delimited: a `NotificationChangeKind` (`event.created`, `event.reopened`, `event.resolved`, `task.assigned`, `task.status_changed`, `task.commented`), `digest` (several notifications grouped in one message: a burst), or `test` (a test notification from `testNotificationChannel`). */
-            type: string;
+            /**
+             * @description What happened. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "event.created" | "event.reopened" | "event.resolved";
             /**
              * Format: date-time
              * @description When it happened (not when it was delivered; see the `webhook-timestamp` header for that).
              */
             occurred_at: string;
-            /** @description What the notification is about; its schema depends on `type`. */
-            data: components["schemas"]["WebhookEventData"] | components["schemas"]["WebhookTaskData"] | components["schemas"]["WebhookDigestData"] | components["schemas"]["WebhookTestData"];
+            data: components["schemas"]["WebhookEventData"];
+        };
+        /** @description A `WebhookNotification`: a task changed: `task.assigned`, `task.status_changed`, `task.commented`. */
+        WebhookTaskNotification: {
+            /** @description Version of this envelope's schema: `1`. */
+            version: number;
+            /** @description Unique id of the message, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
+            id: string;
+            /**
+             * @description What happened. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "task.assigned" | "task.status_changed" | "task.commented";
+            /**
+             * Format: date-time
+             * @description When it happened (not when it was delivered; see the `webhook-timestamp` header for that).
+             */
+            occurred_at: string;
+            data: components["schemas"]["WebhookTaskData"];
+        };
+        /** @description A `WebhookNotification`: several notifications grouped in one message (a burst): `digest`. */
+        WebhookDigestNotification: {
+            /** @description Version of this envelope's schema: `1`. */
+            version: number;
+            /** @description Unique id of the message, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
+            id: string;
+            /**
+             * @description What happened. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "digest";
+            /**
+             * Format: date-time
+             * @description When it happened (not when it was delivered; see the `webhook-timestamp` header for that).
+             */
+            occurred_at: string;
+            data: components["schemas"]["WebhookDigestData"];
+        };
+        /** @description A `WebhookNotification`: a test notification from `testNotificationChannel`: `test`. */
+        WebhookTestNotification: {
+            /** @description Version of this envelope's schema: `1`. */
+            version: number;
+            /** @description Unique id of the message, the same as the `webhook-id` header: the idempotency key (a retried delivery carries the same id). */
+            id: string;
+            /**
+             * @description What happened. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "test";
+            /**
+             * Format: date-time
+             * @description When it happened (not when it was delivered; see the `webhook-timestamp` header for that).
+             */
+            occurred_at: string;
+            data: components["schemas"]["WebhookTestData"];
         };
         /** @description `data` of a `test` notification. */
         WebhookTestData: {
@@ -2157,12 +2215,29 @@ export interface components {
             /** @description The task's page in the console; `null` when the service does not know its address (`PUBLIC_BASE_URL`). */
             console_url: string | null;
         };
-        /** @description One notification of a digest. */
-        WebhookDigestItem: {
-            type: components["schemas"]["NotificationChangeKind"];
+        /** @description One notification of a digest, told apart by `type`. */
+        WebhookDigestItem: components["schemas"]["WebhookDigestEventItem"] | components["schemas"]["WebhookDigestTaskItem"];
+        /** @description One event notification of a digest. */
+        WebhookDigestEventItem: {
+            /**
+             * @description What happened. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "event.created" | "event.reopened" | "event.resolved";
             /** Format: date-time */
             occurred_at: string;
-            data: components["schemas"]["WebhookEventData"] | components["schemas"]["WebhookTaskData"];
+            data: components["schemas"]["WebhookEventData"];
+        };
+        /** @description One task notification of a digest. */
+        WebhookDigestTaskItem: {
+            /**
+             * @description What happened. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "task.assigned" | "task.status_changed" | "task.commented";
+            /** Format: date-time */
+            occurred_at: string;
+            data: components["schemas"]["WebhookTaskData"];
         };
         /** @description `data` of a `digest`: several notifications for one channel grouped in one message (a burst), with counts of all of them and the first 50 (highest severity first, then oldest). */
         WebhookDigestData: {

@@ -309,17 +309,35 @@ export type UsersStats = Static<typeof UsersStats>
 export const WebhookEventData = Type.Object({ event: Type.Object({ id: Id, title: Type.String({ minLength: 1, maxLength: 1000 }), severity: Severity, source: EventSource, account_id: AwsAccountNumber, region: Type.String({ minLength: 1, maxLength: 32 }), status: EventStatus, occurrence_count: Type.Integer({ minimum: 1, maximum: 2147483647 }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), last_seen_at: Type.String({ format: "date-time", maxLength: 30 }), resolved_at: Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()]) }, { additionalProperties: false }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
 export type WebhookEventData = Static<typeof WebhookEventData>
 
+export const WebhookDigestEventItem = Type.Object({ type: Type.Enum(["event.created","event.reopened","event.resolved"]), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: WebhookEventData }, { additionalProperties: false })
+export type WebhookDigestEventItem = Static<typeof WebhookDigestEventItem>
+
 export const WebhookTaskData = Type.Object({ task: Type.Object({ id: Id, title: Type.String({ minLength: 1, maxLength: 500 }), status: TaskStatus, priority: TaskPriority, assigned_to: Type.Union([Id, Type.Null()]), created_by: Id, event_id: Type.Union([Id, Type.Null()]) }, { additionalProperties: false }), change: Type.Object({ by: Type.Union([Id, Type.Null()]), from_status: Type.Union([TaskStatus, Type.Null()]), to_status: Type.Union([TaskStatus, Type.Null()]), assigned_to: Type.Union([Id, Type.Null()]), comment_id: Type.Union([Id, Type.Null()]), comment_excerpt: Type.Union([Type.String({ maxLength: 280 }), Type.Null()]) }, { additionalProperties: false }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
 export type WebhookTaskData = Static<typeof WebhookTaskData>
 
-export const WebhookDigestItem = Type.Object({ type: NotificationChangeKind, occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: Type.Union([WebhookEventData, WebhookTaskData]) }, { additionalProperties: false })
+export const WebhookDigestTaskItem = Type.Object({ type: Type.Enum(["task.assigned","task.status_changed","task.commented"]), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: WebhookTaskData }, { additionalProperties: false })
+export type WebhookDigestTaskItem = Static<typeof WebhookDigestTaskItem>
+
+export const WebhookDigestItem = Type.Union([WebhookDigestEventItem, WebhookDigestTaskItem])
 export type WebhookDigestItem = Static<typeof WebhookDigestItem>
 
 export const WebhookDigestData = Type.Object({ count: Type.Integer({ minimum: 2, maximum: 100000 }), counts_by_type: Type.Object({ "event.created": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "event.reopened": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "event.resolved": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "task.assigned": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "task.status_changed": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), "task.commented": Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })) }, { additionalProperties: false }), counts_by_severity: Type.Object({ critical: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), high: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), medium: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), low: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })), info: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })) }, { additionalProperties: false }), notifications: Type.Array(WebhookDigestItem, { maxItems: 50 }), omitted: Type.Integer({ minimum: 0, maximum: 100000 }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
 export type WebhookDigestData = Static<typeof WebhookDigestData>
 
+export const WebhookDigestNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.Enum(["digest"]), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: WebhookDigestData }, { additionalProperties: false })
+export type WebhookDigestNotification = Static<typeof WebhookDigestNotification>
+
+export const WebhookEventNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.Enum(["event.created","event.reopened","event.resolved"]), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: WebhookEventData }, { additionalProperties: false })
+export type WebhookEventNotification = Static<typeof WebhookEventNotification>
+
+export const WebhookTaskNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.Enum(["task.assigned","task.status_changed","task.commented"]), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: WebhookTaskData }, { additionalProperties: false })
+export type WebhookTaskNotification = Static<typeof WebhookTaskNotification>
+
 export const WebhookTestData = Type.Object({ channel_id: Id, channel_name: Type.String({ minLength: 1, maxLength: 100 }), message: Type.String({ minLength: 1, maxLength: 500 }), console_url: Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false })
 export type WebhookTestData = Static<typeof WebhookTestData>
 
-export const WebhookNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.String({ minLength: 1, maxLength: 100, pattern: "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$" }), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: Type.Union([WebhookEventData, WebhookTaskData, WebhookDigestData, WebhookTestData]) }, { additionalProperties: false })
+export const WebhookTestNotification = Type.Object({ version: Type.Integer({ minimum: 1, maximum: 1 }), id: Type.String({ minLength: 30, maxLength: 30, pattern: "^msg_[0-9A-HJKMNP-TV-Z]{26}$" }), type: Type.Enum(["test"]), occurred_at: Type.String({ format: "date-time", maxLength: 30 }), data: WebhookTestData }, { additionalProperties: false })
+export type WebhookTestNotification = Static<typeof WebhookTestNotification>
+
+export const WebhookNotification = Type.Union([WebhookEventNotification, WebhookTaskNotification, WebhookDigestNotification, WebhookTestNotification])
 export type WebhookNotification = Static<typeof WebhookNotification>

@@ -1,6 +1,6 @@
 import type {
-  NotificationChangeKind, NotificationRule as NotificationRuleDto, Severity, WebhookDigestData, WebhookDigestItem,
-  WebhookEventData, WebhookNotification, WebhookTaskData
+  NotificationChangeKind, NotificationRule as NotificationRuleDto, Severity, WebhookDigestData, WebhookDigestEventItem, WebhookDigestItem,
+  WebhookDigestTaskItem, WebhookEventData, WebhookNotification, WebhookTaskData
 } from '../../openapi/generated/schemas.js'
 import { severityRank } from './monitoring-settings.js'
 import { slackMessage, type SlackMessage } from './notifications.js'
@@ -100,17 +100,13 @@ export const assignedMarks = (gate: NotifyGate, version: number, assignee: strin
 
 // ------------------------------------------------------------------ what is sent
 
-/** One queued notification: its kind, when the change happened, and its webhook `data`. */
-export interface Notification {
-  type: ChangeKind
-  occurred_at: string
-  data: WebhookEventData | WebhookTaskData
-}
+/** One queued notification: its kind, when the change happened, and its webhook `data` (a digest lists them as they are). */
+export type Notification = WebhookDigestItem
 
 /** The event fields a notification shows. */
 export type NotifiedEvent = WebhookEventData['event'] & { deleted_at?: string | null }
 
-export function eventNotification (kind: ChangeKind, e: NotifiedEvent, at: string, consoleUrl: string | null): Notification {
+export function eventNotification (kind: WebhookDigestEventItem['type'], e: NotifiedEvent, at: string, consoleUrl: string | null): WebhookDigestEventItem {
   return {
     type: kind,
     occurred_at: at,
@@ -140,7 +136,7 @@ export type NotifiedTask = WebhookTaskData['task']
 export const taskMarkDetail = (values: Array<string | null>): string => values.map(v => v ?? '').join(',')
 
 /** The notification of a task change, from the task, the mark and (for a comment) the comment. */
-export function taskNotification (mark: Mark, t: NotifiedTask, at: string, consoleUrl: string | null, comment?: { id: string, author_id: string, body: string }): Notification {
+export function taskNotification (mark: Mark, t: NotifiedTask, at: string, consoleUrl: string | null, comment?: { id: string, author_id: string, body: string }): WebhookDigestTaskItem {
   const [a = '', b = '', c = ''] = (mark.detail ?? '').split(',')
   const none = { by: null, from_status: null, to_status: null, assigned_to: null, comment_id: null, comment_excerpt: null }
   const change: WebhookTaskData['change'] = mark.kind === 'task.assigned'
@@ -149,7 +145,7 @@ export function taskNotification (mark: Mark, t: NotifiedTask, at: string, conso
       ? { ...none, from_status: (a || null) as WebhookTaskData['change']['from_status'], to_status: (b || null) as WebhookTaskData['change']['to_status'], by: c || null }
       : { ...none, by: comment?.author_id ?? null, comment_id: comment?.id ?? null, comment_excerpt: comment ? clip(comment.body, 280) : null }
   return {
-    type: mark.kind,
+    type: mark.kind as WebhookDigestTaskItem['type'],
     occurred_at: at,
     data: {
       task: { id: t.id, title: t.title, status: t.status, priority: t.priority, assigned_to: t.assigned_to, created_by: t.created_by, event_id: t.event_id },
@@ -180,7 +176,7 @@ export const DIGEST_LISTED = 50
 export function messageBody (id: string, notifications: Notification[], now: string, consoleUrl: string | null): WebhookNotification {
   if (notifications.length === 1) {
     const [n] = notifications as [Notification]
-    return { version: 1, id, type: n.type, occurred_at: n.occurred_at, data: n.data }
+    return { version: 1, id, ...n }
   }
   const byType: Record<string, number> = {}
   const bySeverity: Record<string, number> = {}
@@ -194,7 +190,7 @@ export function messageBody (id: string, notifications: Notification[], now: str
     count: notifications.length,
     counts_by_type: byType,
     counts_by_severity: bySeverity,
-    notifications: listed.map((n): WebhookDigestItem => ({ type: n.type, occurred_at: n.occurred_at, data: n.data })),
+    notifications: listed,
     omitted: notifications.length - listed.length,
     console_url: consoleUrl ? `${consoleUrl}/console/#/events` : null
   }
@@ -244,7 +240,7 @@ export function slackMessageOf (body: WebhookNotification): SlackMessage {
   const data = body.data
   if ('count' in data) {
     // The 5 most important, a line each (the context block has room for about 500 characters).
-    const top = data.notifications.slice(0, 5).map(n => `• ${clip(summaryOf({ version: 1, id: body.id, type: n.type, occurred_at: n.occurred_at, data: n.data }), 80)}`)
+    const top = data.notifications.slice(0, 5).map(n => `• ${clip(summaryOf({ version: 1, id: body.id, ...n }), 80)}`)
     const more = data.count - top.length
     const highest = SEVERITY_ORDER.find(s => data.counts_by_severity[s]) ?? 'info'
     return slackMessage({
