@@ -30,9 +30,9 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
    * and re-decide (the write still names only its fields). Every final refusal becomes its
    * domain error here. `next`: the status a status change moves to (for the error).
    */
-  async function decided (actor: Actor, action: 'modify' | 'delete', id: string, ifMatch: number | undefined, attempt: (task: Task, rule: TaskWriteRule) => Promise<TaskWrite>, next?: TaskStatus): Promise<Task> {
+  async function decided (actor: Actor, action: 'modify' | 'delete', id: string, ifMatch: number | undefined, attempt: (task: Task, rule: TaskWriteRule) => Promise<TaskWrite>, next?: TaskStatus, readTask: (id: string) => Promise<Task | null> = repo.getById): Promise<Task> {
     for (let round = 0; ; round++) {
-      const read = checkTaskWrite(taskWriteRule(actor, action, { version: ifMatch }), await repo.getById(id))
+      const read = checkTaskWrite(taskWriteRule(actor, action, { version: ifMatch }), await readTask(id))
       const outcome = read.ok ? await attempt(read.value, taskWriteRule(actor, action)) : read
       if (outcome.ok) return outcome.value
       const retry = outcome.refusal.reason === 'stale' && ifMatch === undefined && round < 20
@@ -90,11 +90,22 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
         assertTransition(task.status, input.status)
         const now = new Date().toISOString()
         const effects = statusEffects(task, input.status, now)
-        const updated = await repo.changeStatus(task, { status: input.status, ...effects }, rule,
-          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null })
-        if (updated.ok) await stats.task(task, updated.value)
-        return updated
-      }, input.status),
+        // The counters move at the same time as the write (one round trip, not two): what they
+        // count of the task after it (status, closed_at, first_action_at) is known before it, as
+        // the write is pinned to the version read. A refused write takes its deltas back, so the
+        // counters end exact either way; as with every counter update, a failure or a crash in
+        // between is logged and repaired by `npm run recount-stats`.
+        // A write that fails with an error is taken as not made (the request answers the error).
+        const after: Task = { ...task, status: input.status, ...effects }
+        const [written] = await Promise.allSettled([
+          repo.changeStatus(task, { status: input.status, ...effects }, rule,
+            { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null }),
+          stats.task(task, after)
+        ])
+        if (written.status === 'rejected' || !written.value.ok) await stats.task(after, task)
+        if (written.status === 'rejected') throw written.reason
+        return written.value
+      }, input.status, repo.getForChange),
 
     remove: (actor: Actor, id: string): Promise<Task> => decided(actor, 'delete', id, undefined, async (task, rule) => {
       const deleted = await repo.softDelete(task, actor.id, rule)
