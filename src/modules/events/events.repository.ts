@@ -313,12 +313,44 @@ async function softDelete (ctx: Ctx, id: string, by: string): Promise<Monitoring
 async function claimEnvelope (ctx: Ctx, account: string, envelopeId: string, now: number): Promise<'claimed' | 'duplicate' | 'in_flight'> {
   const pk = envelopeClaim(account, envelopeId)
   const claimed = await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S } }, {
-    condition: where.or(where.notExists('pk'), where.and(where.eq('state', 'processing'), where.lt('claimed_at', now - STALE_ENVELOPE_MS)))
+    // A stale claim naming its event (the new-event path) is taken over only once that event is known missing (below).
+    condition: where.or(where.notExists('pk'), where.and(where.eq('state', 'processing'), where.lt('claimed_at', now - STALE_ENVELOPE_MS), where.notExists('ref')))
   }))
   if (claimed) return 'claimed'
   // Only a finished delivery makes this one a duplicate; one still in flight may yet fail.
   const claim = await ctx.raw.getItem<MetaItem>(ctx.metaTable, { pk })
-  return claim?.state === 'done' ? 'duplicate' : 'in_flight'
+  if (claim?.state === 'done') return 'duplicate'
+  if (claim?.state === 'processing' && claim.ref) {
+    // Claimed by the new-event path (`claimEnvelopeFor`) with the event it creates: processed
+    // once that event exists (deleted or not); taken over when it never appeared and the claim is stale.
+    if (await ctx.raw.getItem(ctx.eventsTable, { id: claim.ref }, { attributes: ['id'] })) {
+      // Marked done on the way, so later duplicates need not look for the event.
+      await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { state: 'done' } }, { condition: where.and(where.eq('state', 'processing'), where.eq('ref', claim.ref)) }))
+      return 'duplicate'
+    }
+    if ((claim.claimed_at ?? 0) < now - STALE_ENVELOPE_MS) {
+      const taken = await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S }, remove: ['ref'] }, {
+        condition: where.and(where.eq('state', 'processing'), where.eq('ref', claim.ref), where.eq('claimed_at', claim.claimed_at ?? 0))
+      }))
+      if (taken) return 'claimed'
+    }
+  }
+  return 'in_flight'
+}
+
+/**
+ * Claims an envelope id for the new event `eventId` it creates (a conditional put, never a
+ * takeover): the claim names the event, and counts as processed once that event exists (see
+ * `claimEnvelope`), so the new-event path needs no write after the event. False when the
+ * envelope has a claim already (processed, or being processed).
+ */
+function claimEnvelopeFor (ctx: Ctx, account: string, envelopeId: string, eventId: string, now: number): Promise<boolean> {
+  return applied(ctx.raw.putItem(ctx.metaTable, { pk: envelopeClaim(account, envelopeId), state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S, ref: eventId }, { condition: where.notExists('pk') }))
+}
+
+/** Gives back a claim of `claimEnvelopeFor` whose event was not written. */
+async function releaseEnvelopeFor (ctx: Ctx, account: string, envelopeId: string, eventId: string): Promise<void> {
+  await applied(ctx.raw.deleteItem(ctx.metaTable, { pk: envelopeClaim(account, envelopeId) }, { condition: where.and(where.eq('state', 'processing'), where.eq('ref', eventId)) }))
 }
 
 /** Marks the envelope processed, remembering the event it went to (for duplicates). */
@@ -398,11 +430,13 @@ async function claimsPresent (ctx: Ctx, account: string, envelopeIds: string[], 
  * at a time: the events first, and the envelope claims only for events known stored, so
  * an envelope is never marked done for an event that does not exist. `written` are the
  * events stored with their envelope claims, `unsure` the rest, with the first error.
+ * `envelopesClaimed`: the envelopes were claimed with `claimEnvelopeFor` (naming their events),
+ * so the events are the only writes.
  * Nothing is started after `deadline` (the dedup claims must not go stale while their
  * events are being written: another delivery would take the key over). Between an event
  * and its envelope claim, the dedup claim naming the envelope makes a redelivery a duplicate.
  */
-async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadline: number): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
+async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadline: number, opts: { envelopesClaimed?: boolean } = {}): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
   const written: NewEvent[] = []
   const unsure: NewEvent[] = []
   let error: { err: unknown } | undefined
@@ -413,8 +447,11 @@ async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadlin
         if (error) throw error.err
         if (Date.now() > deadline) throw new Error('storing new events took too long; their claims are released')
         await batchPut(ctx, chunk.map(({ event }) => ({ table: ctx.eventsTable, item: eventItem(event) })), deadline)
-        const now = Date.now()
-        await batchPut(ctx, chunk.map(({ event, envelopeId }) => ({ table: ctx.metaTable, item: doneEnvelopeItem(account, envelopeId, event.id, now) })), deadline)
+        // Claimed with `claimEnvelopeFor`, an envelope is processed once its event exists.
+        if (!opts.envelopesClaimed) {
+          const now = Date.now()
+          await batchPut(ctx, chunk.map(({ event, envelopeId }) => ({ table: ctx.metaTable, item: doneEnvelopeItem(account, envelopeId, event.id, now) })), deadline)
+        }
         written.push(...chunk)
       } catch (err) {
         error ??= { err }
@@ -629,7 +666,9 @@ export function createEventsRepository (events: TableModel, meta: TableModel, cu
     createOpen: (event: MonitoringEvent, envelopeId: string) => createOpen(ctx, event, envelopeId),
     claimsPresent: (account: string, envelopeIds: string[], dedupKeys: string[]) => claimsPresent(ctx, account, envelopeIds, dedupKeys),
     claimNew: (event: MonitoringEvent, envelopeId: string) => claimNew(ctx, event, envelopeId),
-    storeNew: (account: string, created: NewEvent[], deadline: number) => storeNew(ctx, account, created, deadline),
+    storeNew: (account: string, created: NewEvent[], deadline: number, opts?: { envelopesClaimed?: boolean }) => storeNew(ctx, account, created, deadline, opts),
+    claimEnvelopeFor: (account: string, envelopeId: string, eventId: string, now: number) => claimEnvelopeFor(ctx, account, envelopeId, eventId, now),
+    releaseEnvelopeFor: (account: string, envelopeId: string, eventId: string) => releaseEnvelopeFor(ctx, account, envelopeId, eventId),
     abandonNew: (account: string, unsure: NewEvent[]) => abandonNew(ctx, account, unsure),
     claimExpiry: (id: string) => claimExpiry(ctx, id),
     releaseExpiry: (id: string) => releaseExpiry(ctx, id),
