@@ -692,6 +692,9 @@ t.test('ingestion health: counts per detail-type, totals, other, last delivery, 
   assertProblem(t, await health(account.id, user.token), 403, 'forbidden', 'user')
   assertProblem(t, await api.request({ method: 'GET', url: `/api/config/aws-accounts/${account.id}/ingestion-health` }), 401, undefined, 'anonymous')
   assertProblem(t, await health(MISSING_ID), 404, 'not_found', 'unknown account')
+  // Read before (its number known: the health is read beside the account), then deleted: 404.
+  t.equal((await api.request({ method: 'DELETE', url: `/api/config/aws-accounts/${third.account.id}`, headers: api.auth(admin) })).statusCode, 204)
+  assertProblem(t, await health(third.account.id), 404, 'not_found', 'a deleted account whose number this process knows')
 })
 
 // ------------------------------------------------------------------------------------------

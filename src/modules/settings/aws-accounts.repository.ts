@@ -59,6 +59,21 @@ interface Context {
    */
   keys: TtlCache<AwsAccount | null>
   settleMs: number
+  /**
+   * Record id → AWS account number, of the accounts this process has read (a number never
+   * changes for a record): reads keyed by the number need not wait for the account's read.
+   */
+  numbers: Map<string, string>
+}
+
+const MAX_KNOWN_NUMBERS = 10_000
+
+/** Remembers an account's number (the oldest forgotten first beyond the bound). */
+function known (ctx: Context, account: AwsAccount): AwsAccount {
+  ctx.numbers.delete(account.id)
+  ctx.numbers.set(account.id, account.account_id)
+  if (ctx.numbers.size > MAX_KNOWN_NUMBERS) ctx.numbers.delete(ctx.numbers.keys().next().value as string)
+  return account
 }
 
 /** After a revoking write: drop the key here, and answer once other instances' copies expired. */
@@ -70,7 +85,7 @@ async function revoked (ctx: Context, ...hashes: string[]): Promise<void> {
 /** The account (deleted or not), or null. */
 async function getById (ctx: Context, id: string): Promise<AwsAccount | null> {
   const item = await ctx.raw.getItem<AwsAccountItem>(ctx.tables.accounts, { id })
-  return item ? toAccount(item) : null
+  return item ? known(ctx, toAccount(item)) : null
 }
 
 async function getLive (ctx: Context, id: string): Promise<AwsAccount> {
@@ -191,7 +206,7 @@ function listAll (ctx: Context, q: { enabled?: boolean, limit: number, cursor?: 
     index: 'entity-id-index',
     key: { partition: ['entity', 'aws_account'] },
     filter: where.and(where.notExists('deleted_at'), q.enabled !== undefined && where.eq('enabled', q.enabled)),
-    map: toAccount,
+    map: (item: AwsAccountItem) => known(ctx, toAccount(item)),
     cursorScope: { list: 'aws-accounts', enabled: q.enabled },
     limit: q.limit,
     cursor: q.cursor
@@ -218,7 +233,7 @@ async function lookUpKey (ctx: Context, hash: string): Promise<AwsAccount | null
 }
 
 export function createAwsAccountsRepository (accounts: TableModel, meta: TableModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number } = { ttlMs: 0, settleMs: 0 }) {
-  const ctx: Context = { raw, cursors, tables: { accounts: accounts.table().name, meta: meta.table().name }, keys: createTtlCache({ ttlMs: cache.ttlMs, max: 10_000 }), settleMs: cache.settleMs }
+  const ctx: Context = { raw, cursors, tables: { accounts: accounts.table().name, meta: meta.table().name }, keys: createTtlCache({ ttlMs: cache.ttlMs, max: 10_000 }), settleMs: cache.settleMs, numbers: new Map() }
   return {
     getLive: (id: string) => getLive(ctx, id),
     create: (account: AwsAccount) => create(ctx, account),
@@ -227,7 +242,9 @@ export function createAwsAccountsRepository (accounts: TableModel, meta: TableMo
     list: (q: { enabled?: boolean, limit: number, cursor?: string }) => listAll(ctx, q),
     rotateKey: (account: AwsAccount, next: { hash: string, prefix: string }) => rotateKey(ctx, account, next),
     softDelete: (account: AwsAccount) => softDelete(ctx, account),
-    findByApiKey: (key: string) => findByApiKey(ctx, key)
+    findByApiKey: (key: string) => findByApiKey(ctx, key),
+    /** The AWS account number of record `id`, when this process has read that account. */
+    knownNumber: (id: string): string | undefined => ctx.numbers.get(id)
   }
 }
 
