@@ -253,10 +253,10 @@ export function createIngestionService ({ repo, health, settings: settingsSource
   }
 
   /** The per-envelope path: claims the envelope id, then records the trigger or resolution. */
-  async function perEnvelope (account: AwsAccount, work: Work, settings: MonitoringSettings, counted: Counted): Promise<IngestResult> {
+  async function perEnvelope (account: AwsAccount, work: Work, settings: MonitoringSettings, counted: Counted, held = false): Promise<IngestResult> {
     const { index, item, envelope, ev, claimId } = work
     const base = { index, item, envelope_id: envelope.id, error: null }
-    let claim = await repo.claimEnvelope(account.account_id, claimId, Date.now())
+    let claim = held ? 'claimed' : await repo.claimEnvelope(account.account_id, claimId, Date.now())
     // The same envelope is being processed by another delivery: wait for its outcome.
     for (let waited = 0; claim === 'in_flight' && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
       await sleep(100)
@@ -299,7 +299,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
    * `storing(left)` is called with the envelopes left to the per-envelope path as the events are
    * being written, and runs beside them.
    */
-  async function createFew (account: string, candidates: Work[], settings: MonitoringSettings, counted: Counted & Pick<StatsBatch, 'flush'>, results: Map<Work, IngestResult>, storing: (left: Work[]) => Promise<void>): Promise<Work[]> {
+  async function createFew (account: string, candidates: Work[], settings: MonitoringSettings, counted: Counted & Pick<StatsBatch, 'flush'>, results: Map<Work, IngestResult>, storing: (left: Work[]) => Promise<void>, envelopesHeld: Set<Work>): Promise<Work[]> {
     const claimed: Array<NewEvent & Work & { work: Work }> = []
     const left: Work[] = []
     try {
@@ -315,18 +315,29 @@ export function createIngestionService ({ repo, health, settings: settingsSource
           claimed.push({ ...w, event, envelopeId: w.claimId, work: w })
           return
         }
+        const failed = [envelope, key].find((r): r is PromiseRejectedResult => r.status === 'rejected')
+        if (held && !failed) {
+          // The key is taken (an occurrence, most often): the per-envelope path goes on with the
+          // envelope held (its claim names an event that will not exist: if this delivery dies,
+          // the claim is taken over once stale, as any other).
+          envelopesHeld.add(w)
+          left.push(w)
+          return
+        }
         // One claim without the other: give it back, and let the per-envelope path decide.
         await Promise.all([
           held && repo.releaseEnvelopeFor(account, w.claimId, event.id),
           keyed && repo.releaseDedup(account, w.ev.dedup_key, event.id)
         ])
-        const failed = [envelope, key].find((r): r is PromiseRejectedResult => r.status === 'rejected')
         if (failed) throw failed.reason
         left.push(w)
       })
     } catch (err) {
       // Nothing was stored: give every claim back (what cannot be is left to the staleness rules).
-      await Promise.allSettled(claimed.flatMap(c => [repo.releaseEnvelopeFor(account, c.envelopeId, c.event.id), repo.releaseDedup(account, c.ev.dedup_key, c.event.id)]))
+      await Promise.allSettled([
+        ...claimed.flatMap(c => [repo.releaseEnvelopeFor(account, c.envelopeId, c.event.id), repo.releaseDedup(account, c.ev.dedup_key, c.event.id)]),
+        ...[...envelopesHeld].map(w => repo.releaseEnvelope(account, w.claimId))
+      ])
       throw err
     }
     if (!claimed.length) return left
@@ -502,8 +513,9 @@ export function createIngestionService ({ repo, health, settings: settingsSource
         const storing = async (left: Work[]): Promise<void> => {
           if (!left.length && !rest.length) await opts.decided?.(results())
         }
+        const held = new Set<Work>()
         const left = candidates.length <= FEW_NEW_EVENTS
-          ? await createFew(account.account_id, candidates, settings, counted, done, storing)
+          ? await createFew(account.account_id, candidates, settings, counted, done, storing, held)
           : await createNew(account.account_id, candidates, settings, counted, done)
         const order = new Map(slots.map((slot, i) => [slot, i]))
         const groups = new Map<string, Work[]>()
@@ -513,7 +525,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
           groups.set(w.ev.dedup_key, group)
         }
         await eachLimit([...groups.values()], opts.concurrency ?? BATCH_CONCURRENCY, async (group) => {
-          for (const w of group) done.set(w, await perEnvelope(account, w, settings, counted))
+          for (const w of group) done.set(w, await perEnvelope(account, w, settings, counted, held.has(w)))
         })
       } finally {
         // The counters of what was written, also when the batch failed part-way (nothing to do
