@@ -26,10 +26,33 @@ for (const file of readdirSync(dir).filter(f => f.endsWith('.json'))) {
   const ev = first.event
   const now = new Date().toISOString()
   const event: MonitoringEvent = {
-    id: '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', dedup_key: ev.dedup_key, source: ev.source, detail_type: ev.detail_type, account_id: envelope.account, region: ev.region,
-    resources: ev.resources, resource_count: ev.resource_count, title: ev.title, description: ev.description, severity: ev.severity, native_severity: ev.native_severity,
-    source_state: ev.source_state, status: 'open', occurrence_count: 1, occurred_at: ev.occurred_at, last_seen_at: ev.occurred_at, resolved_at: null, task_id: null,
-    labels: ev.labels, raw: envelope, created_at: now, updated_at: now, version: 1, ttl: 0, deleted_at: null, deleted_by: null
+    id: '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV',
+    dedup_key: ev.dedup_key,
+    source: ev.source,
+    detail_type: ev.detail_type,
+    account_id: envelope.account,
+    region: ev.region,
+    resources: ev.resources,
+    resource_count: ev.resource_count,
+    title: ev.title,
+    description: ev.description,
+    severity: ev.severity,
+    native_severity: ev.native_severity,
+    source_state: ev.source_state,
+    status: 'open',
+    occurrence_count: 1,
+    occurred_at: ev.occurred_at,
+    last_seen_at: ev.occurred_at,
+    resolved_at: null,
+    task_id: null,
+    labels: ev.labels,
+    raw: envelope,
+    created_at: now,
+    updated_at: now,
+    version: 1,
+    ttl: 0,
+    deleted_at: null,
+    deleted_by: null
   }
   const item = eventItem(event) as unknown as Record<string, unknown>
   const { raw: _raw, ...listed } = item
