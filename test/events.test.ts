@@ -833,6 +833,36 @@ t.test('batch fast path under concurrency: envelopes count once, one open event 
   await countersMatchRecount(t, api, 'after the concurrent batches')
 })
 
+t.test('all-events lists read the write-sharded entity key: every shard and the key before sharding, merged newest first, paged without loss', async t => {
+  const { api, c, admin, key } = await setup(t)
+  const batch = Array.from({ length: 40 }, (_, i) => alarm({ name: `sharded-${i}`, time: at(i) }))
+  const created = (await c.ingest(key, { events: batch })).json<IngestResponse>().results.map(r => String(r.event_id))
+  const table = `${api.config.tablePrefix}events`
+  const entities = await Promise.all(created.map(async id => (await api.app.db.client.getItem({ TableName: table, Key: { id: { S: id } } })).Item!.entity!.S!))
+  t.ok(new Set(entities).size >= 4, `spread over ${new Set(entities).size} shards`)
+  t.ok(entities.every(e => /^event#[0-7]$/.test(e)), 'entity = event#<0..7>')
+  // Items written before the sharding carry `entity = event`: still listed.
+  for (const id of created.slice(0, 6)) {
+    await api.app.db.client.updateItem({ TableName: table, Key: { id: { S: id } }, UpdateExpression: 'SET entity = :e', ExpressionAttributeValues: { ':e': { S: 'event' } } })
+  }
+  const newestFirst = (events: MonitoringEvent[], field: 'occurred_at' | 'last_seen_at') => events.every((e, i) => i === 0 || `${events[i - 1]![field]}#${events[i - 1]!.id}` > `${e[field]}#${e.id}`)
+  for (const limit of [1, 7, 40, 100]) {
+    const all = await walk(t, c, admin.token, {}, limit)
+    t.same(ids(all).sort(), [...created].sort(), `limit ${limit}: every event once`)
+    t.ok(newestFirst(all, 'occurred_at'), `limit ${limit}: newest first`)
+    const seen = await walk(t, c, admin.token, { time_field: 'last_seen_at' }, limit)
+    t.same(ids(seen).sort(), [...created].sort(), `limit ${limit}, by last_seen_at: every event once`)
+    t.ok(newestFirst(seen, 'last_seen_at'), `limit ${limit}, by last_seen_at: newest first`)
+  }
+  // A time range, and deleted events (filtered after Limit) on the way.
+  for (const id of created.slice(10, 20)) t.equal((await c.remove(admin.token, id)).statusCode, 204)
+  const from = batch[5]!.time
+  const to = batch[30]!.time
+  const ranged = await walk(t, c, admin.token, { from, to }, 3)
+  const expected = created.filter((_, i) => i >= 5 && i < 30 && (i < 10 || i >= 20))
+  t.same(ids(ranged).sort(), [...expected].sort(), '[from, to) without the deleted ones, across every partition')
+})
+
 t.test('batch fast path: a failure releases what the delivery claimed; a redelivery is processed, counted once', async t => {
   const { api, c, key, admin } = await setup(t)
   // The injected failures are transient (a DynamoDB 5xx): 503 service_unavailable with Retry-After,

@@ -6,7 +6,7 @@ import { isExpired, type EventStatus, type ListedEvent, type MonitoringEvent } f
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaItem } from '../../db/meta.model.js'
-import { mapPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { mapPage, readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
 import { applied, readIndexPage } from '../../db/access.js'
@@ -64,6 +64,15 @@ export interface NewEvent {
 /** Per monitored account: one account's key can never reach another account's events. */
 const dedupClaim = (account: string, dedupKey: string): string => `dedup#${account}#${createHash('sha256').update(dedupKey).digest('hex')}`
 const envelopeClaim = (account: string, id: string): string => `envelope#${account}#${id}`
+
+/**
+ * The write shards of the `entity` key of the two all-events indexes (events.model.ts): an
+ * event's shard comes from the last character of its ULID (random, 32 symbols: uniform over 8).
+ * Never lowered: the lists read every shard ever written (and `event`, the key before sharding).
+ */
+export const ENTITY_SHARDS = 8
+const entityShard = (id: string): `event#${number}` => `event#${id.charCodeAt(id.length - 1) % ENTITY_SHARDS}`
+const ENTITY_PARTITIONS = ['event', ...Array.from({ length: ENTITY_SHARDS }, (_, k) => `event#${k}`)]
 
 /** Every stored attribute but `raw`: lists never read the envelope (up to ~350 KB an item). */
 const LISTED_ATTRIBUTES = ['id', 'entity', 'dedup_key', 'source', 'detail_type', 'account_id', 'region', 'resources', 'resource_count', 'title', 'description',
@@ -146,7 +155,7 @@ export function eventItem (event: MonitoringEvent): EventItem {
   const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
   const item: Omit<EventItem, 'raw'> = {
     ...rest,
-    entity: 'event',
+    entity: entityShard(event.id),
     labels: JSON.stringify(labels),
     occurred_sk: `${event.occurred_at}#${event.id}`,
     seen_sk: `${event.last_seen_at}#${event.id}`,
@@ -528,17 +537,19 @@ function timeRange (sk: string, from: string | undefined, to: string | undefined
 async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
   const { limit, cursor, ...filters } = q
   const index = indexFor(q)
-  const partition = index.attr === 'entity' ? 'event' : q[index.attr]!
+  const filter = where.and(
+    where.notExists('deleted_at'),
+    where.gt('ttl', Math.floor(Date.now() / 1000)),
+    ...(['severity', 'account_id', 'source', 'status'] as const).map(attr => q[attr] !== undefined && attr !== index.attr && where.eq(attr, q[attr]))
+  )
+  if (index.attr === 'entity') return mapPage(await listMerged(ctx, q, index, filter), toListedEvent)
+  const partition = q[index.attr]!
   const sort = timeRange(index.sk, q.from, q.to)
   const page = await readIndexPage<Omit<EventItem, 'raw'>, Omit<EventItem, 'raw'>>(ctx.raw, ctx.cursors, {
     table: ctx.eventsTable,
     index: index.name,
     key: { partition: [index.attr, partition], ...(sort ? { sort } : {}) },
-    filter: where.and(
-      where.notExists('deleted_at'),
-      where.gt('ttl', Math.floor(Date.now() / 1000)),
-      ...(['severity', 'account_id', 'source', 'status'] as const).map(attr => q[attr] !== undefined && attr !== index.attr && where.eq(attr, q[attr]))
-    ),
+    filter,
     attributes: [...LISTED_ATTRIBUTES],
     map: item => item,
     cursorScope: { list: 'events', ...filters },
@@ -552,6 +563,56 @@ async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
     }
   })
   return mapPage(page, toListedEvent)
+}
+
+type ListedItem = Omit<EventItem, 'raw'>
+
+/**
+ * A page of an all-events index, whose `entity` key is write-sharded: every partition is read at
+ * the same time (one round trip) and the pages are merged newest first on the sort key, which is
+ * unique (`<time>#<id>`). The cursor is the sort key of the last event returned (`below`): the
+ * next page reads every partition below it. What a page may return is bounded by the partitions
+ * that have more: only events at or above the highest key at which such a partition stopped
+ * have all been examined (filters apply after Limit, so a partition can stop short).
+ */
+async function listMerged (ctx: Ctx, q: EventListQuery, index: EventIndex, filter: Condition): Promise<Page<ListedItem>> {
+  const { limit, cursor, ...filters } = q
+  const sk = index.sk
+  const skOf = (item: ListedItem): string => item[sk]
+  return readPage<ListedItem>(ctx.cursors, { list: 'events', ...filters }, limit, cursor, async (n, startKey) => {
+    // `below` (or, from a cursor of before the sharding, the index key it carried) is exclusive.
+    const below = typeof startKey?.below === 'string' ? startKey.below : typeof startKey?.[sk] === 'string' ? startKey[sk] as string : undefined
+    const to = below !== undefined && (q.to === undefined || below < q.to) ? below : q.to
+    const sort = timeRange(sk, q.from, to)
+    const pages = await Promise.all(ENTITY_PARTITIONS.map(partition => ctx.raw.queryPage<ListedItem>({
+      table: ctx.eventsTable,
+      index: index.name,
+      key: { partition: ['entity', partition], ...(sort ? { sort } : {}) },
+      filter,
+      forward: false,
+      limit: n,
+      attributes: [...LISTED_ATTRIBUTES]
+    })))
+    // The highest key at which a partition with more stopped: everything at or above it was examined.
+    let frontier: string | undefined
+    for (const page of pages) {
+      const stopped = page.lastKey?.[sk]
+      if (typeof stopped === 'string' && (frontier === undefined || stopped > frontier)) frontier = stopped
+    }
+    const merged = pages.flatMap(p => p.items)
+      .filter(item => skOf(item) !== below && (frontier === undefined || skOf(item) >= frontier))
+      .sort((a, b) => (skOf(a) < skOf(b) ? 1 : skOf(a) > skOf(b) ? -1 : 0))
+    const items = merged.slice(0, n)
+    const cut = merged.length > n
+    if (cut) return { items, lastKey: { below: skOf(items[items.length - 1]!) } }
+    // Not cut: every event at or above the frontier that passed the filters is in this page.
+    if (frontier !== undefined) return { items, lastKey: { below: frontier } }
+    return { items, lastKey: undefined }
+  }, 5, {
+    maxBytes: LIST_PAGE_BYTES,
+    sizeOf: (item) => Buffer.byteLength(JSON.stringify(item)),
+    keyOf: (item) => ({ below: skOf(item) })
+  })
 }
 
 /** The most recent live events (dashboard). */
