@@ -42,6 +42,22 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
 
   const time = (value: string | null | undefined, path: string): string | null | undefined => (value ? canonicalTime(value, path) : value)
 
+  /**
+   * A conditional task write with the dashboard counters moved at the same time (one round trip,
+   * not two): what they count of the task after the write (`after`: status, priority, assignee,
+   * closing and first-action times) is known before it, as the write is pinned to the version
+   * read. A refused write, or one that fails with an error (taken as not made: the request
+   * answers the error), takes its deltas back, so the counters end exact either way; as with
+   * every counter update, a failure or a crash in between is logged and repaired by
+   * `npm run recount-stats`.
+   */
+  async function counted (before: Task, after: Task, write: Promise<TaskWrite>): Promise<TaskWrite> {
+    const [written] = await Promise.allSettled([write, stats.task(before, after)])
+    if (written.status === 'rejected' || !written.value.ok) await stats.task(after, before)
+    if (written.status === 'rejected') throw written.reason
+    return written.value
+  }
+
   return {
     async list (actor: Actor, query: TaskListQuery) {
       const q = { ...query }
@@ -65,20 +81,35 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
       return task
     },
 
-    /** Partial update: only the named fields are written (no read-modify-write of the item). */
-    update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> =>
-      decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
-        if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
-        const updated = await repo.update(task, {
-          title: patch.title,
-          description: patch.description,
-          priority: patch.priority,
-          assigned_to: patch.assigned_to,
-          due_at: time(patch.due_at, '/body/due_at')
-        }, rule)
-        if (updated.ok) await stats.task(task, updated.value)
-        return updated
-      }),
+    /**
+     * Partial update: only the named fields are written (no read-modify-write of the item). Two
+     * round trips: the new assignee's check runs beside the task's read (its refusal still comes
+     * after the task's own: a missing task is a 404 whatever the assignee), and the counters move
+     * with the write, as for a status change (`counted`).
+     */
+    async update (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> {
+      const assignable = patch.assigned_to === undefined
+        ? Promise.resolve(null)
+        : assertAssignable(users, patch.assigned_to).then(() => null, (err: unknown) => ({ err }))
+      const fields = {
+        title: patch.title,
+        description: patch.description,
+        priority: patch.priority,
+        assigned_to: patch.assigned_to,
+        due_at: time(patch.due_at, '/body/due_at')
+      }
+      try {
+        return await decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
+          const refused = await assignable
+          if (refused) throw refused.err
+          const after: Task = { ...task }
+          for (const [k, v] of Object.entries(fields)) if (v !== undefined) (after as unknown as Record<string, unknown>)[k] = v
+          return counted(task, after, repo.update(task, fields, rule))
+        })
+      } finally {
+        await assignable
+      }
+    },
 
     /**
      * Moves the task along the transition table. The write is conditional on the status and
@@ -90,21 +121,9 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
         assertTransition(task.status, input.status)
         const now = new Date().toISOString()
         const effects = statusEffects(task, input.status, now)
-        // The counters move at the same time as the write (one round trip, not two): what they
-        // count of the task after it (status, closed_at, first_action_at) is known before it, as
-        // the write is pinned to the version read. A refused write takes its deltas back, so the
-        // counters end exact either way; as with every counter update, a failure or a crash in
-        // between is logged and repaired by `npm run recount-stats`.
-        // A write that fails with an error is taken as not made (the request answers the error).
-        const after: Task = { ...task, status: input.status, ...effects }
-        const [written] = await Promise.allSettled([
-          repo.changeStatus(task, { status: input.status, ...effects }, rule,
-            { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null }),
-          stats.task(task, after)
-        ])
-        if (written.status === 'rejected' || !written.value.ok) await stats.task(after, task)
-        if (written.status === 'rejected') throw written.reason
-        return written.value
+        // The counters move with the write (`counted`).
+        return counted(task, { ...task, status: input.status, ...effects }, repo.changeStatus(task, { status: input.status, ...effects }, rule,
+          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null }))
       }, input.status, repo.getForChange),
 
     remove: (actor: Actor, id: string): Promise<Task> => decided(actor, 'delete', id, undefined, async (task, rule) => {
