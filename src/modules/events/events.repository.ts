@@ -584,13 +584,18 @@ async function listMerged (ctx: Ctx, q: EventListQuery, index: EventIndex, filte
     const below = typeof startKey?.below === 'string' ? startKey.below : typeof startKey?.[sk] === 'string' ? startKey[sk] as string : undefined
     const to = below !== undefined && (q.to === undefined || below < q.to) ? below : q.to
     const sort = timeRange(sk, q.from, to)
+    // A shard holds an eighth of the events: twice its share (and 2) almost always covers its part
+    // of the page; when it does not, the frontier below shortens the page and the next round goes
+    // on (a read of every partition up to n would cost 9 × n items for n). The key of before the
+    // sharding may hold every recent event: it is read up to n.
+    const shardLimit = Math.min(n, Math.ceil((2 * n) / ENTITY_SHARDS) + 2)
     const pages = await Promise.all(ENTITY_PARTITIONS.map(partition => ctx.raw.queryPage<ListedItem>({
       table: ctx.eventsTable,
       index: index.name,
       key: { partition: ['entity', partition], ...(sort ? { sort } : {}) },
       filter,
       forward: false,
-      limit: n,
+      limit: partition === 'event' ? n : shardLimit,
       attributes: [...LISTED_ATTRIBUTES]
     })))
     // The highest key at which a partition with more stopped: everything at or above it was examined.
