@@ -854,6 +854,17 @@ t.test('all-events lists read the write-sharded entity key: every shard and the 
     t.same(ids(seen).sort(), [...created].sort(), `limit ${limit}, by last_seen_at: every event once`)
     t.ok(newestFirst(seen, 'last_seen_at'), `limit ${limit}, by last_seen_at: newest first`)
   }
+  // Skewed: most events in one shard (read a share at a time): pages still exact, in order.
+  for (const id of created.slice(6, 36)) {
+    await api.app.db.client.updateItem({ TableName: table, Key: { id: { S: id } }, UpdateExpression: 'SET entity = :e', ExpressionAttributeValues: { ':e': { S: 'event#3' } } })
+  }
+  for (const limit of [5, 20, 100]) {
+    const skewed = await walk(t, c, admin.token, {}, limit)
+    t.same(ids(skewed).sort(), [...created].sort(), `skewed, limit ${limit}: every event once`)
+    t.ok(newestFirst(skewed, 'occurred_at'), `skewed, limit ${limit}: newest first`)
+  }
+  const page = (await c.list(admin.token, qs({ limit: 20 }))).json<Page<MonitoringEvent>>()
+  t.equal(page.items.length, 20, 'a full page from one request (the rounds of the request fill it)')
   // A time range, and deleted events (filtered after Limit) on the way.
   for (const id of created.slice(10, 20)) t.equal((await c.remove(admin.token, id)).statusCode, 204)
   const from = batch[5]!.time
