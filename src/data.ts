@@ -90,7 +90,7 @@ export function createRepositories (db: DataContext, models: Models, authCache: 
     tasks: createTasksRepository(models.tasks, models.comments, cursors, raw, models.taskHistory, client),
     events: createEventsRepository(models.events, models.meta, cursors, client, raw),
     ingestionHealth: createIngestionHealthRepository(client, raw, models.meta.table().name),
-    awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors, raw),
+    awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors, raw, authCache),
     settings: createMonitoringSettingsRepository(models.meta, raw),
     stats: createStatsRepository(models.stats, raw, client),
     notifications: createNotificationsRepository(models.notifications, cursors, raw),

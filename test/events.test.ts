@@ -833,6 +833,47 @@ t.test('batch fast path under concurrency: envelopes count once, one open event 
   await countersMatchRecount(t, api, 'after the concurrent batches')
 })
 
+t.test('all-events lists read the write-sharded entity key: every shard and the key before sharding, merged newest first, paged without loss', async t => {
+  const { api, c, admin, key } = await setup(t)
+  const batch = Array.from({ length: 40 }, (_, i) => alarm({ name: `sharded-${i}`, time: at(i) }))
+  const created = (await c.ingest(key, { events: batch })).json<IngestResponse>().results.map(r => String(r.event_id))
+  const table = `${api.config.tablePrefix}events`
+  const entities = await Promise.all(created.map(async id => (await api.app.db.client.getItem({ TableName: table, Key: { id: { S: id } } })).Item!.entity!.S!))
+  t.ok(new Set(entities).size >= 4, `spread over ${new Set(entities).size} shards`)
+  t.ok(entities.every(e => /^event#[0-7]$/.test(e)), 'entity = event#<0..7>')
+  // Items written before the sharding carry `entity = event`: still listed.
+  for (const id of created.slice(0, 6)) {
+    await api.app.db.client.updateItem({ TableName: table, Key: { id: { S: id } }, UpdateExpression: 'SET entity = :e', ExpressionAttributeValues: { ':e': { S: 'event' } } })
+  }
+  const newestFirst = (events: MonitoringEvent[], field: 'occurred_at' | 'last_seen_at') => events.every((e, i) => i === 0 || `${events[i - 1]![field]}#${events[i - 1]!.id}` > `${e[field]}#${e.id}`)
+  for (const limit of [1, 7, 40, 100]) {
+    const all = await walk(t, c, admin.token, {}, limit)
+    t.same(ids(all).sort(), [...created].sort(), `limit ${limit}: every event once`)
+    t.ok(newestFirst(all, 'occurred_at'), `limit ${limit}: newest first`)
+    const seen = await walk(t, c, admin.token, { time_field: 'last_seen_at' }, limit)
+    t.same(ids(seen).sort(), [...created].sort(), `limit ${limit}, by last_seen_at: every event once`)
+    t.ok(newestFirst(seen, 'last_seen_at'), `limit ${limit}, by last_seen_at: newest first`)
+  }
+  // Skewed: most events in one shard (read a share at a time): pages still exact, in order.
+  for (const id of created.slice(6, 36)) {
+    await api.app.db.client.updateItem({ TableName: table, Key: { id: { S: id } }, UpdateExpression: 'SET entity = :e', ExpressionAttributeValues: { ':e': { S: 'event#3' } } })
+  }
+  for (const limit of [5, 20, 100]) {
+    const skewed = await walk(t, c, admin.token, {}, limit)
+    t.same(ids(skewed).sort(), [...created].sort(), `skewed, limit ${limit}: every event once`)
+    t.ok(newestFirst(skewed, 'occurred_at'), `skewed, limit ${limit}: newest first`)
+  }
+  const page = (await c.list(admin.token, qs({ limit: 20 }))).json<Page<MonitoringEvent>>()
+  t.equal(page.items.length, 20, 'a full page from one request (the rounds of the request fill it)')
+  // A time range, and deleted events (filtered after Limit) on the way.
+  for (const id of created.slice(10, 20)) t.equal((await c.remove(admin.token, id)).statusCode, 204)
+  const from = batch[5]!.time
+  const to = batch[30]!.time
+  const ranged = await walk(t, c, admin.token, { from, to }, 3)
+  const expected = created.filter((_, i) => i >= 5 && i < 30 && (i < 10 || i >= 20))
+  t.same(ids(ranged).sort(), [...expected].sort(), '[from, to) without the deleted ones, across every partition')
+})
+
 t.test('batch fast path: a failure releases what the delivery claimed; a redelivery is processed, counted once', async t => {
   const { api, c, key, admin } = await setup(t)
   // The injected failures are transient (a DynamoDB 5xx): 503 service_unavailable with Retry-After,
@@ -896,8 +937,13 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
   res = await failing({ events: batch })
   api.app.db.client.middlewareStack.remove(fault)
   unavailable(res, 'events left unprocessed')
-  for (const e of batch) t.equal(await claimOf(envelopePk(e.id)), undefined, 'the envelope is not marked done')
-  // The dedup claims could not be released (the check failed): they are left to go stale.
+  for (const e of batch) {
+    // Claimed by the new-event path, naming an event that does not exist: not processed.
+    const claim = await claimOf(envelopePk(e.id))
+    t.not(claim?.state?.S, 'done', 'the envelope is not marked done')
+    if (claim?.ref?.S) t.equal((await api.app.db.client.getItem({ TableName: eventsTable, Key: { id: { S: claim.ref.S } } })).Item, undefined, 'its claim names an event that does not exist')
+  }
+  // The claims could not be released (the check failed): they are left to go stale.
   const staleSince = new Date(Date.now() - 60_000).toISOString()
   for (const e of batch) {
     await api.app.db.client.updateItem({
@@ -906,6 +952,13 @@ t.test('batch fast path: a failure releases what the delivery claimed; a redeliv
       UpdateExpression: 'SET created_at = :old',
       ExpressionAttributeValues: { ':old': { S: staleSince } }
     })
+    await api.app.db.client.updateItem({
+      TableName: `${api.config.tablePrefix}meta`,
+      Key: { pk: { S: envelopePk(e.id) } },
+      UpdateExpression: 'SET claimed_at = :old',
+      ConditionExpression: 'attribute_exists(pk)',
+      ExpressionAttributeValues: { ':old': { N: String(Date.now() - 120_000) } }
+    }).catch(() => {})
   }
   body = (await c.ingest(key, { events: batch })).json<IngestResponse>()
   t.same(body.results.map(r => r.action), ['created', 'created', 'created'], 'the redelivery, once the claims are stale, creates them')

@@ -514,7 +514,8 @@ t.test('Security Hub envelopes with several findings: one event per finding, eac
   }
   for (const item of [1, 2]) {
     const claim = await api.app.db.client.getItem({ TableName: meta, Key: { pk: { S: `envelope#${acct}#${String(sh.id)}#${item}` } }, ConsistentRead: true })
-    t.match(claim.Item, { state: { S: 'done' }, ref: { S: eventIds[item] } }, `item ${item} claimed as <envelope id>#${item}`)
+    // Claimed by the new-event path with the event it creates (processed once that event exists).
+    t.match(claim.Item, { state: { S: 'processing' }, ref: { S: eventIds[item] } }, `item ${item} claimed as <envelope id>#${item}`)
   }
 
   // Redelivery: three duplicates, each naming its event.
@@ -561,14 +562,18 @@ t.test('transient database failures: 503 with Retry-After, and a redelivery comp
   t.equal((await c.list()).length, 0, 'no event')
   await ingestOne(t, c, key, e1, 'created', 'redelivery after throttling')
 
-  // Connection refused on the batch read: 503, then the batch goes through.
+  // Connection refused on the events' write (after both claims): 503, the claims are given back
+  // and the counters taken back, then the batch goes through.
   const batch = [alarm({ name: 'refused-1', time: at(1) }), alarm({ name: 'refused-2', time: at(1) })]
-  stop = onCommand(api, 'BatchGetItemCommand', async () => { throw refused() })
+  const statsBefore = (await api.app.repos.stats.read(['events'])).events!
+  stop = onCommand(api, 'BatchWriteItemCommand', async () => { throw refused() })
   res = await c.ingest(key, { events: batch })
   stop()
   assertRetryLater(t, res, 503, 'connection refused')
+  t.same((await api.app.repos.stats.read(['events'])).events, statsBefore, 'the counters are as before')
   const b = accepted(t, await c.ingest(key, { events: batch }), 'redelivered batch')
   t.same(b.results.map(r => r.action), ['created', 'created'], 'both created')
+  t.equal((await api.app.repos.stats.read(['events'])).events!.total, (statsBefore.total ?? 0) + 2, 'counted once')
 
   // Part of an envelope recorded before the failure: the redelivery does the rest, what was recorded is a duplicate.
   const first = accepted(t, await c.ingest(key, severalFindings('transient')), 'three findings')
@@ -687,6 +692,9 @@ t.test('ingestion health: counts per detail-type, totals, other, last delivery, 
   assertProblem(t, await health(account.id, user.token), 403, 'forbidden', 'user')
   assertProblem(t, await api.request({ method: 'GET', url: `/api/config/aws-accounts/${account.id}/ingestion-health` }), 401, undefined, 'anonymous')
   assertProblem(t, await health(MISSING_ID), 404, 'not_found', 'unknown account')
+  // Read before (its number known: the health is read beside the account), then deleted: 404.
+  t.equal((await api.request({ method: 'DELETE', url: `/api/config/aws-accounts/${third.account.id}`, headers: api.auth(admin) })).statusCode, 204)
+  assertProblem(t, await health(third.account.id), 404, 'not_found', 'a deleted account whose number this process knows')
 })
 
 // ------------------------------------------------------------------------------------------

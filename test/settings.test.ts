@@ -8,7 +8,7 @@ import { Template } from 'aws-cdk-lib/assertions'
 import { DEFAULT_MEMBER_ROLE_NAME, MEMBER_WIRING } from '../src/domain/member-wiring.js'
 import { defineMemberStack } from '../infra/lib/member-stack.js'
 import { cdkContext } from '../infra/lib/member-template.js'
-import { build, assertProblem, type Api } from './helper.js'
+import { build, assertProblem, database, type Api } from './helper.js'
 
 const ACCOUNT = { account_id: '123456789012', name: 'Production', role_arn: 'arn:aws:iam::123456789012:role/MonitoringReadOnly', external_id: 'ops-7f3a9c', regions: ['us-east-1', 'eu-west-1'] }
 const MISSING_ID = '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV'
@@ -127,6 +127,50 @@ t.test('ingestion keys: rotation, disabling and deletion stop the old key at onc
   await api.request({ method: 'DELETE', url: `/api/config/aws-accounts/${account.id}`, headers: api.auth(admin) })
   assertProblem(t, await ingest(next.api_key, 'e-6'), 401, 'invalid_api_key', 'a deleted account\'s key is dead')
   assertProblem(t, await api.request({ method: 'POST', url: `/api/config/aws-accounts/${account.id}/rotate-key`, headers: api.auth(admin) }), 404, 'not_found')
+})
+
+t.test('ingestion keys are cached per process; once a revocation is answered, no instance accepts the old key', async t => {
+  // DYNAMODB_ENDPOINT set: other processes may share the database (and cache keys for AUTH_CACHE_MS).
+  const env = { DYNAMODB_ENDPOINT: (await database()).endpoint, TABLE_PREFIX: 'keys-' }
+  const a = await build(t, env)
+  const b = await build(t, env)
+  const admin = await a.adminToken()
+  const { account, api_key: key } = await createAccount(a, admin)
+  const ingest = (api: Api, apiKey: string, id: string) => api.request({ method: 'POST', url: '/api/events/ingest', headers: { 'x-api-key': apiKey }, payload: envelope(id) })
+  // B has seen (and cached) the key: its next delivery reads nothing to authenticate.
+  t.equal((await ingest(b, key, 'k-1')).statusCode, 202)
+  const reads: string[] = []
+  const name = 'count-key-reads'
+  b.app.db.client.middlewareStack.add((next, context) => async (args) => {
+    const input = args.input as { TableName?: string, Key?: { pk?: { S?: string } } }
+    if (context.commandName === 'GetItemCommand' && String(input.Key?.pk?.S ?? '').startsWith('apikey#')) reads.push(String(input.TableName))
+    return next(args)
+  }, { step: 'initialize', name })
+  t.equal((await ingest(b, key, 'k-2')).statusCode, 202)
+  t.same(reads, [], 'a cached key: no read of its claim')
+  b.app.db.client.middlewareStack.remove(name)
+
+  // Rotation on A answers once B's copy has expired: then B refuses the old key.
+  let started = Date.now()
+  const rotated = await a.request({ method: 'POST', url: `/api/config/aws-accounts/${account.id}/rotate-key`, headers: a.auth(admin) })
+  t.equal(rotated.statusCode, 200)
+  t.ok(Date.now() - started >= 990, 'rotation answers once other instances\' copies have expired')
+  assertProblem(t, await ingest(b, key, 'k-3'), 401, 'invalid_api_key', 'rotated on A, refused on B')
+  const next = rotated.json().api_key as string
+  t.equal((await ingest(b, next, 'k-4')).statusCode, 202, 'the new key works on B')
+
+  // Disabling and deleting likewise.
+  started = Date.now()
+  t.equal((await a.request({ method: 'PUT', url: `/api/config/aws-accounts/${account.id}`, headers: a.auth(admin), payload: { enabled: false } })).statusCode, 200)
+  t.ok(Date.now() - started >= 990, 'disabling answers once other instances\' copies have expired')
+  assertProblem(t, await ingest(b, next, 'k-5'), 401, 'invalid_api_key', 'disabled on A, refused on B')
+  await a.request({ method: 'PUT', url: `/api/config/aws-accounts/${account.id}`, headers: a.auth(admin), payload: { enabled: true } })
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  t.equal((await ingest(b, next, 'k-6')).statusCode, 202, 're-enabled: accepted again within AUTH_CACHE_MS')
+  started = Date.now()
+  t.equal((await a.request({ method: 'DELETE', url: `/api/config/aws-accounts/${account.id}`, headers: a.auth(admin) })).statusCode, 204)
+  t.ok(Date.now() - started >= 990, 'deletion answers once other instances\' copies have expired')
+  assertProblem(t, await ingest(b, next, 'k-7'), 401, 'invalid_api_key', 'deleted on A, refused on B')
 })
 
 t.test('connection test: STS success and failures (mocked), and a real unreachable endpoint', async t => {

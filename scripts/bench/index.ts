@@ -554,7 +554,8 @@ async function phaseRoundTrips (work: string, childScript: string, servers: Serv
     ['listEvents', () => expectOk('list events', api(s.url, 'GET', '/api/events?limit=20', undefined, auth))],
     ['getDashboardOverview', () => expectOk('overview', api(s.url, 'GET', '/api/dashboard/overview', undefined, auth))],
     ['createTask', (i) => expectOk('create task', api(s.url, 'POST', '/api/tasks', { title: `Round-trip task ${i}`, priority: 'low' }, auth))],
-    ['updateTask', (i) => expectOk('update task', api(s.url, 'PUT', `/api/tasks/${subject.id}`, { description: `round ${i}` }, auth))],
+    // The priority changes every time: the update moves the dashboard counters too.
+    ['updateTask', (i) => expectOk('update task', api(s.url, 'PUT', `/api/tasks/${subject.id}`, { description: `round ${i}`, priority: i % 2 === 0 ? 'high' : 'low' }, auth))],
     ['updateTaskStatus', (i) => expectOk('status', api(s.url, 'PUT', `/api/tasks/${subject.id}/status`, { status: i % 2 === 0 ? 'in_progress' : 'open' }, auth))],
     ['ingestEvents', (i) => expectOk('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', runId, 1 + i, 1)[0], { 'x-api-key': account.api_key }))],
     ['login', () => expectOk('login', api(s.url, 'POST', '/api/auth/login', { email: ADMIN.email, password: ADMIN.password }))]

@@ -10,7 +10,7 @@ import { attr, entity, type ItemOf } from './entity.js'
  * | `awsaccount#<number>`     | uniqueness claim of a monitored AWS account number        |
  * | `apikey#<sha256>`         | ingestion API key → AWS account record id                 |
  * | `settings#monitoring`     | the monitoring settings (`data` JSON, `version`)          |
- * | `envelope#<acct>#<id>`    | EventBridge envelope seen (idempotency; `state` processing/done) |
+ * | `envelope#<acct>#<id>`    | EventBridge envelope seen (idempotency; `state` processing/done; processing with `ref`: the new-event path, processed once event `ref` exists) |
  * | `dedup#<acct>#<sha256>`   | the open event of a dedup key (`ref`); `by_envelope`: the envelope that created it |
  * | `expired#<event id>`      | an event removed by expiry, taken off the counters once (modules/events/expiry.service.ts) |
  */

@@ -6,7 +6,7 @@ import { attr, entity, type ItemOf } from '../../db/entity.js'
  *
  * | item         | counters                                                               |
  * | ------------ | ---------------------------------------------------------------------- |
- * | `events`     | total, severity:*, source:*, status:*                                  |
+ * | `events`, `events#0` … `events#7` | total, severity:*, source:*, status:* (summed on read: write shards, stats.repository.ts `SHARDS`) |
  * | `tasks`      | total, status:*, priority:*, first_action:sum/n, close:sum/n           |
  * | `users`      | total, active, role:*                                                  |
  * | `user#<id>`  | open: open and in-progress tasks assigned to the user                 |

@@ -11,8 +11,8 @@ export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
  * | access pattern                 | key / index                                          |
  * | ------------------------------ | ---------------------------------------------------- |
  * | getById                        | table: id                                            |
- * | listAll by occurred_at         | GSI `entity-occurred-index`: entity = 'event', occurred_sk |
- * | listAll by last_seen_at        | GSI `entity-seen-index`: entity = 'event', seen_sk    |
+ * | listAll by occurred_at         | GSI `entity-occurred-index`: entity = 'event#0' … 'event#7' (and 'event'), occurred_sk; the partitions read together and merged |
+ * | listAll by last_seen_at        | GSI `entity-seen-index`: the same partitions, seen_sk  |
  * | listBySeverity / Source / Account / Status | GSIs `<attr>-occurred-index`: attr, occurred_sk |
  * | open event of a dedup key      | claim `dedup#<sha256>` in the meta table → event id  |
  * | envelope already ingested      | claim `envelope#<account>#<envelope id>` in the meta table |
@@ -27,12 +27,17 @@ export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
  * stand-in has no TTL and no streams (it ignores the stream setting): there the retention sweep
  * (expiry.service.ts) deletes expired events and takes them off the counters the same way.
  *
+ * `entity` is write-sharded: `event#<k>`, k from the event id (8 values, fixed for the item's
+ * life), so the two indexes every event write goes to have 8 partition keys instead of one
+ * (one key takes 1,000 write units a second: docs/capacity.md); items written before carry
+ * `event` and stay listed (the lists read that partition too).
+ *
  * `labels` and `raw` are stored as JSON text: AWS payloads are arbitrary JSON and are
  * returned as they came, never interpreted by the database.
  */
 export const Events = entity('events', {
   id: attr.string().hashKey(),
-  entity: attr.string<'event'>().required().gsi('entity-occurred-index', 'occurred_sk').gsi('entity-seen-index', 'seen_sk'),
+  entity: attr.string<'event' | `event#${number}`>().required().gsi('entity-occurred-index', 'occurred_sk').gsi('entity-seen-index', 'seen_sk'),
   dedup_key: attr.string().required(),
   source: attr.string().required().gsi('source-occurred-index', 'occurred_sk'),
   detail_type: attr.string().required(),

@@ -6,7 +6,7 @@ import { isExpired, type EventStatus, type ListedEvent, type MonitoringEvent } f
 import type { Severity } from '../../domain/monitoring-settings.js'
 import { isConditionFailed } from '../../db/errors.js'
 import type { MetaItem } from '../../db/meta.model.js'
-import { mapPage, type CursorCodec, type Page } from '../../db/pagination.js'
+import { mapPage, readPage, type CursorCodec, type Page } from '../../db/pagination.js'
 import { toAttributes, type RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
 import { applied, readIndexPage } from '../../db/access.js'
@@ -67,6 +67,15 @@ export interface NewEvent {
 /** Per monitored account: one account's key can never reach another account's events. */
 const dedupClaim = (account: string, dedupKey: string): string => `dedup#${account}#${createHash('sha256').update(dedupKey).digest('hex')}`
 const envelopeClaim = (account: string, id: string): string => `envelope#${account}#${id}`
+
+/**
+ * The write shards of the `entity` key of the two all-events indexes (events.model.ts): an
+ * event's shard comes from the last character of its ULID (random, 32 symbols: uniform over 8).
+ * Never lowered: the lists read every shard ever written (and `event`, the key before sharding).
+ */
+export const ENTITY_SHARDS = 8
+const entityShard = (id: string): `event#${number}` => `event#${id.charCodeAt(id.length - 1) % ENTITY_SHARDS}`
+const ENTITY_PARTITIONS = ['event', ...Array.from({ length: ENTITY_SHARDS }, (_, k) => `event#${k}`)]
 
 /** Every stored attribute but `raw`: lists never read the envelope (up to ~350 KB an item). */
 const LISTED_ATTRIBUTES = ['id', 'entity', 'dedup_key', 'source', 'detail_type', 'account_id', 'region', 'resources', 'resource_count', 'title', 'description',
@@ -149,7 +158,7 @@ export function eventItem (event: MonitoringEvent, marks?: readonly string[]): E
   const { description, native_severity: nativeSeverity, resolved_at: resolvedAt, task_id: taskId, labels, raw, deleted_at: _d, deleted_by: _b, ...rest } = event
   const item: Omit<EventItem, 'raw'> = {
     ...rest,
-    entity: 'event',
+    entity: entityShard(event.id),
     labels: JSON.stringify(labels),
     occurred_sk: `${event.occurred_at}#${event.id}`,
     seen_sk: `${event.last_seen_at}#${event.id}`,
@@ -317,12 +326,44 @@ async function softDelete (ctx: Ctx, id: string, by: string): Promise<Monitoring
 async function claimEnvelope (ctx: Ctx, account: string, envelopeId: string, now: number): Promise<'claimed' | 'duplicate' | 'in_flight'> {
   const pk = envelopeClaim(account, envelopeId)
   const claimed = await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S } }, {
-    condition: where.or(where.notExists('pk'), where.and(where.eq('state', 'processing'), where.lt('claimed_at', now - STALE_ENVELOPE_MS)))
+    // A stale claim naming its event (the new-event path) is taken over only once that event is known missing (below).
+    condition: where.or(where.notExists('pk'), where.and(where.eq('state', 'processing'), where.lt('claimed_at', now - STALE_ENVELOPE_MS), where.notExists('ref')))
   }))
   if (claimed) return 'claimed'
   // Only a finished delivery makes this one a duplicate; one still in flight may yet fail.
   const claim = await ctx.raw.getItem<MetaItem>(ctx.metaTable, { pk })
-  return claim?.state === 'done' ? 'duplicate' : 'in_flight'
+  if (claim?.state === 'done') return 'duplicate'
+  if (claim?.state === 'processing' && claim.ref) {
+    // Claimed by the new-event path (`claimEnvelopeFor`) with the event it creates: processed
+    // once that event exists (deleted or not); taken over when it never appeared and the claim is stale.
+    if (await ctx.raw.getItem(ctx.eventsTable, { id: claim.ref }, { attributes: ['id'] })) {
+      // Marked done on the way, so later duplicates need not look for the event.
+      await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { state: 'done' } }, { condition: where.and(where.eq('state', 'processing'), where.eq('ref', claim.ref)) }))
+      return 'duplicate'
+    }
+    if ((claim.claimed_at ?? 0) < now - STALE_ENVELOPE_MS) {
+      const taken = await applied(ctx.raw.updateItem(ctx.metaTable, { pk }, { set: { claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S }, remove: ['ref'] }, {
+        condition: where.and(where.eq('state', 'processing'), where.eq('ref', claim.ref), where.eq('claimed_at', claim.claimed_at ?? 0))
+      }))
+      if (taken) return 'claimed'
+    }
+  }
+  return 'in_flight'
+}
+
+/**
+ * Claims an envelope id for the new event `eventId` it creates (a conditional put, never a
+ * takeover): the claim names the event, and counts as processed once that event exists (see
+ * `claimEnvelope`), so the new-event path needs no write after the event. False when the
+ * envelope has a claim already (processed, or being processed).
+ */
+function claimEnvelopeFor (ctx: Ctx, account: string, envelopeId: string, eventId: string, now: number): Promise<boolean> {
+  return applied(ctx.raw.putItem(ctx.metaTable, { pk: envelopeClaim(account, envelopeId), state: 'processing', claimed_at: now, ttl: Math.ceil(now / 1000) + ENVELOPE_TTL_S, ref: eventId }, { condition: where.notExists('pk') }))
+}
+
+/** Gives back a claim of `claimEnvelopeFor` whose event was not written. */
+async function releaseEnvelopeFor (ctx: Ctx, account: string, envelopeId: string, eventId: string): Promise<void> {
+  await applied(ctx.raw.deleteItem(ctx.metaTable, { pk: envelopeClaim(account, envelopeId) }, { condition: where.and(where.eq('state', 'processing'), where.eq('ref', eventId)) }))
 }
 
 /** Marks the envelope processed, remembering the event it went to (for duplicates). */
@@ -402,11 +443,13 @@ async function claimsPresent (ctx: Ctx, account: string, envelopeIds: string[], 
  * at a time: the events first, and the envelope claims only for events known stored, so
  * an envelope is never marked done for an event that does not exist. `written` are the
  * events stored with their envelope claims, `unsure` the rest, with the first error.
+ * `envelopesClaimed`: the envelopes were claimed with `claimEnvelopeFor` (naming their events),
+ * so the events are the only writes.
  * Nothing is started after `deadline` (the dedup claims must not go stale while their
  * events are being written: another delivery would take the key over). Between an event
  * and its envelope claim, the dedup claim naming the envelope makes a redelivery a duplicate.
  */
-async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadline: number): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
+async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadline: number, opts: { envelopesClaimed?: boolean } = {}): Promise<{ written: NewEvent[], unsure: NewEvent[], error?: unknown }> {
   const written: NewEvent[] = []
   const unsure: NewEvent[] = []
   let error: { err: unknown } | undefined
@@ -417,8 +460,11 @@ async function storeNew (ctx: Ctx, account: string, created: NewEvent[], deadlin
         if (error) throw error.err
         if (Date.now() > deadline) throw new Error('storing new events took too long; their claims are released')
         await batchPut(ctx, chunk.map(({ event, marks }) => ({ table: ctx.eventsTable, item: eventItem(event, marks) })), deadline)
-        const now = Date.now()
-        await batchPut(ctx, chunk.map(({ event, envelopeId }) => ({ table: ctx.metaTable, item: doneEnvelopeItem(account, envelopeId, event.id, now) })), deadline)
+        // Claimed with `claimEnvelopeFor`, an envelope is processed once its event exists.
+        if (!opts.envelopesClaimed) {
+          const now = Date.now()
+          await batchPut(ctx, chunk.map(({ event, envelopeId }) => ({ table: ctx.metaTable, item: doneEnvelopeItem(account, envelopeId, event.id, now) })), deadline)
+        }
         written.push(...chunk)
       } catch (err) {
         error ??= { err }
@@ -495,17 +541,19 @@ function timeRange (sk: string, from: string | undefined, to: string | undefined
 async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
   const { limit, cursor, ...filters } = q
   const index = indexFor(q)
-  const partition = index.attr === 'entity' ? 'event' : q[index.attr]!
+  const filter = where.and(
+    where.notExists('deleted_at'),
+    where.gt('ttl', Math.floor(Date.now() / 1000)),
+    ...(['severity', 'account_id', 'source', 'status'] as const).map(attr => q[attr] !== undefined && attr !== index.attr && where.eq(attr, q[attr]))
+  )
+  if (index.attr === 'entity') return mapPage(await listMerged(ctx, q, index, filter), toListedEvent)
+  const partition = q[index.attr]!
   const sort = timeRange(index.sk, q.from, q.to)
   const page = await readIndexPage<Omit<EventItem, 'raw'>, Omit<EventItem, 'raw'>>(ctx.raw, ctx.cursors, {
     table: ctx.eventsTable,
     index: index.name,
     key: { partition: [index.attr, partition], ...(sort ? { sort } : {}) },
-    filter: where.and(
-      where.notExists('deleted_at'),
-      where.gt('ttl', Math.floor(Date.now() / 1000)),
-      ...(['severity', 'account_id', 'source', 'status'] as const).map(attr => q[attr] !== undefined && attr !== index.attr && where.eq(attr, q[attr]))
-    ),
+    filter,
     attributes: [...LISTED_ATTRIBUTES],
     map: item => item,
     cursorScope: { list: 'events', ...filters },
@@ -519,6 +567,61 @@ async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
     }
   })
   return mapPage(page, toListedEvent)
+}
+
+type ListedItem = Omit<EventItem, 'raw'>
+
+/**
+ * A page of an all-events index, whose `entity` key is write-sharded: every partition is read at
+ * the same time (one round trip) and the pages are merged newest first on the sort key, which is
+ * unique (`<time>#<id>`). The cursor is the sort key of the last event returned (`below`): the
+ * next page reads every partition below it. What a page may return is bounded by the partitions
+ * that have more: only events at or above the highest key at which such a partition stopped
+ * have all been examined (filters apply after Limit, so a partition can stop short).
+ */
+async function listMerged (ctx: Ctx, q: EventListQuery, index: EventIndex, filter: Condition): Promise<Page<ListedItem>> {
+  const { limit, cursor, ...filters } = q
+  const sk = index.sk
+  const skOf = (item: ListedItem): string => item[sk]
+  return readPage<ListedItem>(ctx.cursors, { list: 'events', ...filters }, limit, cursor, async (n, startKey) => {
+    // `below` (or, from a cursor of before the sharding, the index key it carried) is exclusive.
+    const below = typeof startKey?.below === 'string' ? startKey.below : typeof startKey?.[sk] === 'string' ? startKey[sk] as string : undefined
+    const to = below !== undefined && (q.to === undefined || below < q.to) ? below : q.to
+    const sort = timeRange(sk, q.from, to)
+    // A shard holds an eighth of the events: twice its share (and 2) almost always covers its part
+    // of the page; when it does not, the frontier below shortens the page and the next round goes
+    // on (a read of every partition up to n would cost 9 × n items for n). The key of before the
+    // sharding may hold every recent event: it is read up to n.
+    const shardLimit = Math.min(n, Math.ceil((2 * n) / ENTITY_SHARDS) + 2)
+    const pages = await Promise.all(ENTITY_PARTITIONS.map(partition => ctx.raw.queryPage<ListedItem>({
+      table: ctx.eventsTable,
+      index: index.name,
+      key: { partition: ['entity', partition], ...(sort ? { sort } : {}) },
+      filter,
+      forward: false,
+      limit: partition === 'event' ? n : shardLimit,
+      attributes: [...LISTED_ATTRIBUTES]
+    })))
+    // The highest key at which a partition with more stopped: everything at or above it was examined.
+    let frontier: string | undefined
+    for (const page of pages) {
+      const stopped = page.lastKey?.[sk]
+      if (typeof stopped === 'string' && (frontier === undefined || stopped > frontier)) frontier = stopped
+    }
+    const merged = pages.flatMap(p => p.items)
+      .filter(item => skOf(item) !== below && (frontier === undefined || skOf(item) >= frontier))
+      .sort((a, b) => (skOf(a) < skOf(b) ? 1 : skOf(a) > skOf(b) ? -1 : 0))
+    const items = merged.slice(0, n)
+    const cut = merged.length > n
+    if (cut) return { items, lastKey: { below: skOf(items[items.length - 1]!) } }
+    // Not cut: every event at or above the frontier that passed the filters is in this page.
+    if (frontier !== undefined) return { items, lastKey: { below: frontier } }
+    return { items, lastKey: undefined }
+  }, 5, {
+    maxBytes: LIST_PAGE_BYTES,
+    sizeOf: (item) => Buffer.byteLength(JSON.stringify(item)),
+    keyOf: (item) => ({ below: skOf(item) })
+  })
 }
 
 /** The most recent live events (dashboard). */
@@ -639,7 +742,9 @@ export function createEventsRepository (events: TableModel, meta: TableModel, cu
     createOpen: (event: MonitoringEvent, envelopeId: string, marks?: string[]) => createOpen(ctx, event, envelopeId, marks),
     claimsPresent: (account: string, envelopeIds: string[], dedupKeys: string[]) => claimsPresent(ctx, account, envelopeIds, dedupKeys),
     claimNew: (event: MonitoringEvent, envelopeId: string) => claimNew(ctx, event, envelopeId),
-    storeNew: (account: string, created: NewEvent[], deadline: number) => storeNew(ctx, account, created, deadline),
+    storeNew: (account: string, created: NewEvent[], deadline: number, opts?: { envelopesClaimed?: boolean }) => storeNew(ctx, account, created, deadline, opts),
+    claimEnvelopeFor: (account: string, envelopeId: string, eventId: string, now: number) => claimEnvelopeFor(ctx, account, envelopeId, eventId, now),
+    releaseEnvelopeFor: (account: string, envelopeId: string, eventId: string) => releaseEnvelopeFor(ctx, account, envelopeId, eventId),
     abandonNew: (account: string, unsure: NewEvent[]) => abandonNew(ctx, account, unsure),
     claimExpiry: (id: string) => claimExpiry(ctx, id),
     releaseExpiry: (id: string) => releaseExpiry(ctx, id),

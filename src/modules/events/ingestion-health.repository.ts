@@ -37,8 +37,11 @@ const zero = (): IngestionCounts => ({ created: 0, updated: 0, resolved: 0, igno
 
 export function createIngestionHealthRepository (client: DynamoDB, raw: RawClient, metaTable: string) {
   return {
-    /** Counts one delivery's results in the hour of `at` (epoch ms). */
-    async record (account: string, at: number, records: IngestionRecord[]): Promise<void> {
+    /**
+     * Counts one delivery's results in the hour of `at` (epoch ms); `sign` -1 takes back what was
+     * counted for a delivery that failed after all (its last delivery and problem stay).
+     */
+    async record (account: string, at: number, records: IngestionRecord[], sign: 1 | -1 = 1): Promise<void> {
       if (records.length === 0) return
       const counts = new Map<string, number>()
       let problem: IngestionProblem | undefined
@@ -56,7 +59,7 @@ export function createIngestionHealthRepository (client: DynamoDB, raw: RawClien
         }
       }
       await raw.updateItem(metaTable, { pk: pk(account, hourOf(at)) }, {
-        add: Object.fromEntries(counts),
+        add: Object.fromEntries([...counts].map(([name, n]) => [name, sign * n])),
         set: { last_delivery_at: new Date(at).toISOString(), ttl: Math.ceil(at / 1000) + KEEP_S, last_problem: problem ? JSON.stringify(problem) : undefined }
       })
     },

@@ -19,6 +19,12 @@ const MAX_ATTEMPTS = 60
 const BATCH_CONCURRENCY = 8
 /** Dedup claims of a batch's new events written at the same time (the fast path). */
 const NEW_EVENT_CONCURRENCY = 16
+/**
+ * Deliveries with at most this many new-event candidates take the two-round-trip path
+ * (`createFew`: two conditional claims per event); larger batches the throughput path
+ * (`createNew`: one conditional write per event, the rest batched, more round trips).
+ */
+const FEW_NEW_EVENTS = NEW_EVENT_CONCURRENCY
 /** How long a delivery waits for the same envelope being processed by another delivery. */
 const IN_FLIGHT_WAIT_MS = 2000
 /** Deeper `detail` objects are refused (and could not be stored as JSON safely). */
@@ -256,10 +262,10 @@ export function createIngestionService ({ repo, health, settings: settingsSource
   }
 
   /** The per-envelope path: claims the envelope id, then records the trigger or resolution. */
-  async function perEnvelope (account: AwsAccount, work: Work, settings: MonitoringSettings, counted: Counted): Promise<IngestResult> {
+  async function perEnvelope (account: AwsAccount, work: Work, settings: MonitoringSettings, counted: Counted, held = false): Promise<IngestResult> {
     const { index, item, envelope, ev, claimId } = work
     const base = { index, item, envelope_id: envelope.id, error: null }
-    let claim = await repo.claimEnvelope(account.account_id, claimId, Date.now())
+    let claim = held ? 'claimed' : await repo.claimEnvelope(account.account_id, claimId, Date.now())
     // The same envelope is being processed by another delivery: wait for its outcome.
     for (let waited = 0; claim === 'in_flight' && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
       await sleep(100)
@@ -278,6 +284,96 @@ export function createIngestionService ({ repo, health, settings: settingsSource
       await repo.releaseEnvelope(account.account_id, claimId)
       throw err
     }
+  }
+
+  /**
+   * The new-event path of a small delivery (EventBridge sends one envelope per request), in two
+   * round trips per event: (1) the envelope claim and the dedup claim, both conditional puts,
+   * at the same time; (2) the event, with the counters and the delivery's ingestion health beside
+   * it. Why no event is lost or duplicated:
+   * - The envelope claim (`claimEnvelopeFor`) is conditional and names the event: of all
+   *   deliveries of an envelope exactly one holds it; the others find it and wait (`in_flight`)
+   *   or, once the named event exists, are duplicates (`claimEnvelope`). So the envelope needs no
+   *   write after its event, and is never marked processed for an event that does not exist.
+   * - The dedup claim is conditional too: of all triggers of a key, one opens the event; the
+   *   others record an occurrence on it (they wait while it is being written).
+   * - An envelope holding one claim and not the other gives it back and takes the per-envelope
+   *   path. A delivery that dies between (1) and (2) leaves claims that name a missing event:
+   *   the envelope claim is taken over after a minute and the dedup claim after 30 s (the
+   *   staleness rules of the per-envelope path), so EventBridge's retry creates the event once.
+   *   The event write is not started after a third of the dedup claim's staleness (`storeNew`).
+   * - The counters are applied as the event is written; an event not written takes its deltas
+   *   back (`counted`), so they end exact; a crash between is a drift the recount repairs, as
+   *   for every counter write.
+   * `storing(left)` is called with the envelopes left to the per-envelope path as the events are
+   * being written, and runs beside them.
+   */
+  async function createFew (account: string, candidates: Work[], settings: MonitoringSettings, counted: Counted & Pick<StatsBatch, 'flush'>, results: Map<Work, IngestResult>, storing: (left: Work[]) => Promise<void>, envelopesHeld: Set<Work>): Promise<Work[]> {
+    const claimed: Array<NewEvent & Work & { work: Work }> = []
+    const left: Work[] = []
+    try {
+      await eachLimit(candidates, NEW_EVENT_CONCURRENCY, async (w) => {
+        const event = build(w.envelope, w.ev, settings.retention_days)
+        // The gate answers from its cache: no round trip beside the claims.
+        const [envelope, key, notifying] = await Promise.allSettled([
+          repo.claimEnvelopeFor(account, w.claimId, event.id, Date.now()),
+          repo.claimNew(event, w.claimId),
+          marks('event.created', event, 1)
+        ])
+        const held = envelope.status === 'fulfilled' && envelope.value
+        const keyed = key.status === 'fulfilled' && key.value
+        if (held && keyed) {
+          claimed.push({ ...w, event, envelopeId: w.claimId, work: w, marks: notifying.status === 'fulfilled' ? notifying.value : ['event.created@1'] })
+          return
+        }
+        const failed = [envelope, key].find((r): r is PromiseRejectedResult => r.status === 'rejected')
+        if (held && !failed) {
+          // The key is taken (an occurrence, most often): the per-envelope path goes on with the
+          // envelope held (its claim names an event that will not exist: if this delivery dies,
+          // the claim is taken over once stale, as any other).
+          envelopesHeld.add(w)
+          left.push(w)
+          return
+        }
+        // One claim without the other: give it back, and let the per-envelope path decide.
+        await Promise.all([
+          held && repo.releaseEnvelopeFor(account, w.claimId, event.id),
+          keyed && repo.releaseDedup(account, w.ev.dedup_key, event.id)
+        ])
+        if (failed) throw failed.reason
+        left.push(w)
+      })
+    } catch (err) {
+      // Nothing was stored: give every claim back (what cannot be is left to the staleness rules).
+      await Promise.allSettled([
+        ...claimed.flatMap(c => [repo.releaseEnvelopeFor(account, c.envelopeId, c.event.id), repo.releaseDedup(account, c.ev.dedup_key, c.event.id)]),
+        ...[...envelopesHeld].map(w => repo.releaseEnvelope(account, w.claimId))
+      ])
+      throw err
+    }
+    if (!claimed.length) return left
+    for (const c of claimed) {
+      counted.event(null, c.event)
+      results.set(c.work, { index: c.index, item: c.item, envelope_id: c.envelope.id, event_id: c.event.id, dedup_key: c.ev.dedup_key, action: 'created', reason: null, error: null })
+    }
+    const oldest = Math.min(...claimed.map(c => Date.parse(c.event.created_at)))
+    const [stored] = await Promise.all([
+      repo.storeNew(account, claimed, oldest + STALE_CLAIM_MS / 3, { envelopesClaimed: true }),
+      counted.flush(),
+      storing(left)
+    ])
+    if (stored.error) {
+      // Keep what was stored; give the rest back (claims released, deltas taken back) for EventBridge's retry.
+      const abandoned = await repo.abandonNew(account, stored.unsure)
+      const kept = new Set(abandoned.kept)
+      for (const c of stored.unsure as typeof claimed) {
+        if (kept.has(c)) continue
+        counted.event(c.event, null)
+        results.delete(c.work)
+      }
+      throw abandoned.error ? new AggregateError([stored.error, abandoned.error], 'storing new events failed, and so did releasing their claims (left to the staleness rules)') : stored.error
+    }
+    return left
   }
 
   /**
@@ -333,9 +429,9 @@ export function createIngestionService ({ repo, health, settings: settingsSource
   }
 
   /** Counts a delivery's results in its account's ingestion health; never fails the delivery. */
-  async function recordHealth (account: string, at: number, records: IngestionRecord[]): Promise<void> {
+  async function recordHealth (account: string, at: number, records: IngestionRecord[], sign: 1 | -1 = 1): Promise<void> {
     try {
-      await health.record(account, at, records)
+      await health.record(account, at, records, sign)
     } catch (err) {
       onHealthError(err, account)
     }
@@ -366,8 +462,22 @@ export function createIngestionService ({ repo, health, settings: settingsSource
         const result = checkEnvelope(entry)
         return result.valid ? entry as unknown as EventBridgeEnvelope : rejectedEntry(index, entry, result.errors)
       })
-      const results = await service.ingestBatch(account, entries, await settingsSource.getCached(), { receivedAt })
-      await recordHealth(account.account_id, receivedAt, results.map(result => ({ detailType: detailTypeOf(bodies[result.index]), result })))
+      const records = (results: IngestResult[]): IngestionRecord[] => results.map(result => ({ detailType: detailTypeOf(bodies[result.index]), result }))
+      // Counted while the new events are written when the delivery is decided by then, else after.
+      let recorded: IngestionRecord[] | undefined
+      const decided = async (results: IngestResult[]): Promise<void> => {
+        recorded = records(results)
+        await recordHealth(account.account_id, receivedAt, recorded)
+      }
+      let results: IngestResult[]
+      try {
+        results = await service.ingestBatch(account, entries, await settingsSource.getCached(), { receivedAt, decided })
+      } catch (err) {
+        // The delivery failed after all: take back what was counted for it.
+        if (recorded) await recordHealth(account.account_id, receivedAt, recorded, -1)
+        throw err
+      }
+      if (!recorded) await decided(results)
       if (!batch) {
         const refused = results.find(r => r.action === 'rejected')
         if (refused?.action === 'rejected') {
@@ -387,7 +497,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
      * a `duplicate` and changes nothing; concurrent deliveries of one envelope count once.
      * `batch` entries that are already results (refused by validation) are kept as they are.
      */
-    async ingestBatch (account: AwsAccount, batch: Array<EventBridgeEnvelope | IngestResult>, settings: MonitoringSettings, opts: { concurrency?: number, receivedAt?: number } = {}): Promise<IngestResult[]> {
+    async ingestBatch (account: AwsAccount, batch: Array<EventBridgeEnvelope | IngestResult>, settings: MonitoringSettings, opts: { concurrency?: number, receivedAt?: number, decided?: (results: IngestResult[]) => Promise<void> } = {}): Promise<IngestResult[]> {
       const receivedAt = opts.receivedAt ?? Date.now()
       const slots: Array<IngestResult | Work> = []
       for (const [index, entry] of batch.entries()) {
@@ -407,8 +517,17 @@ export function createIngestionService ({ repo, health, settings: settingsSource
       }
       const done = new Map<Work, IngestResult>()
       const counted = stats.batch()
+      const results = (): IngestResult[] => slots.map(slot => 'action' in slot ? slot : done.get(slot)!)
       try {
-        const left = await createNew(account.account_id, candidates, settings, counted, done)
+        // A delivery decided once its new events are claimed (nothing left for the per-envelope
+        // path) is told its results while the events are written (`decided`: its ingestion health).
+        const storing = async (left: Work[]): Promise<void> => {
+          if (!left.length && !rest.length) await opts.decided?.(results())
+        }
+        const held = new Set<Work>()
+        const left = candidates.length <= FEW_NEW_EVENTS
+          ? await createFew(account.account_id, candidates, settings, counted, done, storing, held)
+          : await createNew(account.account_id, candidates, settings, counted, done)
         const order = new Map(slots.map((slot, i) => [slot, i]))
         const groups = new Map<string, Work[]>()
         for (const w of [...left, ...rest].sort((a, b) => order.get(a)! - order.get(b)!)) {
@@ -417,13 +536,14 @@ export function createIngestionService ({ repo, health, settings: settingsSource
           groups.set(w.ev.dedup_key, group)
         }
         await eachLimit([...groups.values()], opts.concurrency ?? BATCH_CONCURRENCY, async (group) => {
-          for (const w of group) done.set(w, await perEnvelope(account, w, settings, counted))
+          for (const w of group) done.set(w, await perEnvelope(account, w, settings, counted, held.has(w)))
         })
       } finally {
-        // The counters of what was written, also when the batch failed part-way.
+        // The counters of what was written, also when the batch failed part-way (nothing to do
+        // when they were applied already, as the new-event path does beside its writes).
         await counted.flush()
       }
-      return slots.map(slot => 'action' in slot ? slot : done.get(slot)!)
+      return results()
     }
   }
   return service

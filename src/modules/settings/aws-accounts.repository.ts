@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { DomainError } from '../../domain/errors.js'
 import { hashApiKey, type AwsAccount, type ConnectionTestResult } from '../../domain/aws-accounts.js'
 import { readIndexPage, writeOrExplain, type WriteOutcome } from '../../db/access.js'
@@ -7,6 +8,7 @@ import type { MetaItem } from '../../db/meta.model.js'
 import type { CursorCodec, Page } from '../../db/pagination.js'
 import type { RawClient } from '../../db/raw.js'
 import type { TableModel } from '../../db/tables.js'
+import { createTtlCache, type TtlCache } from '../../lib/ttl-cache.js'
 import type { AwsAccountItem } from './settings.model.js'
 
 const numberClaim = (accountId: string): string => `awsaccount#${accountId}`
@@ -48,12 +50,42 @@ interface Context {
   raw: RawClient
   cursors: CursorCodec
   tables: { accounts: string, meta: string }
+  /**
+   * Ingestion keys found (key hash → account), per process, for `ttlMs` (AUTH_CACHE_MS), like
+   * the caller cache: an ingestion request then reads nothing to authenticate. A write of this
+   * process that changes an account drops its key at once; a revoking write (disable, rotate,
+   * delete) also waits `settleMs` before it answers (with a shared database: AUTH_CACHE_MS), so
+   * that once it has answered no instance accepts the old key.
+   */
+  keys: TtlCache<AwsAccount | null>
+  settleMs: number
+  /**
+   * Record id → AWS account number, of the accounts this process has read (a number never
+   * changes for a record): reads keyed by the number need not wait for the account's read.
+   */
+  numbers: Map<string, string>
+}
+
+const MAX_KNOWN_NUMBERS = 10_000
+
+/** Remembers an account's number (the oldest forgotten first beyond the bound). */
+function known (ctx: Context, account: AwsAccount): AwsAccount {
+  ctx.numbers.delete(account.id)
+  ctx.numbers.set(account.id, account.account_id)
+  if (ctx.numbers.size > MAX_KNOWN_NUMBERS) ctx.numbers.delete(ctx.numbers.keys().next().value as string)
+  return account
+}
+
+/** After a revoking write: drop the key here, and answer once other instances' copies expired. */
+async function revoked (ctx: Context, ...hashes: string[]): Promise<void> {
+  for (const hash of hashes) ctx.keys.evict(hash)
+  if (ctx.settleMs > 0) await sleep(ctx.settleMs)
 }
 
 /** The account (deleted or not), or null. */
 async function getById (ctx: Context, id: string): Promise<AwsAccount | null> {
   const item = await ctx.raw.getItem<AwsAccountItem>(ctx.tables.accounts, { id })
-  return item ? toAccount(item) : null
+  return item ? known(ctx, toAccount(item)) : null
 }
 
 async function getLive (ctx: Context, id: string): Promise<AwsAccount> {
@@ -123,7 +155,11 @@ async function update (ctx: Context, id: string, fields: AwsAccountFields, expec
       ),
       returnValues: 'ALL_NEW'
     })
-    return toAccount(updated!)
+    const account = toAccount(updated!)
+    ctx.keys.evict(account.api_key_hash)
+    if (expectedKeyHash !== undefined) ctx.keys.evict(expectedKeyHash)
+    if (fields.enabled === false) await revoked(ctx)
+    return account
   }, async (): Promise<AwsAccountRefusal> => {
     const current = await getById(ctx, id)
     if (!current || current.deleted_at) return { reason: 'not_found' }
@@ -144,6 +180,7 @@ async function rotateKey (ctx: Context, account: AwsAccount, next: { hash: strin
     throw err
   }
   await release(ctx, keyClaim(updated.ok ? account.api_key_hash : next.hash))
+  if (updated.ok) await revoked(ctx, account.api_key_hash)
   return updated
 }
 
@@ -158,6 +195,7 @@ async function softDelete (ctx: Context, account: AwsAccount): Promise<AwsAccoun
   if (!deleted.ok) return deleted
   await release(ctx, keyClaim(account.api_key_hash))
   await release(ctx, numberClaim(account.account_id), account.id)
+  await revoked(ctx, account.api_key_hash)
   return { ok: true, value: undefined }
 }
 
@@ -168,7 +206,7 @@ function listAll (ctx: Context, q: { enabled?: boolean, limit: number, cursor?: 
     index: 'entity-id-index',
     key: { partition: ['entity', 'aws_account'] },
     filter: where.and(where.notExists('deleted_at'), q.enabled !== undefined && where.eq('enabled', q.enabled)),
-    map: toAccount,
+    map: (item: AwsAccountItem) => known(ctx, toAccount(item)),
     cursorScope: { list: 'aws-accounts', enabled: q.enabled },
     limit: q.limit,
     cursor: q.cursor
@@ -178,6 +216,13 @@ function listAll (ctx: Context, q: { enabled?: boolean, limit: number, cursor?: 
 /** The live, enabled account an ingestion key belongs to, or null. */
 async function findByApiKey (ctx: Context, key: string): Promise<AwsAccount | null> {
   const hash = hashApiKey(key)
+  const found = await ctx.keys.get(hash, () => lookUpKey(ctx, hash))
+  // Only keys that were found are kept (an unknown key is not worth a place, and may be registered next).
+  if (!found) ctx.keys.evict(hash)
+  return found
+}
+
+async function lookUpKey (ctx: Context, hash: string): Promise<AwsAccount | null> {
   const claimed = await ctx.raw.getItem<MetaItem>(ctx.tables.meta, { pk: keyClaim(hash) })
   if (!claimed?.ref) return null
   const account = await getById(ctx, claimed.ref)
@@ -187,8 +232,8 @@ async function findByApiKey (ctx: Context, key: string): Promise<AwsAccount | nu
   return stored.length === given.length && timingSafeEqual(stored, given) ? account : null
 }
 
-export function createAwsAccountsRepository (accounts: TableModel, meta: TableModel, cursors: CursorCodec, raw: RawClient) {
-  const ctx: Context = { raw, cursors, tables: { accounts: accounts.table().name, meta: meta.table().name } }
+export function createAwsAccountsRepository (accounts: TableModel, meta: TableModel, cursors: CursorCodec, raw: RawClient, cache: { ttlMs: number, settleMs: number } = { ttlMs: 0, settleMs: 0 }) {
+  const ctx: Context = { raw, cursors, tables: { accounts: accounts.table().name, meta: meta.table().name }, keys: createTtlCache({ ttlMs: cache.ttlMs, max: 10_000 }), settleMs: cache.settleMs, numbers: new Map() }
   return {
     getLive: (id: string) => getLive(ctx, id),
     create: (account: AwsAccount) => create(ctx, account),
@@ -197,7 +242,9 @@ export function createAwsAccountsRepository (accounts: TableModel, meta: TableMo
     list: (q: { enabled?: boolean, limit: number, cursor?: string }) => listAll(ctx, q),
     rotateKey: (account: AwsAccount, next: { hash: string, prefix: string }) => rotateKey(ctx, account, next),
     softDelete: (account: AwsAccount) => softDelete(ctx, account),
-    findByApiKey: (key: string) => findByApiKey(ctx, key)
+    findByApiKey: (key: string) => findByApiKey(ctx, key),
+    /** The AWS account number of record `id`, when this process has read that account. */
+    knownNumber: (id: string): string | undefined => ctx.numbers.get(id)
   }
 }
 

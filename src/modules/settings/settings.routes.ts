@@ -77,8 +77,8 @@ const settingsModule: FastifyPluginAsyncTypebox<SettingsModuleOptions> = async (
   app.route({
     ...routes.getAwsAccountIngestionHealth,
     handler: async (request) => {
-      const account = await service.getAccount(request.params.id)
-      return opts.ingestionHealth.read(account.account_id, Date.now())
+      const now = Date.now()
+      return service.byAccountNumber(request.params.id, (accountId) => opts.ingestionHealth.read(accountId, now))
     }
   })
 

@@ -5,6 +5,7 @@ import type { MonitoringSettings } from '../../domain/monitoring-settings.js'
 import { buildOnboarding, type CfnTemplate, type OnboardingService } from '../../domain/onboarding.js'
 import type { Actor } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
+import { together } from '../../lib/together.js'
 import type { AwsAccountRefusal, AwsAccountsRepository, AwsAccountWrite } from './aws-accounts.repository.js'
 import type { MonitoringSettingsRepository } from './monitoring-settings.repository.js'
 import { testConnection, type ConnectionTestOptions } from './connection-test.js'
@@ -35,6 +36,18 @@ export function createSettingsService (accounts: AwsAccountsRepository, settings
     listAccounts: (q: { enabled?: boolean, limit: number, cursor?: string }) => accounts.list(q),
 
     getAccount: (id: string) => accounts.getLive(id),
+
+    /**
+     * A read keyed by the account's number (its ingestion health), for a live account: with the
+     * number known (the account was read before: it never changes), in the same round trip as
+     * the account's read; a missing account is still a 404 whatever the other read said.
+     */
+    async byAccountNumber<T> (id: string, read: (accountId: string) => Promise<T>): Promise<T> {
+      const number = accounts.knownNumber(id)
+      if (number === undefined) return read((await accounts.getLive(id)).account_id)
+      const [, value] = await together(accounts.getLive(id), read(number))
+      return value
+    },
 
     /** Registers an account; its ingestion key is returned here only. */
     async createAccount (input: CreateAwsAccountRequest): Promise<{ account: AwsAccount, apiKey: string }> {

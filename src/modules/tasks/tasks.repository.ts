@@ -261,13 +261,60 @@ async function write (ctx: Context, base: Task, fields: TaskFields, rule: TaskWr
   }
   const next = after as unknown as Task
   assertFits(next)
-  if (history?.store.length) await storeHistory(ctx, base.id, history.store)
+  // Entries this write drops must be in the history table before it (crash safety). Entries it
+  // keeps may be stored at the same time as the write: if that store fails or the process dies,
+  // they are still in the item, and a later write stores them before dropping them (it knows
+  // what is stored only from `storedHistory`, read with the task; otherwise it stores first).
+  const known = storedHistory.get(base)
+  const kept = new Set(history?.list.map(e => e.key))
+  const first = (known ? history?.store.filter(e => !known.has(e.key) && !kept.has(e.key)) : history?.store) ?? []
+  // With what is stored known: every entry the item keeps that is not stored yet (normally the
+  // latest read; more after a store that failed), except the change being made.
+  const alongside = known && history ? history.list.filter(e => e.key !== change?.key && !known.has(e.key)) : []
+  if (first.length) await storeHistory(ctx, base.id, [...first, ...alongside])
   // The item can be ~200 KB, and the result need not come back (the write is pinned to
   // `base`, so the stored task is exactly `next`).
-  return writeOrExplain(async () => {
+  const writing = writeOrExplain(async () => {
     await ctx.raw.updateItem(ctx.tables.tasks, { id: base.id }, withMarks({ set: { ...set, version: base.version + 1 }, remove }, marks), { condition: conditionOf(pinned) })
     return next
   }, () => explain(ctx, base.id, pinned))
+  if (!first.length && alongside.length) {
+    // Only entries the write keeps: stored beside it (idempotent keys; a failure only leaves
+    // them for the next write to store, see above), so a status change is one round trip.
+    const [outcome] = await Promise.allSettled([writing, storeHistory(ctx, base.id, alongside)])
+    if (outcome.status === 'rejected') throw outcome.reason
+    return outcome.value
+  }
+  return writing
+}
+
+/**
+ * Which keys of a task's recent history are known to be in the history table, per task object
+ * as read by `getForChange` (a read made with the task, in the same round trip). A task object
+ * read otherwise has no entry: its writes store what they drop first, as before.
+ */
+const storedHistory = new WeakMap<Task, Set<string>>()
+
+/**
+ * The task as stored (deleted or not), or null, with what its next status change needs to know:
+ * which of its recent history entries are already in the history table (the newest of them,
+ * read in the same round trip, strongly consistent). With it, the change writes the item and
+ * the history entries at once (one round trip) instead of one after the other.
+ */
+async function getForChange (ctx: Context, id: string): Promise<Task | null> {
+  const [item, stored] = await together(getItem(ctx, id), ctx.raw.queryPage<Pick<HistoryRecordItem, 'seq'>>({
+    table: ctx.tables.history,
+    key: { partition: ['task_id', id] },
+    forward: false,
+    consistent: true,
+    // One more than the item keeps: every entry of a bounded list is among them if stored.
+    limit: RECENT_HISTORY + 1,
+    attributes: ['seq']
+  }))
+  if (!item) return null
+  const task = toTask(item)
+  storedHistory.set(task, new Set(stored.items.map(r => r.seq)))
+  return task
 }
 
 /**
@@ -503,6 +550,7 @@ export function createTasksRepository (tasks: TableModel, comments: TableModel, 
   return {
     scanAll: () => scanAll(ctx),
     getById: (id: string) => getById(ctx, id),
+    getForChange: (id: string) => getForChange(ctx, id),
     getLive: (id: string) => getLive(ctx, id),
     getLiveWithComments: (id: string, limit: number) => getLiveWithComments(ctx, id, limit),
     create: (task: Task, marks?: string[]) => create(ctx, task, marks),

@@ -31,9 +31,9 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
    * and re-decide (the write still names only its fields). Every final refusal becomes its
    * domain error here. `next`: the status a status change moves to (for the error).
    */
-  async function decided (actor: Actor, action: 'modify' | 'delete', id: string, ifMatch: number | undefined, attempt: (task: Task, rule: TaskWriteRule) => Promise<TaskWrite>, next?: TaskStatus): Promise<Task> {
+  async function decided (actor: Actor, action: 'modify' | 'delete', id: string, ifMatch: number | undefined, attempt: (task: Task, rule: TaskWriteRule) => Promise<TaskWrite>, next?: TaskStatus, readTask: (id: string) => Promise<Task | null> = repo.getById): Promise<Task> {
     for (let round = 0; ; round++) {
-      const read = checkTaskWrite(taskWriteRule(actor, action, { version: ifMatch }), await repo.getById(id))
+      const read = checkTaskWrite(taskWriteRule(actor, action, { version: ifMatch }), await readTask(id))
       const outcome = read.ok ? await attempt(read.value, taskWriteRule(actor, action)) : read
       if (outcome.ok) return outcome.value
       const retry = outcome.refusal.reason === 'stale' && ifMatch === undefined && round < 20
@@ -42,6 +42,22 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
   }
 
   const time = (value: string | null | undefined, path: string): string | null | undefined => (value ? canonicalTime(value, path) : value)
+
+  /**
+   * A conditional task write with the dashboard counters moved at the same time (one round trip,
+   * not two): what they count of the task after the write (`after`: status, priority, assignee,
+   * closing and first-action times) is known before it, as the write is pinned to the version
+   * read. A refused write, or one that fails with an error (taken as not made: the request
+   * answers the error), takes its deltas back, so the counters end exact either way; as with
+   * every counter update, a failure or a crash in between is logged and repaired by
+   * `npm run recount-stats`.
+   */
+  async function counted (before: Task, after: Task, write: Promise<TaskWrite>): Promise<TaskWrite> {
+    const [written] = await Promise.allSettled([write, stats.task(before, after)])
+    if (written.status === 'rejected' || !written.value.ok) await stats.task(after, before)
+    if (written.status === 'rejected') throw written.reason
+    return written.value
+  }
 
   return {
     async list (actor: Actor, query: TaskListQuery) {
@@ -66,22 +82,37 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
       return task
     },
 
-    /** Partial update: only the named fields are written (no read-modify-write of the item). */
-    update: (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> =>
-      decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
-        if (patch.assigned_to !== undefined) await assertAssignable(users, patch.assigned_to)
-        const reassigned = patch.assigned_to !== undefined && patch.assigned_to !== task.assigned_to
-        const marks = reassigned ? await assignedMarks(notify, task.version + 1, patch.assigned_to, actor.id) : undefined
-        const updated = await repo.update(task, {
-          title: patch.title,
-          description: patch.description,
-          priority: patch.priority,
-          assigned_to: patch.assigned_to,
-          due_at: time(patch.due_at, '/body/due_at')
-        }, rule, marks)
-        if (updated.ok) await stats.task(task, updated.value)
-        return updated
-      }),
+    /**
+     * Partial update: only the named fields are written (no read-modify-write of the item). Two
+     * round trips: the new assignee's check runs beside the task's read (its refusal still comes
+     * after the task's own: a missing task is a 404 whatever the assignee), and the counters move
+     * with the write, as for a status change (`counted`).
+     */
+    async update (actor: Actor, id: string, patch: UpdateTaskRequest, expectedVersion: number | undefined): Promise<Task> {
+      const assignable = patch.assigned_to === undefined
+        ? Promise.resolve(null)
+        : assertAssignable(users, patch.assigned_to).then(() => null, (err: unknown) => ({ err }))
+      const fields = {
+        title: patch.title,
+        description: patch.description,
+        priority: patch.priority,
+        assigned_to: patch.assigned_to,
+        due_at: time(patch.due_at, '/body/due_at')
+      }
+      try {
+        return await decided(actor, 'modify', id, expectedVersion, async (task, rule) => {
+          const refused = await assignable
+          if (refused) throw refused.err
+          const after: Task = { ...task }
+          for (const [k, v] of Object.entries(fields)) if (v !== undefined) (after as unknown as Record<string, unknown>)[k] = v
+          const reassigned = patch.assigned_to !== undefined && patch.assigned_to !== task.assigned_to
+          const marks = reassigned ? await assignedMarks(notify, task.version + 1, patch.assigned_to, actor.id) : undefined
+          return counted(task, after, repo.update(task, fields, rule, marks))
+        })
+      } finally {
+        await assignable
+      }
+    },
 
     /**
      * Moves the task along the transition table. The write is conditional on the status and
@@ -94,11 +125,10 @@ export function createTasksService (repo: TasksRepository, users: UserLookup, ev
         const now = new Date().toISOString()
         const effects = statusEffects(task, input.status, now)
         const marks = await marksFor(notify, { kind: 'task.status_changed' }, task.version + 1, taskMarkDetail([task.status, input.status, actor.id]))
-        const updated = await repo.changeStatus(task, { status: input.status, ...effects }, rule,
-          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null }, marks)
-        if (updated.ok) await stats.task(task, updated.value)
-        return updated
-      }, input.status),
+        // The counters move with the write (`counted`).
+        return counted(task, { ...task, status: input.status, ...effects }, repo.changeStatus(task, { status: input.status, ...effects }, rule,
+          { from: task.status, to: input.status, changed_by: actor.id, changed_at: now, comment: input.comment ?? null }, marks))
+      }, input.status, repo.getForChange),
 
     remove: (actor: Actor, id: string): Promise<Task> => decided(actor, 'delete', id, undefined, async (task, rule) => {
       const deleted = await repo.softDelete(task, actor.id, rule)
