@@ -28,6 +28,9 @@ import apiKeyPlugin from './plugins/api-key.js'
 import statsPlugin from './plugins/stats.js'
 import notificationsModule from './modules/notifications/notifications.routes.js'
 import { createSecretBox, notificationKey } from './lib/secret-box.js'
+import auditPlugin from './plugins/audit.js'
+import auditModule from './modules/audit/audit.routes.js'
+import { createAuditService } from './modules/audit/audit.service.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
 export interface AppOptions {
@@ -144,8 +147,12 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     models,
     pingModel: models.meta
   })
-  const repos = createRepositories(app.db, models, config.authCache)
+  const repos = createRepositories(app.db, models, config.authCache, config.audit)
   app.decorate('repos', repos)
+  // The audit trail (docs/audit.md): one service, written through the plugin's port by every
+  // module (and by rbac for denials), read through the audit module's routes.
+  const audit = createAuditService(repos.audit, { log: app.log })
+  await app.register(auditPlugin, { writer: audit })
   await app.register(passwordsPlugin, config.argon2)
   await app.register(statsPlugin, { store: repos.stats })
   await app.register(authPlugin, {
@@ -197,6 +204,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     },
     onboarding: { ...config.onboarding, publicBaseUrl: config.publicBaseUrl, region: config.region }
   })
+  await app.register(auditModule, { service: audit })
   await app.register(notificationsModule, {
     channels: repos.notifications,
     box: createSecretBox(notificationKey(config.notifications.key, opts.jwtSecret)),

@@ -47,7 +47,9 @@ export const EnvSchema = Type.Object({
   // base64 of 32 bytes: the key that encrypts the notification channels' secrets (AES-256-GCM).
   NOTIFICATION_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{43}=$' })),
   NOTIFICATION_ALLOW_LOOPBACK: Type.Boolean({ default: false }),
-  NOTIFICATION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30000, default: 5000 })
+  NOTIFICATION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 30000, default: 5000 }),
+  // Days an audit record is kept (TTL on real DynamoDB; reads hide older ones everywhere).
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 400 })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -115,6 +117,8 @@ export interface Config {
     /** Bound of one outbound request (connect, send, read the answer). */
     timeoutMs: number
   }
+  /** The audit trail (docs/audit.md): how long records are kept. */
+  audit: { retentionDays: number }
 }
 
 export class ConfigError extends Error {
@@ -173,7 +177,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       key: e.NOTIFICATION_KEY ? Buffer.from(e.NOTIFICATION_KEY, 'base64') : undefined,
       allowLoopback: e.NOTIFICATION_ALLOW_LOOPBACK,
       timeoutMs: e.NOTIFICATION_TIMEOUT_MS
-    }
+    },
+    audit: { retentionDays: e.AUDIT_RETENTION_DAYS }
   }
 }
 

@@ -22,6 +22,8 @@ import { Stats } from './modules/dashboard/stats.model.js'
 import { createStatsRepository, type StatsRepository } from './modules/dashboard/stats.repository.js'
 import { Notifications } from './modules/notifications/notifications.model.js'
 import { createNotificationsRepository, type NotificationsRepository } from './modules/notifications/notifications.repository.js'
+import { Audit } from './modules/audit/audit.model.js'
+import { createAuditRepository, type AuditRepository } from './modules/audit/audit.repository.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -40,7 +42,8 @@ function define (prefix: string) {
     events: Events.model(prefix),
     awsAccounts: AwsAccounts.model(prefix),
     stats: Stats.model(prefix),
-    notifications: Notifications.model(prefix)
+    notifications: Notifications.model(prefix),
+    audit: Audit.model(prefix)
   }
 }
 
@@ -65,6 +68,7 @@ export interface Repositories {
   settings: MonitoringSettingsRepository
   stats: StatsRepository
   notifications: NotificationsRepository
+  audit: AuditRepository
 }
 
 declare module 'fastify' {
@@ -78,7 +82,7 @@ declare module 'fastify' {
 }
 
 /** The repositories over the tables of `models`. */
-export function createRepositories (db: DataContext, models: Models, authCache: { ttlMs: number, settleMs: number }): Repositories {
+export function createRepositories (db: DataContext, models: Models, authCache: { ttlMs: number, settleMs: number }, audit: { retentionDays: number } = { retentionDays: 400 }): Repositories {
   const { client, raw, cursors } = db
   return {
     users: createUsersRepository(models.users, models.meta, cursors, raw, authCache),
@@ -89,6 +93,7 @@ export function createRepositories (db: DataContext, models: Models, authCache: 
     awsAccounts: createAwsAccountsRepository(models.awsAccounts, models.meta, cursors, raw),
     settings: createMonitoringSettingsRepository(models.meta, raw),
     stats: createStatsRepository(models.stats, raw, client),
-    notifications: createNotificationsRepository(models.notifications, cursors, raw)
+    notifications: createNotificationsRepository(models.notifications, cursors, raw),
+    audit: createAuditRepository(models.audit, cursors, raw, audit)
   }
 }

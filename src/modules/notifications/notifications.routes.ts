@@ -6,6 +6,12 @@ import { noContent } from '../../lib/http.js'
 import type { NotificationsRepository } from './notifications.repository.js'
 import { createNotificationsService, type NotificationsOptions } from './notifications.service.js'
 import { mapPage } from '../../db/pagination.js'
+import { changedFields } from '../../domain/audit.js'
+import type { NotificationChannel as ChannelDto } from '../../../openapi/generated/schemas.js'
+
+/** What the audit trail records of a channel's changes: from its public form (a Slack URL masked, no secret). */
+const CHANNEL_FIELDS: Array<keyof ChannelDto & string> = ['name', 'type', 'url', 'enabled']
+const channelTarget = (id: string | null) => ({ type: 'notification_channel' as const, id })
 
 /** The module's repository and the options of its sender (key, loopback rule, time-out, console URL). */
 export interface NotificationsModuleOptions extends NotificationsOptions {
@@ -29,7 +35,10 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
   app.route({
     ...routes.createNotificationChannel,
     handler: async (request, reply) => {
-      const { channel, signingSecret } = await service.create(request.body)
+      const { channel, signingSecret } = await app.audit.guard(request, { action: 'notification_channel.create', target: channelTarget(null) }, async () => {
+        const created = await service.create(request.body)
+        return { result: created, target: channelTarget(created.channel.id), change: changedFields(null, toNotificationChannelDto(created.channel), CHANNEL_FIELDS) }
+      })
       reply.code(201).header('etag', etagOf(channel.version)).header('location', `/api/config/notification-channels/${channel.id}`)
       return { channel: toNotificationChannelDto(channel), ...(signingSecret ? { signing_secret: signingSecret } : {}) }
     }
@@ -46,7 +55,11 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
   app.route({
     ...routes.updateNotificationChannel,
     handler: async (request, reply) => {
-      const channel = await service.update(request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
+      const before = toNotificationChannelDto(await service.get(request.params.id))
+      const channel = await app.audit.guard(request, { action: 'notification_channel.update', target: channelTarget(before.id) }, async () => {
+        const after = await service.update(request.params.id, request.body, versionFromIfMatch(request.headers['if-match']))
+        return { result: after, change: changedFields(before, toNotificationChannelDto(after), CHANNEL_FIELDS) }
+      })
       return withEtag(reply, channel, toNotificationChannelDto)
     }
   })
@@ -54,7 +67,11 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
   app.route({
     ...routes.deleteNotificationChannel,
     handler: async (request, reply) => {
-      await service.remove(request.params.id)
+      const before = toNotificationChannelDto(await service.get(request.params.id))
+      await app.audit.guard(request, { action: 'notification_channel.delete', target: channelTarget(before.id) }, async () => {
+        await service.remove(request.params.id)
+        return { result: undefined, change: changedFields(before, null, CHANNEL_FIELDS) }
+      })
       return noContent(reply)
     }
   })
@@ -62,7 +79,10 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
   app.route({
     ...routes.rotateNotificationChannelSecret,
     handler: async (request, reply) => {
-      const { channel, signingSecret } = await service.rotateSecret(request.params.id)
+      // The new secret is the response's: the record says that it was rotated, not to what.
+      const { channel, signingSecret } = await app.audit.guard(request, { action: 'notification_channel.rotate_secret', target: channelTarget(request.params.id) }, async () => ({
+        result: await service.rotateSecret(request.params.id)
+      }))
       reply.header('etag', etagOf(channel.version)).header('cache-control', 'no-store')
       return { signing_secret: signingSecret, secret_prefix: channel.secret_prefix ?? signingSecret.slice(0, 12), previous_secret_expires_at: channel.previous_secret_expires_at ?? channel.updated_at }
     }
@@ -70,7 +90,11 @@ const notificationsModule: FastifyPluginAsyncTypebox<NotificationsModuleOptions>
 
   app.route({
     ...routes.testNotificationChannel,
-    handler: async (request) => service.test(request.params.id)
+    handler: async (request) => {
+      const result = await service.test(request.params.id)
+      await app.audit.note(request, { action: 'notification_channel.test', outcome: result.ok ? 'success' : 'failure', target: channelTarget(request.params.id), reason: result.ok ? null : result.error_code ?? 'failed' })
+      return result
+    }
   })
 }
 
