@@ -77,6 +77,9 @@ async function head (ctx: Context, chain: string): Promise<{ seq: number, hash: 
   return last ? { seq: last.seq, hash: last.hash } : null
 }
 
+/** Races for a chain position one writer may lose before it gives up (a writer that loses this often means far too few shards). */
+const MAX_APPEND_ATTEMPTS = 100
+
 /**
  * Appends a record to `chain`: at the position after the chain's last record, by a put that
  * only succeeds when that position is free. Two writers that race for a position: one wins,
@@ -91,7 +94,7 @@ async function append (ctx: Context, chain: string, entry: AuditEntry, meta: { i
     ctx.days.add(day)
   }
   let last = ctx.heads.has(chain) ? ctx.heads.get(chain)! : await head(ctx, chain)
-  for (let attempt = 0; attempt < 25; attempt++) {
+  for (let attempt = 0; attempt < MAX_APPEND_ATTEMPTS; attempt++) {
     const record = linkRecord(entry, { ...meta, chain }, last)
     const { chain: _chain, change, ...fields } = record
     const item: RecordItem = {
@@ -112,24 +115,26 @@ async function append (ctx: Context, chain: string, entry: AuditEntry, meta: { i
       return record
     } catch (err) {
       if (!isConditionFailed(err)) throw err
+      // Lost the race for this position: back off a little (jittered), then take the next one.
       ctx.heads.delete(chain)
+      await new Promise(resolve => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)))
       last = await head(ctx, chain)
     }
   }
-  throw new Error(`audit chain ${chain}: could not append after 25 attempts`)
+  throw new Error(`audit chain ${chain}: could not append after ${MAX_APPEND_ATTEMPTS} attempts`)
 }
 
 /** The `actor` filter as stored: an id as given, a tried e-mail in lower case. */
 const actorValue = (a: string): string => (a.includes('@') ? a.toLowerCase() : a)
 
 /** The index that serves a filter best, and the filter's other parts as conditions. */
-function plan (f: AuditFilter): { index: string, key: [string, string], rest: Condition } | null {
-  const rest = (skip: string[]): Condition => where.and(
+function plan (f: AuditFilter): { index: string, key: [string, string], rest: Condition[] } | null {
+  const rest = (skip: string[]): Condition[] => [
     f.actor !== undefined && !skip.includes('actor') && where.eq('actor_key', actorValue(f.actor)),
     f.action !== undefined && !skip.includes('action') && where.eq('action', f.action),
     f.target_type !== undefined && !skip.includes('target_type') && where.eq('target_type', f.target_type),
     f.outcome !== undefined && where.eq('outcome', f.outcome)
-  )
+  ].filter((c): c is Condition => Boolean(c))
   // Most selective first: one object's history, one actor's, one action's, one kind of object.
   if (f.target_type && f.target_id) return { index: 'target-id-index', key: ['target_key', `${f.target_type}#${f.target_id}`], rest: rest(['target_type']) }
   if (f.actor) return { index: 'actor-id-index', key: ['actor_key', actorValue(f.actor)], rest: rest(['actor']) }
@@ -180,7 +185,7 @@ async function list (ctx: Context, f: AuditFilter & { limit: number, cursor?: st
       table: ctx.table,
       index: p.index,
       key: idRange(p.key, filter),
-      filter: where.and(p.rest, live),
+      filter: where.and(...p.rest, live),
       map: toRecord,
       cursorScope: scope,
       limit,
@@ -189,6 +194,7 @@ async function list (ctx: Context, f: AuditFilter & { limit: number, cursor?: st
   }
   const oldest = filter.from ? dayOf(filter.from) : dayOf(now - ctx.retentionDays * 86_400_000)
   const newest = filter.to ? dayOf(Date.parse(filter.to) - 1) : dayOf(now)
+  if (oldest > newest) return { items: [], next_cursor: null }
   let position: { d: string, k?: Record<string, unknown> } = { d: newest }
   if (cursor) position = ctx.cursors.decode(cursor, scope) as typeof position
   if (typeof position.d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(position.d)) position = { d: newest }
