@@ -15,6 +15,7 @@ import * as taskView from './views/task.js'
 import * as usersView from './views/users.js'
 import * as accountsView from './views/accounts.js'
 import * as settingsView from './views/settings.js'
+import * as auditView from './views/audit.js'
 
 /** @typedef {import('./api.js').UserProfile} UserProfile */
 /** @typedef {UserProfile['role']} Role */
@@ -40,7 +41,8 @@ const ROUTES = [
   { path: new RegExp(`^/tasks/${ID}$`), name: 'task', view: taskView, roles: ALL },
   { path: /^\/users$/, name: 'users', view: usersView, roles: ['admin', 'manager'] },
   { path: /^\/accounts$/, name: 'accounts', view: accountsView, roles: ['admin'] },
-  { path: /^\/settings$/, name: 'settings', view: settingsView, roles: ['admin'] }
+  { path: /^\/settings$/, name: 'settings', view: settingsView, roles: ['admin'] },
+  { path: /^\/audit$/, name: 'audit', view: auditView, roles: ['admin'] }
 ]
 
 /** @type {Array<[string, string, readonly Role[]]>} */
@@ -50,7 +52,8 @@ const NAV = [
   ['#/tasks', 'Tasks', ALL],
   ['#/users', 'Users', ['admin', 'manager']],
   ['#/accounts', 'AWS accounts', ['admin']],
-  ['#/settings', 'Monitoring settings', ['admin']]
+  ['#/settings', 'Monitoring settings', ['admin']],
+  ['#/audit', 'Audit log', ['admin']]
 ]
 
 /** Where to go after logging in (the page that asked for a login). */

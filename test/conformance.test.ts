@@ -214,6 +214,9 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     testNotificationChannel: async () => ({ headers: bearer(admin), path: { id: await newChannel('slack') }, after: async (_r, j) => { t.match(j, { ok: false, error_code: 'connection_error' }, 'a closed port is an answer, not an error') } }),
     getMonitoringSettings: async () => ({ headers: bearer(admin) }),
     updateMonitoringSettings: async (op) => ({ headers: bearer(admin), body: example(op) }),
+    listAuditLog: async () => ({ headers: bearer(admin), after: async (_r, j) => { t.ok(j.items.length > 0, 'the fixtures\' actions are in the audit log') } }),
+    verifyAuditLog: async () => ({ headers: bearer(admin), after: async (_r, j) => { t.equal(j.ok, true, 'the chains are intact') } }),
+    exportAuditLog: async () => ({ headers: bearer(admin) }),
     getHealth: async () => ({ headers: {} })
   }
 

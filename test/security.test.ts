@@ -115,7 +115,10 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     updateNotificationChannel: async () => ({ method: 'PUT', url: `/api/config/notification-channels/${await channel()}`, payload: { name: 'renamed' } }),
     deleteNotificationChannel: async () => ({ method: 'DELETE', url: `/api/config/notification-channels/${await channel()}` }),
     rotateNotificationChannelSecret: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/rotate-secret` }),
-    testNotificationChannel: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/test` })
+    testNotificationChannel: async () => ({ method: 'POST', url: `/api/config/notification-channels/${await channel()}/test` }),
+    listAuditLog: async () => ({ method: 'GET', url: '/api/audit-log' }),
+    verifyAuditLog: async () => ({ method: 'GET', url: '/api/audit-log/verify' }),
+    exportAuditLog: async () => ({ method: 'GET', url: '/api/audit-log/export' })
   }
   let cells = 0
   for (const [op, row] of Object.entries(matrix)) {

@@ -6,7 +6,7 @@ import { attr, entity, type ItemOf } from '../../db/entity.js'
  *
  * | item kind   | pk                            | sk                     | access pattern (key)                                       |
  * | ----------- | ----------------------------- | ---------------------- | ---------------------------------------------------------- |
- * | record      | `chain#<yyyy-mm-dd>#<shard>`  | `<seq>` (10 digits)    | append: put at the next seq, `attribute_not_exists(pk)`; chain head: Query pk descending, Limit 1; verify: Query pk ascending |
+ * | record      | `chain#<yyyy-mm-dd>#<shard>`  | `<seq>` (10 digits)    | append: put at the next seq, only if that position is free; chain head: Query pk descending, Limit 1; verify: Query pk ascending |
  * | record      | index `day-id-index`          | day → id               | newest first, all actors: Query per day, descending ids     |
  * | record      | index `actor-id-index`        | actor_key → id         | `actor` filter                                             |
  * | record      | index `action-id-index`       | action → id            | `action` filter                                            |
