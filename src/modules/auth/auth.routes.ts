@@ -39,9 +39,11 @@ const authModule: FastifyPluginAsyncTypebox<AuthModuleOptions> = async (app, { c
   const observer = (request: FastifyRequest) => {
     const notes: Array<Promise<void>> = []
     const observe = (o: AuthObservation): void => {
-      notes.push(o.kind === 'lockout'
-        ? app.audit.note(request, { action: 'auth.lockout', outcome: 'failure', actor: { type: 'anonymous', id: null, role: null, label: o.email }, reason: 'too_many_failures' })
-        : app.audit.note(request, { action: 'auth.refresh_reuse', outcome: 'failure', actor: { type: 'anonymous', id: null, role: null, label: null }, target: o.userId ? { type: 'user', id: o.userId } : null, reason: 'refresh_token_reuse' }))
+      notes.push(o.kind === 'login'
+        ? app.audit.note(request, { action: 'auth.login', actor: { type: 'user', id: o.user.id, role: o.user.role, label: o.user.email }, target: { type: 'user', id: o.user.id } })
+        : o.kind === 'lockout'
+          ? app.audit.note(request, { action: 'auth.lockout', outcome: 'failure', actor: { type: 'anonymous', id: null, role: null, label: o.email }, reason: 'too_many_failures' })
+          : app.audit.note(request, { action: 'auth.refresh_reuse', outcome: 'failure', actor: { type: 'anonymous', id: null, role: null, label: null }, target: o.userId ? { type: 'user', id: o.userId } : null, reason: 'refresh_token_reuse' }))
     }
     return { observe, settle: async () => { await Promise.all(notes) } }
   }
@@ -66,8 +68,6 @@ const authModule: FastifyPluginAsyncTypebox<AuthModuleOptions> = async (app, { c
       } finally {
         await settle()
       }
-      const { user } = session
-      await app.audit.note(request, { action: 'auth.login', actor: { type: 'user', id: user.id, role: user.role, label: user.email }, target: { type: 'user', id: user.id } })
       return tokenResponse(session)
     }
   })

@@ -17,6 +17,8 @@ export interface AuthServiceOptions {
 
 /** What the audit trail wants to know of a sign-in beyond its result (the routes record it). */
 export type AuthObservation =
+  /** The credentials were accepted and the login recorded on the user: reported while the session starts. */
+  | { kind: 'login', user: User }
   | { kind: 'lockout', email: string }
   | { kind: 'refresh_reuse', userId: string | null }
 
@@ -137,6 +139,8 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
       const recorded = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
       if (!recorded.ok) throw invalidCredentials()
       const updated = recorded.value
+      // The audit record is written alongside the session's writes (no extra round trip).
+      observe?.({ kind: 'login', user: updated })
       // A successful login returns its reservation, alongside starting the session.
       const [session] = await Promise.all([startSession(updated, now), repos.auth.clearFailures(email, now)])
       return session
