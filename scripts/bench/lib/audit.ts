@@ -1,8 +1,9 @@
 /**
  * The `audit` phase: GET /api/audit-log at two sizes of the log. The app is built in this
- * process (buildApp, as the tests do) on its own embedded stand-in on disk; the log is filled
- * through the audit service (the real append: chains, day list), and each list is sent through
- * the whole HTTP pipeline with `inject` (auth, validation, serialization), one at a time.
+ * process (buildApp, as the tests do) on its own embedded stand-in on disk, twice (one log of
+ * each size, in tables of their own); the logs are filled through the audit service (the real
+ * append: chains, day list), and each list is sent through the whole HTTP pipeline with
+ * `inject` (auth, validation, serialization), one at a time, alternating the two logs.
  */
 import { mkdir } from 'node:fs/promises'
 import { buildApp } from '../../../src/app.js'
@@ -27,69 +28,76 @@ const median = (values: number[]): number => {
 export async function measureAudit (opts: { dir: string, sizes: [number, number], samples: number, log: (m: string) => void }): Promise<AuditBenchResult[]> {
   await mkdir(opts.dir, { recursive: true })
   const db = await startEmbeddedDynamo({ path: opts.dir })
-  const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '1000000', AUTH_RATE_LIMIT_MAX: '1000000', TABLE_PREFIX: 'bench-audit-', ADMIN_EMAIL: 'admin@example.com', ADMIN_PASSWORD: 'Saffron ledger 42 quiet harbor', RETENTION_SWEEP_INTERVAL_SECONDS: '0' })
-  const app = await buildApp(config, { jwtSecret: 'bench-secret-that-is-long-enough-for-hs256-0123456789', dynamodbEndpoint: db.endpoint, logger: false })
-  const out: AuditBenchResult[] = []
+  const admin = { email: 'admin@example.com', password: 'Saffron ledger 42 quiet harbor' }
+  const apps: Array<Awaited<ReturnType<typeof buildApp>>> = []
   try {
-    await app.ready()
-    await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
-    const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { email: config.admin.email, password: config.admin.password } })
-    const token = login.json().access_token as string
-    const headers = { authorization: `Bearer ${token}` }
-    // Filling: many shards so that 16 writers rarely race for a position.
-    const writer = createAuditService(app.repos.audit, { log: app.log, shards: 64 })
-    const actors = Array.from({ length: 50 }, (_v, i) => `01JDQ8M2P6R0T3W7Y1B5D9G${String(i).padStart(3, '0').replace(/0/g, 'A')}`)
-    const entry = (i: number): AuditEntry => ({
-      action: AuditActions[i % AuditActions.length]!,
-      outcome: i % 7 === 0 ? 'failure' : 'success',
-      actor: { type: 'user', id: actors[i % actors.length]!, role: 'admin', label: null },
-      target: { type: 'user', id: actors[(i * 7) % actors.length]! },
-      ip: '203.0.113.7',
-      user_agent: 'bench',
-      request_id: `bench-${i}`,
-      change: i % 3 === 0 ? { name: { from: `old ${i}`, to: `new ${i}` } } : null,
-      reason: null
-    })
-    let written = 0
-    const fill = async (until: number): Promise<void> => {
+    // Two apps on the same stand-in, each with its own tables: one log of each size.
+    const logs: Array<{ app: Awaited<ReturnType<typeof buildApp>>, headers: Record<string, string>, size: number }> = []
+    for (const [i, size] of opts.sizes.entries()) {
+      const config = loadConfig({ LOG_LEVEL: 'silent', RATE_LIMIT_MAX: '1000000', AUTH_RATE_LIMIT_MAX: '1000000', TABLE_PREFIX: `bench-audit-${i}-`, ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password, RETENTION_SWEEP_INTERVAL_SECONDS: '0' })
+      const app = await buildApp(config, { jwtSecret: 'bench-secret-that-is-long-enough-for-hs256-0123456789', dynamodbEndpoint: db.endpoint, logger: false })
+      apps.push(app)
+      await app.ready()
+      await ensureFirstAdmin(app.repos.users, app.passwords, config.admin, app.stats)
+      const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: admin })
+      const headers = { authorization: `Bearer ${login.json().access_token as string}` }
+      // Filling through the audit service; many shards so that 16 writers rarely race for a position.
+      const writer = createAuditService(app.repos.audit, { log: app.log, shards: 64 })
+      let written = 0
       const started = Date.now()
-      const from = written
       await Promise.all(Array.from({ length: 16 }, async () => {
-        while (written < until) {
-          const i = written++
-          await writer.record(entry(i))
-        }
+        while (written < size) await writer.record(entry(written++))
       }))
-      opts.log(`audit: ${until - from} records appended in ${((Date.now() - started) / 1000).toFixed(1)} s (log: ${until})`)
+      opts.log(`audit: ${size} records appended in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+      logs.push({ app, headers, size })
     }
     const lists: Record<string, string> = {
       newest: '/api/audit-log?limit=20',
-      actor: `/api/audit-log?limit=20&actor=${actors[3]}`,
+      actor: `/api/audit-log?limit=20&actor=${ACTORS[3]}`,
       action: '/api/audit-log?limit=20&action=user.update'
     }
-    const measure = async (size: number): Promise<void> => {
-      const p50: Record<string, number> = {}
-      for (const [name, url] of Object.entries(lists)) {
-        for (let i = 0; i < 20; i++) await app.inject({ method: 'GET', url, headers }) // warm-up
-        const times: number[] = []
-        for (let i = 0; i < opts.samples; i++) {
-          const t0 = process.hrtime.bigint()
-          const res = await app.inject({ method: 'GET', url, headers })
-          times.push(Number(process.hrtime.bigint() - t0) / 1e6)
-          if (res.statusCode !== 200 || res.json().items.length !== 20) throw new Error(`audit list ${url}: ${res.statusCode} ${res.body.slice(0, 200)}`)
-        }
-        p50[name] = median(times)
-      }
-      opts.log(`audit: list p50 at ${size} records: ${Object.entries(p50).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ')}`)
-      out.push({ size, p50 })
+    const get = async (log: typeof logs[number], url: string): Promise<number> => {
+      const t0 = process.hrtime.bigint()
+      const res = await log.app.inject({ method: 'GET', url, headers: log.headers })
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6
+      if (res.statusCode !== 200 || res.json().items.length !== 20) throw new Error(`audit list ${url}: ${res.statusCode} ${res.body.slice(0, 200)}`)
+      return ms
     }
-    await fill(opts.sizes[0])
-    await measure(opts.sizes[0])
-    await fill(opts.sizes[1])
-    await measure(opts.sizes[1])
+    // Warm-up, then rounds that alternate the two logs (they share the machine's noise).
+    for (const log of logs) for (const url of Object.values(lists)) for (let i = 0; i < 20; i++) await get(log, url)
+    const times = logs.map(() => Object.fromEntries(Object.keys(lists).map(k => [k, [] as number[]])))
+    const rounds = 4
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, url] of Object.entries(lists)) {
+        for (const [i, log] of (r % 2 ? [...logs].reverse() : logs).entries()) {
+          const at = r % 2 ? logs.length - 1 - i : i
+          for (let k = 0; k < Math.ceil(opts.samples / rounds); k++) times[at]![name]!.push(await get(log, url))
+        }
+      }
+    }
+    return logs.map((log, i) => {
+      const p50 = Object.fromEntries(Object.entries(times[i]!).map(([k, v]) => [k, median(v)]))
+      opts.log(`audit: list p50 at ${log.size} records: ${Object.entries(p50).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ')}`)
+      return { size: log.size, p50 }
+    })
   } finally {
-    await app.close()
+    for (const app of apps) await app.close()
     await db.close()
   }
-  return out
+}
+
+const ACTORS = Array.from({ length: 50 }, (_v, i) => `bench-actor-${i}`)
+
+function entry (i: number): AuditEntry {
+  return {
+    action: AuditActions[i % AuditActions.length]!,
+    outcome: i % 7 === 0 ? 'failure' : 'success',
+    actor: { type: 'user', id: ACTORS[i % ACTORS.length]!, role: 'admin', label: null },
+    target: { type: 'user', id: ACTORS[(i * 7) % ACTORS.length]! },
+    ip: '203.0.113.7',
+    user_agent: 'bench',
+    request_id: `bench-${i}`,
+    change: i % 3 === 0 ? { name: { from: `old ${i}`, to: `new ${i}` } } : null,
+    reason: null
+  }
 }
