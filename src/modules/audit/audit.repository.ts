@@ -200,7 +200,8 @@ async function list (ctx: Context, f: AuditFilter & { limit: number, cursor?: st
   if (typeof position.d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(position.d)) position = { d: newest }
   const days = await daysWithRecords(ctx, oldest, position.d, DAYS_PER_PAGE + 1, now)
   const items: AuditRecord[] = []
-  let startKey = position.k
+  // The position inside a day only holds for that day (a day gone from the list starts afresh).
+  let startKey = days[0] === position.d ? position.k : undefined
   let queries = 0
   for (let i = 0; i < days.length && queries < DAYS_PER_PAGE; i++) {
     const day = days[i]!
