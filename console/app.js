@@ -16,6 +16,7 @@ import * as usersView from './views/users.js'
 import * as accountsView from './views/accounts.js'
 import * as settingsView from './views/settings.js'
 import * as notificationsView from './views/notifications.js'
+import * as auditView from './views/audit.js'
 
 /** @typedef {import('./api.js').UserProfile} UserProfile */
 /** @typedef {UserProfile['role']} Role */
@@ -43,7 +44,8 @@ const ROUTES = [
   { path: /^\/accounts$/, name: 'accounts', view: accountsView, roles: ['admin'] },
   { path: /^\/settings$/, name: 'settings', view: settingsView, roles: ['admin'] },
   { path: /^\/notifications$/, name: 'notifications', view: notificationsView, roles: ['admin'] },
-  { path: new RegExp(`^/notifications/${ID}$`), name: 'deliveries', view: notificationsView, roles: ['admin'] }
+  { path: new RegExp(`^/notifications/${ID}$`), name: 'deliveries', view: notificationsView, roles: ['admin'] },
+  { path: /^\/audit$/, name: 'audit', view: auditView, roles: ['admin'] }
 ]
 
 /** @type {Array<[string, string, readonly Role[]]>} */
@@ -54,7 +56,8 @@ const NAV = [
   ['#/users', 'Users', ['admin', 'manager']],
   ['#/accounts', 'AWS accounts', ['admin']],
   ['#/settings', 'Monitoring settings', ['admin']],
-  ['#/notifications', 'Notifications', ['admin']]
+  ['#/notifications', 'Notifications', ['admin']],
+  ['#/audit', 'Audit log', ['admin']]
 ]
 
 /** Where to go after logging in (the page that asked for a login). */

@@ -237,6 +237,8 @@ function emitSchemas (spec: Json): string {
 function jsonBodySchema (content: Json | undefined, where: string): Json | undefined {
   if (!content) return undefined
   const types = Object.keys(content)
+  // A streamed response (NDJSON: the audit export) has no JSON body for Fastify to serialize.
+  if (types.length === 1 && types[0] === 'application/x-ndjson') return undefined
   const json = content['application/json'] ?? content['application/problem+json']
   if (!json || types.length !== 1) throw new Error(`${where}: only one JSON media type is supported, got ${types.join(', ')}`)
   return json.schema

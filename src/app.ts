@@ -33,6 +33,9 @@ import { createNotificationWorker, type NotificationWorker } from './modules/not
 import notificationPoller from './modules/notifications/poller.js'
 import { notifySources } from './notify-sources.js'
 import { createSecretBox, notificationKey } from './lib/secret-box.js'
+import auditPlugin from './plugins/audit.js'
+import auditModule from './modules/audit/audit.routes.js'
+import { createAuditService } from './modules/audit/audit.service.js'
 
 /** What buildApp needs beyond the environment: resolved by the server or the tests. */
 export interface AppOptions {
@@ -158,8 +161,12 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     models,
     pingModel: models.meta
   })
-  const repos = createRepositories(app.db, models, config.authCache)
+  const repos = createRepositories(app.db, models, config.authCache, config.audit)
   app.decorate('repos', repos)
+  // The audit trail (docs/audit.md): one service, written through the plugin's port by every
+  // module (and by rbac for denials), read through the audit module's routes.
+  const audit = createAuditService(repos.audit, { log: app.log })
+  await app.register(auditPlugin, { writer: audit })
   await app.register(passwordsPlugin, config.argon2)
   await app.register(statsPlugin, { store: repos.stats })
   await app.register(authPlugin, {
@@ -235,6 +242,7 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     },
     onboarding: { ...config.onboarding, publicBaseUrl: config.publicBaseUrl, region: config.region }
   })
+  await app.register(auditModule, { service: audit })
   await app.register(notificationsModule, {
     channels,
     rules: createRulesService(repos.notificationRules, repos.notifications, notify.invalidate),

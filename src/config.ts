@@ -51,7 +51,9 @@ export const EnvSchema = Type.Object({
   NOTIFICATION_POLL_MS: Type.Integer({ minimum: 0, maximum: 3600000, default: 1000 }),
   NOTIFICATION_RETRY_BASE_MS: Type.Integer({ minimum: 10, maximum: 3600000, default: 10000 }),
   NOTIFICATION_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
-  NOTIFICATION_GROUP_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 2000 })
+  NOTIFICATION_GROUP_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 2000 }),
+  // Days an audit record is kept (TTL on real DynamoDB; reads hide older ones everywhere).
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 400 })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -125,6 +127,8 @@ export interface Config {
     /** How long a channel's first queued notification waits for others to group with (one digest per burst). */
     groupWindowMs: number
   }
+  /** The audit trail (docs/audit.md): how long records are kept. */
+  audit: { retentionDays: number }
 }
 
 export class ConfigError extends Error {
@@ -186,7 +190,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       pollMs: e.NOTIFICATION_POLL_MS,
       retry: { baseMs: e.NOTIFICATION_RETRY_BASE_MS, maxAttempts: e.NOTIFICATION_MAX_ATTEMPTS },
       groupWindowMs: e.NOTIFICATION_GROUP_WINDOW_MS
-    }
+    },
+    audit: { retentionDays: e.AUDIT_RETENTION_DAYS }
   }
 }
 

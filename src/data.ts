@@ -24,6 +24,8 @@ import { Notifications } from './modules/notifications/notifications.model.js'
 import { createNotificationsRepository, type NotificationsRepository } from './modules/notifications/notifications.repository.js'
 import { createRulesRepository, type RulesRepository } from './modules/notifications/rules.repository.js'
 import { createDeliveryRepository, type DeliveryRepository } from './modules/notifications/delivery.repository.js'
+import { Audit } from './modules/audit/audit.model.js'
+import { createAuditRepository, type AuditRepository } from './modules/audit/audit.repository.js'
 
 /**
  * Every table of the service, as Dynamoose models. Dynamoose keeps a process-wide model
@@ -42,7 +44,8 @@ function define (prefix: string) {
     events: Events.model(prefix),
     awsAccounts: AwsAccounts.model(prefix),
     stats: Stats.model(prefix),
-    notifications: Notifications.model(prefix)
+    notifications: Notifications.model(prefix),
+    audit: Audit.model(prefix)
   }
 }
 
@@ -69,6 +72,7 @@ export interface Repositories {
   notifications: NotificationsRepository
   notificationRules: RulesRepository
   notificationDeliveries: DeliveryRepository
+  audit: AuditRepository
 }
 
 declare module 'fastify' {
@@ -82,7 +86,7 @@ declare module 'fastify' {
 }
 
 /** The repositories over the tables of `models`. */
-export function createRepositories (db: DataContext, models: Models, authCache: { ttlMs: number, settleMs: number }): Repositories {
+export function createRepositories (db: DataContext, models: Models, authCache: { ttlMs: number, settleMs: number }, audit: { retentionDays: number } = { retentionDays: 400 }): Repositories {
   const { client, raw, cursors } = db
   return {
     users: createUsersRepository(models.users, models.meta, cursors, raw, authCache),
@@ -95,6 +99,7 @@ export function createRepositories (db: DataContext, models: Models, authCache: 
     stats: createStatsRepository(models.stats, raw, client),
     notifications: createNotificationsRepository(models.notifications, cursors, raw),
     notificationRules: createRulesRepository(models.notifications.table().name, cursors, raw),
-    notificationDeliveries: createDeliveryRepository(models.notifications.table().name, cursors, raw)
+    notificationDeliveries: createDeliveryRepository(models.notifications.table().name, cursors, raw),
+    audit: createAuditRepository(models.audit, cursors, raw, audit)
   }
 }

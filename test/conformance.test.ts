@@ -222,6 +222,9 @@ t.test('every operation, positive and negative, over HTTP', async t => {
     deleteNotificationRule: async () => { const id = await newRule(); return { headers: bearer(admin), path: { id }, after: async () => { t.equal((await json('GET', `/api/config/notification-rules/${id}`, admin)).status, 404, 'after DELETE the rule is 404') } } },
     getMonitoringSettings: async () => ({ headers: bearer(admin) }),
     updateMonitoringSettings: async (op) => ({ headers: bearer(admin), body: example(op) }),
+    listAuditLog: async () => ({ headers: bearer(admin), after: async (_r, j) => { t.ok(j.items.length > 0, 'the fixtures\' actions are in the audit log') } }),
+    verifyAuditLog: async () => ({ headers: bearer(admin), after: async (_r, j) => { t.equal(j.ok, true, 'the chains are intact') } }),
+    exportAuditLog: async () => ({ headers: bearer(admin) }),
     getHealth: async () => ({ headers: {} })
   }
 

@@ -295,7 +295,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     await page.fill('input[name=password]', ADMIN_PASSWORD)
     await page.click('form[aria-label="Log in"] button[type=submit]')
     await ready(page, 'dashboard')
-    t.same(await navigation(page), ['Dashboard', 'Events', 'Tasks', 'Users', 'AWS accounts', 'Monitoring settings', 'Notifications'])
+    t.same(await navigation(page), ['Dashboard', 'Events', 'Tasks', 'Users', 'AWS accounts', 'Monitoring settings', 'Notifications', 'Audit log'])
     t.notOk(new URL(page.url()).search, 'nothing in the query string')
     t.equal(new URL(page.url()).hash, '#/dashboard')
   })
@@ -733,6 +733,28 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal(await count(page, 'events-total'), ALARMS + 3)
   })
 
+  await t.test('the audit log: records of the API, a filter, the chains verified', async t => {
+    await leaving(page)
+    await page.click('#nav >> text=Audit log')
+    await ready(page, 'audit')
+    const listed = (await apiGet('/api/audit-log', s.admin.token)).items as Json[]
+    const rows = page.locator('#audit-table tbody tr')
+    t.equal(await rows.count(), listed.length, 'the first page of the API')
+    t.same(await rows.evaluateAll(trs => trs.map(tr => (tr as unknown as { dataset: { id: string } }).dataset.id)), listed.map(r => r.id), 'newest first, as the API lists them')
+    await page.selectOption('form[aria-label="Filter the audit log"] select[name=action]', 'aws_account.create')
+    await leaving(page)
+    await page.click('form[aria-label="Filter the audit log"] button[type=submit]')
+    await page.waitForURL(/#\/audit\?action=aws_account\.create$/)
+    await ready(page, 'audit')
+    const created = (await apiGet('/api/audit-log?action=aws_account.create', s.admin.token)).items as Json[]
+    t.same(await texts(rows.locator('td:nth-child(2)')), created.map(() => 'aws_account.create'), 'the accounts registered, as the API filters them')
+    t.ok((await texts(rows.locator('td:nth-child(7)'))).some(c => c.includes(`account_id: ∅ → ${ACCOUNT}`)), 'with their change')
+    await page.click('#verify-audit')
+    await page.locator('#verify-result[data-ok="true"]').waitFor()
+    t.match(await page.locator('#verify-result').innerText(), /^Intact: \d+ records in \d+ chains/)
+    await noError(t, page, 'audit')
+  })
+
   await t.test('logout returns to the login page and ends the session', async t => {
     const stored = () => page.evaluate(() => (globalThis as unknown as BrowserGlobals).sessionStorage.getItem('cmc.refresh_token'))
     const refreshToken = await stored()
@@ -764,7 +786,7 @@ async function walk (t: Test, s: Seed, browser: Browser, origin: string, base: s
     t.equal(await page.locator('#new-user').count(), 0, 'no user creation')
     t.equal(await page.locator('#users-table .row-actions').count(), 0, 'no actions')
     t.ok(await page.locator('#users-table tbody tr', { hasText: 'nina.new@example.com' }).isVisible())
-    for (const hash of ['#/accounts', '#/settings', '#/notifications']) {
+    for (const hash of ['#/accounts', '#/settings', '#/notifications', '#/audit']) {
       await visit(page, `${base}${hash}`)
       await ready(page, 'forbidden')
       t.ok(await page.locator('main', { hasText: 'not available to the manager role' }).isVisible(), `${hash} is not available`)

@@ -143,6 +143,21 @@ export function checkResponse (method: string, url: string, res: ResponseLike, o
     return problems
   }
   const ptr = `${base}/${pointer('content', contentType, 'schema')}`
+  if (contentType === 'application/x-ndjson') {
+    // Newline-delimited JSON: every line is one value of the schema.
+    const validate = validatorAt(ptr)
+    res.body.split('\n').filter(line => line !== '').forEach((line, i) => {
+      let value: unknown
+      try {
+        value = JSON.parse(line)
+      } catch {
+        problems.push(`${where}: line ${i + 1} is not JSON: ${line.slice(0, 200)}`)
+        return
+      }
+      if (!validate(value)) problems.push(`${where}: line ${i + 1} does not match the spec: ${ajv.errorsText(validate.errors)}`)
+    })
+    return problems
+  }
   let body: unknown
   try {
     body = JSON.parse(res.body)

@@ -122,7 +122,10 @@ t.test('BOLA and BFLA: every operation × role × relation', async t => {
     createNotificationRule: async () => ({ method: 'POST', url: '/api/config/notification-rules', payload: { name: `matrix ${++n}`, channel_ids: [await channel()], kinds: ['task.assigned'] } }),
     getNotificationRule: async () => ({ method: 'GET', url: `/api/config/notification-rules/${await rule()}` }),
     updateNotificationRule: async () => ({ method: 'PUT', url: `/api/config/notification-rules/${await rule()}`, payload: { enabled: false } }),
-    deleteNotificationRule: async () => ({ method: 'DELETE', url: `/api/config/notification-rules/${await rule()}` })
+    deleteNotificationRule: async () => ({ method: 'DELETE', url: `/api/config/notification-rules/${await rule()}` }),
+    listAuditLog: async () => ({ method: 'GET', url: '/api/audit-log' }),
+    verifyAuditLog: async () => ({ method: 'GET', url: '/api/audit-log/verify' }),
+    exportAuditLog: async () => ({ method: 'GET', url: '/api/audit-log/export' })
   }
   let cells = 0
   for (const [op, row] of Object.entries(matrix)) {

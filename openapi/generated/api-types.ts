@@ -825,6 +825,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/audit-log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List audit records
+         * @description The audit trail, newest first: who did what, when, from where, with what outcome (see docs/audit.md for the list of actions). Records are append-only: the API has no operation that changes or deletes one.
+         *
+         *     Filters combine (all must match). `target_id` needs `target_type`. Each filter but `outcome` is served by an index: the most selective one given (target, then actor, then action, then target type) is queried and the others filter its results, so a page of a very selective combination can be short and still have a `next_cursor`. Without those filters the records are read day by day (UTC) from `to` (default now) back to `from` (default the retention limit); a page walks at most 14 days, so a quiet period gives short or empty pages with a `next_cursor`.
+         */
+        get: operations["listAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audit-log/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify the audit trail's hash chains
+         * @description Recomputes every hash chain of the UTC days from `from` to `to` (inclusive; both default to today, at most 31 days per call) and reports the first broken link: a record whose content no longer matches its `hash` (`hash_mismatch`), whose `prev_hash` is not the hash of the record before it (`prev_hash_mismatch`), or that does not follow the one before it (`sequence_gap`: a record was removed). Each day has several chains (shards), so that concurrent writers do not wait for each other; each record's `chain` and `seq` say where it sits. `ok: true` means every record of the range is as it was written.
+         */
+        get: operations["verifyAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audit-log/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export audit records as NDJSON
+         * @description The records the same filters select in `listAuditLog`, newest first, as newline-delimited JSON (one `AuditRecord` per line, `application/x-ndjson`), streamed page by page from the index: for SIEMs. A filter error is a `400` before the stream starts; an error during the stream ends it early (the last line is then incomplete or missing: compare with `listAuditLog`).
+         */
+        get: operations["exportAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -1886,6 +1948,97 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
         };
+        /**
+         * @description What was done (docs/audit.md lists when each is recorded). `access.denied`: a `403` of an admin-only operation (at most one record per actor and operation per minute; `suppressed` counts the others).
+         * @enum {string}
+         */
+        AuditAction: "auth.login" | "auth.login_failed" | "auth.lockout" | "auth.refresh_reuse" | "auth.logout" | "auth.password_change" | "user.create" | "user.update" | "user.role_change" | "user.deactivate" | "user.reactivate" | "user.password_reset" | "aws_account.create" | "aws_account.update" | "aws_account.delete" | "aws_account.rotate_key" | "aws_account.test_connection" | "monitoring_settings.update" | "notification_channel.create" | "notification_channel.update" | "notification_channel.delete" | "notification_channel.rotate_secret" | "notification_channel.test" | "notification_rule.create" | "notification_rule.update" | "notification_rule.delete" | "event.delete" | "task.delete" | "access.denied";
+        /**
+         * @description `success`; `failure` (a refused login); `denied` (a 403); `unknown` (the request ended without confirming its change: the record was written from the outbox, docs/audit.md).
+         * @enum {string}
+         */
+        AuditOutcome: "success" | "failure" | "denied" | "unknown";
+        /**
+         * @description The kind of object an action was about.
+         * @enum {string}
+         */
+        AuditTargetType: "user" | "aws_account" | "monitoring_settings" | "notification_channel" | "notification_rule" | "event" | "task" | "session" | "operation";
+        /** @description Who acted: a signed-in user (`id`, `role`, `label` its e-mail), an ingestion API key (`id` the AWS account registration, `label` the 12-digit account id), or nobody known (`anonymous`: a failed login, `label` the e-mail tried; never the password). */
+        AuditActor: {
+            /** @enum {string} */
+            type: "user" | "api_key" | "anonymous";
+            id: string | null;
+            role: components["schemas"]["Role"] | null;
+            label: string | null;
+        };
+        /** @description The object an action was about. */
+        AuditTarget: {
+            type: components["schemas"]["AuditTargetType"];
+            id: string | null;
+        };
+        /** @description One audit record. `hash` is SHA-256 (hex) over the canonical JSON of the record without `hash` (docs/audit.md); `prev_hash` is the `hash` of the record before it in its `chain` (at `seq - 1`), 64 zeros for the first. Never contains a password, token, API key, signing secret or Slack URL. */
+        AuditRecord: {
+            id: components["schemas"]["Id"];
+            /** Format: date-time */
+            at: string;
+            action: components["schemas"]["AuditAction"];
+            outcome: components["schemas"]["AuditOutcome"];
+            actor: components["schemas"]["AuditActor"];
+            target: components["schemas"]["AuditTarget"] | null;
+            /** @description The client address (the first untrusted hop when behind the configured proxies). */
+            ip: string | null;
+            user_agent: string | null;
+            /** @description The request's `X-Request-Id`, to find its log lines. */
+            request_id: string | null;
+            /** @description The fields the action changed, each `{ "from", "to" }` (creations: `from` null; deletions: `to` null). Secrets are left out. */
+            change: {
+                [key: string]: {
+                    from: components["schemas"]["AuditValue"];
+                    to: components["schemas"]["AuditValue"];
+                };
+            } | null;
+            /** @description Why a failure or denial happened (`invalid_credentials`, `account_locked`, `forbidden`, …); `recovered_from_outbox` for an `unknown` outcome. */
+            reason: string | null;
+            /** @description `access.denied` only: identical denials (same actor and operation) not recorded since the previous record of them. */
+            suppressed?: number;
+            /** @description The hash chain of the record: `chain#<UTC day>#<shard>`. */
+            chain: string;
+            /** @description The record's position in its chain (0 for the first). */
+            seq: number;
+            prev_hash: string;
+            hash: string;
+        };
+        /** @description A field's value before or after an action (any JSON value). */
+        AuditValue: string | number | boolean | null | (string | number | boolean | {
+            [key: string]: unknown;
+        })[] | {
+            [key: string]: unknown;
+        };
+        /** @description A page of audit records, newest first. */
+        AuditRecordList: {
+            /** @description The page of items (at most `limit`). */
+            items: components["schemas"]["AuditRecord"][];
+            /** @description Opaque cursor of the next page, to pass as `cursor`; `null` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description The verification of the chains of a range of days: `ok` when every record is intact. */
+        AuditVerifyResult: {
+            ok: boolean;
+            from: string;
+            to: string;
+            /** @description Chains with at least one record in the range. */
+            chains: number;
+            /** @description Records checked (up to and including the first broken one). */
+            checked: number;
+            /** @description The first broken link (earliest day, lowest shard), or null. */
+            first_broken: {
+                chain: string;
+                id: components["schemas"]["Id"];
+                seq: number;
+                /** @enum {string} */
+                reason: "hash_mismatch" | "prev_hash_mismatch" | "sequence_gap" | "wrong_chain";
+            } | null;
+        };
         /** @description A page of notification channels. */
         NotificationChannelList: {
             /** @description The page of items (at most `limit`). */
@@ -2624,6 +2777,20 @@ export interface components {
     parameters: {
         /** @description Maximum number of items in the page. */
         Limit: number;
+        /** @description Only records of this actor: a user id, an AWS account registration id (ingestion key), or the e-mail tried in a failed login (case-insensitive). */
+        AuditActor: string;
+        /** @description Only records of this action. */
+        AuditActionFilter: components["schemas"]["AuditAction"];
+        /** @description Only records about objects of this type. */
+        AuditTargetType: components["schemas"]["AuditTargetType"];
+        /** @description Only records about this object (with `target_type`; alone it is `400 validation_failed`). */
+        AuditTargetId: string;
+        /** @description Only records with this outcome. */
+        AuditOutcomeFilter: components["schemas"]["AuditOutcome"];
+        /** @description Only records at or after this time. RFC 3339; default: the retention limit. */
+        AuditFrom: string;
+        /** @description Only records before this time. Earlier than `from`: `400 validation_failed` (error path `/query/to`). RFC 3339; default: now. */
+        AuditTo: string;
         /** @description Opaque cursor from the `next_cursor` of the previous page (with the same filters). A malformed or tampered cursor is `400 invalid_cursor`. */
         Cursor: string;
         /** @description Identifier (ULID) of the resource. */
@@ -6120,6 +6287,236 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listAuditLog: {
+        parameters: {
+            query?: {
+                /** @description Maximum number of items in the page. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque cursor from the `next_cursor` of the previous page (with the same filters). A malformed or tampered cursor is `400 invalid_cursor`. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Only records of this actor: a user id, an AWS account registration id (ingestion key), or the e-mail tried in a failed login (case-insensitive). */
+                actor?: components["parameters"]["AuditActor"];
+                /** @description Only records of this action. */
+                action?: components["parameters"]["AuditActionFilter"];
+                /** @description Only records about objects of this type. */
+                target_type?: components["parameters"]["AuditTargetType"];
+                /** @description Only records about this object (with `target_type`; alone it is `400 validation_failed`). */
+                target_id?: components["parameters"]["AuditTargetId"];
+                /** @description Only records with this outcome. */
+                outcome?: components["parameters"]["AuditOutcomeFilter"];
+                /** @description Only records at or after this time. RFC 3339; default: the retention limit. */
+                from?: components["parameters"]["AuditFrom"];
+                /** @description Only records before this time. Earlier than `from`: `400 validation_failed` (error path `/query/to`). RFC 3339; default: now. */
+                to?: components["parameters"]["AuditTo"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of audit records. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01JDR6C2E4G6J8M0P2R4T6W8Y0",
+                     *           "at": "2026-11-26T10:15:02.114Z",
+                     *           "action": "user.role_change",
+                     *           "outcome": "success",
+                     *           "actor": {
+                     *             "type": "user",
+                     *             "id": "01JDQ8M2P6R0T3W7Y1B5D9G2HJ",
+                     *             "role": "admin",
+                     *             "label": "admin@example.com"
+                     *           },
+                     *           "target": {
+                     *             "type": "user",
+                     *             "id": "01JDR1X3Z5B7D9F1H3K5M7P9R1"
+                     *           },
+                     *           "ip": "203.0.113.7",
+                     *           "user_agent": "Mozilla/5.0",
+                     *           "request_id": "01JDR6C2E3Q4R5S6T7V8W9X0YZ",
+                     *           "change": {
+                     *             "role": {
+                     *               "from": "user",
+                     *               "to": "manager"
+                     *             }
+                     *           },
+                     *           "reason": null,
+                     *           "chain": "chain#2026-11-26#2",
+                     *           "seq": 41,
+                     *           "prev_hash": "5c1d0b7c3c1e0f5e8a0a34d3b0b2f2a8e6c3d1f0a9b8c7d6e5f4a3b2c1d0e9f8",
+                     *           "hash": "9e2a4f3d1c0b8a7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
+                     *         },
+                     *         {
+                     *           "id": "01JDR5Z9X7V5T3R1P9M7K5H3F1",
+                     *           "at": "2026-11-26T10:02:44.870Z",
+                     *           "action": "auth.login_failed",
+                     *           "outcome": "failure",
+                     *           "actor": {
+                     *             "type": "anonymous",
+                     *             "id": null,
+                     *             "role": null,
+                     *             "label": "someone@example.com"
+                     *           },
+                     *           "target": null,
+                     *           "ip": "198.51.100.23",
+                     *           "user_agent": "curl/8.5.0",
+                     *           "request_id": "01JDR5Z9X6A7B8C9D0E1F2G3H4",
+                     *           "change": null,
+                     *           "reason": "invalid_credentials",
+                     *           "chain": "chain#2026-11-26#0",
+                     *           "seq": 17,
+                     *           "prev_hash": "1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e",
+                     *           "hash": "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "eyJkIjoiMjAyNi0xMS0yNiJ9Q2hhbmdlTWU"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AuditRecordList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    verifyAuditLog: {
+        parameters: {
+            query?: {
+                /** @description First UTC day to verify (`yyyy-mm-dd`); default `to`. */
+                from?: string;
+                /** @description Last UTC day to verify (`yyyy-mm-dd`); default today. Earlier than `from`, or more than 31 days after it, is `400 validation_failed`. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The result of the verification. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "ok": false,
+                     *       "from": "2026-11-20",
+                     *       "to": "2026-11-26",
+                     *       "chains": 19,
+                     *       "checked": 1204,
+                     *       "first_broken": {
+                     *         "chain": "chain#2026-11-24#1",
+                     *         "id": "01JDM2A4C6E8G0J2M4P6R8T0V2",
+                     *         "seq": 88,
+                     *         "reason": "hash_mismatch"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AuditVerifyResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    exportAuditLog: {
+        parameters: {
+            query?: {
+                /** @description Only records of this actor: a user id, an AWS account registration id (ingestion key), or the e-mail tried in a failed login (case-insensitive). */
+                actor?: components["parameters"]["AuditActor"];
+                /** @description Only records of this action. */
+                action?: components["parameters"]["AuditActionFilter"];
+                /** @description Only records about objects of this type. */
+                target_type?: components["parameters"]["AuditTargetType"];
+                /** @description Only records about this object (with `target_type`; alone it is `400 validation_failed`). */
+                target_id?: components["parameters"]["AuditTargetId"];
+                /** @description Only records with this outcome. */
+                outcome?: components["parameters"]["AuditOutcomeFilter"];
+                /** @description Only records at or after this time. RFC 3339; default: the retention limit. */
+                from?: components["parameters"]["AuditFrom"];
+                /** @description Only records before this time. Earlier than `from`: `400 validation_failed` (error path `/query/to`). RFC 3339; default: now. */
+                to?: components["parameters"]["AuditTo"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The records, one JSON object (`AuditRecord`) per line. `Content-Disposition: attachment`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "X-RateLimit-Limit": components["headers"]["XRateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["XRateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["XRateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01JDR6C2E4G6J8M0P2R4T6W8Y0",
+                     *       "at": "2026-11-26T10:15:02.114Z",
+                     *       "action": "aws_account.rotate_key",
+                     *       "outcome": "success",
+                     *       "actor": {
+                     *         "type": "user",
+                     *         "id": "01JDQ8M2P6R0T3W7Y1B5D9G2HJ",
+                     *         "role": "admin",
+                     *         "label": "admin@example.com"
+                     *       },
+                     *       "target": {
+                     *         "type": "aws_account",
+                     *         "id": "01JDR1X3Z5B7D9F1H3K5M7P9R1"
+                     *       },
+                     *       "ip": "203.0.113.7",
+                     *       "user_agent": "Mozilla/5.0",
+                     *       "request_id": "01JDR6C2E3Q4R5S6T7V8W9X0YZ",
+                     *       "change": null,
+                     *       "reason": null,
+                     *       "chain": "chain#2026-11-26#2",
+                     *       "seq": 41,
+                     *       "prev_hash": "5c1d0b7c3c1e0f5e8a0a34d3b0b2f2a8e6c3d1f0a9b8c7d6e5f4a3b2c1d0e9f8",
+                     *       "hash": "9e2a4f3d1c0b8a7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
+                     *     }
+                     */
+                    "application/x-ndjson": components["schemas"]["AuditRecord"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];

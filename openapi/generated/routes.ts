@@ -325,6 +325,24 @@ export const routes = {
     schema: { querystring: Type.Object({}, { additionalProperties: false }), headers: Type.Object({ "if-match": Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }), body: S.UpdateMonitoringSettingsRequest, response: { "200": S.MonitoringSettings, "400": S.Problem, "401": S.Problem, "403": S.Problem, "412": S.Problem, "413": S.Problem, "415": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
     config: { operationId: "updateMonitoringSettings", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
   },
+  listAuditLog: {
+    method: "GET" as const,
+    url: "/api/audit-log",
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })), cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" })), actor: Type.Optional(Type.String({ minLength: 1, maxLength: 320 })), action: Type.Optional(S.AuditAction), target_type: Type.Optional(S.AuditTargetType), target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$" })), outcome: Type.Optional(S.AuditOutcome), from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })) }, { additionalProperties: false }), response: { "200": S.AuditRecordList, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "listAuditLog", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  verifyAuditLog: {
+    method: "GET" as const,
+    url: "/api/audit-log/verify",
+    schema: { querystring: Type.Object({ from: Type.Optional(Type.String({ maxLength: 10, pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" })), to: Type.Optional(Type.String({ maxLength: 10, pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" })) }, { additionalProperties: false }), response: { "200": S.AuditVerifyResult, "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "verifyAuditLog", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
+  exportAuditLog: {
+    method: "GET" as const,
+    url: "/api/audit-log/export",
+    schema: { querystring: Type.Object({ actor: Type.Optional(Type.String({ minLength: 1, maxLength: 320 })), action: Type.Optional(S.AuditAction), target_type: Type.Optional(S.AuditTargetType), target_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$" })), outcome: Type.Optional(S.AuditOutcome), from: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })), to: Type.Optional(Type.String({ format: "date-time", maxLength: 30 })) }, { additionalProperties: false }), response: { "400": S.Problem, "401": S.Problem, "403": S.Problem, "429": S.Problem, "500": S.Problem, "503": S.Problem } },
+    config: { operationId: "exportAuditLog", policy: {"kind":"roles","roles":["admin"]} as RoutePolicy }
+  },
   getHealth: {
     method: "GET" as const,
     url: "/api/health",
@@ -372,5 +390,8 @@ export const pathMethods: Record<string, string[]> = {
   "/api/config/notification-rules": ["GET","POST"],
   "/api/config/notification-rules/:id": ["GET","PUT","DELETE"],
   "/api/config/monitoring": ["GET","PUT"],
+  "/api/audit-log": ["GET"],
+  "/api/audit-log/verify": ["GET"],
+  "/api/audit-log/export": ["GET"],
   "/api/health": ["GET"]
 }

@@ -3,8 +3,38 @@
 
 import { Type, type Static } from 'typebox'
 
+export const AuditAction = Type.Enum(["auth.login","auth.login_failed","auth.lockout","auth.refresh_reuse","auth.logout","auth.password_change","user.create","user.update","user.role_change","user.deactivate","user.reactivate","user.password_reset","aws_account.create","aws_account.update","aws_account.delete","aws_account.rotate_key","aws_account.test_connection","monitoring_settings.update","notification_channel.create","notification_channel.update","notification_channel.delete","notification_channel.rotate_secret","notification_channel.test","notification_rule.create","notification_rule.update","notification_rule.delete","event.delete","task.delete","access.denied"])
+export type AuditAction = Static<typeof AuditAction>
+
+export const Role = Type.Enum(["admin","manager","user"])
+export type Role = Static<typeof Role>
+
+export const AuditActor = Type.Object({ type: Type.Enum(["user","api_key","anonymous"]), id: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]), role: Type.Union([Role, Type.Null()]), label: Type.Union([Type.String({ maxLength: 320 }), Type.Null()]) }, { additionalProperties: false })
+export type AuditActor = Static<typeof AuditActor>
+
+export const AuditOutcome = Type.Enum(["success","failure","denied","unknown"])
+export type AuditOutcome = Static<typeof AuditOutcome>
+
 export const Id = Type.String({ minLength: 26, maxLength: 26, pattern: "^[0-9A-HJKMNP-TV-Z]{26}$" })
 export type Id = Static<typeof Id>
+
+export const AuditTargetType = Type.Enum(["user","aws_account","monitoring_settings","notification_channel","notification_rule","event","task","session","operation"])
+export type AuditTargetType = Static<typeof AuditTargetType>
+
+export const AuditTarget = Type.Object({ type: AuditTargetType, id: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]) }, { additionalProperties: false })
+export type AuditTarget = Static<typeof AuditTarget>
+
+export const AuditValue = Type.Union([Type.String({ maxLength: 4096 }), Type.Number({ minimum: -1000000000000000, maximum: 1000000000000000 }), Type.Boolean(), Type.Null(), Type.Array(Type.Union([Type.String({ maxLength: 4096 }), Type.Number({ minimum: -1000000000000000, maximum: 1000000000000000 }), Type.Boolean(), Type.Object({}, { additionalProperties: true })]), { maxItems: 100 }), Type.Object({}, { additionalProperties: true })])
+export type AuditValue = Static<typeof AuditValue>
+
+export const AuditRecord = Type.Object({ id: Id, at: Type.String({ format: "date-time", maxLength: 30 }), action: AuditAction, outcome: AuditOutcome, actor: AuditActor, target: Type.Union([AuditTarget, Type.Null()]), ip: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]), user_agent: Type.Union([Type.String({ maxLength: 512 }), Type.Null()]), request_id: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]), change: Type.Union([Type.Object({}, { additionalProperties: Type.Object({ from: AuditValue, to: AuditValue }, { additionalProperties: false }) }), Type.Null()]), reason: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]), suppressed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2147483647 })), chain: Type.String({ maxLength: 64 }), seq: Type.Integer({ minimum: 0, maximum: 9999999999 }), prev_hash: Type.String({ minLength: 64, maxLength: 64, pattern: "^[0-9a-f]{64}$" }), hash: Type.String({ minLength: 64, maxLength: 64, pattern: "^[0-9a-f]{64}$" }) }, { additionalProperties: false })
+export type AuditRecord = Static<typeof AuditRecord>
+
+export const AuditRecordList = Type.Object({ items: Type.Array(AuditRecord, { maxItems: 100 }), next_cursor: Type.Union([Type.String({ minLength: 1, maxLength: 2048, pattern: "^[A-Za-z0-9_-]+$" }), Type.Null()]) }, { additionalProperties: false })
+export type AuditRecordList = Static<typeof AuditRecordList>
+
+export const AuditVerifyResult = Type.Object({ ok: Type.Boolean(), from: Type.String({ maxLength: 10, pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" }), to: Type.String({ maxLength: 10, pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" }), chains: Type.Integer({ minimum: 0, maximum: 2147483647 }), checked: Type.Integer({ minimum: 0, maximum: 2147483647 }), first_broken: Type.Union([Type.Object({ chain: Type.String({ maxLength: 64 }), id: Id, seq: Type.Integer({ minimum: 0, maximum: 9999999999 }), reason: Type.Enum(["hash_mismatch","prev_hash_mismatch","sequence_gap","wrong_chain"]) }, { additionalProperties: false }), Type.Null()]) }, { additionalProperties: false })
+export type AuditVerifyResult = Static<typeof AuditVerifyResult>
 
 export const AwsAccountNumber = Type.String({ minLength: 12, maxLength: 12, pattern: "^[0-9]{12}$" })
 export type AwsAccountNumber = Static<typeof AwsAccountNumber>
@@ -80,9 +110,6 @@ export type CreateTaskFromEventRequest = Static<typeof CreateTaskFromEventReques
 
 export const CreateTaskRequest = Type.Object({ title: Type.String({ minLength: 1, maxLength: 200 }), description: Type.Optional(Type.Union([Type.String({ maxLength: 10000 }), Type.Null()])), priority: Type.Optional(TaskPriority), assigned_to: Type.Optional(Type.Union([Id, Type.Null()])), due_at: Type.Optional(Type.Union([Type.String({ format: "date-time", maxLength: 30 }), Type.Null()])) }, { additionalProperties: false })
 export type CreateTaskRequest = Static<typeof CreateTaskRequest>
-
-export const Role = Type.Enum(["admin","manager","user"])
-export type Role = Static<typeof Role>
 
 export const CreateUserRequest = Type.Object({ email: Type.String({ format: "email", minLength: 3, maxLength: 254 }), name: Type.String({ minLength: 1, maxLength: 100, pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069]+$" }), role: Role, password: Type.Optional(Type.String({ minLength: 12, maxLength: 128 })) }, { additionalProperties: false })
 export type CreateUserRequest = Static<typeof CreateUserRequest>

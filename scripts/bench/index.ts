@@ -11,7 +11,7 @@
  * Results: a table on stdout and docs/performance.md (see scripts/bench/notes.md for the
  * analysis that goes with it).
  *
- * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,startup,dialect
+ * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,startup,dialect,roundtrips,audit
  * some phases only (the report then goes to the temporary directory; `BENCH_ONLY=dialect`
  * starts no server and takes about a minute and a half); BENCH_PROFILE=always|never
  * CPU-profile every scenario / none (default: the scenarios whose target is missed); BENCH_KEEP=1
@@ -32,12 +32,13 @@ import { envelopes, event, load, task, type LoadResult as DataLoad } from './lib
 import { median, run, type LoadOptions, type LoadResult } from './lib/load.js'
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js'
 import { dialectTable, measureDialects, type DialectResult } from './lib/dialect.js'
+import { measureAudit } from './lib/audit.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const PROFILE = process.env.BENCH_PROFILE ?? (QUICK ? 'never' : 'missed')
-const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup', 'dialect', 'roundtrips'] as const
+const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup', 'dialect', 'roundtrips', 'audit'] as const
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map(p => p.trim())) : undefined
 const want = (phase: typeof PHASES[number]): boolean => !ONLY || ONLY.has(phase)
 for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY: unknown phase ${phase} (known: ${PHASES.join(', ')})`)
@@ -45,8 +46,8 @@ const root = findRoot(path.dirname(fileURLToPath(import.meta.url)))
 
 /** Sizes and durations: full run, and the smoke run. */
 const P = QUICK
-  ? { small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false, dialectItems: 200, dialectRounds: 2, dialectSeconds: 0.5, dialectConcurrency: 4, roundTripSamples: 5, contractRuns: 1 }
-  : { small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true, dialectItems: 400, dialectRounds: 4, dialectSeconds: 1.5, dialectConcurrency: 4, roundTripSamples: 21, contractRuns: 2 }
+  ? { auditSizes: [1000, 2000] as [number, number], auditSamples: 50, small: 1000, mid: 2000, bigTasks: 4000, bigEvents: 4000, seconds: 1.5, pairs: 1, overheadPairs: 1, connections: 8, latencyConnections: 2, memSeconds: 3, loginSeconds: 4, loginUsers: 8, ingestBatches: 4, rawItems: 1500, startups: 1, profileSeconds: 3, control: false, dialectItems: 200, dialectRounds: 2, dialectSeconds: 0.5, dialectConcurrency: 4, roundTripSamples: 5, contractRuns: 1 }
+  : { auditSizes: [1000, 20000] as [number, number], auditSamples: 200, small: 1000, mid: 20000, bigTasks: 100000, bigEvents: 100000, seconds: 4, pairs: 2, overheadPairs: 3, connections: 8, latencyConnections: 2, memSeconds: 20, loginSeconds: 10, loginUsers: 16, ingestBatches: 16, rawItems: 6000, startups: 3, profileSeconds: 6, control: true, dialectItems: 400, dialectRounds: 4, dialectSeconds: 1.5, dialectConcurrency: 4, roundTripSamples: 21, contractRuns: 2 }
 
 const ADMIN = { email: 'admin@example.com', password: 'Saffron ledger 42 quiet harbor' }
 
@@ -576,13 +577,34 @@ async function phaseRoundTrips (work: string, childScript: string, servers: Serv
   servers.splice(servers.indexOf(s), 1)
 }
 
+/**
+ * 9. The audit log (issue 20): GET /api/audit-log's p50 at two sizes of the log (the newest page
+ * without filters, an actor's, an action's), through the app built in this process
+ * (scripts/bench/lib/audit.ts). Index-backed lists must not slow down as the log grows.
+ */
+async function phaseAudit (work: string): Promise<void> {
+  const [small, big] = await measureAudit({ dir: path.join(work, 'audit'), sizes: P.auditSizes, samples: P.auditSamples, log })
+  if (!small || !big) throw new Error('audit phase: missing measurement')
+  for (const list of Object.keys(small.p50)) {
+    const ratio = big.p50[list]! / small.p50[list]!
+    rows.push({
+      figure: `Audit log list (${list === 'newest' ? 'newest page, no filter' : `${list} filter`}): p50 at ${fmt(big.size)} ÷ at ${fmt(small.size)} records`,
+      value: `${ms(big.p50[list]!)} vs ${ms(small.p50[list]!)}`,
+      ratio,
+      target: '≤ 1.5',
+      pass: ratio <= 1.5
+    })
+  }
+  details.push(`- audit log: the app built in the bench process on a stand-in on disk, the log filled through the audit service (16 writers); ${P.auditSamples} sequential \`inject\` requests per list and log after 20 warm-up ones, in 4 rounds alternating the two logs (each in its own tables), p50 at ${fmt(small.size)} and ${fmt(big.size)} records`)
+}
+
 async function main (): Promise<void> {
   const loadBefore = os.loadavg()
   const work = await mkdtemp(path.join(os.tmpdir(), 'cmc-bench-'))
   log(`${QUICK ? 'QUICK smoke run' : 'full run'}${ONLY ? ` (only ${[...ONLY].join(', ')})` : ''}; scratch ${work}; load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
   // Every phase but `dialect` measures servers: without them, nothing to build or start.
-  const serverPhases = PHASES.some(p => p !== 'dialect' && want(p))
-  const measuredPhases = PHASES.some(p => p !== 'dialect' && p !== 'roundtrips' && want(p))
+  const serverPhases = PHASES.some(p => p !== 'dialect' && p !== 'audit' && want(p))
+  const measuredPhases = PHASES.some(p => p !== 'dialect' && p !== 'roundtrips' && p !== 'audit' && want(p))
   if (serverPhases) buildIfStale()
   const commit = commitOf()
   const childScript = path.join(root, 'dist/scripts/bench/server-child.js')
@@ -592,6 +614,7 @@ async function main (): Promise<void> {
     if (measuredPhases) await serverRun(work, childScript, servers)
     if (want('roundtrips')) await phaseRoundTrips(work, childScript, servers)
     if (want('dialect')) await phaseDialect(work)
+    if (want('audit')) await phaseAudit(work)
   } finally {
     await Promise.all(servers.map(s => s.stop().catch(() => {})))
   }
@@ -618,7 +641,7 @@ async function main (): Promise<void> {
     log(`kept ${work} (data, server logs, CPU profiles, results.json)`)
   } else {
     // Keep the profiles, logs and results; drop the databases (hundreds of MB).
-    await Promise.all(['small', 'big', 'bare', 'dialect', 'delayed'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
+    await Promise.all(['small', 'big', 'bare', 'dialect', 'delayed', 'audit'].map(d => rm(path.join(work, d), { recursive: true, force: true })))
     log(`profiles, logs and results.json kept in ${work}`)
   }
 }

@@ -25,7 +25,9 @@ export const ErrorCodes = [
   'unsafe_url',
   'event_has_task',
   'precondition_failed',
-  'rate_limited'
+  'rate_limited',
+  /** A dependency the request cannot do without is unavailable (the audit trail of a change: fail closed). */
+  'service_unavailable'
 ] as const
 
 export type ErrorCode = typeof ErrorCodes[number]

@@ -29,3 +29,6 @@ const MAX_TIME = 281474976710655
 
 /** The smallest ULID of a millisecond: `id >= idFloor(t)` means "created at or after t". */
 export const idFloor = (ms: number): string => `${encodeTime(Math.max(0, Math.min(ms, MAX_TIME)), 10)}0000000000000000`
+
+/** The largest ULID of a millisecond: `id <= idCeil(t)` means "created at or before t". */
+export const idCeil = (ms: number): string => `${encodeTime(Math.max(0, Math.min(ms, MAX_TIME)), 10)}ZZZZZZZZZZZZZZZZ`

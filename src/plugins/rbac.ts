@@ -17,6 +17,9 @@ declare module 'fastify' {
   }
 }
 
+/** Operations only admins may call: their 403s are audited (docs/audit.md). */
+const adminOnly = (roles: readonly string[]): boolean => roles.length === 1 && roles[0] === 'admin'
+
 /** What a user with a temporary password may still do. */
 const WHILE_PASSWORD_MUST_CHANGE = new Set(['getMe', 'changePassword', 'logout'])
 
@@ -50,6 +53,9 @@ export default fp(async (app) => {
     reply.log = request.log
     const actor = request.actor
     if (!actor || !policy.roles.includes(actor.role)) {
+      // A denied attempt at an admin-only operation is audited (rate-bounded by the audit port;
+      // best effort: a broken audit store never turns a 403 into a 5xx).
+      if (adminOnly(policy.roles) && app.hasDecorator('audit')) await app.audit.denied(request)
       throw new DomainError('forbidden', 'Your role may not perform this operation.')
     }
     if (request.currentUser?.must_change_password && !WHILE_PASSWORD_MUST_CHANGE.has(request.routeOptions.config.operationId ?? '')) {

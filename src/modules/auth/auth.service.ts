@@ -15,6 +15,13 @@ export interface AuthServiceOptions {
   issueAccessToken: (user: Pick<User, 'id' | 'role' | 'session_version'>) => { token: string, expiresIn: number }
 }
 
+/** What the audit trail wants to know of a sign-in beyond its result (the routes record it). */
+export type AuthObservation =
+  /** The credentials were accepted and the login recorded on the user: reported while the session starts. */
+  | { kind: 'login', user: User }
+  | { kind: 'lockout', email: string }
+  | { kind: 'refresh_reuse', userId: string | null }
+
 export interface Session {
   accessToken: string
   expiresIn: number
@@ -101,8 +108,8 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
   }
 
   /** A verified failure: locks the e-mail once the window's failures reach the threshold. */
-  async function failed (email: string, now: number): Promise<never> {
-    await repos.auth.lockIfExhausted(email, now, opts.lockout.threshold, windowMs)
+  async function failed (email: string, now: number, observe?: (o: AuthObservation) => void): Promise<never> {
+    if (await repos.auth.lockIfExhausted(email, now, opts.lockout.threshold, windowMs) > 0) observe?.({ kind: 'lockout', email })
     throw invalidCredentials()
   }
 
@@ -114,7 +121,7 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
      * user; see PasswordHasher.check) and the same 401. Failures count toward a per-e-mail
      * lockout stored in the database, so it holds across instances.
      */
-    async login (rawEmail: string, password: string): Promise<Session> {
+    async login (rawEmail: string, password: string, observe?: (o: AuthObservation) => void): Promise<Session> {
       assertPasswordWellFormed(password, 'body/password')
       const email = normalizeEmail(rawEmail)
       const now = Date.now()
@@ -122,7 +129,7 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
       const [, user] = await Promise.all([reserveAttempt(email, now), findByEmail(email)])
       const check = await verifyReserved(email, user?.password_hash ?? null, password)
       // The one decision, after all the work: nothing above may depend on which clause fails.
-      if (!user || !check.ok || !user.is_active || temporaryPasswordExpired(user, now)) return failed(email, now)
+      if (!user || !check.ok || !user.is_active || temporaryPasswordExpired(user, now)) return failed(email, now, observe)
       // Upgrading an outdated (or not normalised) hash can wait for a quieter moment (the next login).
       const rehash = check.rehash
         ? await passwords.hash(password).catch((err: unknown) => { if (err instanceof DomainError && err.code === 'rate_limited') return undefined; throw err })
@@ -132,6 +139,8 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
       const recorded = await repos.users.recordLogin(user, new Date(now).toISOString(), rehash)
       if (!recorded.ok) throw invalidCredentials()
       const updated = recorded.value
+      // The audit record is written alongside the session's writes (no extra round trip).
+      observe?.({ kind: 'login', user: updated })
       // A successful login returns its reservation, alongside starting the session.
       const [session] = await Promise.all([startSession(updated, now), repos.auth.clearFailures(email, now)])
       return session
@@ -141,7 +150,7 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
      * Rotates the refresh token. Presenting a token that was already rotated is treated as
      * theft: the whole family (that login's sessions) is revoked.
      */
-    async refresh (token: string): Promise<Session> {
+    async refresh (token: string, observe?: (o: AuthObservation) => void): Promise<Session> {
       const match = REFRESH_TOKEN.exec(token)
       if (!match?.[1] || !match[2]) throw new DomainError('token_invalid', 'The refresh token is not valid.')
       const familyId = match[1]
@@ -152,6 +161,7 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
         if (result.reason === 'reused') {
           // Possible theft: end the family and every session of the user, access tokens included.
           await repos.auth.revokeFamily(familyId, 'reuse_detected')
+          observe?.({ kind: 'refresh_reuse', userId: result.family?.user_id ?? null })
           if (result.family) await repos.users.update(result.family.user_id, { bumpSession: true }).catch(() => {})
           throw new DomainError('token_revoked', 'This refresh token was already used; the session has been revoked. Log in again.')
         }
@@ -192,13 +202,13 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
     },
 
     /** Changes the password; every existing session of the user ends (log in again). */
-    async changePassword (user: User, current: string, next: string): Promise<void> {
+    async changePassword (user: User, current: string, next: string, observe?: (o: AuthObservation) => void): Promise<void> {
       assertPasswordWellFormed(current, 'body/current_password')
       assertPasswordWellFormed(next, 'body/new_password')
       const now = Date.now()
       await reserveAttempt(user.email, now)
       if (!(await verifyReserved(user.email, user.password_hash, current)).ok) {
-        await repos.auth.lockIfExhausted(user.email, now, opts.lockout.threshold, windowMs)
+        if (await repos.auth.lockIfExhausted(user.email, now, opts.lockout.threshold, windowMs) > 0) observe?.({ kind: 'lockout', email: user.email })
         throw new DomainError('invalid_credentials', 'The current password is incorrect.', { errors: [{ path: '/body/current_password', message: 'incorrect password' }] })
       }
       if (samePassword(current, next)) {

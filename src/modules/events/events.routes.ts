@@ -40,7 +40,10 @@ const eventsModule: FastifyPluginAsyncTypebox<EventsModuleOptions> = async (app,
   app.route({
     ...routes.deleteEvent,
     handler: async (request, reply) => {
-      await service.remove(request.actor!, request.params.id)
+      await app.audit.guard(request, { action: 'event.delete', target: { type: 'event', id: request.params.id } }, async () => {
+        const deleted = await service.remove(request.actor!, request.params.id)
+        return { result: undefined, change: { deleted_at: { from: null, to: deleted.deleted_at } } }
+      })
       return noContent(reply)
     }
   })

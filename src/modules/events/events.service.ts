@@ -3,6 +3,7 @@ import type { CreateTaskFromEventRequest } from '../../../openapi/generated/sche
 import { assertRange, DomainError } from '../../domain/errors.js'
 import { assertAssignable, newTask, priorityForSeverity, type Task } from '../../domain/tasks.js'
 import { canonicalTime } from '../../domain/time.js'
+import type { MonitoringEvent } from '../../domain/events.js'
 import type { Actor, UserLookup } from '../../domain/users.js'
 import { newId } from '../../lib/ids.js'
 import type { StatsRecorder } from '../../plugins/stats.js'
@@ -30,9 +31,10 @@ export function createEventsService (repo: EventsRepository, tasks: TaskStore, u
 
     get: (id: string) => repo.getLive(id),
 
-    async remove (actor: Actor, id: string): Promise<void> {
+    async remove (actor: Actor, id: string): Promise<MonitoringEvent> {
       const deleted = await repo.softDelete(id, actor.id)
       await stats.event({ ...deleted, deleted_at: null }, deleted)
+      return deleted
     },
 
     /**

@@ -62,7 +62,10 @@ const tasksModule: FastifyPluginAsyncTypebox<TasksModuleOptions> = async (app, o
   app.route({
     ...routes.deleteTask,
     handler: async (request, reply) => {
-      await service.remove(request.actor!, request.params.id)
+      await app.audit.guard(request, { action: 'task.delete', target: { type: 'task', id: request.params.id } }, async () => {
+        const deleted = await service.remove(request.actor!, request.params.id)
+        return { result: undefined, change: { deleted_at: { from: null, to: deleted.deleted_at ?? null } } }
+      })
       return noContent(reply)
     }
   })
