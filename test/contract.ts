@@ -144,8 +144,8 @@ export function checkResponse (method: string, url: string, res: ResponseLike, o
   }
   const ptr = `${base}/${pointer('content', contentType, 'schema')}`
   if (contentType === 'application/x-ndjson') {
-    // Newline-delimited JSON: every line is one value of the schema.
-    const validate = validatorAt(ptr)
+    // Newline-delimited JSON: every line is one value of the media type's `x-item-schema`.
+    const validate = validatorAt(`${base}/${pointer('content', contentType, 'x-item-schema')}`)
     res.body.split('\n').filter(line => line !== '').forEach((line, i) => {
       let value: unknown
       try {

@@ -6484,34 +6484,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /**
-                     * @example {
-                     *       "id": "01JDR6C2E4G6J8M0P2R4T6W8Y0",
-                     *       "at": "2026-11-26T10:15:02.114Z",
-                     *       "action": "aws_account.rotate_key",
-                     *       "outcome": "success",
-                     *       "actor": {
-                     *         "type": "user",
-                     *         "id": "01JDQ8M2P6R0T3W7Y1B5D9G2HJ",
-                     *         "role": "admin",
-                     *         "label": "admin@example.com"
-                     *       },
-                     *       "target": {
-                     *         "type": "aws_account",
-                     *         "id": "01JDR1X3Z5B7D9F1H3K5M7P9R1"
-                     *       },
-                     *       "ip": "203.0.113.7",
-                     *       "user_agent": "Mozilla/5.0",
-                     *       "request_id": "01JDR6C2E3Q4R5S6T7V8W9X0YZ",
-                     *       "change": null,
-                     *       "reason": null,
-                     *       "chain": "chain#2026-11-26#2",
-                     *       "seq": 41,
-                     *       "prev_hash": "5c1d0b7c3c1e0f5e8a0a34d3b0b2f2a8e6c3d1f0a9b8c7d6e5f4a3b2c1d0e9f8",
-                     *       "hash": "9e2a4f3d1c0b8a7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
-                     *     }
-                     */
-                    "application/x-ndjson": components["schemas"]["AuditRecord"];
+                    /** @example {"id":"01JDR6C2E4G6J8M0P2R4T6W8Y0","at":"2026-11-26T10:15:02.114Z","action":"aws_account.rotate_key","outcome":"success","actor":{"type":"user","id":"01JDQ8M2P6R0T3W7Y1B5D9G2HJ","role":"admin","label":"admin@example.com"},"target":{"type":"aws_account","id":"01JDR1X3Z5B7D9F1H3K5M7P9R1"},"ip":"203.0.113.7","user_agent":"Mozilla/5.0","request_id":"01JDR6C2E3Q4R5S6T7V8W9X0YZ","change":null,"reason":null,"chain":"chain#2026-11-26#2","seq":41,"prev_hash":"5c1d0b7c3c1e0f5e8a0a34d3b0b2f2a8e6c3d1f0a9b8c7d6e5f4a3b2c1d0e9f8","hash":"9e2a4f3d1c0b8a7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"} */
+                    "application/x-ndjson": string;
                 };
             };
             400: components["responses"]["BadRequest"];
