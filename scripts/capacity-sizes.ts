@@ -11,7 +11,7 @@ import { eventItem } from '../src/modules/events/events.repository.js'
 import { taskItem } from '../src/modules/tasks/tasks.repository.js'
 import { adaptEnvelope } from '../src/domain/event-adapters.js'
 import { newTask } from '../src/domain/tasks.js'
-import type { MonitoringEvent } from '../src/domain/events.js'
+import { newEvent } from '../src/domain/events.js'
 import { DEFAULT_MONITORING_SETTINGS } from '../src/domain/monitoring-settings.js'
 
 const dir = path.join(import.meta.dirname, '../test/fixtures/events')
@@ -25,35 +25,7 @@ for (const file of readdirSync(dir).filter(f => f.endsWith('.json'))) {
   if (!first || first.kind !== 'event') continue
   const ev = first.event
   const now = new Date().toISOString()
-  const event: MonitoringEvent = {
-    id: '01JDQ2Z5Y3K4M5N6P7Q8R9S0TV',
-    dedup_key: ev.dedup_key,
-    source: ev.source,
-    detail_type: ev.detail_type,
-    account_id: envelope.account,
-    region: ev.region,
-    resources: ev.resources,
-    resource_count: ev.resource_count,
-    title: ev.title,
-    description: ev.description,
-    severity: ev.severity,
-    native_severity: ev.native_severity,
-    source_state: ev.source_state,
-    status: 'open',
-    occurrence_count: 1,
-    occurred_at: ev.occurred_at,
-    last_seen_at: ev.occurred_at,
-    resolved_at: null,
-    task_id: null,
-    labels: ev.labels,
-    raw: envelope,
-    created_at: now,
-    updated_at: now,
-    version: 1,
-    ttl: 0,
-    deleted_at: null,
-    deleted_by: null
-  }
+  const event = newEvent('01JDQ2Z5Y3K4M5N6P7Q8R9S0TV', envelope.account, ev, envelope, now, 0)
   const item = eventItem(event) as unknown as Record<string, unknown>
   const { raw: _raw, ...listed } = item
   rows.push(`${file}: event item ${itemSize(item)} B (${wcu(itemSize(item))} WCU, ${rcu(itemSize(item))} RCU strong), without raw ${itemSize(listed)} B`)

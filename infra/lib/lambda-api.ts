@@ -12,6 +12,7 @@ import { ALARM_PERIOD, THRESHOLDS, type ServiceAlarms } from './alarms.js'
 import { API_RUNTIME, apiBundling, ROOT } from './bundling.js'
 import type { InfraConfig } from './config.js'
 import { acknowledge } from './nag.js'
+import { functionRole } from './function-role.js'
 
 export interface LambdaApiProps {
   config: InfraConfig
@@ -41,16 +42,7 @@ export class LambdaApi extends Construct {
     const removalPolicy = config.prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy })
 
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `cloud-monitoring-api ${config.stage}: the API function`
-    })
-    for (const statement of props.statements) role.addToPolicy(statement)
-    role.addToPolicy(new iam.PolicyStatement({
-      sid: 'OwnLogGroup',
-      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      resources: [logGroup.logGroupArn]
-    }))
+    const role = functionRole(this, `cloud-monitoring-api ${config.stage}: the API function`, props.statements, logGroup)
     props.jwtSecret.grantRead(role)
 
     this.fn = new NodejsFunction(this, 'Function', {

@@ -12,6 +12,7 @@ import { ALARM_PERIOD, THRESHOLDS, type ServiceAlarms } from './alarms.js'
 import { API_RUNTIME, ROOT, apiBundling } from './bundling.js'
 import type { InfraConfig } from './config.js'
 import { acknowledge } from './nag.js'
+import { functionRole } from './function-role.js'
 
 export interface NotificationWorkerProps {
   config: InfraConfig
@@ -47,17 +48,8 @@ export class NotificationWorker extends Construct {
     const { config } = props
     const removalPolicy = config.prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy })
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `cloud-monitoring-api ${config.stage}: the notification worker`
-    })
     // The tables, as the API; not the connection test's sts:AssumeRole (the worker assumes nothing).
-    for (const statement of props.statements.filter(st => st.sid !== 'ConnectionTest')) role.addToPolicy(statement)
-    role.addToPolicy(new iam.PolicyStatement({
-      sid: 'OwnLogGroup',
-      actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-      resources: [logGroup.logGroupArn]
-    }))
+    const role = functionRole(this, `cloud-monitoring-api ${config.stage}: the notification worker`, props.statements.filter(st => st.sid !== 'ConnectionTest'), logGroup)
     props.jwtSecret.grantRead(role)
 
     this.fn = new NodejsFunction(this, 'Function', {

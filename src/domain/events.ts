@@ -1,5 +1,6 @@
 import type { MonitoringEvent as MonitoringEventDto, MonitoringEventListItem, MonitoringEventSummary } from '../../openapi/generated/schemas.js'
 import { severityRank, type Severity } from './monitoring-settings.js'
+import type { NormalizedEvent } from './event-adapters.js'
 
 /** An event as stored: the public fields plus concurrency and deletion marks. */
 export interface MonitoringEvent extends MonitoringEventDto {
@@ -29,6 +30,42 @@ export function occurrenceChanges (current: Pick<MonitoringEvent, 'status' | 'se
     severity: incoming.severity,
     status: current.status === 'acknowledged' && rose ? 'open' : current.status,
     last_seen_at: incoming.time > current.last_seen_at ? incoming.time : current.last_seen_at
+  }
+}
+
+/**
+ * A new open event of account `account` from what an adapter made of an envelope (`raw`: the
+ * envelope as stored), created at `createdAt`, kept `retentionDays` from then.
+ */
+export function newEvent (id: string, account: string, ev: NormalizedEvent, raw: Record<string, unknown>, createdAt: string, retentionDays: number): MonitoringEvent {
+  return {
+    id,
+    dedup_key: ev.dedup_key,
+    source: ev.source,
+    detail_type: ev.detail_type,
+    account_id: account,
+    region: ev.region,
+    resources: ev.resources,
+    resource_count: ev.resource_count,
+    title: ev.title,
+    description: ev.description,
+    severity: ev.severity,
+    native_severity: ev.native_severity,
+    source_state: ev.source_state,
+    status: 'open',
+    occurrence_count: 1,
+    occurred_at: ev.occurred_at,
+    last_seen_at: ev.occurred_at,
+    resolved_at: null,
+    task_id: null,
+    labels: ev.labels,
+    raw,
+    created_at: createdAt,
+    updated_at: createdAt,
+    version: 1,
+    ttl: retentionEnd(Date.parse(createdAt), retentionDays),
+    deleted_at: null,
+    deleted_by: null
   }
 }
 

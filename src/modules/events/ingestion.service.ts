@@ -6,7 +6,7 @@ import { DomainError, type ErrorCode } from '../../domain/errors.js'
 import { STATUS_BY_CODE } from '../../plugins/errors.js'
 import { compileBodyCheck } from '../../plugins/validation.js'
 import { adaptEnvelope, type AdapterResult, type NormalizedEvent } from '../../domain/event-adapters.js'
-import { isExpired, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
+import { isExpired, newEvent, occurrenceChanges, retentionEnd, type MonitoringEvent } from '../../domain/events.js'
 import { meetsMinSeverity, type MonitoringSettings } from '../../domain/monitoring-settings.js'
 import { marksFor, NOTIFY_NOTHING, type ChangeKind, type NotifyGate } from '../../domain/notification-delivery.js'
 import { newId } from '../../lib/ids.js'
@@ -123,36 +123,7 @@ export function createIngestionService ({ repo, health, settings: settingsSource
 
   function build (envelope: EventBridgeEnvelope, ev: NormalizedEvent, retentionDays: number): MonitoringEvent {
     const id = newId()
-    const now = new Date(decodeTime(id)).toISOString()
-    return {
-      id,
-      dedup_key: ev.dedup_key,
-      source: ev.source,
-      detail_type: ev.detail_type,
-      account_id: envelope.account,
-      region: ev.region,
-      resources: ev.resources,
-      resource_count: ev.resource_count,
-      title: ev.title,
-      description: ev.description,
-      severity: ev.severity,
-      native_severity: ev.native_severity,
-      source_state: ev.source_state,
-      status: 'open',
-      occurrence_count: 1,
-      occurred_at: ev.occurred_at,
-      last_seen_at: ev.occurred_at,
-      resolved_at: null,
-      task_id: null,
-      labels: ev.labels,
-      raw: rawOf(envelope),
-      created_at: now,
-      updated_at: now,
-      version: 1,
-      ttl: retentionEnd(Date.parse(now), retentionDays),
-      deleted_at: null,
-      deleted_by: null
-    }
+    return newEvent(id, envelope.account, ev, rawOf(envelope), new Date(decodeTime(id)).toISOString(), retentionDays)
   }
 
   /**
