@@ -1,5 +1,6 @@
 import { markShard } from '../domain/notification-delivery.js'
 import { applied } from './access.js'
+import { attr } from './entity.js'
 import { where, type Update } from './expressions.js'
 import type { RawClient } from './raw.js'
 
@@ -13,6 +14,14 @@ import type { RawClient } from './raw.js'
  */
 
 export const NOTIFY_INDEX = 'notify-index'
+
+/** The attributes of an entity whose items carry marks (events, tasks): spread them last into its definition. */
+export const MARK_ATTRIBUTES = {
+  /** Changes still to notify: written with the change, removed once queued. */
+  notify: attr.stringSet(),
+  /** While `notify` is not empty: the shard of the sparse index the notification worker reads. */
+  notify_shard: attr.string().gsi(NOTIFY_INDEX, undefined, { keysOnly: true })
+}
 
 /** The attributes of a new item that carries `marks` (none when there are none). */
 export const markAttributes = (marks: readonly string[] | undefined): { notify?: Set<string>, notify_shard?: string } =>

@@ -1,4 +1,5 @@
 import { attr, entity, type ItemOf } from '../../db/entity.js'
+import { MARK_ATTRIBUTES } from '../../db/marks.js'
 
 /** What a removal record needs: the item as it was (REMOVE records carry the old image). */
 export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
@@ -66,10 +67,7 @@ export const Events = entity('events', {
   updated_at: attr.string().required(),
   deleted_at: attr.string(),
   deleted_by: attr.string(),
-  /** Changes still to notify (src/db/marks.ts): written with the change, removed once queued. */
-  notify: attr.stringSet(),
-  /** While `notify` is not empty: the shard of the sparse index the notification worker reads. */
-  notify_shard: attr.string().gsi('notify-index', undefined, { keysOnly: true })
+  ...MARK_ATTRIBUTES
 }, { stream: EVENTS_STREAM })
 
 export type EventItem = ItemOf<typeof Events>

@@ -1,5 +1,6 @@
 import type { TaskPriority, TaskStatus } from '../../domain/tasks.js'
 import { attr, entity, type ItemOf } from '../../db/entity.js'
+import { MARK_ATTRIBUTES } from '../../db/marks.js'
 
 /**
  * Table `<prefix>tasks`: one item per task. The item holds its 20 most recent status changes
@@ -67,10 +68,7 @@ export const Tasks = entity('tasks', {
   updated_at: attr.string().required(),
   deleted_at: attr.string(),
   deleted_by: attr.string(),
-  /** Changes still to notify (src/db/marks.ts): written with the change, removed once queued. */
-  notify: attr.stringSet(),
-  /** While `notify` is not empty: the shard of the sparse index the notification worker reads. */
-  notify_shard: attr.string().gsi('notify-index', undefined, { keysOnly: true })
+  ...MARK_ATTRIBUTES
 })
 
 export const Comments = entity('task-comments', {
