@@ -874,6 +874,59 @@ t.test('all-events lists read the write-sharded entity key: every shard and the 
   t.same(ids(ranged).sort(), [...expected].sort(), '[from, to) without the deleted ones, across every partition')
 })
 
+t.test('status, source and severity lists read write-sharded values: every shard and the bare value of before, merged; writes keep the stored form; readers never see it', async t => {
+  const { api, c, admin, key } = await setup(t)
+  const batch = Array.from({ length: 40 }, (_, i) => alarm({ name: `valued-${i}`, time: at(i), severity: i % 2 ? 'high' : 'low' }))
+  const created = (await c.ingest(key, { events: batch })).json<IngestResponse>().results.map(r => String(r.event_id))
+  const table = `${api.config.tablePrefix}events`
+  const raw = async (id: string) => (await api.app.db.client.getItem({ TableName: table, Key: { id: { S: id } }, ConsistentRead: true })).Item!
+  const stored = await Promise.all(created.map(raw))
+  for (const [i, item] of stored.entries()) {
+    const k = item.entity!.S!.slice('event#'.length)
+    t.same([item.status!.S, item.source!.S, item.severity!.S], [`open#${k}`, `aws.cloudwatch#${k}`, `${i % 2 ? 'high' : 'low'}#${k}`], `event ${i}: the index values are stored as <value>#<its shard>`)
+  }
+  t.ok(new Set(stored.map(i => i.status!.S)).size >= 4, 'open is spread over several keys')
+  // Items written before the sharding hold the bare values: still listed, still updatable.
+  const before = created.slice(0, 6)
+  const severityOf = (i: number): string => (i % 2 ? 'high' : 'low')
+  for (const [i, id] of before.entries()) {
+    await api.app.db.client.updateItem({ TableName: table, Key: { id: { S: id } }, UpdateExpression: 'SET #st = :o, #so = :c, #se = :s', ExpressionAttributeNames: { '#st': 'status', '#so': 'source', '#se': 'severity' }, ExpressionAttributeValues: { ':o': { S: 'open' }, ':c': { S: 'aws.cloudwatch' }, ':s': { S: severityOf(i) } } })
+  }
+  const newestFirst = (events: MonitoringEvent[]) => events.every((e, i) => i === 0 || `${events[i - 1]!.occurred_at}#${events[i - 1]!.id}` > `${e.occurred_at}#${e.id}`)
+  const bare = (events: MonitoringEvent[]) => events.every(e => !`${e.status}${e.source}${e.severity}`.includes('#'))
+  for (const limit of [1, 7, 100]) {
+    for (const [query, expected] of [
+      [{ status: 'open' }, created],
+      [{ source: 'aws.cloudwatch' }, created],
+      [{ severity: 'high' }, created.filter((_, i) => severityOf(i) === 'high')],
+      [{ severity: 'low', status: 'open' }, created.filter((_, i) => severityOf(i) === 'low')],
+      [{ source: 'aws.cloudwatch', status: 'open', time_field: 'last_seen_at' }, created]
+    ] as Array<[Record<string, string>, string[]]>) {
+      const listed = await walk(t, c, admin.token, query, limit)
+      t.same(ids(listed).sort(), [...expected].sort(), `${JSON.stringify(query)}, limit ${limit}: every matching event once`)
+      t.ok(query.time_field !== undefined || newestFirst(listed), `${JSON.stringify(query)}, limit ${limit}: newest first`)
+      t.ok(bare(listed), `${JSON.stringify(query)}, limit ${limit}: values as the domain has them`)
+    }
+  }
+  // Changes: a task on an event of before (open → acknowledged), an occurrence of one (its
+  // condition matches the bare value), the resolution of a new one.
+  t.equal((await c.createTask(admin.token, before[0]!, {})).statusCode, 201)
+  t.match((await raw(before[0]!)).status!.S, /^acknowledged#[0-7]$/, 'a status change writes the stored form')
+  t.equal((await c.ingest(key, alarm({ name: 'valued-1', time: at(50), severity: 'high' }))).statusCode, 202)
+  const again = await raw(before[1]!)
+  t.same([again.status!.S!.split('#')[0], again.severity!.S, again.occurrence_count!.N], ['open', `high#${again.entity!.S!.slice(6)}`, '2'], 'an occurrence of an event of before: counted, its severity stored sharded')
+  t.equal((await c.ingest(key, alarm({ name: 'valued-20', time: at(60), state: 'OK' }))).statusCode, 202)
+  t.match((await raw(created[20]!)).status!.S, /^resolved#[0-7]$/, 'a resolution writes the stored form')
+  const one = (await c.get(admin.token, created[20]!)).json<MonitoringEvent>()
+  t.same([one.status, one.source, one.severity], ['resolved', 'aws.cloudwatch', 'low'], 'GET returns the values')
+  t.same(ids(await walk(t, c, admin.token, { status: 'acknowledged' }, 5)), [before[0]], 'status=acknowledged: the changed event')
+  t.same(ids(await walk(t, c, admin.token, { status: 'resolved' }, 5)), [created[20]], 'status=resolved: the resolved event')
+  t.equal((await walk(t, c, admin.token, { status: 'open' }, 9)).length, 38, 'status=open: the others')
+  t.same(ids(await walk(t, c, admin.token, { severity: 'high', account_id: ACCOUNT, status: 'open' }, 4)).sort(),
+    created.filter((_, i) => severityOf(i) === 'high').sort(), 'account index with sharded filters (either form)')
+  await countersMatchRecount(t, api, 'after the changes')
+})
+
 t.test('batch fast path: a failure releases what the delivery claimed; a redelivery is processed, counted once', async t => {
   const { api, c, key, admin } = await setup(t)
   // The injected failures are transient (a DynamoDB 5xx): 503 service_unavailable with Retry-After,

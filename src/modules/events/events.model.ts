@@ -14,7 +14,8 @@ export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
  * | getById                        | table: id                                            |
  * | listAll by occurred_at         | GSI `entity-occurred-index`: entity = 'event#0' … 'event#7' (and 'event'), occurred_sk; the partitions read together and merged |
  * | listAll by last_seen_at        | GSI `entity-seen-index`: the same partitions, seen_sk  |
- * | listBySeverity / Source / Account / Status | GSIs `<attr>-occurred-index`: attr, occurred_sk |
+ * | listBySeverity / Source / Status | GSIs `<attr>-occurred-index`: attr = '<value>#0' … '<value>#7' (and '<value>'), occurred_sk; merged |
+ * | listByAccount                  | GSI `account-occurred-index`: account_id, occurred_sk |
  * | open event of a dedup key      | claim `dedup#<sha256>` in the meta table → event id  |
  * | envelope already ingested      | claim `envelope#<account>#<envelope id>` in the meta table |
  * | other filters                  | filter expressions on the pages read (and deleted)    |
@@ -31,7 +32,10 @@ export const EVENTS_STREAM = { enabled: true, type: 'OLD_IMAGE' } as const
  * `entity` is write-sharded: `event#<k>`, k from the event id (8 values, fixed for the item's
  * life), so the two indexes every event write goes to have 8 partition keys instead of one
  * (one key takes 1,000 write units a second: docs/capacity.md); items written before carry
- * `event` and stay listed (the lists read that partition too).
+ * `event` and stay listed (the lists read that partition too). `status`, `source` and
+ * `severity`, which key their own indexes, are stored the same way: `<value>#<k>` (`open#3`);
+ * the repository's mappers return the bare value, its conditions and filters match either form
+ * (items written before hold the bare value until an update rewrites it).
  *
  * `labels` and `raw` are stored as JSON text: AWS payloads are arbitrary JSON and are
  * returned as they came, never interpreted by the database.

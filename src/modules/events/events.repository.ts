@@ -74,8 +74,34 @@ const envelopeClaim = (account: string, id: string): string => `envelope#${accou
  * Never lowered: the lists read every shard ever written (and `event`, the key before sharding).
  */
 export const ENTITY_SHARDS = 8
-const entityShard = (id: string): `event#${number}` => `event#${id.charCodeAt(id.length - 1) % ENTITY_SHARDS}`
-const ENTITY_PARTITIONS = ['event', ...Array.from({ length: ENTITY_SHARDS }, (_, k) => `event#${k}`)]
+/** An event's write shard, 0 … ENTITY_SHARDS - 1: fixed for the item's life. */
+const shardOf = (id: string): number => id.charCodeAt(id.length - 1) % ENTITY_SHARDS
+const entityShard = (id: string): `event#${number}` => `event#${shardOf(id)}`
+
+/**
+ * The attributes the status, source and severity indexes are keyed on hold their value
+ * write-sharded the same way: `<value>#<k>` (`open#3`), so that the busiest value (`open`, the
+ * busiest source or severity) is 8 partition keys, not one (docs/capacity.md). The index
+ * definitions are unchanged. Items written before hold the bare value and stay listed (the lists
+ * read it with the shards); an update that changes the value writes the sharded form. Readers
+ * never see the stored form: the mappers decode it (`fromStored`), conditions and filters match
+ * either form (`isValue`). Domain values never contain `#`.
+ */
+export const SHARDED_VALUES = ['status', 'source', 'severity'] as const
+type ShardedValue = typeof SHARDED_VALUES[number]
+/** The stored form of `value` of an attribute of SHARDED_VALUES, for the event `id`. */
+export const toStored = (value: string, id: string): string => `${value}#${shardOf(id)}`
+/** The value of a stored form (or of a bare value written before the sharding). */
+export const fromStored = (stored: string): string => {
+  const at = stored.indexOf('#')
+  return at < 0 ? stored : stored.slice(0, at)
+}
+/** The partitions of `value` of a sharded index: its bare form (items of before) and its shards. */
+const partitionsOf = (value: string): string[] => [value, ...Array.from({ length: ENTITY_SHARDS }, (_, k) => `${value}#${k}`)]
+/** The partitions of the all-events indexes: `event` (items of before the sharding) and `event#0` … */
+const ENTITY_PARTITIONS = partitionsOf('event')
+/** `attr` holds `value`, stored either way. */
+const isValue = (attr: ShardedValue, value: string): Condition => where.or(where.eq(attr, value), where.beginsWith(attr, `${value}#`))
 
 /** Every stored attribute but `raw`: lists never read the envelope (up to ~350 KB an item). */
 const LISTED_ATTRIBUTES = ['id', 'entity', 'dedup_key', 'source', 'detail_type', 'account_id', 'region', 'resources', 'resource_count', 'title', 'description',
@@ -89,7 +115,7 @@ export const toEvent = (item: EventItem): MonitoringEvent => ({ ...toListedEvent
 const toListedEvent = (item: Omit<EventItem, 'raw'>): ListedEvent => ({
   id: item.id,
   dedup_key: item.dedup_key,
-  source: item.source as MonitoringEvent['source'],
+  source: fromStored(item.source) as MonitoringEvent['source'],
   detail_type: item.detail_type,
   account_id: item.account_id,
   region: item.region,
@@ -98,10 +124,10 @@ const toListedEvent = (item: Omit<EventItem, 'raw'>): ListedEvent => ({
   resource_count: item.resource_count ?? item.resources?.length ?? 0,
   title: item.title,
   description: item.description ?? null,
-  severity: item.severity as Severity,
+  severity: fromStored(item.severity) as Severity,
   native_severity: item.native_severity ?? null,
   source_state: item.source_state as MonitoringEvent['source_state'],
-  status: item.status as EventStatus,
+  status: fromStored(item.status) as EventStatus,
   occurrence_count: item.occurrence_count,
   occurred_at: item.occurred_at,
   last_seen_at: item.last_seen_at,
@@ -159,6 +185,9 @@ export function eventItem (event: MonitoringEvent, marks?: readonly string[]): E
   const item: Omit<EventItem, 'raw'> = {
     ...rest,
     entity: entityShard(event.id),
+    status: toStored(event.status, event.id),
+    source: toStored(event.source, event.id),
+    severity: toStored(event.severity, event.id),
     labels: JSON.stringify(labels),
     occurred_sk: `${event.occurred_at}#${event.id}`,
     seen_sk: `${event.last_seen_at}#${event.id}`,
@@ -244,8 +273,8 @@ const live = (): Condition => where.and(where.exists('id'), where.notExists('del
 
 /** What a decision about `current` was based on: a concurrent occurrence makes the caller re-decide. */
 const unchangedSince = (current: MonitoringEvent): Condition => where.and(
-  live(), where.eq('account_id', current.account_id), where.eq('status', current.status),
-  where.eq('severity', current.severity), where.eq('last_seen_at', current.last_seen_at))
+  live(), where.eq('account_id', current.account_id), isValue('status', current.status),
+  isValue('severity', current.severity), where.eq('last_seen_at', current.last_seen_at))
 
 /** A conditional update of an event; the event after it, or null when the condition failed. */
 async function updateEvent (ctx: Ctx, id: string, change: Update, condition: Condition): Promise<MonitoringEvent | null> {
@@ -267,8 +296,8 @@ function addOccurrence (ctx: Ctx, current: MonitoringEvent, changes: OccurrenceC
   const now = new Date().toISOString()
   return updateEvent(ctx, current.id, withMarks({
     set: {
-      severity: changes.severity,
-      status: changes.status,
+      severity: toStored(changes.severity, current.id),
+      status: toStored(changes.status, current.id),
       last_seen_at: changes.last_seen_at,
       seen_sk: `${changes.last_seen_at}#${current.id}`,
       source_state: 'active',
@@ -289,7 +318,7 @@ function resolve (ctx: Ctx, current: MonitoringEvent, changes: Pick<OccurrenceCh
   const { time, ...rest } = changes
   const lastSeen = time > current.last_seen_at ? time : current.last_seen_at
   const set = { ...rest, status: 'resolved', source_state: 'resolved', resolved_at: now, last_seen_at: lastSeen, seen_sk: `${lastSeen}#${current.id}`, updated_at: now } as const
-  return updateEvent(ctx, current.id, withMarks({ set: { ...set, raw: rawAfter(current, set, raw) }, add: { version: 1 } }, marks), unchangedSince(current))
+  return updateEvent(ctx, current.id, withMarks({ set: { ...set, status: toStored(set.status, current.id), raw: rawAfter(current, set, raw) }, add: { version: 1 } }, marks), unchangedSince(current))
 }
 
 /**
@@ -298,9 +327,9 @@ function resolve (ctx: Ctx, current: MonitoringEvent, changes: Pick<OccurrenceCh
  */
 function attachTask (ctx: Ctx, current: MonitoringEvent, taskId: string): Promise<MonitoringEvent | null> {
   return updateEvent(ctx, current.id, {
-    set: { task_id: taskId, updated_at: new Date().toISOString(), status: current.status === 'open' ? 'acknowledged' : undefined },
+    set: { task_id: taskId, updated_at: new Date().toISOString(), status: current.status === 'open' ? toStored('acknowledged', current.id) : undefined },
     add: { version: 1 }
-  }, where.and(live(), where.notExists('task_id'), where.eq('status', current.status), where.eq('severity', current.severity)))
+  }, where.and(live(), where.notExists('task_id'), isValue('status', current.status), isValue('severity', current.severity)))
 }
 
 /** Unlinks a task (deleted, or its creation failed) if it is still the linked one. */
@@ -544,9 +573,11 @@ async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
   const filter = where.and(
     where.notExists('deleted_at'),
     where.gt('ttl', Math.floor(Date.now() / 1000)),
-    ...(['severity', 'account_id', 'source', 'status'] as const).map(attr => q[attr] !== undefined && attr !== index.attr && where.eq(attr, q[attr]))
+    q.account_id !== undefined && index.attr !== 'account_id' && where.eq('account_id', q.account_id),
+    ...SHARDED_VALUES.map(attr => q[attr] !== undefined && attr !== index.attr && isValue(attr, q[attr]))
   )
-  if (index.attr === 'entity') return mapPage(await listMerged(ctx, q, index, filter), toListedEvent)
+  if (index.attr === 'entity') return mapPage(await listMerged(ctx, q, index, ENTITY_PARTITIONS, filter), toListedEvent)
+  if (index.attr !== 'account_id') return mapPage(await listMerged(ctx, q, index, partitionsOf(q[index.attr]!), filter), toListedEvent)
   const partition = q[index.attr]!
   const sort = timeRange(index.sk, q.from, q.to)
   const page = await readIndexPage<Omit<EventItem, 'raw'>, Omit<EventItem, 'raw'>>(ctx.raw, ctx.cursors, {
@@ -572,14 +603,15 @@ async function list (ctx: Ctx, q: EventListQuery): Promise<Page<ListedEvent>> {
 type ListedItem = Omit<EventItem, 'raw'>
 
 /**
- * A page of an all-events index, whose `entity` key is write-sharded: every partition is read at
- * the same time (one round trip) and the pages are merged newest first on the sort key, which is
- * unique (`<time>#<id>`). The cursor is the sort key of the last event returned (`below`): the
+ * A page of an index whose key is write-sharded (`entity`, and the status, source and severity
+ * values): every partition of the key (`partitions`: the key of before the sharding first, then
+ * the shards) is read at the same time (one round trip) and the pages are merged newest first on
+ * the sort key, which is unique (`<time>#<id>`). The cursor is the sort key of the last event returned (`below`): the
  * next page reads every partition below it. What a page may return is bounded by the partitions
  * that have more: only events at or above the highest key at which such a partition stopped
  * have all been examined (filters apply after Limit, so a partition can stop short).
  */
-async function listMerged (ctx: Ctx, q: EventListQuery, index: EventIndex, filter: Condition): Promise<Page<ListedItem>> {
+async function listMerged (ctx: Ctx, q: EventListQuery, index: EventIndex, partitions: string[], filter: Condition): Promise<Page<ListedItem>> {
   const { limit, cursor, ...filters } = q
   const sk = index.sk
   const skOf = (item: ListedItem): string => item[sk]
@@ -593,13 +625,13 @@ async function listMerged (ctx: Ctx, q: EventListQuery, index: EventIndex, filte
     // on (a read of every partition up to n would cost 9 × n items for n). The key of before the
     // sharding may hold every recent event: it is read up to n.
     const shardLimit = Math.min(n, Math.ceil((2 * n) / ENTITY_SHARDS) + 2)
-    const pages = await Promise.all(ENTITY_PARTITIONS.map(partition => ctx.raw.queryPage<ListedItem>({
+    const pages = await Promise.all(partitions.map((partition, i) => ctx.raw.queryPage<ListedItem>({
       table: ctx.eventsTable,
       index: index.name,
-      key: { partition: ['entity', partition], ...(sort ? { sort } : {}) },
+      key: { partition: [index.attr, partition], ...(sort ? { sort } : {}) },
       filter,
       forward: false,
-      limit: partition === 'event' ? n : shardLimit,
+      limit: i === 0 ? n : shardLimit,
       attributes: [...LISTED_ATTRIBUTES]
     })))
     // The highest key at which a partition with more stopped: everything at or above it was examined.
@@ -663,9 +695,9 @@ export function toExpiredEvent (item: Record<string, unknown>): ExpiredEvent {
     id: text('id'),
     account_id: text('account_id'),
     dedup_key: text('dedup_key'),
-    severity: text('severity') as Severity,
-    source: text('source') as MonitoringEvent['source'],
-    status: text('status') as EventStatus,
+    severity: fromStored(text('severity')) as Severity,
+    source: fromStored(text('source')) as MonitoringEvent['source'],
+    status: fromStored(text('status')) as EventStatus,
     deleted_at: deleted ?? null,
     version: number('version'),
     ttl: number('ttl')
