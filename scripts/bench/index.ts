@@ -33,6 +33,7 @@ import { median, run, type LoadOptions, type LoadResult } from './lib/load.js'
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js'
 import { dialectTable, measureDialects, type DialectResult } from './lib/dialect.js'
 import { measureAudit } from './lib/audit.js'
+import { earlierRunsSection } from './lib/earlier-runs.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
@@ -635,7 +636,7 @@ async function main (): Promise<void> {
   process.stdout.write(`\n${renderTable(rows).text}\n`)
   if (dialect.length) process.stdout.write(`\nData-layer dialect:\n\n${dialectTable(dialect)}\n`)
   const target = QUICK || ONLY ? path.join(work, 'performance.md') : path.join(root, 'docs', 'performance.md')
-  await writeFile(target, await renderDoc(meta, rows, details, profiles, dialect, roundTrips))
+  await writeFile(target, await renderDoc(meta, rows, details, profiles, dialect, roundTrips, await previousReport(target)))
   log(`report written to ${target} (${meta.seconds.toFixed(0)} s in all)`)
   if (process.env.BENCH_KEEP === '1') {
     log(`kept ${work} (data, server logs, CPU profiles, results.json)`)
@@ -676,7 +677,12 @@ function renderTable (rows: Row[]): { text: string, markdown: string } {
   return { text, markdown }
 }
 
-async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect: DialectResult[] = [], trips: RoundTripRow[] = []): Promise<string> {
+/** The report a new one replaces (docs/performance.md of a full run), for its earlier runs. */
+async function previousReport (target: string): Promise<string | undefined> {
+  return await readFile(target, 'utf8').catch(() => undefined)
+}
+
+async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect: DialectResult[] = [], trips: RoundTripRow[] = [], previous?: string): Promise<string> {
   const { p: P, work } = meta
   const QUICK = meta.quick
   const notes = await readFile(path.join(root, 'scripts', 'bench', 'notes.md'), 'utf8').catch(() => '')
@@ -751,7 +757,8 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
     profiles.length ? '## CPU profiles (this run)\n' : '',
     profileText,
     notes ? notes.trim() : '',
-    ''
+    '',
+    earlierRunsSection(previous, meta.date)
   ].join('\n')
 }
 
@@ -759,7 +766,7 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
 async function rerender (file: string): Promise<void> {
   const saved = JSON.parse(await readFile(file, 'utf8')) as { meta: Meta, rows: Row[], details: string[], profiles: Array<{ title: string, summary: ProfileSummary, file: string }>, dialect?: DialectResult[], roundTrips?: RoundTripRow[] }
   const target = saved.meta.quick || saved.meta.only ? path.join(path.dirname(file), 'performance.md') : path.join(root, 'docs', 'performance.md')
-  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles, saved.dialect, saved.roundTrips))
+  await writeFile(target, await renderDoc(saved.meta, saved.rows, saved.details, saved.profiles, saved.dialect, saved.roundTrips, await previousReport(target)))
   process.stdout.write(`${renderTable(saved.rows).text}\n\nreport written to ${target}\n`)
 }
 
