@@ -11,7 +11,7 @@
  * Results: a table on stdout and docs/performance.md (see scripts/bench/notes.md for the
  * analysis that goes with it).
  *
- * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,startup,dialect,roundtrips,audit
+ * Options (environment): BENCH_QUICK=1 smoke run; BENCH_ONLY=size,memory,overhead,login,ingest,mixed,startup,dialect,roundtrips,audit
  * some phases only (the report then goes to the temporary directory; `BENCH_ONLY=dialect`
  * starts no server and takes about a minute and a half); BENCH_PROFILE=always|never
  * CPU-profile every scenario / none (default: the scenarios whose target is missed); BENCH_KEEP=1
@@ -39,7 +39,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const PROFILE = process.env.BENCH_PROFILE ?? (QUICK ? 'never' : 'missed')
-const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'startup', 'dialect', 'roundtrips', 'audit'] as const
+const PHASES = ['size', 'memory', 'overhead', 'login', 'ingest', 'mixed', 'startup', 'dialect', 'roundtrips', 'audit'] as const
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map(p => p.trim())) : undefined
 const want = (phase: typeof PHASES[number]): boolean => !ONLY || ONLY.has(phase)
 for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY: unknown phase ${phase} (known: ${PHASES.join(', ')})`)
@@ -60,6 +60,8 @@ const dialect: DialectResult[] = []
 const roundTrips: RoundTripRow[] = []
 /** The fixed delay on every DynamoDB call in the `roundtrips` phase (a round trip to DynamoDB in the same region). */
 const DELAY_MS = 5
+/** Mixed load: the steady ingestion of docs/capacity.md, 100 events/s, as batches of 100 per second. */
+const MIXED_STEADY_BATCHES = 1
 const started = Date.now()
 
 function findRoot (from: string): string {
@@ -334,27 +336,41 @@ async function phaseLogin (c: Ctx): Promise<void> {
   }
 }
 
-/** 4. Batches of 100 envelopes against raw BatchWriteItem on the same stand-in. */
-async function phaseIngest (c: Ctx): Promise<void> {
-  const account = await expectOk<{ api_key: string }>('create AWS account', api(c.big.url, 'POST', '/api/config/aws-accounts', { account_id: '999999999999', name: 'Bench ingestion', role_arn: 'arn:aws:iam::999999999999:role/bench' }, bearer(c.bigToken)))
-  const runId = `b${Date.now().toString(36)}`
-  const sample = await expectOk<{ accepted: number }>('ingest', api(c.big.url, 'POST', '/api/events/ingest', { events: envelopes('999999999999', `${runId}-check`, 0, 100) }, { 'x-api-key': account.api_key }))
-  if (sample.accepted !== 100) throw new Error(`ingestion accepted ${sample.accepted} of 100`)
+/**
+ * Batches of 100 new CloudWatch alarms to the *big* server (each opens an event), 4 in flight
+ * as fast as it takes them, or `batchesPerSecond`: `amount` batches, or for `seconds`.
+ */
+function ingestBatches (c: Ctx, apiKey: string, account: string, runId: string, limit: { amount: number } | { seconds: number }, batchesPerSecond?: number): LoadOptions {
   let batch = 0
-  const ingest = (prefix: string, batches: number): LoadOptions => ({
+  return {
     url: c.big.url,
-    connections: 4,
+    connections: batchesPerSecond ? 2 : 4,
+    ...(batchesPerSecond ? { overallRate: batchesPerSecond } : {}),
     cpu: c.big.cpu,
-    seconds: 0,
-    amount: batches,
     timeout: 300,
+    ...('amount' in limit ? { seconds: 0, amount: limit.amount } : { seconds: limit.seconds }),
     requests: [{
       method: 'POST',
       path: '/api/events/ingest',
-      headers: { 'content-type': 'application/json', 'x-api-key': account.api_key },
-      setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: envelopes('999999999999', `${runId}-${prefix}`, 100 * batch++, 100) }) })
+      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
+      setupRequest: (req) => ({ ...req, body: JSON.stringify({ events: envelopes(account, runId, 100 * batch++, 100) }) })
     }]
-  })
+  }
+}
+
+/** A monitored account of the *big* server to ingest for (its ingestion key). */
+async function benchAccount (c: Ctx, accountId: string, name: string): Promise<string> {
+  const account = await expectOk<{ api_key: string }>('create AWS account', api(c.big.url, 'POST', '/api/config/aws-accounts', { account_id: accountId, name, role_arn: `arn:aws:iam::${accountId}:role/bench` }, bearer(c.bigToken)))
+  return account.api_key
+}
+
+/** 4. Batches of 100 envelopes against raw BatchWriteItem on the same stand-in. */
+async function phaseIngest (c: Ctx): Promise<void> {
+  const apiKey = await benchAccount(c, '999999999999', 'Bench ingestion')
+  const runId = `b${Date.now().toString(36)}`
+  const sample = await expectOk<{ accepted: number }>('ingest', api(c.big.url, 'POST', '/api/events/ingest', { events: envelopes('999999999999', `${runId}-check`, 0, 100) }, { 'x-api-key': apiKey }))
+  if (sample.accepted !== 100) throw new Error(`ingestion accepted ${sample.accepted} of 100`)
+  const ingest = (prefix: string, batches: number): LoadOptions => ingestBatches(c, apiKey, '999999999999', `${runId}-${prefix}`, { amount: batches })
   const r = await run(ingest('m', P.ingestBatches))
   checkClean('ingestion', [r])
   const raw = await load(c.bigDb, table(c.big, 'events'), null, event, 10_000_000, 10_000_000 + P.rawItems, 4)
@@ -379,7 +395,7 @@ async function phaseIngest (c: Ctx): Promise<void> {
     requests: [{
       method: 'POST',
       path: '/api/events/ingest',
-      headers: { 'content-type': 'application/json', 'x-api-key': account.api_key },
+      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
       setupRequest: (req) => {
         const n = delivery++
         const [envelope] = envelopes('999999999999', `${runId}-d`, n % 3 === 2 ? n - 2 : n, 1) as Array<Record<string, unknown>>
@@ -391,6 +407,53 @@ async function phaseIngest (c: Ctx): Promise<void> {
   rows.push({ figure: 'Ingest delivery p99 (one envelope per request, 8 in flight)', value: `${ms(single.p99)} (p50 ${ms(single.p50)}, ${fmt(single.rps)} deliveries/s)`, ratio: single.p99 / 5000, target: 'p99 < 1 s (EventBridge times out at 5 s)', pass: single.p99 < 1000 })
   details.push(`- single-envelope deliveries (8 connections, ${P.seconds * 2} s, two new alarms for each occurrence of an earlier one): ${describe(single)}`)
   log(`ingest delivery: p99 ${ms(single.p99)}, p50 ${ms(single.p50)}, ${fmt(single.rps)}/s`)
+}
+
+/**
+ * 10. Mixed load: each console read (the three lists and the dashboard of ENDPOINTS) on the
+ * *big* server, quiet, while new events arrive at the steady rate of docs/capacity.md (100/s:
+ * a batch of 100 each second), and while batches arrive as fast as the server takes them (its
+ * peak on this machine), in turn. The reads hit the keys the writes move: new events are open
+ * and of high severity, and every one moves the dashboard's counters.
+ */
+async function phaseMixed (c: Ctx): Promise<void> {
+  const apiKey = await benchAccount(c, '999999999997', 'Bench mixed load')
+  const runId = `x${Date.now().toString(36)}`
+  let round = 0
+  const summary: string[] = []
+  const p99 = (runs: LoadResult[]): string => ms(medianOf(runs, 'p99'))
+  for (const endpoint of Object.keys(ENDPOINTS) as Array<keyof typeof ENDPOINTS>) {
+    const read = getMany(c.big.url, [ENDPOINTS[endpoint]], c.bigToken, P.latencyConnections, P.seconds)
+    await run({ ...read, seconds: 1 })
+    const quiet: LoadResult[] = []
+    const busy = { steady: [] as LoadResult[], peak: [] as LoadResult[] }
+    const rates = { steady: [] as number[], peak: [] as number[] }
+    for (let i = 0; i < P.pairs; i++) {
+      quiet.push(await run(read))
+      for (const load of ['steady', 'peak'] as const) {
+        // The writes start first and outlast the reads: the reads see ingestion in full swing.
+        const writes = run(ingestBatches(c, apiKey, '999999999997', `${runId}-${round++}`, { seconds: P.seconds + 2 }, load === 'steady' ? MIXED_STEADY_BATCHES : undefined))
+        await sleep(1000)
+        busy[load].push(await run(read))
+        const w = await writes
+        checkClean(`mixed load: ${load} ingestion during ${endpoint}`, [w])
+        rates[load].push((w.ok * 100) / w.seconds)
+      }
+    }
+    checkClean(`mixed load: ${endpoint}`, [quiet, busy.steady, busy.peak].flat())
+    const q = medianOf(quiet, 'p99')
+    const b = medianOf(busy.peak, 'p99')
+    rows.push({
+      figure: `Mixed load: ${endpoint} p99 quiet → new events at 100/s → at peak`,
+      value: `${ms(q)} → ${p99(busy.steady)} → ${ms(b)} (peak ${fmt(median(rates.peak))} events/s; p50 ${ms(medianOf(quiet, 'p50'))} → ${ms(medianOf(busy.steady, 'p50'))} → ${ms(medianOf(busy.peak, 'p50'))})`,
+      ratio: b / q,
+      target: 'report',
+      pass: null
+    })
+    summary.push(`${endpoint}: quiet ${quiet.map(describe).join(' | ')}; at 100 events/s ${busy.steady.map(describe).join(' | ')} (ingested ${rates.steady.map(r => fmt(r)).join(', ')}/s); at peak ${busy.peak.map(describe).join(' | ')} (ingested ${rates.peak.map(r => fmt(r)).join(', ')}/s)`)
+    log(`mixed load, ${endpoint}: p99 ${ms(q)} quiet, ${p99(busy.steady)} at 100 events/s, ${ms(b)} at peak (${fmt(median(rates.peak))} events/s)`)
+  }
+  details.push(`- mixed load (*big* server, ${K(sizes.bigEvents)} events; each read ${P.latencyConnections} connections × ${P.seconds} s, ${P.pairs} rounds of quiet, steady and peak in turn; steady: one batch of 100 new high-severity alarms per second; peak: 4 connections post such batches as fast as answered; the writes run ${P.seconds + 2} s, the reads start 1 s in): ${summary.join('; ')}`)
 }
 
 /** 5. src/server.ts on the existing (big) database against a bare Fastify process. */
@@ -485,6 +548,7 @@ async function serverRun (work: string, childScript: string, servers: ServerChil
   if (want('overhead')) await phaseOverhead(c)
   if (want('login')) await phaseLogin(c)
   if (want('ingest')) await phaseIngest(c)
+  if (want('mixed')) await phaseMixed(c)
   details.push(`- data loading (BatchWriteItem, 25 per call, 4 in flight, counters added): ${loads.join('; ')}`)
   c.smallDb.destroy()
   c.bigDb.destroy()
@@ -744,6 +808,7 @@ async function renderDoc (meta: Meta, rows: Row[], details: string[], profiles: 
     '- Framework overhead: in the *small* server\'s process, `GET /api/tasks/{id}` (admin token) against `GET /tasks/{id}` of a bare Fastify instance and `GET /bench/plain/{id}` on our app (global hooks only), each doing one strongly consistent `GetItem` on the same table; ' + P.connections + ' connections, 50 task ids in turn.',
     '- Logins: 8 connections post correct credentials of ' + P.loginUsers + ' users in turn; `/api/health` is probed at 40 req/s meanwhile. The single-hash time is the median of 12 sequential `argon2.verify` at the configured parameters, measured in the bench process before the servers start.',
     '- Ingestion: 4 connections post ' + P.ingestBatches + ' batches of 100 new CloudWatch alarm envelopes (each creates an event) to the *big* server; the reference writes ' + P.rawItems + ' event items to the same table with `BatchWriteItem` (25 per call, 4 calls in flight) through the same stand-in, right after.',
+    '- Mixed load: each of the three reads above on the *big* server, ' + P.latencyConnections + ' connections, ' + P.seconds + ' s, in turn quiet, while one batch of 100 new high-severity alarms arrives each second (the steady 100 events/s of docs/capacity.md), and while 4 connections post such batches as fast as the server answers (its peak here); the reads start 1 s into the ingestion and end before it; ' + P.pairs + ' rounds, medians of the p99.',
     '- Memory: the *big* server\'s `process.memoryUsage()` after two forced GCs (`--expose-gc`), after the data load and after each of three ' + P.memSeconds + ' s runs of mixed reads.',
     '- Data-layer dialect: no server; in the bench process, the embedded stand-in on disk in its own worker thread and directory, the app\'s client (src/db/client.ts) and models (`getModels` of src/data.ts, tables by `initializeTables`), ' + P.dialectItems + ' generated tasks and as many events written through the models. Each operation runs ' + P.dialectConcurrency + ' calls in flight for ' + P.dialectSeconds + ' s per dialect, after a warm-up, in ' + P.dialectRounds + ' rounds whose dialect order alternates; both dialects are first checked to answer and write the same. CPU per call: `process.cpuUsage()` (all threads, the stand-in\'s included) and the main thread\'s own CPU (Linux per-thread counters, 10 ms ticks: the client side, where the dialects differ).',
     '- Start-up: `node dist/src/server.js` on the *big* data directory, from spawn to the first 200 of `/api/health` (polled every 5 ms), against `node dist/scripts/bench/bare-server.js`; median of ' + P.startups + '.',
