@@ -198,23 +198,28 @@ async function list (ctx: Context, f: AuditFilter & { limit: number, cursor?: st
   let position: { d: string, k?: Record<string, unknown> } = { d: newest }
   if (cursor) position = ctx.cursors.decode(cursor, scope) as typeof position
   if (typeof position.d !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(position.d)) position = { d: newest }
-  const days = await daysWithRecords(ctx, oldest, position.d, DAYS_PER_PAGE + 1, now)
+  const queryDay = (day: string, max: number, startKey?: Record<string, unknown>): Promise<{ items: RecordItem[], lastKey?: Record<string, unknown> | undefined }> => ctx.raw.queryPage<RecordItem>({
+    table: ctx.table,
+    index: 'day-id-index',
+    key: idRange(['day', day], filter),
+    filter: where.and(live, filter.outcome !== undefined && where.eq('outcome', filter.outcome)),
+    forward: false,
+    limit: max,
+    startKey
+  })
+  // The page's first day is read together with the day list: one round trip when it fills
+  // the page, as the newest page of a busy log does.
+  const [days, speculative] = await Promise.all([daysWithRecords(ctx, oldest, position.d, DAYS_PER_PAGE + 1, now), queryDay(position.d, limit, position.k)])
   const items: AuditRecord[] = []
   // The position inside a day only holds for that day (a day gone from the list starts afresh).
   let startKey = days[0] === position.d ? position.k : undefined
+  let ahead = days[0] === position.d ? speculative : undefined
   let queries = 0
   for (let i = 0; i < days.length && queries < DAYS_PER_PAGE; i++) {
     const day = days[i]!
     do {
-      const res = await ctx.raw.queryPage<RecordItem>({
-        table: ctx.table,
-        index: 'day-id-index',
-        key: idRange(['day', day], filter),
-        filter: where.and(live, filter.outcome !== undefined && where.eq('outcome', filter.outcome)),
-        forward: false,
-        limit: limit - items.length,
-        startKey
-      })
+      const res = ahead ?? await queryDay(day, limit - items.length, startKey)
+      ahead = undefined
       queries++
       items.push(...res.items.map(toRecord))
       startKey = res.lastKey

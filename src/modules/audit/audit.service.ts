@@ -156,27 +156,34 @@ export function createAuditService (repo: AuditRepository, opts: AuditServiceOpt
       let checked = 0
       let chains = 0
       for (const day of days.reverse()) {
-        for (let shard = 0; shard < shards; shard++) {
-          const chain = chainKey(day, shard)
-          // In batches, each continuing from the last record of the previous one: memory stays flat.
-          let last: { seq: number, hash: string } | null = null
-          let batch: AuditRecord[] = []
-          let seen = false
-          const check = (): BrokenLink | null => {
-            const res = verifyChain(chain, batch, last)
-            checked += res.checked
-            last = res.last
-            batch = []
-            return res.broken
-          }
-          for await (const r of repo.chainRecords(chain)) {
-            if (!seen) { seen = true; chains++ }
-            batch.push(r)
-            const broken = batch.length >= 500 ? check() : null
+        // The day's chains are read together (one round trip for their first pages), then
+        // checked in shard order; each holds at most a page in memory.
+        const streams = Array.from({ length: shards }, (_, shard) => repo.chainRecords(chainKey(day, shard)))
+        const firsts = await Promise.all(streams.map(stream => stream.next()))
+        try {
+          for (let shard = 0; shard < shards; shard++) {
+            const chain = chainKey(day, shard)
+            // In batches, each continuing from the last record of the previous one: memory stays flat.
+            let last: { seq: number, hash: string } | null = null
+            let batch: AuditRecord[] = []
+            const check = (): BrokenLink | null => {
+              const res = verifyChain(chain, batch, last)
+              checked += res.checked
+              last = res.last
+              batch = []
+              return res.broken
+            }
+            if (!firsts[shard]!.done) chains++
+            for (let r = firsts[shard]!; !r.done; r = await streams[shard]!.next()) {
+              batch.push(r.value)
+              const broken = batch.length >= 500 ? check() : null
+              if (broken) return { ok: false, from, to, chains, checked, first_broken: broken }
+            }
+            const broken = batch.length ? check() : null
             if (broken) return { ok: false, from, to, chains, checked, first_broken: broken }
           }
-          const broken = batch.length ? check() : null
-          if (broken) return { ok: false, from, to, chains, checked, first_broken: broken }
+        } finally {
+          await Promise.all(streams.map(stream => stream.return(undefined)))
         }
       }
       return { ok: true, from, to, chains, checked, first_broken: null }
