@@ -1,5 +1,5 @@
 /** The app as a whole: health, docs, errors, policies at boot, logging, persistence, first start. */
-import { mkdtemp, rm, readFile, stat } from 'node:fs/promises'
+import { mkdtemp, rm, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
@@ -13,6 +13,8 @@ import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 import { checkResponse } from './contract.js'
 import { compile, where } from '../src/db/expressions.js'
 import { isConditionFailed } from '../src/db/errors.js'
+import { specPath } from '../src/spec-path.js'
+import { loadSpecDocument, specCacheDirs } from '../src/spec-document.js'
 
 t.test('health reports database readiness', async t => {
   const api = await build(t)
@@ -44,8 +46,42 @@ t.test('docs serve the spec itself', async t => {
   t.same(served.paths['/api/auth/login'].post.operationId, 'login')
   t.equal(Object.keys(served.paths).length, Object.keys(spec.paths).length, 'every path of the YAML file')
   t.equal(served.info.title, spec.info.title)
+  const { parse } = await import('yaml')
+  t.same(served, parse(await readFile(specPath, 'utf8')), 'exactly the YAML file, parsed')
   const ui = await api.app.inject({ method: 'GET', url: '/docs' })
   t.ok([200, 302].includes(ui.statusCode), 'the UI answers')
+})
+
+t.test('the parsed spec is cached by the content of the YAML file, and the cache never fails a start', async t => {
+  const { parse } = await import('yaml')
+  const dir = await mkdtemp(path.join(tmpdir(), 'spec-cache-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'spec.yaml')
+  const cacheDir = path.join(dir, 'cache')
+  const cacheFile = path.join(cacheDir, 'api-specification.cache.json')
+  await writeFile(file, await readFile(specPath, 'utf8'))
+  const parsed = parse(await readFile(file, 'utf8'))
+
+  t.same(await loadSpecDocument(file, [cacheDir]), parsed, 'a miss parses the YAML')
+  const entry = JSON.parse(await readFile(cacheFile, 'utf8'))
+  t.same(entry.document, parsed, 'and stores the parse')
+  // A hit reads the cache: marked, the marked document comes back.
+  await writeFile(cacheFile, JSON.stringify({ ...entry, document: { ...entry.document, marked: true } }))
+  t.equal((await loadSpecDocument(file, [cacheDir])).marked, true, 'same content: the cache is read')
+  t.same(await loadSpecDocument(file, [path.join(dir, 'elsewhere'), cacheDir]), { ...parsed, marked: true }, 'the first directory that has it')
+
+  await writeFile(file, 'openapi: 3.1.0\ninfo: { title: Edited, version: "1" }\npaths: {}\n')
+  t.same(await loadSpecDocument(file, [cacheDir]), { openapi: '3.1.0', info: { title: 'Edited', version: '1' }, paths: {} }, 'an edited file is parsed again')
+  t.equal(JSON.parse(await readFile(cacheFile, 'utf8')).document.info.title, 'Edited', 'and replaces the cache')
+
+  await writeFile(cacheFile, '{ not json')
+  t.equal(((await loadSpecDocument(file, [cacheDir])).info as { title: string }).title, 'Edited', 'a corrupt cache: parsed')
+  const notADir = path.join(dir, 'spec.yaml', 'cache')
+  t.equal(((await loadSpecDocument(file, [notADir])).info as { title: string }).title, 'Edited', 'an unwritable cache directory: parsed, no failure')
+  await writeFile(file, 'openapi: 3.1.0\ninfo: { title: Dated, version: "1" }\npaths: {}\nx-when: !!timestamp 2026-01-01\n')
+  t.ok((await loadSpecDocument(file, [cacheDir]))['x-when'] instanceof Date, 'a parse JSON cannot carry…')
+  t.equal(JSON.parse(await readFile(cacheFile, 'utf8')).document.info.title, 'Edited', '…is not cached')
+  t.ok(specCacheDirs(specPath).at(-1)!.startsWith(tmpdir()), 'the OS temp directory is the last resort')
 })
 
 t.test('unknown routes, wrong methods and bad requests are problems', async t => {
