@@ -139,6 +139,53 @@ t.test('boot fails when a route declares no access policy', async t => {
   await t.rejects(async () => { await app.ready() }, /without an access policy.*GET \/api\/sneaky/)
 })
 
+t.test('route schemas compile at first use, or all at boot with EAGER_SCHEMAS (the check that every one compiles)', async t => {
+  // The safety net of lazy compilation: with EAGER_SCHEMAS every route's validators and
+  // serializers are built at boot, so a schema that cannot compile fails here, not in production.
+  const eager = await build(t, { EAGER_SCHEMAS: 'true' })
+  const lazy = await build(t)
+  const same = (a: { statusCode: number, body: string, headers: Record<string, unknown> }, b: typeof a, what: string) => {
+    const strip = (body: string) => body.replace(/"(request_id|instance|id)":"[^"]*"/g, '"$1":"…"').replace(/"(timestamp|checked_at)":"[^"]*"/g, '"$1":"…"').replace(/"(latency_ms|uptime_seconds)":[0-9.]+/g, '"$1":0')
+    t.equal(a.statusCode, b.statusCode, `${what}: same status`)
+    t.equal(strip(a.body), strip(b.body), `${what}: same body`)
+  }
+  const requests: Array<{ method: 'GET' | 'POST', url: string, payload?: unknown, auth?: boolean }> = [
+    { method: 'POST', url: '/api/auth/login', payload: { email: 'not-an-email', extra: 1 } },
+    { method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL } },
+    { method: 'GET', url: '/api/events?limit=abc&severity=nope', auth: true },
+    { method: 'GET', url: '/api/events?limit=2', auth: true },
+    { method: 'GET', url: '/api/users/me', auth: true },
+    { method: 'GET', url: '/api/health' }
+  ]
+  const tokens = [await eager.adminToken(), await lazy.adminToken()]
+  for (const r of requests) {
+    const [a, b] = await Promise.all([eager, lazy].map((api, i) => api.request({ method: r.method, url: r.url, ...(r.payload ? { payload: r.payload } : {}), ...(r.auth ? { headers: api.auth(tokens[i]!) } : {}) })))
+    same(a!, b!, `${r.method} ${r.url}`)
+  }
+  const failed = await lazy.request({ method: 'POST', url: '/api/auth/login', payload: { email: 'x' } })
+  t.equal(failed.statusCode, 400, 'a lazy validator reports its errors (Fastify reads .errors after the call)')
+  t.match(failed.body, /email/)
+
+  // A schema that cannot compile: eager stops the boot; lazy fails that route's first request only.
+  const { endpoint } = await database()
+  for (const eagerSchemas of [true, false]) {
+    const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', TABLE_PREFIX: `bad-schema-${eagerSchemas}-`, EAGER_SCHEMAS: String(eagerSchemas) }), { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: false })
+    t.teardown(() => app.close())
+    app.post('/api/bad', { config: { policy: { kind: 'public' } }, schema: { body: { type: 'no-such-type' } } }, async () => ({ ok: true }))
+    app.get('/api/bad-reply', { config: { policy: { kind: 'public' } }, schema: { response: { 200: { type: 'no-such-type' } } } }, async () => ({ ok: true }))
+    if (eagerSchemas) {
+      await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_SCH_VALIDATION_BUILD' }, 'EAGER_SCHEMAS: the boot fails')
+    } else {
+      await app.ready()
+      for (const [method, url] of [['POST', '/api/bad'], ['GET', '/api/bad-reply']] as const) {
+        const res = await app.inject({ method, url, payload: method === 'POST' ? {} : undefined })
+        t.equal(res.statusCode, 500, `lazy: ${method} ${url} fails at its first request`)
+        t.equal(res.json().code, 'internal_error', 'as the server error it is, not a client error')
+      }
+    }
+  }
+})
+
 t.test('logs carry request and user ids but never secrets', async t => {
   const { endpoint } = await database()
   const lines: string[] = []
