@@ -381,7 +381,7 @@ async function seed (app: App, config: Config): Promise<string> {
     }
   }
   // The demo admin registers the AWS accounts (admin only). Its random password is never shown.
-  const adminPassword = generateTemporaryPassword()
+  const adminPassword = await generateTemporaryPassword()
   await service.create({ ...DEMO_ADMIN, password: adminPassword })
 
   const login = async (email: string, password = DEMO_PASSWORD): Promise<string> =>

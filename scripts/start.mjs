@@ -4,7 +4,8 @@
  * compiler at all: the newest modification time of the compiler's inputs is compared with the
  * stamp the last successful build left (a deleted or renamed file changes its directory's
  * time, so it counts too). A changed checkout recompiles incrementally (tsc's build info in
- * dist/), which rebuilds only the files the change affects. Plain JavaScript on purpose: it
+ * dist/), which rebuilds only the files the change affects, then bundles the packages whose
+ * many modules slowed every start (scripts/bundle-vendor.mjs). Plain JavaScript on purpose: it
  * runs before anything is compiled, and a TypeScript loader would cost the start-up it saves.
  *
  * `node scripts/start.mjs --build-only`: the same build step, without starting (npm run bench).
@@ -14,6 +15,7 @@ import { readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { bundleVendor } from './bundle-vendor.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 /** What tsconfig.build.json compiles, and what changes its result. */
@@ -49,11 +51,19 @@ if (sources > stampTime()) {
   console.error(stampTime() < 0 ? 'npm start: first build (tsc), about 10 s…' : 'npm start: sources changed, compiling what they affect (tsc --incremental)…')
   const built = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' })
   if (built.status !== 0) process.exit(built.status ?? 1)
+  // Not fatal: without it the compiled code imports the packages themselves (a slower start);
+  // no stamp, so the next start tries again.
+  const vendored = await bundleVendor(root).then(() => true, (err) => {
+    console.error(`npm start: bundling dist/vendor/ failed, starting without it: ${err.message}`)
+    return false
+  })
   // The stamp carries the time of the newest input the build saw: a file saved during the
   // build is newer, so the next start compiles again.
-  writeFileSync(STAMP, `built in ${Date.now() - started} ms\n`)
-  const at = new Date(Math.ceil(sources))
-  utimesSync(STAMP, at, at)
+  if (vendored) {
+    writeFileSync(STAMP, `built in ${Date.now() - started} ms\n`)
+    const at = new Date(Math.ceil(sources))
+    utimesSync(STAMP, at, at)
+  }
 }
 
 if (process.argv.includes('--build-only')) process.exit(0)

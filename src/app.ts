@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { newId } from './lib/ids.js'
 import type { Config } from './config.js'
 import errorsPlugin, { sendProblem } from './plugins/errors.js'
-import { createValidatorCompiler } from './plugins/validation.js'
+import { createSerializerFactory, createValidatorCompiler } from './plugins/validation.js'
 import dynamoPlugin from './plugins/dynamo.js'
 import { createRepositories, getModels } from './data.js'
 import passwordsPlugin from './plugins/passwords.js'
@@ -126,10 +126,13 @@ export async function buildApp (config: Config, opts: AppOptions): Promise<App> 
     frameworkErrors: (err, request, reply) => {
       commonHeaders(request, reply, true)
       return sendProblem(request, reply, err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'not_found' : 'validation_failed', err.message)
-    }
+    },
+    // Response serializers and request validators are built at each route's first use, not at
+    // boot (EAGER_SCHEMAS: at boot, as Fastify does by default): src/plugins/validation.ts.
+    schemaController: { compilersFactory: { buildSerializer: createSerializerFactory({ eager: config.eagerSchemas }) } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.setValidatorCompiler(createValidatorCompiler())
+  app.setValidatorCompiler(createValidatorCompiler({ eager: config.eagerSchemas }))
 
   app.addHook('onSend', async (request, reply) => { commonHeaders(request, reply) })
 

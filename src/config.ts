@@ -53,7 +53,10 @@ export const EnvSchema = Type.Object({
   NOTIFICATION_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
   NOTIFICATION_GROUP_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 2000 }),
   // Days an audit record is kept (TTL on real DynamoDB; reads hide older ones everywhere).
-  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 400 })
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 400 }),
+  // Compile every route's request validators and response serializers at boot (a bad schema
+  // stops the start) instead of at each route's first use: the tests' check.
+  EAGER_SCHEMAS: Type.Boolean({ default: false })
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -129,6 +132,8 @@ export interface Config {
   }
   /** The audit trail (docs/audit.md): how long records are kept. */
   audit: { retentionDays: number }
+  /** Route schemas compiled at boot (true) or at each route's first use (false, the default: faster start). */
+  eagerSchemas: boolean
 }
 
 export class ConfigError extends Error {
@@ -191,7 +196,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       retry: { baseMs: e.NOTIFICATION_RETRY_BASE_MS, maxAttempts: e.NOTIFICATION_MAX_ATTEMPTS },
       groupWindowMs: e.NOTIFICATION_GROUP_WINDOW_MS
     },
-    audit: { retentionDays: e.AUDIT_RETENTION_DAYS }
+    audit: { retentionDays: e.AUDIT_RETENTION_DAYS },
+    eagerSchemas: e.EAGER_SCHEMAS
   }
 }
 

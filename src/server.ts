@@ -1,16 +1,19 @@
 import './env.js'
 import path from 'node:path'
-import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
-import { startEmbeddedDynamo, type EmbeddedDynamo } from './embedded-dynamodb.js'
-import { resolveJwtSecret } from './secrets.js'
-import { ensureFirstAdmin } from './modules/users/first-admin.js'
+import { startEmbeddedDynamo } from './embedded-dynamodb.js'
 
 /** Process entry: config, embedded database if needed, first admin, listen, graceful close. */
 async function main (): Promise<void> {
   const config = loadConfig()
-  let embedded: EmbeddedDynamo | undefined
-  if (!config.dynamodbEndpoint) embedded = await startEmbeddedDynamo({ path: path.join(config.dataDir, 'dynamodb') })
+  // The embedded database starts in its own thread while this one loads the app's modules
+  // (most of the start-up): the two overlap instead of following each other.
+  const starting = config.dynamodbEndpoint ? undefined : startEmbeddedDynamo({ path: path.join(config.dataDir, 'dynamodb') })
+  starting?.catch(() => {}) // awaited below; not an unhandled rejection meanwhile
+  const [{ buildApp }, { resolveJwtSecret }, { ensureFirstAdmin }] = await Promise.all([
+    import('./app.js'), import('./secrets.js'), import('./modules/users/first-admin.js')
+  ])
+  const embedded = await starting
   const app = await buildApp(config, {
     jwtSecret: await resolveJwtSecret(config),
     dynamodbEndpoint: config.dynamodbEndpoint ?? embedded!.endpoint

@@ -1,5 +1,5 @@
 /** The app as a whole: health, docs, errors, policies at boot, logging, persistence, first start. */
-import { mkdtemp, rm, readFile, stat } from 'node:fs/promises'
+import { mkdtemp, rm, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Writable } from 'node:stream'
@@ -13,6 +13,8 @@ import { build, assertProblem, database, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET
 import { checkResponse } from './contract.js'
 import { compile, where } from '../src/db/expressions.js'
 import { isConditionFailed } from '../src/db/errors.js'
+import { specPath } from '../src/spec-path.js'
+import { loadSpecDocument, specCacheDirs } from '../src/spec-document.js'
 
 t.test('health reports database readiness', async t => {
   const api = await build(t)
@@ -44,8 +46,42 @@ t.test('docs serve the spec itself', async t => {
   t.same(served.paths['/api/auth/login'].post.operationId, 'login')
   t.equal(Object.keys(served.paths).length, Object.keys(spec.paths).length, 'every path of the YAML file')
   t.equal(served.info.title, spec.info.title)
+  const { parse } = await import('yaml')
+  t.same(served, parse(await readFile(specPath, 'utf8')), 'exactly the YAML file, parsed')
   const ui = await api.app.inject({ method: 'GET', url: '/docs' })
   t.ok([200, 302].includes(ui.statusCode), 'the UI answers')
+})
+
+t.test('the parsed spec is cached by the content of the YAML file, and the cache never fails a start', async t => {
+  const { parse } = await import('yaml')
+  const dir = await mkdtemp(path.join(tmpdir(), 'spec-cache-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'spec.yaml')
+  const cacheDir = path.join(dir, 'cache')
+  const cacheFile = path.join(cacheDir, 'api-specification.cache.json')
+  await writeFile(file, await readFile(specPath, 'utf8'))
+  const parsed = parse(await readFile(file, 'utf8'))
+
+  t.same(await loadSpecDocument(file, [cacheDir]), parsed, 'a miss parses the YAML')
+  const entry = JSON.parse(await readFile(cacheFile, 'utf8'))
+  t.same(entry.document, parsed, 'and stores the parse')
+  // A hit reads the cache: marked, the marked document comes back.
+  await writeFile(cacheFile, JSON.stringify({ ...entry, document: { ...entry.document, marked: true } }))
+  t.equal((await loadSpecDocument(file, [cacheDir])).marked, true, 'same content: the cache is read')
+  t.same(await loadSpecDocument(file, [path.join(dir, 'elsewhere'), cacheDir]), { ...parsed, marked: true }, 'the first directory that has it')
+
+  await writeFile(file, 'openapi: 3.1.0\ninfo: { title: Edited, version: "1" }\npaths: {}\n')
+  t.same(await loadSpecDocument(file, [cacheDir]), { openapi: '3.1.0', info: { title: 'Edited', version: '1' }, paths: {} }, 'an edited file is parsed again')
+  t.equal(JSON.parse(await readFile(cacheFile, 'utf8')).document.info.title, 'Edited', 'and replaces the cache')
+
+  await writeFile(cacheFile, '{ not json')
+  t.equal(((await loadSpecDocument(file, [cacheDir])).info as { title: string }).title, 'Edited', 'a corrupt cache: parsed')
+  const notADir = path.join(dir, 'spec.yaml', 'cache')
+  t.equal(((await loadSpecDocument(file, [notADir])).info as { title: string }).title, 'Edited', 'an unwritable cache directory: parsed, no failure')
+  await writeFile(file, 'openapi: 3.1.0\ninfo: { title: Dated, version: "1" }\npaths: {}\nx-when: !!timestamp 2026-01-01\n')
+  t.ok((await loadSpecDocument(file, [cacheDir]))['x-when'] instanceof Date, 'a parse JSON cannot carry…')
+  t.equal(JSON.parse(await readFile(cacheFile, 'utf8')).document.info.title, 'Edited', '…is not cached')
+  t.ok(specCacheDirs(specPath).at(-1)!.startsWith(tmpdir()), 'the OS temp directory is the last resort')
 })
 
 t.test('unknown routes, wrong methods and bad requests are problems', async t => {
@@ -101,6 +137,53 @@ t.test('boot fails when a route declares no access policy', async t => {
   t.teardown(() => app.close())
   app.get('/api/sneaky', async () => ({ ok: true }))
   await t.rejects(async () => { await app.ready() }, /without an access policy.*GET \/api\/sneaky/)
+})
+
+t.test('route schemas compile at first use, or all at boot with EAGER_SCHEMAS (the check that every one compiles)', async t => {
+  // The safety net of lazy compilation: with EAGER_SCHEMAS every route's validators and
+  // serializers are built at boot, so a schema that cannot compile fails here, not in production.
+  const eager = await build(t, { EAGER_SCHEMAS: 'true' })
+  const lazy = await build(t)
+  const same = (a: { statusCode: number, body: string, headers: Record<string, unknown> }, b: typeof a, what: string) => {
+    const strip = (body: string) => body.replace(/"(request_id|instance|id)":"[^"]*"/g, '"$1":"…"').replace(/"(timestamp|checked_at)":"[^"]*"/g, '"$1":"…"').replace(/"(latency_ms|uptime_seconds)":[0-9.]+/g, '"$1":0')
+    t.equal(a.statusCode, b.statusCode, `${what}: same status`)
+    t.equal(strip(a.body), strip(b.body), `${what}: same body`)
+  }
+  const requests: Array<{ method: 'GET' | 'POST', url: string, payload?: unknown, auth?: boolean }> = [
+    { method: 'POST', url: '/api/auth/login', payload: { email: 'not-an-email', extra: 1 } },
+    { method: 'POST', url: '/api/auth/login', payload: { email: ADMIN_EMAIL } },
+    { method: 'GET', url: '/api/events?limit=abc&severity=nope', auth: true },
+    { method: 'GET', url: '/api/events?limit=2', auth: true },
+    { method: 'GET', url: '/api/users/me', auth: true },
+    { method: 'GET', url: '/api/health' }
+  ]
+  const tokens = [await eager.adminToken(), await lazy.adminToken()]
+  for (const r of requests) {
+    const [a, b] = await Promise.all([eager, lazy].map((api, i) => api.request({ method: r.method, url: r.url, ...(r.payload ? { payload: r.payload } : {}), ...(r.auth ? { headers: api.auth(tokens[i]!) } : {}) })))
+    same(a!, b!, `${r.method} ${r.url}`)
+  }
+  const failed = await lazy.request({ method: 'POST', url: '/api/auth/login', payload: { email: 'x' } })
+  t.equal(failed.statusCode, 400, 'a lazy validator reports its errors (Fastify reads .errors after the call)')
+  t.match(failed.body, /email/)
+
+  // A schema that cannot compile: eager stops the boot; lazy fails that route's first request only.
+  const { endpoint } = await database()
+  for (const eagerSchemas of [true, false]) {
+    const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', TABLE_PREFIX: `bad-schema-${eagerSchemas}-`, EAGER_SCHEMAS: String(eagerSchemas) }), { jwtSecret: JWT_SECRET, dynamodbEndpoint: endpoint, logger: false })
+    t.teardown(() => app.close())
+    app.post('/api/bad', { config: { policy: { kind: 'public' } }, schema: { body: { type: 'no-such-type' } } }, async () => ({ ok: true }))
+    app.get('/api/bad-reply', { config: { policy: { kind: 'public' } }, schema: { response: { 200: { type: 'no-such-type' } } } }, async () => ({ ok: true }))
+    if (eagerSchemas) {
+      await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_SCH_VALIDATION_BUILD' }, 'EAGER_SCHEMAS: the boot fails')
+    } else {
+      await app.ready()
+      for (const [method, url] of [['POST', '/api/bad'], ['GET', '/api/bad-reply']] as const) {
+        const res = await app.inject({ method, url, payload: method === 'POST' ? {} : undefined })
+        t.equal(res.statusCode, 500, `lazy: ${method} ${url} fails at its first request`)
+        t.equal(res.json().code, 'internal_error', 'as the server error it is, not a client error')
+      }
+    }
+  }
 })
 
 t.test('logs carry request and user ids but never secrets', async t => {

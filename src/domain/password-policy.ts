@@ -1,4 +1,3 @@
-import { dictionary } from '@zxcvbn-ts/language-common'
 import { DomainError } from './errors.js'
 
 /**
@@ -58,12 +57,26 @@ const policyForm = (text: string): string => visible(text).replace(CONFUSABLE, c
 /** Whether two passwords are the same to a reader (e.g. a "new" password that is the old one). */
 export const samePassword = (a: string, b: string): boolean => visible(a) === visible(b)
 
-const COMMON = new Set(dictionary['passwords-common'].map(policyForm))
+let common: Promise<Set<string>> | undefined
+
+/**
+ * The common passwords (zxcvbn's list, in the policy's form), loaded at the first check: the
+ * list's module, its decompression and this set are ~150 ms that a start does not need.
+ */
+function commonPasswords (): Promise<Set<string>> {
+  common ??= import('@zxcvbn-ts/language-common').then(
+    ({ dictionary }) => new Set(dictionary['passwords-common'].map(policyForm)),
+    (err: unknown) => {
+      common = undefined
+      throw err
+    })
+  return common
+}
 
 const MALFORMED = 'must be valid Unicode (it contains an unpaired surrogate)'
 
 /** Why a password is refused, or null when it is acceptable. */
-export function passwordWeakness (password: string, context: { email?: string, name?: string } = {}): string | null {
+export async function passwordWeakness (password: string, context: { email?: string, name?: string } = {}): Promise<string | null> {
   if (UNPAIRED_SURROGATE.test(password)) return MALFORMED
   const length = [...visible(password)].length
   if (length < PASSWORD_MIN_LENGTH) return `must be at least ${PASSWORD_MIN_LENGTH} characters`
@@ -72,6 +85,7 @@ export function passwordWeakness (password: string, context: { email?: string, n
   if (new Set(lower).size < 4) return 'is too repetitive'
   // A common password, the same repeated, or with digits and symbols appended, is still common.
   const stem = lower.replace(/[\d\W_]+$/u, '')
+  const COMMON = await commonPasswords()
   if (COMMON.has(lower) || (stem.length >= 4 && COMMON.has(stem))) return 'is too common'
   for (let size = 1; size <= lower.length / 2; size++) {
     if (lower.length % size === 0 && lower.slice(0, size).repeat(lower.length / size) === lower) {
@@ -89,8 +103,8 @@ export function passwordWeakness (password: string, context: { email?: string, n
 const policyError = (weakness: string, field?: string): DomainError =>
   new DomainError('password_policy', `The password ${weakness}.`, field ? { errors: [{ path: `/${field}`, message: `password ${weakness}` }] } : {})
 
-export function assertPasswordAcceptable (password: string, field: string, context: { email?: string, name?: string } = {}): void {
-  const weakness = passwordWeakness(password, context)
+export async function assertPasswordAcceptable (password: string, field: string, context: { email?: string, name?: string } = {}): Promise<void> {
+  const weakness = await passwordWeakness(password, context)
   if (weakness) throw policyError(weakness, field)
 }
 

@@ -215,7 +215,7 @@ export function createAuthService (repos: { auth: AuthRepository, users: AuthUse
         throw new DomainError('password_policy', 'The new password must differ from the current one.', { errors: [{ path: '/body/new_password', message: 'must differ from the current password' }] })
       }
       await repos.auth.clearFailures(user.email, now)
-      assertPasswordAcceptable(next, 'body/new_password', { email: user.email, name: user.name })
+      await assertPasswordAcceptable(next, 'body/new_password', { email: user.email, name: user.name })
       await repos.users.update(user.id, { password_hash: await passwords.hash(next), must_change_password: false, bumpSession: true }, {
         expect: { session_version: user.session_version, password_hash: user.password_hash }
       })

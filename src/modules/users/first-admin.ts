@@ -74,8 +74,8 @@ export async function ensureFirstAdmin (
 
   async function restore (user: User): Promise<FirstAdminResult> {
     if (isActiveAdmin(user)) return none(await repo.repairAdminSet())
-    if (admin.password) assertPasswordAcceptable(admin.password, 'ADMIN_PASSWORD', { email: user.email, name: user.name })
-    const generated = admin.password ? undefined : generateTemporaryPassword()
+    if (admin.password) await assertPasswordAcceptable(admin.password, 'ADMIN_PASSWORD', { email: user.email, name: user.name })
+    const generated = admin.password ? undefined : await generateTemporaryPassword()
     const written = await repo.tryUpdateAccess(user, {
       role: 'admin',
       is_active: true,

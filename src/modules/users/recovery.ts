@@ -44,7 +44,7 @@ export interface ResetResult {
  */
 export async function resetPasswordByEmail (deps: RecoveryDeps, email: string): Promise<ResetResult | null> {
   const ttlHours = deps.temporaryPasswordTtlHours ?? DEFAULT_TEMPORARY_PASSWORD_TTL_HOURS
-  const temporaryPassword = generateTemporaryPassword()
+  const temporaryPassword = await generateTemporaryPassword()
   const hash = await deps.passwords.hash(temporaryPassword)
   let user: User | null = null
   for (let attempt = 1; !user; attempt++) {

@@ -23,10 +23,10 @@ export interface UsersServiceOptions {
 const DEACTIVATE_ATTEMPTS = 20
 
 /** A random password that satisfies the policy, shown to the admin once. */
-export function generateTemporaryPassword (): string {
+export async function generateTemporaryPassword (): Promise<string> {
   for (;;) {
     const candidate = randomBytes(18).toString('base64url')
-    if (!passwordWeakness(candidate)) return candidate
+    if (!(await passwordWeakness(candidate))) return candidate
   }
 }
 
@@ -60,8 +60,8 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
     const name = input.name.trim()
     if (!name) throw new DomainError('validation_failed', 'The name must not be blank.', { errors: [{ path: '/body/name', message: 'must not be blank' }] })
     let password = input.password
-    if (password !== undefined) assertPasswordAcceptable(password, 'body/password', { email, name })
-    const temporaryPassword = password === undefined ? generateTemporaryPassword() : undefined
+    if (password !== undefined) await assertPasswordAcceptable(password, 'body/password', { email, name })
+    const temporaryPassword = password === undefined ? await generateTemporaryPassword() : undefined
     password ??= temporaryPassword as string
     const at = now()
     const created = new Date(at).toISOString()
@@ -137,7 +137,7 @@ export function createUsersService (repo: UsersRepository, passwords: PasswordHa
 
     async resetPassword (id: string): Promise<string> {
       const before = await load(id)
-      const temporaryPassword = generateTemporaryPassword()
+      const temporaryPassword = await generateTemporaryPassword()
       await repo.update(before.id, {
         password_hash: await passwords.hash(temporaryPassword),
         must_change_password: true,
