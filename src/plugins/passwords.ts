@@ -43,7 +43,9 @@ export interface PasswordOptions { memoryCost: number, timeCost: number, paralle
  */
 export default fp<PasswordOptions>(async (app, opts) => {
   const params = { type: argon2.argon2id, memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism }
-  const dummy = await argon2.hash('dummy password for unknown accounts', params)
+  // Made while the rest of the app starts (a hash is ~25 ms on the pool), awaited by the checks.
+  const dummy = argon2.hash('dummy password for unknown accounts', params)
+  dummy.catch(() => {}) // a failure surfaces in the check that awaits it
   // One hash per core, and never the whole libuv pool (the stand-in's LevelDB, DNS and file
   // reads use it too).
   const slots = Math.max(1, Math.min(availableParallelism(), (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1))
@@ -56,7 +58,7 @@ export default fp<PasswordOptions>(async (app, opts) => {
     const normal = normalizePassword(password)
     // The gate's 429 (queue full) goes to the caller.
     return gate.run(async () => {
-      const against = hash ?? dummy
+      const against = hash ?? await dummy
       const ok = await matches(against, normal)
       // Hashes made before passwords were normalised are of the password as typed. That form
       // is checked whenever it differs, even after a match, so that the work done depends on
