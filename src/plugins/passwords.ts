@@ -38,17 +38,20 @@ export interface PasswordOptions { memoryCost: number, timeCost: number, paralle
 
 /**
  * argon2id with explicit parameters (OWASP: m=19 MiB, t=2, p=1 by default). Hashing runs on
- * libuv's thread pool, so logins do not block the event loop; at most one hash per core runs
- * at a time (src/lib/gate.ts), so a login flood cannot crowd out the rest of the API.
+ * libuv's thread pool, so logins do not block the event loop; at most one hash per core but one
+ * runs at a time (src/lib/gate.ts, at least one), so a login flood cannot crowd out the rest of
+ * the API: a core stays for the event loop and the database client.
  */
 export default fp<PasswordOptions>(async (app, opts) => {
   const params = { type: argon2.argon2id, memoryCost: opts.memoryCost, timeCost: opts.timeCost, parallelism: opts.parallelism }
   // Made while the rest of the app starts (a hash is ~25 ms on the pool), awaited by the checks.
   const dummy = argon2.hash('dummy password for unknown accounts', params)
   dummy.catch(() => {}) // a failure surfaces in the check that awaits it
-  // One hash per core, and never the whole libuv pool (the stand-in's LevelDB, DNS and file
-  // reads use it too).
-  const slots = Math.max(1, Math.min(availableParallelism(), (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1))
+  // One hash per core but one, and never the whole libuv pool (the stand-in's LevelDB, DNS and
+  // file reads use it too). On 2 cores (bench, two alternating pairs): health p99 in a login
+  // flood 28.6 and 37.9 ms with one slot, 87.1 and 73.9 ms with two; logins 30.4 and 26.8/s
+  // against 32.0 and 32.9/s (scripts/bench/notes.md, section 3).
+  const slots = Math.max(1, Math.min(availableParallelism() - 1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1))
   const gate = createGate(slots, 256 * slots)
   // A malformed stored hash is a failed check.
   const matches = (hash: string, password: string): Promise<boolean> => argon2.verify(hash, password).catch(() => false)
