@@ -358,15 +358,15 @@ function ingestBatches (c: Ctx, apiKey: string, account: string, runId: string, 
   }
 }
 
-/** A monitored account of the *big* server to ingest for (its ingestion key). */
-async function benchAccount (c: Ctx, accountId: string, name: string): Promise<string> {
-  const account = await expectOk<{ api_key: string }>('create AWS account', api(c.big.url, 'POST', '/api/config/aws-accounts', { account_id: accountId, name, role_arn: `arn:aws:iam::${accountId}:role/bench` }, bearer(c.bigToken)))
+/** A monitored account of the server at `base` to ingest for (its ingestion key). */
+async function benchAccount (base: string, token: string, accountId: string, name: string): Promise<string> {
+  const account = await expectOk<{ api_key: string }>('create AWS account', api(base, 'POST', '/api/config/aws-accounts', { account_id: accountId, name, role_arn: `arn:aws:iam::${accountId}:role/bench` }, bearer(token)))
   return account.api_key
 }
 
 /** 4. Batches of 100 envelopes against raw BatchWriteItem on the same stand-in. */
 async function phaseIngest (c: Ctx): Promise<void> {
-  const apiKey = await benchAccount(c, '999999999999', 'Bench ingestion')
+  const apiKey = await benchAccount(c.big.url, c.bigToken, '999999999999', 'Bench ingestion')
   const runId = `b${Date.now().toString(36)}`
   const sample = await expectOk<{ accepted: number }>('ingest', api(c.big.url, 'POST', '/api/events/ingest', { events: envelopes('999999999999', `${runId}-check`, 0, 100) }, { 'x-api-key': apiKey }))
   if (sample.accepted !== 100) throw new Error(`ingestion accepted ${sample.accepted} of 100`)
@@ -417,7 +417,7 @@ async function phaseIngest (c: Ctx): Promise<void> {
  * and of high severity, and every one moves the dashboard's counters.
  */
 async function phaseMixed (c: Ctx): Promise<void> {
-  const apiKey = await benchAccount(c, '999999999997', 'Bench mixed load')
+  const apiKey = await benchAccount(c.big.url, c.bigToken, '999999999997', 'Bench mixed load')
   const runId = `x${Date.now().toString(36)}`
   let round = 0
   const summary: string[] = []
@@ -608,9 +608,9 @@ async function phaseRoundTrips (work: string, childScript: string, servers: Serv
     })
   }
   // The hot paths, one request at a time (the caller stays cached between them).
-  const account = await expectOk<{ api_key: string }>('create AWS account', api(s.url, 'POST', '/api/config/aws-accounts', { account_id: '999999999998', name: 'Bench round trips', role_arn: 'arn:aws:iam::999999999998:role/bench' }, auth))
+  const apiKey = await benchAccount(s.url, token, '999999999998', 'Bench round trips')
   const subject = await expectOk<{ id: string }>('create task', api(s.url, 'POST', '/api/tasks', { title: 'Round-trip task', priority: 'medium' }, auth))
-  const seeded = await expectOk<{ results: Array<{ event_id: string }> }>('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', 'rt-seed', 0, 1)[0], { 'x-api-key': account.api_key }))
+  const seeded = await expectOk<{ results: Array<{ event_id: string }> }>('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', 'rt-seed', 0, 1)[0], { 'x-api-key': apiKey }))
   const eventId = seeded.results[0]!.event_id
   const runId = `rt${Date.now().toString(36)}`
   const steps: Array<[string, (i: number) => Promise<unknown>]> = [
@@ -623,7 +623,7 @@ async function phaseRoundTrips (work: string, childScript: string, servers: Serv
     // The priority changes every time: the update moves the dashboard counters too.
     ['updateTask', (i) => expectOk('update task', api(s.url, 'PUT', `/api/tasks/${subject.id}`, { description: `round ${i}`, priority: i % 2 === 0 ? 'high' : 'low' }, auth))],
     ['updateTaskStatus', (i) => expectOk('status', api(s.url, 'PUT', `/api/tasks/${subject.id}/status`, { status: i % 2 === 0 ? 'in_progress' : 'open' }, auth))],
-    ['ingestEvents', (i) => expectOk('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', runId, 1 + i, 1)[0], { 'x-api-key': account.api_key }))],
+    ['ingestEvents', (i) => expectOk('ingest', api(s.url, 'POST', '/api/events/ingest', envelopes('999999999998', runId, 1 + i, 1)[0], { 'x-api-key': apiKey }))],
     ['login', () => expectOk('login', api(s.url, 'POST', '/api/auth/login', { email: ADMIN.email, password: ADMIN.password }))]
   ]
   for (const [, step] of steps) {

@@ -85,11 +85,11 @@ export async function passwordWeakness (password: string, context: { email?: str
   if (new Set(lower).size < 4) return 'is too repetitive'
   // A common password, the same repeated, or with digits and symbols appended, is still common.
   const stem = lower.replace(/[\d\W_]+$/u, '')
-  const COMMON = await commonPasswords()
-  if (COMMON.has(lower) || (stem.length >= 4 && COMMON.has(stem))) return 'is too common'
+  const commonList = await commonPasswords()
+  if (commonList.has(lower) || (stem.length >= 4 && commonList.has(stem))) return 'is too common'
   for (let size = 1; size <= lower.length / 2; size++) {
     if (lower.length % size === 0 && lower.slice(0, size).repeat(lower.length / size) === lower) {
-      if (size < 6 || COMMON.has(lower.slice(0, size))) return 'is too repetitive'
+      if (size < 6 || commonList.has(lower.slice(0, size))) return 'is too repetitive'
     }
   }
   const email = context.email === undefined ? undefined : policyForm(context.email)

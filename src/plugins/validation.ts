@@ -15,10 +15,12 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv
  * boot (compiling all of them was ~300 ms of the start-up). With `eager` (EAGER_SCHEMAS=true,
  * the tests' check) every schema compiles at boot as Fastify does it, and a bad one stops it.
  */
+/** What every validator shares: all errors, unknown properties kept (and refused by the schemas), defaults applied. */
+const AJV_OPTIONS: Options = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false }
+
 export function createValidatorCompiler ({ eager = false }: { eager?: boolean } = {}): FastifySchemaCompiler<unknown> {
-  const common: Options = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false }
-  const url = addFormats(new Ajv({ ...common, coerceTypes: 'array' }))
-  const body = addFormats(new Ajv({ ...common, coerceTypes: false }))
+  const url = addFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: 'array' }))
+  const body = addFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: false }))
   return ({ schema, httpPart, method, url: path }) => {
     const compile = (): ValidateFunction => (httpPart === 'body' ? body : url).compile(schema as object)
     if (eager) return compile()
@@ -90,7 +92,7 @@ export interface BodyCheck { valid: boolean, errors: Array<{ path: string, messa
 export function compileBodyCheck (schema: object): (data: unknown) => BodyCheck {
   let compiled: ValidateFunction | undefined
   return (data) => {
-    const validate = compiled ??= addFormats(new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, strict: false, coerceTypes: false })).compile(schema)
+    const validate = compiled ??= addFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: false })).compile(schema)
     if (validate(data)) return { valid: true, errors: [] }
     return {
       valid: false,
